@@ -1,0 +1,62 @@
+"""loomdb: durable, queryable, branchable memory for AI agent loops.
+
+>>> import loomdb
+>>> db = loomdb.connect(":memory:")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .connect import connect
+from .cursor import Cursor, Row
+from .database import Branch, Commit, Database
+from .errors import (
+    BranchExistsError,
+    BranchNotFoundError,
+    CommitNotFoundError,
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotALoomStoreError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    ReadOnlyError,
+    StoreVersionError,
+    Warning,
+)
+
+__version__ = "0.1.0"
+
+# PEP 249 module globals.
+apilevel = "2.0"
+threadsafety = 2  # threads may share the module and connections (statements serialise)
+paramstyle = "pyformat"
+
+__all__ = [
+    "Branch",
+    "BranchExistsError",
+    "BranchNotFoundError",
+    "Commit",
+    "CommitNotFoundError",
+    "Cursor",
+    "DataError",
+    "Database",
+    "DatabaseError",
+    "Error",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "NotALoomStoreError",
+    "NotSupportedError",
+    "OperationalError",
+    "ProgrammingError",
+    "ReadOnlyError",
+    "Row",
+    "StoreVersionError",
+    "Warning",
+    "__version__",
+    "connect",
+]

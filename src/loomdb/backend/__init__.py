@@ -1,0 +1,1 @@
+"""Storage engines. Upper layers use only the :class:`~loomdb.backend.base.Backend` protocol."""

@@ -1,0 +1,464 @@
+"""The one public surface: a handle on a store, bound to a branch (and maybe a snapshot).
+
+Handles are cheap. ``branch()``, ``checkout()`` and ``as_of()`` return new
+handles that share the connection of the handle they came from; closing any
+of them closes the connection for all (use separate ``connect`` calls for
+independent connections, e.g. one per thread or process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from sqlglot import exp
+
+from . import errors, executor
+from .catalog import TableSchema
+from .cursor import Cursor, decoders, row_class
+from .sql.compile import Compiled, compile_query
+from .sql.dialect import parse
+from .sql.params import bind, normalize
+from .store import Store, Txn
+from .types import ColumnType, adapt_param, now_text, parse_timestamp
+from .versioning.lineage import Lineage
+
+
+class Commit(NamedTuple):
+    """One commit in ``Database.log()``."""
+
+    id: int
+    branch: str
+    message: str | None
+    author: str | None
+    time: dt.datetime
+    parents: tuple[int, ...]
+
+
+class Branch(NamedTuple):
+    """One branch in ``Database.branches()``."""
+
+    name: str
+    parent: str | None
+    fork: int | None
+    head: int
+    created: dt.datetime
+
+
+_READ_STATEMENTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Values)
+
+
+class Database:
+    """A handle on a loomdb store, bound to one branch (see ``loomdb.connect``)."""
+
+    def __init__(self, store: Store, bid: int, name: str, snapshot: int | None = None):
+        self._store = store
+        self._bid = bid
+        self._name = name
+        self._snapshot = snapshot
+        self._lineage: Lineage = store.lineage(bid, snapshot)
+
+    # -- identity ------------------------------------------------------------------------
+
+    @property
+    def branch_name(self) -> str:
+        """The name of the branch this handle reads and writes."""
+        return self._name
+
+    @property
+    def read_only(self) -> bool:
+        """True for a snapshot handle from ``as_of``."""
+        return self._snapshot is not None
+
+    @property
+    def head(self) -> int:
+        """The newest commit this handle sees (its snapshot for ``as_of`` handles)."""
+        with self._store.lock:
+            self._check_open()
+            return self._store.head(self._lineage)
+
+    def __repr__(self) -> str:
+        at = f" as of commit {self._snapshot}" if self._snapshot is not None else ""
+        return f"<loomdb.Database {self._store.backend.path!r} branch={self._name!r}{at}>"
+
+    # -- statements ------------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Cursor:
+        """Run one PostgreSQL-flavoured statement and return its cursor.
+
+        A write that changes at least one row, or the schema, is one commit
+        (unless a ``transaction()`` block is open). Raises ProgrammingError
+        for malformed SQL or parameters, NotSupportedError for constructs
+        outside loomdb's SQL, DataError/IntegrityError for values that do
+        not fit; the store is unchanged by a failed statement.
+        """
+        if not isinstance(sql, str):
+            raise errors.ProgrammingError(f"SQL must be a str, not {type(sql).__name__}")
+        with self._store.lock:
+            self._check_open()
+            self._store.refresh()
+            text, plan = normalize(sql, params is not None)
+            tree = parse(text)
+            values = bind(plan, params)
+            if isinstance(tree, _READ_STATEMENTS):
+                return self._select(text, tree, values)
+            return self._write(text, tree, [values])
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Cursor:
+        """Run one statement once per parameter set, all in one commit."""
+        with self._store.lock:
+            self._check_open()
+            self._store.refresh()
+            batches = list(seq_of_params)
+            has_params = bool(batches)
+            text, plan = normalize(sql, has_params)
+            tree = parse(text)
+            if isinstance(tree, _READ_STATEMENTS):
+                raise errors.ProgrammingError("executemany() runs writes; use execute() for queries")
+            return self._write(text, tree, [bind(plan, p) for p in batches])
+
+    def explain(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> str:
+        """The SQL loomdb runs for a query on this branch, and the engine's plan for it."""
+        with self._store.lock:
+            self._check_open()
+            self._store.refresh()
+            text, plan = normalize(sql, params is not None)
+            tree = parse(text)
+            values = bind(plan, params)
+            if not isinstance(tree, _READ_STATEMENTS):
+                raise errors.NotSupportedError("explain() takes a query (SELECT, VALUES or a set operation)")
+            compiled = self._compile(tree, key=text)
+            bound = self._adapt(compiled, values)
+            plan_lines = self._store.backend.query_plan(compiled.sql, bound)
+            return "SQL:\n  " + compiled.sql + "\nPLAN:\n" + "\n".join("  " + line for line in plan_lines)
+
+    def commit(self) -> None:
+        """PEP 249 ``commit``: a no-op, since every write outside ``transaction()`` commits itself."""
+
+    def rollback(self) -> None:
+        """PEP 249 ``rollback``: nothing is pending outside ``transaction()``, so a no-op."""
+
+    @contextlib.contextmanager
+    def transaction(self, message: str | None = None, author: str | None = None) -> Iterator[Database]:
+        """Make every statement in the block one commit; roll back if the block raises.
+
+        The block holds the store's write lock throughout (other writers wait).
+        Nested blocks join the outer one.
+        """
+        store = self._store
+        with store.lock:
+            self._check_open()
+            self._check_writable()
+            if store.txn is not None:
+                self._check_txn_branch(store.txn)
+                yield self
+                return
+            store.begin(self._bid, self._fork(), message, author, explicit=True)
+            try:
+                yield self
+            except BaseException:
+                store.finish(commit=False)
+                raise
+            store.finish(commit=True)
+
+    # -- branches and history -------------------------------------------------------------
+
+    def branch(self, name: str, from_: str | int | dt.datetime | None = None) -> Database:
+        """Create branch ``name`` in O(1) and return a handle bound to it.
+
+        ``from_``: None (this handle's head or snapshot), a branch name, a
+        commit id, or a datetime (the newest commit of this handle's
+        lineage at or before it). ``self`` stays on its branch.
+        """
+        with self._store.lock:
+            self._check_open()
+            store = self._store
+            if from_ is None:
+                parent, fork = self._bid, store.head(self._lineage)
+            elif isinstance(from_, str):
+                source = store.branch_by_name(from_)
+                parent, fork = source.bid, store.head(store.lineage(source.bid, None))
+            elif isinstance(from_, dt.datetime):
+                parent, fork = self._bid, store.commit_at(self._lineage, from_)
+            elif isinstance(from_, int) and not isinstance(from_, bool):
+                fork, parent = store.commit_info(from_)
+            else:
+                raise errors.ProgrammingError(
+                    f"from_ must be a branch name, a commit id or a datetime, not {type(from_).__name__}"
+                )
+            info = store.create_branch(name, parent, fork)
+            return Database(store, info.bid, info.name)
+
+    def checkout(self, name: str) -> Database:
+        """A handle on the existing branch ``name`` (BranchNotFoundError otherwise)."""
+        with self._store.lock:
+            self._check_open()
+            info = self._store.branch_by_name(name)
+            return Database(self._store, info.bid, info.name)
+
+    def as_of(self, when: int | dt.datetime) -> Database:
+        """A read-only handle on this branch's history at a commit id or a time."""
+        with self._store.lock:
+            self._check_open()
+            store = self._store
+            if isinstance(when, dt.datetime):
+                seq = store.commit_at(self._lineage, when)
+            elif isinstance(when, int) and not isinstance(when, bool):
+                seq, bid = store.commit_info(when)
+                if not self._lineage.contains(bid, seq):
+                    raise errors.CommitNotFoundError(f"commit {when} is not part of branch {self._name!r}'s history")
+            else:
+                raise errors.ProgrammingError(f"as_of takes a commit id or a datetime, not {type(when).__name__}")
+            return Database(store, self._bid, self._name, snapshot=seq)
+
+    def branches(self) -> list[Branch]:
+        """Every live branch, oldest first."""
+        with self._store.lock:
+            self._check_open()
+            store = self._store
+            out = []
+            infos = store.list_branches()
+            names = {i.bid: i.name for i in infos}
+            for info in infos:
+                parent = None
+                if info.parent is not None:
+                    parent = names.get(info.parent) or store.branch_by_id(info.parent).name
+                head = store.head(store.lineage(info.bid, None))
+                out.append(Branch(info.name, parent, info.fork, head, parse_timestamp(info.created)))
+            return out
+
+    def drop_branch(self, name: str) -> None:
+        """Remove branch ``name`` (not ``main``). Branches forked from it keep working."""
+        with self._store.lock:
+            self._check_open()
+            if self._store.txn is not None:
+                raise errors.ProgrammingError("cannot drop a branch inside a transaction")
+            self._store.drop_branch(name)
+
+    def log(self, branch: str | None = None, limit: int | None = None) -> list[Commit]:
+        """Commits of ``branch`` (default: this handle's), newest first, through its lineage."""
+        with self._store.lock:
+            self._check_open()
+            store = self._store
+            if branch is None:
+                lineage = self._lineage
+            else:
+                lineage = store.lineage(store.branch_by_name(branch).bid, None)
+            if limit is not None and (not isinstance(limit, int) or limit < 0):
+                raise errors.ProgrammingError(f"limit must be a non-negative int, not {limit!r}")
+            return [
+                Commit(seq, name, message, author, time, tuple(p for p in (parent, merge) if p is not None))
+                for seq, name, message, author, time, parent, merge in store.log(lineage, limit)
+            ]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (shared by every handle derived from this one)."""
+        with self._store.lock:
+            self._store.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._store.closed
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals used by the executor -------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._store.closed:
+            raise errors.InterfaceError("this loomdb handle is closed")
+
+    def _check_writable(self) -> None:
+        if self._snapshot is not None:
+            raise errors.ReadOnlyError(
+                f"this handle is a read-only snapshot of {self._name!r} at commit {self._snapshot};"
+                " use branch() to write from there"
+            )
+
+    def _check_txn_branch(self, txn: Txn) -> None:
+        if txn.bid != self._bid:
+            other = self._store.branch_by_id(txn.bid).name
+            raise errors.ProgrammingError(
+                f"a transaction on branch {other!r} is open on this connection; finish it before writing"
+                f" to {self._name!r} (or use a separate connect())"
+            )
+
+    def _fork(self) -> int | None:
+        return self._store.branch_by_id(self._bid).fork
+
+    def _require_txn(self) -> Txn:
+        txn = self._store.txn
+        if txn is None:
+            raise errors.InternalError("write outside a transaction")
+        return txn
+
+    def _schemas(self) -> dict[str, TableSchema]:
+        return self._store.schemas(self._lineage)
+
+    def _compile(
+        self,
+        tree: exp.Expression,
+        *,
+        key: Any,
+        hidden_alias: str | None = None,
+        hints: Mapping[int, ColumnType] | None = None,
+        vid_param: int | None = None,
+        vid_alias: str | None = None,
+    ) -> Compiled:
+        cache_key = (key, self._lineage, hidden_alias, vid_param, vid_alias)
+        compiled = self._store.compiled.get(cache_key)
+        if compiled is None:
+            store, lineage = self._store, self._lineage
+            compiled = compile_query(
+                tree,
+                self._schemas(),
+                lambda schema, alias, hidden, vids: store.view_sql(schema, lineage, alias, hidden, vids),
+                dialect=store.backend.dialect,
+                hidden_alias=hidden_alias,
+                extra_param_types=hints,
+                vid_param_probe=vid_param,
+                vid_alias=vid_alias,
+            )
+            self._store.compiled[cache_key] = compiled
+        return compiled
+
+    def _adapt(self, compiled: Compiled, values: Sequence[Any]) -> list[Any]:
+        if len(values) < compiled.nparams:
+            raise errors.ProgrammingError(
+                f"the statement needs {compiled.nparams} parameter(s) but {len(values)} were given"
+            )
+        types = compiled.param_types
+        return [adapt_param(v, types.get(i + 1)) for i, v in enumerate(values[: compiled.nparams])]
+
+    def _run_compiled(self, compiled: Compiled, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        backend = self._store.backend
+        bound = self._adapt(compiled, values)
+        try:
+            return list(backend.execute(compiled.sql, bound))
+        except errors.Error:
+            raise
+        except Exception as exc:  # errors raised while stepping the statement
+            raise backend.translate(exc) from None
+
+    def _select(self, key: str, tree: exp.Expression, values: list[Any]) -> Cursor:
+        compiled = self._compile(tree, key=key)
+        if self._store.txn is None:
+            self._store.backend.set_statement_time(now_text())
+        rows = self._run_compiled(compiled, values)
+        return self._cursor(compiled, rows)
+
+    def _cursor(self, compiled: Compiled, rows: list[tuple[Any, ...]], rowcount: int = -1) -> Cursor:
+        shape = self._store.compiled.get(("shape", id(compiled)))
+        if shape is None or shape[0] is not compiled:
+            shape = (compiled, row_class(compiled.names), decoders(compiled.types))
+            self._store.compiled[("shape", id(compiled))] = shape
+        return Cursor(
+            iter(rows), compiled.names, compiled.types, rowcount=rowcount, row_type=shape[1], decode=shape[2]
+        )
+
+    def _write(self, key: str, tree: exp.Expression, batches: list[list[Any]]) -> Cursor:
+        self._check_writable()
+        store = self._store
+        runner = _WRITERS.get(type(tree))
+        if runner is None:
+            raise _unsupported(tree)
+        own = store.txn is None
+        if own:
+            store.begin(self._bid, self._fork(), None, None, explicit=False)
+        else:
+            self._check_txn_branch(store.txn)  # type: ignore[arg-type]
+        try:
+            total = 0
+            result = None
+            for values in batches:
+                result = runner(self, tree, values, key)
+                total += result.rowcount
+        except BaseException:
+            if own:
+                store.finish(commit=False)
+            raise
+        if own:
+            store.finish(commit=True)
+        if result is not None and result.returning is not None:
+            return self._cursor(result.returning, result.returning_rows or [], rowcount=total)
+        return Cursor(None, rowcount=total)
+
+    def _parse_fragment(self, sql: str) -> exp.Expression:
+        return parse("SELECT " + sql).expressions[0]
+
+    def _evaluate(
+        self,
+        expressions: list[exp.Expression],
+        params: Sequence[Any],
+        key: Any = None,
+        hints: Mapping[int, ColumnType] | None = None,
+    ) -> list[Any]:
+        """Compute expressions (which may hold subqueries) on this branch; storage values."""
+        select = exp.Select(expressions=[e.copy() for e in expressions])
+        compiled = self._compile(select, key=("evaluate", key if key is not None else select.sql()), hints=hints)
+        rows = self._run_compiled(compiled, params)
+        return list(rows[0])
+
+    def _lookup_key(self, schema: TableSchema, key: tuple[str, ...], values: tuple[Any, ...]) -> tuple[int, int] | None:
+        """``(row identity, version id)`` of the visible row whose ``key`` equals ``values``."""
+        cache_key = ("key", schema.tid, schema.physical, key, self._lineage, id(schema))
+        sql = self._store.compiled.get(cache_key)
+        if sql is None:
+            view = self._store.view_sql(schema, self._lineage, "t", True)
+            cond = " AND ".join(f't."{c}" = ?' for c in key)
+            sql = f"SELECT t._loom_rid, t._loom_vid FROM {view} AS t WHERE {cond} LIMIT 1"
+            self._store.compiled[cache_key] = sql
+        row = next(self._store.backend.execute(sql, list(values)), None)
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def _first_duplicate(self, schema: TableSchema, cols: tuple[str, ...]) -> tuple[Any, ...] | None:
+        view = self._store.view_sql(schema, self._lineage, "t", False)
+        names = ", ".join(f't."{c}"' for c in cols)
+        not_null = " AND ".join(f't."{c}" IS NOT NULL' for c in cols)
+        sql = f"SELECT {names} FROM {view} AS t WHERE {not_null} GROUP BY {names} HAVING count(*) > 1 LIMIT 1"
+        return next(self._store.backend.execute(sql), None)
+
+    def _count_rows(self, schema: TableSchema) -> int:
+        view = self._store.view_sql(schema, self._lineage, "t", False)
+        return int(next(self._store.backend.execute(f"SELECT count(*) FROM {view} AS t"))[0])
+
+
+def _run_create(db: Database, tree: exp.Create, values: list[Any], key: str) -> executor.WriteResult:
+    kind = str(tree.args.get("kind") or "").upper()
+    if kind == "TABLE":
+        return executor.run_create_table(db, tree)
+    if kind == "INDEX":
+        return executor.run_create_index(db, tree)
+    raise errors.NotSupportedError(f"CREATE {kind} is not supported by loomdb")
+
+
+_WRITERS = {
+    exp.Insert: executor.run_insert,
+    exp.Update: executor.run_update,
+    exp.Delete: executor.run_delete,
+    exp.Create: _run_create,
+    exp.Drop: lambda db, tree, values, key: executor.run_drop(db, tree),
+    exp.Alter: lambda db, tree, values, key: executor.run_alter(db, tree),
+    exp.TruncateTable: lambda db, tree, values, key: executor.run_truncate(db, tree, key),
+}
+
+
+def _unsupported(tree: exp.Expression) -> errors.Error:
+    if isinstance(tree, (exp.Transaction, exp.Commit, exp.Rollback)):
+        return errors.NotSupportedError(
+            "transaction statements (BEGIN/COMMIT/ROLLBACK) are not run as SQL; use `with db.transaction():`"
+        )
+    if isinstance(tree, exp.Command):
+        return errors.NotSupportedError(f"{str(tree.this).upper()} statements are not supported by loomdb")
+    if isinstance(tree, exp.Alias) or isinstance(tree, exp.Column):
+        return errors.ProgrammingError(f"syntax error at or near {tree.sql(dialect='postgres').split()[0]!r}")
+    name = type(tree).__name__.upper()
+    return errors.NotSupportedError(f"{name} statements are not supported by loomdb")

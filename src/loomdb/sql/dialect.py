@@ -1,0 +1,214 @@
+"""The SQL dialects loomdb reads and writes.
+
+loomdb reads PostgreSQL with pgvector's operators. sqlglot's Postgres dialect
+knows ``<->`` but reads ``<=>`` as MySQL's null-safe equality and fails on
+``<#>``; :class:`LoomPostgres` fixes both. :class:`LoomSQLite` writes what the
+SQLite backend runs: vector operators become sqlite-vec / loomdb functions,
+JSONB containment and NOW() become loomdb's SQL functions.
+
+>>> parse("SELECT id FROM t ORDER BY e <=> %s LIMIT 5").sql(dialect=LoomSQLite)
+'SELECT id FROM t ORDER BY vec_distance_cosine(e, ?) NULLS LAST LIMIT 5'
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import logging
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.dialects.sqlite import SQLite
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
+
+from ..errors import NotSupportedError, ProgrammingError
+
+
+# sqlglot logs a warning when it falls back to a generic Command; loomdb reports
+# those statements itself with NotSupportedError.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+
+class CosineDistance(exp.Expression, exp.Binary):
+    """pgvector's ``a <=> b``: cosine distance."""
+
+
+class NegativeInnerProduct(exp.Expression, exp.Binary):
+    """pgvector's ``a <#> b``: the negative inner product."""
+
+
+# Token types sqlglot does not use for PostgreSQL; they carry pgvector's operators.
+_COSINE_TOKEN = TokenType.NULLSAFE_EQ
+_INNER_TOKEN = TokenType.DOTCARET
+
+VECTOR_OPERATORS = (exp.Distance, CosineDistance, NegativeInnerProduct)
+VECTOR_FUNCTIONS = {"l2_distance", "cosine_distance", "inner_product", "vector_dims", "vector_norm"}
+
+
+class LoomPostgres(Postgres):
+    """PostgreSQL as loomdb reads it: Postgres plus pgvector's operators."""
+
+    class Tokenizer(Postgres.Tokenizer):
+        KEYWORDS = {
+            **Postgres.Tokenizer.KEYWORDS,
+            "<=>": _COSINE_TOKEN,
+            "<#>": _INNER_TOKEN,
+        }
+
+    class Parser(Postgres.Parser):
+        # pgvector's operators bind like PostgreSQL's "any other operator":
+        # looser than + and -, tighter than comparisons.
+        EQUALITY = {k: v for k, v in Postgres.Parser.EQUALITY.items() if k != _COSINE_TOKEN}
+        FACTOR = {k: v for k, v in Postgres.Parser.FACTOR.items() if v is not exp.Distance}
+        BITWISE = {
+            **Postgres.Parser.BITWISE,
+            TokenType.LR_ARROW: exp.Distance,
+            _COSINE_TOKEN: CosineDistance,
+            _INNER_TOKEN: NegativeInnerProduct,
+        }
+
+    class Generator(Postgres.Generator):
+        TRANSFORMS = {
+            **Postgres.Generator.TRANSFORMS,
+            CosineDistance: lambda self, e: self.binary(e, "<=>"),
+            NegativeInnerProduct: lambda self, e: self.binary(e, "<#>"),
+        }
+
+
+def _func(name: str):
+    def generate(self: SQLite.Generator, e: exp.Expression) -> str:
+        return self.func(name, e.this, e.expression)
+
+    return generate
+
+
+# Casts whose SQLite spelling would lose the PostgreSQL meaning.
+_CAST_FUNCTIONS = {
+    exp.DataType.Type.JSON: None,  # stored as JSON text already: the cast is a no-op
+    exp.DataType.Type.JSONB: None,
+    exp.DataType.Type.UUID: None,
+    exp.DataType.Type.VECTOR: "vec_f32",
+    exp.DataType.Type.TIMESTAMP: "loom_timestamp",
+    exp.DataType.Type.TIMESTAMPTZ: "loom_timestamp",
+    exp.DataType.Type.DATE: "loom_date",
+    exp.DataType.Type.BOOLEAN: "loom_bool",
+    exp.DataType.Type.DECIMAL: "loom_numeric",
+}
+
+
+def _cast(self: SQLite.Generator, e: exp.Cast) -> str:
+    kind = e.to.this
+    if kind in _CAST_FUNCTIONS:
+        name = _CAST_FUNCTIONS[kind]
+        return self.sql(e.this) if name is None else self.func(name, e.this)
+    return self.cast_sql(e)
+
+
+_RENAMED_FUNCTIONS = {
+    "L2_DISTANCE": "vec_distance_l2",
+    "JSONB_ARRAY_LENGTH": "json_array_length",
+    "JSONB_BUILD_OBJECT": "json_object",
+    "JSON_BUILD_OBJECT": "json_object",
+    "JSONB_BUILD_ARRAY": "json_array",
+    "JSON_BUILD_ARRAY": "json_array",
+    "JSONB_AGG": "json_group_array",
+    "JSONB_OBJECT_AGG": "json_group_object",
+    "JSON_OBJECT_AGG": "json_group_object",
+    "INNER_PRODUCT": "loom_inner_product",
+    "VECTOR_DIMS": "vec_length",
+    "VECTOR_NORM": "loom_vector_norm",
+}
+
+
+def _anonymous(self: SQLite.Generator, e: exp.Anonymous) -> str:
+    name = _RENAMED_FUNCTIONS.get(str(e.this).upper())
+    if name is None:
+        return self.anonymous_sql(e)
+    return self.func(name, *e.expressions)
+
+
+def _json_path(self: SQLite.Generator, path: exp.Expression) -> str:
+    """PostgreSQL's text-array path '{a,0,b}' as a SQLite JSON path '$.a[0].b'."""
+    if not isinstance(path, exp.Literal) or not path.is_string:
+        raise NotSupportedError("#> and #>> need a constant path such as '{a,b}'")
+    out = "$"
+    for part in path.this.strip("{}").split(","):
+        part = part.strip().strip('"')
+        out += f"[{part}]" if part.lstrip("-").isdigit() else '."' + part.replace('"', '\\"') + '"'
+    return self.sql(exp.Literal.string(out))
+
+
+def _has_key(self: SQLite.Generator, e: exp.Expression) -> str:
+    key = e.expression
+    if isinstance(key, exp.Literal):
+        path = exp.Literal.string('$."' + key.this.replace('"', '\\"') + '"')
+        return f"(json_type({self.sql(e.this)}, {self.sql(path)}) IS NOT NULL)"
+    return f"(json_type({self.sql(e.this)}, '$.\"' || {self.sql(key)} || '\"') IS NOT NULL)"
+
+
+class LoomSQLite(SQLite):
+    """SQLite as the loomdb backend runs it (functions registered by the backend).
+
+    NULLs sort in SQLite's own order (first ascending, last descending) unless
+    a query says NULLS FIRST/LAST: spelling out PostgreSQL's order on every
+    ORDER BY would stop SQLite from reading an index in order, turning the
+    "latest step" lookup into a sort.
+    """
+
+    NULL_ORDERING = "nulls_are_large"
+
+    class Generator(SQLite.Generator):
+        TRANSFORMS = {
+            **SQLite.Generator.TRANSFORMS,
+            exp.Distance: _func("vec_distance_l2"),
+            CosineDistance: _func("vec_distance_cosine"),
+            NegativeInnerProduct: _func("loom_negative_inner_product"),
+            exp.ArrayContainsAll: _func("loom_jsonb_contains"),
+            exp.ArrayContainedBy: _func("loom_jsonb_contained"),
+            exp.CurrentTimestamp: lambda self, e: "loom_now()",
+            exp.ILike: lambda self, e: (
+                f"LOWER({self.sql(e.this)}) LIKE LOWER({self.sql(e.expression)})"
+            ),
+            exp.Cast: _cast,
+            exp.CosineDistance: _func("vec_distance_cosine"),
+            exp.JSONBExtract: lambda self, e: f"({self.sql(e.this)} -> {_json_path(self, e.expression)})",
+            exp.JSONBExtractScalar: lambda self, e: f"({self.sql(e.this)} ->> {_json_path(self, e.expression)})",
+            exp.JSONBContainsTopKey: _has_key,
+            exp.Anonymous: _anonymous,
+            exp.Parameter: lambda self, e: f"?{e.this.name}",
+        }
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(sql: str) -> tuple[exp.Expression, ...]:
+    try:
+        statements = sqlglot.parse(sql, dialect=LoomPostgres)
+    except ParseError as err:
+        detail = err.errors[0] if err.errors else {}
+        where = ""
+        if detail.get("line") is not None:
+            where = f" at line {detail['line']}, column {detail['col']}"
+        near = detail.get("highlight") or ""
+        desc = detail.get("description") or str(err)
+        raise ProgrammingError(f"syntax error{where}" + (f" near {near!r}" if near else "") + f": {desc}") from None
+    except TokenError as err:
+        raise ProgrammingError(f"syntax error: {err}") from None
+    return tuple(s for s in statements if s is not None)
+
+
+def parse(sql: str) -> exp.Expression:
+    """Parse one PostgreSQL statement (cached by text; callers must not mutate the result).
+
+    Raises ProgrammingError with the position for malformed SQL, and for text
+    holding no statement or more than one.
+    """
+    statements = _parse_cached(sql)
+    if not statements:
+        raise ProgrammingError("empty statement: the SQL text holds no statement")
+    if len(statements) > 1:
+        raise ProgrammingError(
+            f"the SQL text holds {len(statements)} statements; execute them one at a time"
+        )
+    return statements[0]

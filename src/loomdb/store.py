@@ -1,0 +1,481 @@
+"""One open store: the connection, the catalog (branches, commits, schemas), caches.
+
+Every :class:`~loomdb.database.Database` handle derived from one ``connect``
+shares one Store. The Store owns the write transaction state, so that one
+commit is written per write statement (or per ``transaction()`` block).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors
+from .catalog import TableSchema
+from .sql.compile import Compiled
+from .types import now_text, parse_timestamp
+from .versioning.lineage import INF_SEQ, Lineage, build_lineage, commits_sql, visibility_sql
+
+FORMAT_VERSION = 1
+
+_CATALOG = [
+    "CREATE TABLE loom_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE loom_branches (bid INTEGER PRIMARY KEY, name TEXT NOT NULL, parent INTEGER,"
+    " fork INTEGER, created TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0)",
+    "CREATE UNIQUE INDEX loom_branches_live_name ON loom_branches (name) WHERE dropped = 0",
+    "CREATE TABLE loom_commits (seq INTEGER PRIMARY KEY, bid INTEGER NOT NULL, parent INTEGER,"
+    " merge_parent INTEGER, message TEXT, author TEXT, time TEXT NOT NULL)",
+    "CREATE INDEX loom_commits_branch ON loom_commits (bid, seq)",
+    "CREATE TABLE loom_schema (id INTEGER PRIMARY KEY, bid INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " name TEXT NOT NULL, definition TEXT)",
+    "CREATE TABLE loom_tables (tid INTEGER PRIMARY KEY, physical TEXT NOT NULL, columns TEXT NOT NULL)",
+    "CREATE TABLE loom_serial (tid INTEGER NOT NULL, phys TEXT NOT NULL, value INTEGER NOT NULL,"
+    " PRIMARY KEY (tid, phys))",
+]
+
+_BRANCH_NAME = re.compile(r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\-/@+=:]*$")
+
+
+@dataclass(frozen=True)
+class BranchInfo:
+    bid: int
+    name: str
+    parent: int | None
+    fork: int | None
+    created: str
+    dropped: bool
+
+
+@dataclass
+class Txn:
+    """The write transaction open on this connection."""
+
+    bid: int
+    fork: int | None
+    message: str | None
+    author: str | None
+    now: str
+    explicit: bool
+    seq: int | None = None
+    ddl: bool = False
+
+
+class Store:
+    """Catalog access and caches over one backend connection."""
+
+    def __init__(self, backend: Any):
+        self.backend = backend
+        self.lock = threading.RLock()
+        self.txn: Txn | None = None
+        self.closed = False
+        self._epoch = -1
+        self._schema_rows: list[tuple[int, int, str, str | None]] | None = None
+        self._schemas: dict[Lineage, dict[str, TableSchema]] = {}
+        self._lineages: dict[tuple[int, int | None], Lineage] = {}
+        self._branches: dict[int, BranchInfo] = {}
+        self.compiled: dict[tuple[Any, ...], Any] = {}
+        self._open()
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        backend = self.backend
+        try:
+            if not backend.has_table("loom_meta"):
+                if not backend.is_empty():
+                    raise errors.NotALoomStoreError(
+                        f"{backend.path} is a SQLite database but not a loomdb store; it was left untouched"
+                    )
+                self._initialise()
+            fmt = self._meta("format")
+            if fmt is None:
+                raise errors.NotALoomStoreError(f"{backend.path} has no loomdb format record; it was left untouched")
+            if int(fmt) > FORMAT_VERSION:
+                raise errors.StoreVersionError(
+                    f"{backend.path} uses store format {fmt}, newer than this loomdb supports"
+                    f" ({FORMAT_VERSION}); upgrade loomdb to open it"
+                )
+        except errors.Error:
+            backend.close()
+            raise
+        self.refresh(force=True)
+
+    def _initialise(self) -> None:
+        backend = self.backend
+        backend.enable_wal()
+        backend.begin_write()
+        try:
+            if backend.has_table("loom_meta"):  # another process got there first
+                backend.commit()
+                return
+            for statement in _CATALOG:
+                for _ in backend.execute(statement):
+                    pass
+            now = now_text()
+            for key, value in (("format", str(FORMAT_VERSION)), ("epoch", "0"), ("created", now)):
+                backend.execute("INSERT INTO loom_meta (key, value) VALUES (?, ?)", (key, value))
+            backend.execute(
+                "INSERT INTO loom_branches (bid, name, parent, fork, created) VALUES (1, 'main', NULL, NULL, ?)",
+                (now,),
+            )
+            backend.execute(
+                "INSERT INTO loom_commits (seq, bid, parent, message, author, time)"
+                " VALUES (1, 1, NULL, 'create store', NULL, ?)",
+                (now,),
+            )
+            backend.commit()
+        except BaseException:
+            backend.rollback()
+            raise
+
+    def _meta(self, key: str) -> str | None:
+        row = next(self.backend.execute("SELECT value FROM loom_meta WHERE key = ?", (key,)), None)
+        return None if row is None else row[0]
+
+    # -- cache coherence -----------------------------------------------------------------
+
+    def refresh(self, force: bool = False) -> None:
+        """Drop caches when another connection changed the schema (cheap when none did)."""
+        if not (self.backend.others_committed() or force):
+            return
+        epoch = int(self._meta("epoch") or 0)
+        if epoch != self._epoch or force:
+            self._epoch = epoch
+            self.invalidate()
+
+    def invalidate(self) -> None:
+        self._schema_rows = None
+        self._schemas.clear()
+        self.compiled.clear()
+
+    def bump_epoch(self) -> None:
+        """Record a schema change (inside the open write transaction)."""
+        self.backend.execute("UPDATE loom_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'epoch'")
+        self._epoch = int(self._meta("epoch") or 0)
+        self.invalidate()
+        if self.txn is not None:
+            self.txn.ddl = True
+
+    # -- branches ------------------------------------------------------------------------
+
+    def _row_to_branch(self, row: tuple[Any, ...]) -> BranchInfo:
+        return BranchInfo(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+
+    def branch_by_name(self, name: str) -> BranchInfo:
+        if not isinstance(name, str):
+            raise errors.ProgrammingError(f"a branch name is a str, not {type(name).__name__}")
+        row = next(
+            self.backend.execute(
+                "SELECT bid, name, parent, fork, created, dropped FROM loom_branches WHERE name = ? AND dropped = 0",
+                (name,),
+            ),
+            None,
+        )
+        if row is None:
+            raise errors.BranchNotFoundError(f"branch {name!r} does not exist")
+        info = self._row_to_branch(row)
+        self._branches[info.bid] = info
+        return info
+
+    def branch_by_id(self, bid: int) -> BranchInfo:
+        info = self._branches.get(bid)
+        if info is None:
+            row = next(
+                self.backend.execute(
+                    "SELECT bid, name, parent, fork, created, dropped FROM loom_branches WHERE bid = ?", (bid,)
+                ),
+                None,
+            )
+            if row is None:
+                raise errors.InternalError(f"branch id {bid} is missing from the catalog")
+            info = self._row_to_branch(row)
+            self._branches[bid] = info
+        return info
+
+    def list_branches(self) -> list[BranchInfo]:
+        rows = self.backend.execute(
+            "SELECT bid, name, parent, fork, created, dropped FROM loom_branches WHERE dropped = 0 ORDER BY bid"
+        )
+        return [self._row_to_branch(r) for r in rows]
+
+    def lineage(self, bid: int, snapshot: int | None) -> Lineage:
+        key = (bid, snapshot)
+        lineage = self._lineages.get(key)
+        if lineage is None:
+            chain: list[tuple[int, int | None]] = []
+            current: int | None = bid
+            while current is not None:
+                info = self.branch_by_id(current)
+                chain.append((info.bid, info.fork))
+                current = info.parent
+            lineage = build_lineage(chain, snapshot)
+            self._lineages[key] = lineage
+        return lineage
+
+    def head(self, lineage: Lineage) -> int:
+        """The newest commit visible through ``lineage``."""
+        if lineage.snapshot is not None:
+            return lineage.snapshot
+        row = next(self.backend.execute("SELECT max(seq) FROM loom_commits WHERE bid = ?", (lineage.bid,)))
+        if row[0] is not None:
+            return int(row[0])
+        fork = self.branch_by_id(lineage.bid).fork
+        return int(fork) if fork is not None else 0
+
+    def validate_branch_name(self, name: Any) -> str:
+        if not isinstance(name, str) or not name:
+            raise errors.ProgrammingError(f"a branch name must be a non-empty str, not {name!r}")
+        if len(name) > 200 or not _BRANCH_NAME.match(name) or "//" in name or name.endswith("/"):
+            raise errors.ProgrammingError(
+                f"invalid branch name {name!r}: use letters, digits and . _ - / (not leading, trailing or doubled /)"
+            )
+        return name
+
+    def create_branch(self, name: str, parent: int, fork: int) -> BranchInfo:
+        self.validate_branch_name(name)
+        self.begin_catalog_write()
+        try:
+            exists = next(
+                self.backend.execute("SELECT 1 FROM loom_branches WHERE name = ? AND dropped = 0", (name,)), None
+            )
+            if exists is not None:
+                raise errors.BranchExistsError(f"branch {name!r} already exists")
+            parent_row = next(
+                self.backend.execute("SELECT dropped FROM loom_branches WHERE bid = ?", (parent,)), None
+            )
+            if parent_row is None or parent_row[0]:
+                raise errors.BranchNotFoundError(f"the branch to fork from ({self.branch_by_id(parent).name!r}) was dropped")
+            row = next(
+                self.backend.execute(
+                    "INSERT INTO loom_branches (name, parent, fork, created) VALUES (?, ?, ?, ?) RETURNING bid",
+                    (name, parent, fork, now_text()),
+                )
+            )
+            self.end_catalog_write(commit=True)
+        except BaseException:
+            self.end_catalog_write(commit=False)
+            raise
+        return self.branch_by_id(int(row[0]))
+
+    def drop_branch(self, name: str) -> None:
+        info = self.branch_by_name(name)
+        if info.bid == 1:
+            raise errors.ProgrammingError("branch 'main' cannot be dropped")
+        self.begin_catalog_write()
+        try:
+            self.backend.execute("UPDATE loom_branches SET dropped = 1 WHERE bid = ?", (info.bid,))
+            self.end_catalog_write(commit=True)
+        except BaseException:
+            self.end_catalog_write(commit=False)
+            raise
+        self._branches.pop(info.bid, None)
+
+    def begin_catalog_write(self) -> None:
+        """Catalog writes join an open transaction, or make their own."""
+        self._catalog_own_txn = self.txn is None
+        if self._catalog_own_txn:
+            self.backend.begin_write()
+
+    def end_catalog_write(self, commit: bool) -> None:
+        if self._catalog_own_txn:
+            if commit:
+                self.backend.commit()
+            else:
+                self.backend.rollback()
+
+    # -- commits -------------------------------------------------------------------------
+
+    def commit_info(self, seq: int) -> tuple[int, int]:
+        """``(seq, bid)`` of an existing commit; CommitNotFoundError otherwise."""
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            raise errors.ProgrammingError(f"a commit id is an int, not {type(seq).__name__}")
+        row = next(self.backend.execute("SELECT seq, bid FROM loom_commits WHERE seq = ?", (seq,)), None)
+        if row is None:
+            raise errors.CommitNotFoundError(f"commit {seq} does not exist")
+        return int(row[0]), int(row[1])
+
+    def commit_at(self, lineage: Lineage, when: dt.datetime) -> int:
+        """The newest commit of ``lineage`` at or before ``when``."""
+        from .types import format_timestamp
+
+        row = next(
+            self.backend.execute(
+                f"SELECT max(c.seq) FROM loom_commits AS c WHERE {commits_sql(lineage)} AND c.time <= ?",
+                (format_timestamp(when),),
+            )
+        )
+        if row[0] is None:
+            raise errors.CommitNotFoundError(f"no commit at or before {when.isoformat()} on this branch's history")
+        return int(row[0])
+
+    def log(self, lineage: Lineage, limit: int | None) -> list[tuple[Any, ...]]:
+        sql = (
+            "SELECT c.seq, b.name, c.message, c.author, c.time, c.parent, c.merge_parent"
+            f" FROM loom_commits AS c JOIN loom_branches AS b ON b.bid = c.bid WHERE {commits_sql(lineage)}"
+            " ORDER BY c.seq DESC"
+        )
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (int(limit),)
+        return [
+            (seq, name, message, author, parse_timestamp(time), parent, merge)
+            for seq, name, message, author, time, parent, merge in self.backend.execute(sql, params)
+        ]
+
+    # -- write transactions ----------------------------------------------------------------
+
+    def begin(self, bid: int, fork: int | None, message: str | None, author: str | None, explicit: bool) -> Txn:
+        self.backend.begin_write()
+        now = now_text()
+        self.backend.set_statement_time(now)
+        self.txn = Txn(bid, fork, message, author, now, explicit)
+        # The schema may have changed between our last look and taking the lock.
+        self.refresh()
+        return self.txn
+
+    def ensure_commit(self, txn: Txn) -> int:
+        """Allocate this transaction's commit on first change; returns its id."""
+        if txn.seq is None:
+            row = next(
+                self.backend.execute(
+                    "INSERT INTO loom_commits (bid, parent, message, author, time)"
+                    " SELECT ?, COALESCE((SELECT max(seq) FROM loom_commits WHERE bid = ?), ?), ?, ?, ?"
+                    " WHERE EXISTS (SELECT 1 FROM loom_branches WHERE bid = ? AND dropped = 0)"
+                    " RETURNING seq",
+                    (txn.bid, txn.bid, txn.fork, txn.message, txn.author, txn.now, txn.bid),
+                ),
+                None,
+            )
+            if row is None:
+                raise errors.BranchNotFoundError(f"branch {self.branch_by_id(txn.bid).name!r} was dropped")
+            txn.seq = int(row[0])
+        return txn.seq
+
+    def finish(self, commit: bool) -> None:
+        """End the write transaction: commit when it changed something, else roll back."""
+        txn, self.txn = self.txn, None
+        if txn is None:
+            return
+        if commit and txn.seq is not None:
+            try:
+                self.backend.commit()
+            except BaseException:
+                self.backend.rollback()
+                self.invalidate()
+                raise
+        else:
+            self.backend.rollback()
+            if txn.ddl:
+                self.invalidate()
+
+    # -- schemas ---------------------------------------------------------------------------
+
+    def schemas(self, lineage: Lineage) -> dict[str, TableSchema]:
+        """The tables visible through ``lineage`` (newest schema entry per name)."""
+        found = self._schemas.get(lineage)
+        if found is not None:
+            return found
+        if self._schema_rows is None:
+            self._schema_rows = [
+                (int(b), int(s), n, d)
+                for b, s, n, d in self.backend.execute("SELECT bid, seq, name, definition FROM loom_schema ORDER BY id")
+            ]
+        best: dict[str, tuple[int, str | None]] = {}
+        for bid, seq, name, definition in self._schema_rows:
+            if lineage.contains(bid, seq):
+                previous = best.get(name)
+                if previous is None or seq >= previous[0]:
+                    best[name] = (seq, definition)
+        found = {name: TableSchema.from_json(d) for name, (_, d) in best.items() if d is not None}
+        self._schemas[lineage] = found
+        return found
+
+    def write_schema(self, txn: Txn, name: str, schema: TableSchema | None) -> None:
+        seq = self.ensure_commit(txn)
+        self.backend.execute(
+            "INSERT INTO loom_schema (bid, seq, name, definition) VALUES (?, ?, ?, ?)",
+            (txn.bid, seq, name, None if schema is None else schema.to_json()),
+        )
+        self.bump_epoch()
+
+    def new_table_id(self) -> int:
+        row = next(self.backend.execute("SELECT COALESCE(max(tid), 0) + 1 FROM loom_tables"))
+        return int(row[0])
+
+    def physical_columns(self, tid: int) -> dict[str, str]:
+        import json
+
+        row = next(self.backend.execute("SELECT columns FROM loom_tables WHERE tid = ?", (tid,)), None)
+        return {} if row is None else json.loads(row[0])
+
+    def record_physical(self, tid: int, physical: str, columns: dict[str, str]) -> None:
+        import json
+
+        self.backend.execute(
+            "INSERT INTO loom_tables (tid, physical, columns) VALUES (?, ?, ?)"
+            " ON CONFLICT (tid) DO UPDATE SET columns = excluded.columns",
+            (tid, physical, json.dumps(columns)),
+        )
+
+    def next_serial(self, tid: int, phys: str, at_least: int | None = None) -> int:
+        row = next(
+            self.backend.execute(
+                "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, 1)"
+                " ON CONFLICT (tid, phys) DO UPDATE SET value = value + 1 RETURNING value",
+                (tid, phys),
+            )
+        )
+        return int(row[0])
+
+    def bump_serial(self, tid: int, phys: str, value: int) -> None:
+        """Keep a SERIAL counter ahead of an explicitly inserted value."""
+        self.backend.execute(
+            "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (tid, phys) DO UPDATE SET value = max(value, excluded.value)",
+            (tid, phys, value),
+        )
+
+    # -- views -----------------------------------------------------------------------------
+
+    def view_sql(
+        self, schema: TableSchema, lineage: Lineage, alias: str, hidden: bool, vid_param: int | None = None
+    ) -> str:
+        """The SQL of ``schema``'s rows visible through ``lineage``, columns under their user names."""
+        cols = []
+        for column in schema.columns:
+            expr = f'_p."{column.phys}"'
+            if column.added_seq is not None and column.fill is not None:
+                expr = f"CASE WHEN _p._seq < {column.added_seq} THEN {_sql_literal(column.fill)} ELSE {expr} END"
+            cols.append(f'{expr} AS "{column.name}"')
+        if hidden:
+            cols += ["_p._vid AS _loom_vid", "_p._rid AS _loom_rid", "_p._bid AS _loom_bid", "_p._seq AS _loom_seq"]
+        where = visibility_sql(lineage, schema.physical, "_p")
+        if vid_param is not None:
+            where += f" AND _p._vid IN (SELECT value FROM json_each(?{vid_param}))"
+        return f'(SELECT {", ".join(cols)} FROM "{schema.physical}" AS _p WHERE {where})'
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.txn is not None:
+                self.finish(commit=False)
+            self.backend.close()
+
+
+def _sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, bytes):
+        return "X'" + value.hex() + "'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+__all__ = ["INF_SEQ", "BranchInfo", "Compiled", "Store", "Txn"]

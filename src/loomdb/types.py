@@ -1,0 +1,398 @@
+"""Column types: how each SQL type is declared, stored and returned.
+
+A value crosses three representations:
+
+* the Python value a user passes or receives (``dict``, ``datetime``,
+  ``numpy.ndarray``, ``Decimal``...);
+* the storage value the backend holds (for SQLite: JSON as compact text,
+  VECTOR as little-endian float32 bytes, TIMESTAMP as fixed-width UTC text
+  that sorts chronologically, NUMERIC as exact decimal text);
+* the backend's own result value, decoded back by :func:`from_storage`.
+
+>>> t = ColumnType.parse("VECTOR(3)")
+>>> t.kind, t.dim
+('vector', 3)
+>>> from_storage(to_storage([1, 2, 3], t, "e"), t).tolist()
+[1.0, 2.0, 3.0]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, NotSupportedError
+
+UTC = dt.timezone.utc
+
+# SQL type name (lower case, as sqlglot prints it for Postgres) -> kind.
+_KINDS: dict[str, str] = {
+    "text": "text",
+    "varchar": "text",
+    "char": "text",
+    "character": "text",
+    "character varying": "text",
+    "name": "text",
+    "citext": "text",
+    "smallint": "int",
+    "int": "int",
+    "integer": "int",
+    "bigint": "int",
+    "int2": "int",
+    "int4": "int",
+    "int8": "int",
+    "tinyint": "int",
+    "serial": "serial",
+    "bigserial": "serial",
+    "smallserial": "serial",
+    "real": "float",
+    "float": "float",
+    "float4": "float",
+    "float8": "float",
+    "double": "float",
+    "double precision": "float",
+    "numeric": "numeric",
+    "decimal": "numeric",
+    "boolean": "bool",
+    "bool": "bool",
+    "json": "json",
+    "jsonb": "json",
+    "timestamp": "timestamp",
+    "timestamptz": "timestamp",
+    "timestamp with time zone": "timestamp",
+    "timestamp without time zone": "timestamp",
+    "datetime": "timestamp",
+    "date": "date",
+    "bytea": "bytes",
+    "blob": "bytes",
+    "varbinary": "bytes",
+    "uuid": "uuid",
+    "vector": "vector",
+}
+
+# The SQLite type affinity each kind is stored with.
+_AFFINITY = {
+    "text": "TEXT",
+    "int": "INTEGER",
+    "serial": "INTEGER",
+    "float": "REAL",
+    "numeric": "NUMERIC_TEXT",
+    "bool": "INTEGER",
+    "json": "TEXT",
+    "timestamp": "TEXT",
+    "date": "TEXT",
+    "bytes": "BLOB",
+    "uuid": "TEXT",
+    "vector": "BLOB",
+}
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """A declared column type: its ``kind`` (one of the keys of the storage
+    rules), the SQL spelling the user wrote, and the vector dimension."""
+
+    kind: str
+    sql: str
+    dim: int | None = None
+
+    @classmethod
+    def parse(cls, sql_type: str) -> ColumnType:
+        """Parse a type as written in CREATE TABLE (``VARCHAR(20)``, ``VECTOR(1536)``).
+
+        Raises NotSupportedError naming the type when loomdb has no rule for it.
+        """
+        text = " ".join(sql_type.strip().lower().split())
+        base, _, rest = text.partition("(")
+        base = base.strip()
+        if base.endswith("[]"):
+            raise NotSupportedError(f"array type {sql_type!r} is not supported; use JSONB")
+        kind = _KINDS.get(base)
+        if kind is None:
+            raise NotSupportedError(f"column type {sql_type!r} is not supported")
+        dim = None
+        if kind == "vector":
+            digits = rest.rstrip(")").strip()
+            if not digits.isdigit() or int(digits) <= 0:
+                raise DataError(f"VECTOR needs a positive dimension, as in VECTOR(1536): got {sql_type!r}")
+            dim = int(digits)
+        return cls(kind, sql_type.strip().upper(), dim)
+
+    @property
+    def affinity(self) -> str:
+        """The SQLite column affinity used for the physical column."""
+        return _AFFINITY[self.kind]
+
+
+def format_timestamp(value: dt.datetime) -> str:
+    """Fixed-width UTC text that sorts chronologically (naive input counts as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    else:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    """Inverse of :func:`format_timestamp`; also reads ISO text a user wrote."""
+    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def now_text() -> str:
+    """The current time in storage form, with microsecond precision."""
+    return format_timestamp(dt.datetime.now(UTC))
+
+
+def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> bytes:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        if len(raw) % 4:
+            raise DataError(f"column {column!r}: a VECTOR blob must hold float32 values")
+        arr = np.frombuffer(raw, dtype="<f4")
+    elif isinstance(value, str):
+        try:
+            arr = np.asarray(json.loads(value), dtype="<f4")
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"column {column!r}: {value[:40]!r} is not a vector literal") from exc
+    else:
+        try:
+            arr = np.asarray(value, dtype="<f4")
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"column {column!r}: expected a list of numbers for VECTOR, got {type(value).__name__}") from exc
+    if arr.ndim != 1:
+        raise DataError(f"column {column!r}: a vector must be one-dimensional, got shape {arr.shape}")
+    if ctype is not None and ctype.dim is not None and arr.shape[0] != ctype.dim:
+        raise DataError(f"column {column!r} is VECTOR({ctype.dim}) but the value has {arr.shape[0]} dimensions")
+    if not np.isfinite(arr).all():
+        raise DataError(f"column {column!r}: a vector may not contain NaN or infinity")
+    return arr.tobytes()
+
+
+def _json_text(value: Any, column: str) -> str:
+    if isinstance(value, str):
+        # A str bound to JSON is JSON text, as in PostgreSQL.
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise DataError(f"column {column!r}: {value[:60]!r} is not valid JSON ({exc})") from exc
+    try:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"column {column!r}: value is not JSON-serialisable ({exc})") from exc
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
+    """Convert a Python (or already stored) value into the column's storage form.
+
+    Raises DataError naming the column when the value does not fit.
+    """
+    if value is None:
+        return None
+    kind = ctype.kind
+    try:
+        if kind == "text":
+            if isinstance(value, str):
+                return value
+            if isinstance(value, (dict, list)):
+                return json.dumps(value)
+            if isinstance(value, (bytes, bytearray)):
+                raise DataError(f"column {column!r} is TEXT; bytes need a BYTEA column")
+            return str(value)
+        if kind in ("int", "serial"):
+            if isinstance(value, bool):
+                return int(value)
+            if isinstance(value, (int, np.integer)):
+                return int(value)
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, Decimal) and value == value.to_integral_value():
+                return int(value)
+            if isinstance(value, str):
+                return int(value.strip())
+            raise DataError(f"column {column!r} is {ctype.sql}: {value!r} is not an integer")
+        if kind == "float":
+            if isinstance(value, str):
+                return float(value)
+            return float(value)
+        if kind == "numeric":
+            dec = value if isinstance(value, Decimal) else Decimal(str(value))
+            if not dec.is_finite():
+                raise DataError(f"column {column!r}: {value!r} is not a finite number")
+            return str(dec)
+        if kind == "bool":
+            if isinstance(value, (bool, int, np.bool_)):
+                return int(bool(value))
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("t", "true", "yes", "on", "1", "y"):
+                    return 1
+                if low in ("f", "false", "no", "off", "0", "n"):
+                    return 0
+            raise DataError(f"column {column!r} is BOOLEAN: {value!r} is not a boolean")
+        if kind == "json":
+            return _json_text(value, column)
+        if kind == "timestamp":
+            if isinstance(value, dt.datetime):
+                return format_timestamp(value)
+            if isinstance(value, dt.date):
+                return format_timestamp(dt.datetime(value.year, value.month, value.day))
+            if isinstance(value, str):
+                return format_timestamp(parse_timestamp(value))
+            raise DataError(f"column {column!r} is {ctype.sql}: {value!r} is not a timestamp")
+        if kind == "date":
+            if isinstance(value, dt.datetime):
+                return value.date().isoformat()
+            if isinstance(value, dt.date):
+                return value.isoformat()
+            if isinstance(value, str):
+                return dt.date.fromisoformat(value.strip()[:10]).isoformat()
+            raise DataError(f"column {column!r} is DATE: {value!r} is not a date")
+        if kind == "bytes":
+            if isinstance(value, (bytes, bytearray, memoryview)):
+                return bytes(value)
+            raise DataError(f"column {column!r} is BYTEA: expected bytes, got {type(value).__name__}")
+        if kind == "uuid":
+            return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+        if kind == "vector":
+            return _vector_bytes(value, ctype, column)
+    except DataError:
+        raise
+    except (ValueError, TypeError, InvalidOperation, OverflowError) as exc:
+        raise DataError(f"column {column!r} is {ctype.sql}: cannot store {value!r} ({exc})") from exc
+    raise NotSupportedError(f"column type {ctype.sql} is not supported")  # pragma: no cover
+
+
+def from_storage(value: Any, ctype: ColumnType | None) -> Any:
+    """Decode a backend value into the Python value users receive."""
+    if value is None or ctype is None:
+        return value
+    kind = ctype.kind
+    if kind == "json":
+        if isinstance(value, (bytes, str)):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+    if kind == "vector":
+        if isinstance(value, (bytes, memoryview)):
+            return np.frombuffer(value, dtype="<f4").copy()
+        if isinstance(value, str):
+            return np.asarray(json.loads(value), dtype=np.float32)
+        return value
+    if kind == "timestamp":
+        if isinstance(value, str):
+            try:
+                return parse_timestamp(value)
+            except ValueError:
+                return value
+        return value
+    if kind == "date":
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value[:10])
+            except ValueError:
+                return value
+        return value
+    if kind == "bool":
+        if isinstance(value, (int, float)):
+            return bool(value)
+        return value
+    if kind == "numeric":
+        if isinstance(value, (str, int)):
+            try:
+                return Decimal(value)
+            except InvalidOperation:
+                return value
+        if isinstance(value, float):
+            return Decimal(repr(value))
+        return value
+    if kind == "uuid":
+        if isinstance(value, str):
+            try:
+                return uuid.UUID(value)
+            except ValueError:
+                return value
+        return value
+    if kind in ("int", "serial"):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+    if kind == "float":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    return value
+
+
+def adapt_untyped(value: Any) -> Any:
+    """Bind a parameter whose column type is unknown by its Python type."""
+    if value is None or isinstance(value, (str, int, float, bytes)):
+        if isinstance(value, float) and math.isnan(value):
+            return value
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=_json_default)
+    if isinstance(value, np.ndarray):
+        return _vector_bytes(value, None, "parameter")
+    if isinstance(value, dt.datetime):
+        return format_timestamp(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise DataError(f"cannot bind a parameter of type {type(value).__name__}")
+
+
+def adapt_param(value: Any, ctype: ColumnType | None) -> Any:
+    """Bind a parameter by the type of the column or operator it meets."""
+    if ctype is None or value is None:
+        return adapt_untyped(value)
+    if ctype.kind == "vector":
+        return _vector_bytes(value, ctype if ctype.dim else None, "parameter")
+    if ctype.kind == "json" and not isinstance(value, str):
+        return _json_text(value, "parameter")
+    if ctype.kind in ("timestamp", "date", "numeric", "uuid", "bool"):
+        try:
+            return to_storage(value, ctype, "parameter")
+        except DataError:
+            return adapt_untyped(value)
+    return adapt_untyped(value)
+
+
+VECTOR_ANY = ColumnType("vector", "VECTOR")
+JSON_ANY = ColumnType("json", "JSONB")

@@ -1,0 +1,103 @@
+"""``make demo``: the brief's scenario runs end to end and tells what happened."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import loomdb
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.py"
+
+
+def load_demo():
+    """examples/demo.py as a module, for the script its expected numbers come from."""
+    if "loomdb_demo" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("loomdb_demo", DEMO)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["loomdb_demo"] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules["loomdb_demo"]
+
+
+def table_row(output: str, first_cell: str) -> list[str]:
+    """The cells of the table row whose first cell is ``first_cell``."""
+    for line in output.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃]", line)[1:-1]]
+        if cells and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no table row starting with {first_cell!r} in:\n{output}")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    env = {**os.environ, "LOOMDB_DEMO_DIR": str(folder), "COLUMNS": "200"}
+    proc = subprocess.run(
+        [sys.executable, str(DEMO)], capture_output=True, text=True, env=env, timeout=120
+    )
+    return proc, folder
+
+
+def test_demo_exits_0(demo_run):
+    proc, _ = demo_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_demo_kills_the_agent_mid_loop_and_resumes_after_the_last_step(demo_run):
+    proc, _ = demo_run
+    out = proc.stdout
+    demo = load_demo()
+    crash = demo.CRASH_AFTER + 1
+    assert "SIGKILL" in out
+    assert f"during step {crash}" in out
+    assert f"last durable step: {demo.CRASH_AFTER}" in out
+    assert f"resuming at step {crash}" in out
+
+
+def test_demo_compares_both_branches_with_their_numbers(demo_run):
+    proc, _ = demo_run
+    demo = load_demo()
+    diagnosis = len(demo.DIAGNOSIS)
+    diagnosis_tokens = sum(s.tokens for s in demo.DIAGNOSIS.values())
+    expected = {"main": [str(diagnosis), str(diagnosis_tokens), "(diagnosis only)"]}
+    for name, (_, plan) in demo.APPROACHES.items():
+        outcome = list(plan.values())[-1].outcome
+        tokens = diagnosis_tokens + sum(s.tokens for s in plan.values())
+        expected[name] = [str(diagnosis + len(plan)), str(tokens), outcome]
+    assert set(expected) == {"main", "run-42/approach-a", "run-42/approach-b"}
+    for name, cells in expected.items():
+        assert table_row(proc.stdout, name)[:4] == [name, *cells]
+
+
+def test_demo_leaves_a_store_with_each_step_once_on_each_branch(demo_run):
+    proc, folder = demo_run
+    assert proc.returncode == 0
+    demo = load_demo()
+    counts = {"main": len(demo.DIAGNOSIS)}
+    for name, (_, plan) in demo.APPROACHES.items():
+        counts[name] = len(demo.DIAGNOSIS) + len(plan)
+    db = loomdb.connect(str(folder / demo.STORE_NAME))
+    try:
+        for name, n in counts.items():
+            handle = db if name == "main" else db.checkout(name)
+            steps = [r[0] for r in handle.execute("SELECT step FROM iterations ORDER BY step")]
+            assert steps == list(range(1, n + 1)), name
+    finally:
+        db.close()
+
+
+def test_demo_starts_fresh_each_run(tmp_path):
+    env = {**os.environ, "LOOMDB_DEMO_DIR": str(tmp_path), "COLUMNS": "200"}
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, str(DEMO)], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
