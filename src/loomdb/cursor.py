@@ -87,10 +87,17 @@ class Cursor:
         self._decode = decoders(types) if decode is None else decode
         self._translate = translate
         self.rowcount = rowcount
-        self.description = (
-            tuple((name, ctype.sql if ctype else None, None, None, None, None, None) for name, ctype in zip(names, types, strict=False))
-            if names
-            else None
+        self._names = names
+        self._types = types
+
+    @property
+    def description(self) -> tuple[tuple[Any, ...], ...] | None:
+        """One 7-tuple per result column: (name, type_code, None, None, None, None, None)."""
+        if not self._names:
+            return None
+        return tuple(
+            (name, ctype.sql if ctype else None, None, None, None, None, None)
+            for name, ctype in zip(self._names, self._types, strict=False)
         )
 
     def _next_raw(self) -> tuple[Any, ...] | None:

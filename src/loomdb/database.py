@@ -17,12 +17,12 @@ from sqlglot import exp
 
 from . import errors, executor
 from .catalog import TableSchema
-from .cursor import Cursor, decoders, row_class
+from .cursor import Cursor, Row, decoders, row_class
 from .sql.compile import Compiled, compile_query
 from .sql.dialect import parse
 from .sql.params import bind, normalize
 from .store import Store, Txn
-from .types import ColumnType, adapt_param, now_text, parse_timestamp
+from .types import ColumnType, adapt_param, parse_timestamp
 from .versioning.lineage import Lineage
 
 
@@ -98,12 +98,13 @@ class Database:
             raise errors.ProgrammingError(f"SQL must be a str, not {type(sql).__name__}")
         with self._store.lock:
             self._check_open()
-            self._store.refresh()
             text, plan = normalize(sql, params is not None)
             tree = parse(text)
             values = bind(plan, params)
             if isinstance(tree, _READ_STATEMENTS):
+                self._store.refresh()
                 return self._select(text, tree, values)
+            # A write refreshes its caches after taking the write lock.
             return self._write(text, tree, [values])
 
     def executemany(self, sql: str, seq_of_params: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Cursor:
@@ -351,7 +352,7 @@ class Database:
     def _select(self, key: str, tree: exp.Expression, values: list[Any]) -> Cursor:
         compiled = self._compile(tree, key=key)
         if self._store.txn is None:
-            self._store.backend.set_statement_time(now_text())
+            self._store.backend.set_statement_time(None)
         rows = self._run_compiled(compiled, values)
         return self._cursor(compiled, rows)
 
@@ -389,7 +390,7 @@ class Database:
             store.finish(commit=True)
         if result is not None and result.returning is not None:
             return self._cursor(result.returning, result.returning_rows or [], rowcount=total)
-        return Cursor(None, rowcount=total)
+        return Cursor(None, rowcount=total, row_type=Row)
 
     def _parse_fragment(self, sql: str) -> exp.Expression:
         return parse("SELECT " + sql).expressions[0]
@@ -451,6 +452,16 @@ _WRITERS = {
 }
 
 
+# PostgreSQL statements sqlglot does not parse; loomdb names them instead of
+# calling them syntax errors.
+_POSTGRES_STATEMENTS = {
+    "LISTEN", "NOTIFY", "UNLISTEN", "VACUUM", "ANALYZE", "COPY", "GRANT", "REVOKE", "LOCK",
+    "PREPARE", "EXECUTE", "DEALLOCATE", "DO", "CALL", "CLUSTER", "REINDEX", "DISCARD",
+    "CHECKPOINT", "COMMENT", "REFRESH", "IMPORT", "LOAD", "MOVE", "FETCH", "CLOSE", "DECLARE",
+    "RESET", "SHOW", "SECURITY", "SAVEPOINT", "RELEASE",
+}
+
+
 def _unsupported(tree: exp.Expression) -> errors.Error:
     if isinstance(tree, (exp.Transaction, exp.Commit, exp.Rollback)):
         return errors.NotSupportedError(
@@ -458,7 +469,10 @@ def _unsupported(tree: exp.Expression) -> errors.Error:
         )
     if isinstance(tree, exp.Command):
         return errors.NotSupportedError(f"{str(tree.this).upper()} statements are not supported by loomdb")
-    if isinstance(tree, exp.Alias) or isinstance(tree, exp.Column):
-        return errors.ProgrammingError(f"syntax error at or near {tree.sql(dialect='postgres').split()[0]!r}")
+    if isinstance(tree, (exp.Alias, exp.Column)):
+        word = tree.sql(dialect="postgres").split()[0].strip('"')
+        if word.upper() in _POSTGRES_STATEMENTS:
+            return errors.NotSupportedError(f"{word.upper()} statements are not supported by loomdb")
+        return errors.ProgrammingError(f"syntax error at or near {word!r}")
     name = type(tree).__name__.upper()
     return errors.NotSupportedError(f"{name} statements are not supported by loomdb")

@@ -64,8 +64,31 @@ def _ident(node: exp.Expression) -> str:
     return str(node.name).lower()
 
 
+# Casts the column's own conversion already performs, so ``%s::jsonb`` into a
+# JSONB column binds the parameter directly.
+_PASSTHROUGH_CASTS = {
+    exp.DataType.Type.JSON,
+    exp.DataType.Type.JSONB,
+    exp.DataType.Type.VECTOR,
+    exp.DataType.Type.TIMESTAMP,
+    exp.DataType.Type.TIMESTAMPTZ,
+    exp.DataType.Type.UUID,
+}
+
+
+def _unwrap(node: exp.Expression) -> exp.Expression:
+    if (
+        isinstance(node, exp.Cast)
+        and node.to.this in _PASSTHROUGH_CASTS
+        and isinstance(node.this, (exp.Parameter, exp.Literal, exp.Null))
+    ):
+        return node.this
+    return node
+
+
 def _simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any]:
     """Evaluate a VALUES item in Python when it is a parameter or a literal."""
+    node = _unwrap(node)
     if isinstance(node, exp.Parameter):
         return True, params[int(node.this.name) - 1]
     if isinstance(node, exp.Literal):
@@ -76,17 +99,6 @@ def _simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, An
         return True, bool(node.this)
     if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
         return True, "-" + node.this.this
-    if isinstance(node, exp.Cast) and isinstance(node.this, (exp.Parameter, exp.Literal, exp.Null)):
-        kind = node.to.this
-        if kind in (
-            exp.DataType.Type.JSON,
-            exp.DataType.Type.JSONB,
-            exp.DataType.Type.VECTOR,
-            exp.DataType.Type.TIMESTAMP,
-            exp.DataType.Type.TIMESTAMPTZ,
-            exp.DataType.Type.UUID,
-        ):
-            return _simple_value(node.this, params)
     return False, None
 
 
@@ -105,17 +117,33 @@ class _Defaults:
             return self.db._store.next_serial(self.schema.tid, column.phys)
         if column.default is None:
             return None
-        tree = self.db._parse_fragment(column.default)
-        if isinstance(tree, exp.CurrentTimestamp) or (
-            isinstance(tree, (exp.Anonymous, exp.Func)) and _func_name(tree) in _NOW_FUNCTIONS
-        ):
+        kind, payload = _default_kind(self.db, column)
+        if kind == "now":
+            if column.type.kind == "timestamp":
+                return self.txn.now  # already in storage form
             return to_storage(self.txn.now, column.type, column.name)
-        if isinstance(tree, exp.Anonymous) and _func_name(tree) in ("gen_random_uuid", "uuid_generate_v4"):
+        if kind == "uuid":
             return to_storage(str(uuid.uuid4()), column.type, column.name)
-        ok, value = _simple_value(tree, ())
-        if not ok:
-            value = self.db._evaluate([tree], [])[0]
-        return to_storage(value, column.type, column.name)
+        if kind == "const":
+            return payload
+        return to_storage(self.db._evaluate([payload], [])[0], column.type, column.name)
+
+
+def _default_kind(db: Database, column: Column) -> tuple[str, Any]:
+    """Classify a DEFAULT once: now(), a random uuid, a constant, or an expression."""
+    cache_key = ("default", column.default, column.type)
+    found = db._store.compiled.get(cache_key)
+    if found is None:
+        tree = db._parse_fragment(column.default or "NULL")
+        if isinstance(tree, exp.CurrentTimestamp) or _func_name(tree) in _NOW_FUNCTIONS:
+            found = ("now", None)
+        elif isinstance(tree, exp.Uuid) or _func_name(tree) in ("gen_random_uuid", "uuid_generate_v4"):
+            found = ("uuid", None)
+        else:
+            ok, value = _simple_value(tree, ())
+            found = ("const", to_storage(value, column.type, column.name)) if ok else ("expr", tree)
+        db._store.compiled[cache_key] = found
+    return found
 
 
 def _func_name(node: exp.Expression) -> str:
@@ -185,18 +213,21 @@ class _VersionWriter:
         self.backend = db._store.backend
         self.seq = db._store.ensure_commit(txn)
         self.bid = txn.bid
-        table = schema.physical
-        self._next_vid = int(next(self.backend.execute(f'SELECT COALESCE(max(_vid), 0) FROM "{table}"'))[0]) + 1
-        phys = ", ".join(f'"{c.phys}"' for c in schema.columns)
-        marks = ", ".join("?" for _ in schema.columns)
-        sep = ", " if schema.columns else ""
-        self._insert_sql = (
-            f'INSERT INTO "{table}" (_vid, _rid, _bid, _seq, _end, _del{sep}{phys}) VALUES (?, ?, ?, ?, ?, ?{sep}{marks})'
-        )
-        sets = ", ".join(f'"{c.phys}" = ?' for c in schema.columns)
-        self._inplace_sql = f'UPDATE "{table}" SET _del = ?{sep}{sets} WHERE _vid = ?'
-        self._end_sql = f'UPDATE "{table}" SET _end = ? WHERE _vid = ?'
-        self._delete_sql = f'DELETE FROM "{table}" WHERE _vid = ?'
+        self.store = db._store
+        self.physical = schema.physical
+        self._next_vid = self.store.next_vid(schema.physical)
+        cache_key = ("writer-sql", schema.physical, tuple(c.phys for c in schema.columns))
+        sql = self.store.compiled.get(cache_key)
+        if sql is None:
+            sql = _writer_sql(schema)
+            self.store.compiled[cache_key] = sql
+        self._insert_sql, self._inplace_sql, self._end_sql, self._delete_sql = sql
+
+    def _advance(self) -> int:
+        vid = self._next_vid
+        self._next_vid += 1
+        self.store.next_vids[self.physical] = self._next_vid
+        return vid
 
     def _values(self, row: dict[str, Any] | None) -> list[Any]:
         if row is None:
@@ -205,8 +236,7 @@ class _VersionWriter:
 
     def insert(self, row: dict[str, Any], rid: int | None = None) -> int:
         """Append a version; a new row identity when ``rid`` is None. Returns its _vid."""
-        vid = self._next_vid
-        self._next_vid += 1
+        vid = self._advance()
         self.backend.execute(
             self._insert_sql, [vid, vid if rid is None else rid, self.bid, self.seq, INF_SEQ, 0, *self._values(row)]
         )
@@ -223,8 +253,7 @@ class _VersionWriter:
                 return None
             self.backend.execute(self._inplace_sql, [1 if row is None else 0, *self._values(row), vid])
             return vid
-        new_vid = self._next_vid
-        self._next_vid += 1
+        new_vid = self._advance()
         self.backend.execute(
             self._insert_sql, [new_vid, rid, self.bid, self.seq, INF_SEQ, 1 if row is None else 0, *self._values(row)]
         )
@@ -233,11 +262,45 @@ class _VersionWriter:
         return new_vid
 
 
+def _writer_sql(schema: TableSchema) -> tuple[str, str, str, str]:
+    table = schema.physical
+    phys = ", ".join(f'"{c.phys}"' for c in schema.columns)
+    marks = ", ".join("?" for _ in schema.columns)
+    sep = ", " if schema.columns else ""
+    sets = ", ".join(f'"{c.phys}" = ?' for c in schema.columns)
+    return (
+        f'INSERT INTO "{table}" (_vid, _rid, _bid, _seq, _end, _del{sep}{phys}) VALUES (?, ?, ?, ?, ?, ?{sep}{marks})',
+        f'UPDATE "{table}" SET _del = ?{sep}{sets} WHERE _vid = ?',
+        f'UPDATE "{table}" SET _end = ? WHERE _vid = ?',
+        f'DELETE FROM "{table}" WHERE _vid = ?',
+    )
+
+
 # ----------------------------------------------------------------------------- INSERT
 
 
-def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> WriteResult:
-    txn = db._require_txn()
+@dataclass
+class _InsertPlan:
+    """What one INSERT statement does, worked out once per statement text and branch.
+
+    ``rows`` holds, per VALUES row, one source per target column: ``("p", i)``
+    parameter $i, ``("v", text)`` a literal, ``("d",)`` the column default,
+    ``("x", expr)`` an expression SQLite must compute.
+    """
+
+    schema: TableSchema
+    table: exp.Table
+    columns: list[Column]
+    rows: list[list[tuple[Any, ...]]] | None
+    query: exp.Query | None
+    unlisted: list[Column]
+
+
+def _insert_plan(db: Database, stmt: exp.Insert, key: str) -> _InsertPlan:
+    cache_key = ("insert-plan", key, db._lineage)
+    plan = db._store.compiled.get(cache_key)
+    if plan is not None:
+        return plan
     target = stmt.this
     if isinstance(target, exp.Schema):
         table = target.this
@@ -245,6 +308,7 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
     else:
         table, names = target, None
     schema = _target(db, table)
+    explicit = names is not None
     if names is None:
         names = schema.column_names
     for name in names:
@@ -252,91 +316,117 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
     if len(set(names)) != len(names):
         raise errors.ProgrammingError(f"a column is named more than once in INSERT INTO {schema.name}")
     columns = [schema.column(n) for n in names]
-
     source = stmt.expression
-    raw_rows: list[list[Any]]
-    defaults_mask: list[list[bool]] = []
+    rows: list[list[tuple[Any, ...]]] | None = None
+    query = None
     if stmt.args.get("default"):
-        raw_rows, names, columns = [[]], [], []
+        columns, rows = [], [[]]
     elif isinstance(source, exp.Values):
-        raw_rows = []
-        for position, tup in enumerate(source.expressions):
+        rows = []
+        for tup in source.expressions:
             items = tup.expressions if isinstance(tup, exp.Tuple) else [tup]
             if len(items) > len(names):
                 raise errors.ProgrammingError("INSERT has more expressions than target columns")
-            if len(items) < len(names) and stmt.this is not table:
+            if len(items) < len(names) and explicit:
                 raise errors.ProgrammingError("INSERT has more target columns than expressions")
-            values: list[Any] = []
-            mask: list[bool] = []
-            pending: list[tuple[int, exp.Expression]] = []
-            for i, item in enumerate(items):
+            sources: list[tuple[Any, ...]] = []
+            for item in items:
+                inner = _unwrap(item)
                 if _is_default(item):
-                    values.append(None)
-                    mask.append(True)
-                    continue
-                ok, value = _simple_value(item, params)
-                values.append(value)
-                mask.append(False)
-                if not ok:
-                    pending.append((i, item))
-            if pending:
-                hints = {}
-                for i, item in pending:
-                    for p in item.find_all(exp.Parameter):
-                        if p.parent is item or isinstance(p.parent, exp.Cast) and p.parent is item:
-                            hints[int(p.this.name)] = columns[i].type
-                computed = db._evaluate([item for _, item in pending], params, key=(key, position), hints=hints)
-                for (i, _), value in zip(pending, computed, strict=True):
-                    values[i] = value
-            # Missing trailing columns take their defaults.
-            mask += [True] * (len(names) - len(values))
-            values += [None] * (len(names) - len(values))
-            raw_rows.append(values)
-            defaults_mask.append(mask)
+                    sources.append(("d",))
+                elif isinstance(inner, exp.Parameter):
+                    sources.append(("p", int(inner.this.name) - 1))
+                else:
+                    ok, value = _simple_value(item, ())
+                    sources.append(("v", value) if ok else ("x", item))
+            sources += [("d",)] * (len(names) - len(items))
+            rows.append(sources)
     elif isinstance(source, exp.Query):
-        compiled = db._compile(source, key=(key, "source"))
-        if len(compiled.names) != len(names):
-            raise errors.ProgrammingError(
-                f"INSERT has {len(names)} target columns but the query returns {len(compiled.names)}"
-            )
-        raw_rows = [list(r) for r in db._run_compiled(compiled, params)]
+        query = source
     else:
         raise errors.NotSupportedError(f"INSERT source {type(source).__name__} is not supported")
+    listed = {c.name for c in columns}
+    plan = _InsertPlan(schema, table, columns, rows, query, [c for c in schema.columns if c.name not in listed])
+    db._store.compiled[cache_key] = plan
+    return plan
 
+
+def _raw_rows(db: Database, plan: _InsertPlan, params: list[Any], key: str) -> list[list[Any]]:
+    """Each row's values for the target columns (Python or storage values; _DEFAULT marks defaults)."""
+    if plan.query is not None:
+        compiled = db._compile(plan.query, key=(key, "source"))
+        if len(compiled.names) != len(plan.columns):
+            raise errors.ProgrammingError(
+                f"INSERT has {len(plan.columns)} target columns but the query returns {len(compiled.names)}"
+            )
+        return [list(r) for r in db._run_compiled(compiled, params)]
+    out = []
+    assert plan.rows is not None
+    for position, sources in enumerate(plan.rows):
+        values: list[Any] = []
+        pending: list[int] = []
+        for i, source in enumerate(sources):
+            tag = source[0]
+            if tag == "p":
+                values.append(params[source[1]])
+            elif tag == "v":
+                values.append(source[1])
+            elif tag == "d":
+                values.append(_DEFAULT)
+            else:
+                values.append(None)
+                pending.append(i)
+        if pending:
+            hints = {}
+            for i in pending:
+                item = sources[i][1]
+                for p in item.find_all(exp.Parameter):
+                    if p.parent is item or (isinstance(p.parent, exp.Cast) and p.parent.parent is item):
+                        hints[int(p.this.name)] = plan.columns[i].type
+            computed = db._evaluate([sources[i][1] for i in pending], params, key=(key, position), hints=hints)
+            for i, value in zip(pending, computed, strict=True):
+                values[i] = value
+        out.append(values)
+    return out
+
+
+_DEFAULT = object()
+
+
+def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> WriteResult:
+    txn = db._require_txn()
+    plan = _insert_plan(db, stmt, key)
+    schema = plan.schema
     defaults = _Defaults(db, schema, txn)
-    listed = set(names)
     rows: list[dict[str, Any]] = []
-    for index, values in enumerate(raw_rows):
-        mask = defaults_mask[index] if defaults_mask else [False] * len(values)
+    for values in _raw_rows(db, plan, params, key):
         row: dict[str, Any] = {}
-        for column, value, use_default in zip(columns, values, mask, strict=True):
-            if use_default:
+        for column, value in zip(plan.columns, values, strict=True):
+            if value is _DEFAULT:
                 row[column.name] = defaults.value(column)
             else:
-                row[column.name] = to_storage(value, column.type, column.name)
-                if column.type.kind == "serial" and row[column.name] is not None:
-                    db._store.bump_serial(schema.tid, column.phys, int(row[column.name]))
-        for column in schema.columns:
-            if column.name not in listed:
-                row[column.name] = defaults.value(column)
+                stored = to_storage(value, column.type, column.name)
+                row[column.name] = stored
+                if column.type.kind == "serial" and stored is not None:
+                    db._store.bump_serial(schema.tid, column.phys, int(stored))
+        for column in plan.unlisted:
+            row[column.name] = defaults.value(column)
         rows.append(row)
 
     conflict = stmt.args.get("conflict")
-    checker = _KeyChecker(db, schema)
+    checker = _KeyChecker(db, schema) if schema.keys else None
     writer: _VersionWriter | None = None
     written: list[int] = []
     for row in rows:
         _check_row(schema, row)
-        clash = checker.conflict(row)
+        clash = checker.conflict(row) if checker is not None else None
         if clash is not None:
+            assert checker is not None
             if conflict is None:
                 raise checker.violation(clash[0], row)
             _conflict_target_matches(schema, conflict, clash[0], checker, row)
-            action = conflict.args.get("action")
-            if conflict.args.get("expressions") is None or (
-                action is not None and "NOTHING" in str(action.this if hasattr(action, "this") else action).upper()
-            ):
-                continue
+            if not conflict.args.get("expressions"):
+                continue  # ON CONFLICT DO NOTHING
             if writer is None:
                 writer = _VersionWriter(db, schema, txn)
             vid = _conflict_update(db, schema, stmt, conflict, row, clash[2], params, key, checker, writer)
@@ -346,12 +436,13 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
         if writer is None:
             writer = _VersionWriter(db, schema, txn)
         vid = writer.insert(row)
-        checker.remember(row, vid, vid)
+        if checker is not None:
+            checker.remember(row, vid, vid)
         written.append(vid)
 
     result = WriteResult(len(written))
     if stmt.args.get("returning") is not None:
-        _returning(db, schema, table, stmt.args["returning"], written, params, key, result)
+        _returning(db, schema, plan.table, stmt.args["returning"], written, params, key, result)
     return result
 
 
@@ -563,7 +654,10 @@ def _returning(
     select = exp.Select(expressions=[e.copy() for e in returning.expressions])
     select.set("from_", exp.From(this=table.copy()))
     compiled = db._compile(select, key=(key, "returning"), vid_alias=alias)
-    rows = db._run_compiled(compiled, [*params, *([None] * (compiled.nparams - len(params) - 1)), json.dumps(vids)])
+    # The version ids travel as one JSON array in the last parameter slot.
+    own = list(params[: compiled.nparams - 1])
+    own += [None] * (compiled.nparams - 1 - len(own))
+    rows = db._run_compiled(compiled, [*own, json.dumps(vids)])
     order = {vid: i for i, vid in enumerate(vids)}
     rows.sort(key=lambda r: order.get(r[-1], 0))
     result.returning = compiled

@@ -77,6 +77,10 @@ class Store:
         self._lineages: dict[tuple[int, int | None], Lineage] = {}
         self._branches: dict[int, BranchInfo] = {}
         self.compiled: dict[tuple[Any, ...], Any] = {}
+        # Valid only while no other connection has committed (see refresh):
+        # the next free _vid per physical table and each branch's head commit.
+        self.next_vids: dict[str, int] = {}
+        self._heads: dict[int, int] = {}
         self._open()
 
     # -- opening -------------------------------------------------------------------------
@@ -141,6 +145,8 @@ class Store:
         """Drop caches when another connection changed the schema (cheap when none did)."""
         if not (self.backend.others_committed() or force):
             return
+        self.next_vids.clear()
+        self._heads.clear()
         epoch = int(self._meta("epoch") or 0)
         if epoch != self._epoch or force:
             self._epoch = epoch
@@ -260,6 +266,13 @@ class Store:
             raise
         return self.branch_by_id(int(row[0]))
 
+    def next_vid(self, physical: str) -> int:
+        """The next free version id of a physical table (inside the write transaction)."""
+        vid = self.next_vids.get(physical)
+        if vid is None:
+            vid = int(next(self.backend.execute(f'SELECT COALESCE(max(_vid), 0) + 1 FROM "{physical}"'))[0])
+        return vid
+
     def drop_branch(self, name: str) -> None:
         info = self.branch_by_name(name)
         if info.bid == 1:
@@ -268,6 +281,7 @@ class Store:
         try:
             self.backend.execute("UPDATE loom_branches SET dropped = 1 WHERE bid = ?", (info.bid,))
             self.end_catalog_write(commit=True)
+            self._heads.pop(info.bid, None)
         except BaseException:
             self.end_catalog_write(commit=False)
             raise
@@ -340,6 +354,19 @@ class Store:
     def ensure_commit(self, txn: Txn) -> int:
         """Allocate this transaction's commit on first change; returns its id."""
         if txn.seq is None:
+            parent = self._heads.get(txn.bid)
+            if parent is not None:
+                # Nobody else committed since we last saw this branch: its head and
+                # its existence are known, so one plain insert records the commit.
+                row = next(
+                    self.backend.execute(
+                        "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)"
+                        " RETURNING seq",
+                        (txn.bid, parent, txn.message, txn.author, txn.now),
+                    )
+                )
+                txn.seq = int(row[0])
+                return txn.seq
             row = next(
                 self.backend.execute(
                     "INSERT INTO loom_commits (bid, parent, message, author, time)"
@@ -365,10 +392,16 @@ class Store:
                 self.backend.commit()
             except BaseException:
                 self.backend.rollback()
+                self.next_vids.clear()
+                self._heads.clear()
                 self.invalidate()
                 raise
+            self._heads[txn.bid] = txn.seq
         else:
             self.backend.rollback()
+            if txn.seq is not None:
+                self.next_vids.clear()
+                self._heads.clear()
             if txn.ddl:
                 self.invalidate()
 

@@ -64,8 +64,8 @@ class Backend(Protocol):
         """True when another connection committed since the last call (cheap)."""
         ...
 
-    def set_statement_time(self, now: str) -> None:
-        """The value SQL's NOW() returns until the next call."""
+    def set_statement_time(self, now: str | None) -> None:
+        """The value SQL's NOW() returns until the next call (None: the clock at the call)."""
         ...
 
     def create_physical_table(self, table: str, columns: Sequence[tuple[str, str]]) -> None:

@@ -31,6 +31,7 @@ import sqlite_vec
 
 from .. import errors
 from ..sql.dialect import LoomSQLite
+from ..types import now_text
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 INF_SEQ = 9223372036854775807  # _end of a version nobody has superseded yet
@@ -143,7 +144,7 @@ class SQLiteBackend:
                 self.conn = apsw.Connection(self.path, flags=flags, statementcachesize=512)
         except apsw.Error as exc:
             raise _translate(exc) from None
-        self._now = ""
+        self._now: str | None = None
         self._data_version = -1
         self.conn.set_busy_handler(self._busy)
         sync = "FULL" if durability == "full" else "NORMAL"
@@ -188,7 +189,9 @@ class SQLiteBackend:
             conn.enable_load_extension(False)
         except (apsw.Error, AttributeError) as exc:
             raise errors.OperationalError(f"cannot load sqlite-vec: {exc}") from None
-        conn.create_scalar_function("loom_now", lambda: self._now, 0)
+        # NOW() is the transaction's start inside a write; a query outside one
+        # asks the clock when (and only if) it calls NOW().
+        conn.create_scalar_function("loom_now", lambda: self._now or now_text(), 0)
         conn.create_scalar_function(
             "loom_jsonb_contains",
             lambda a, b: None if a is None or b is None else int(_jsonb_contains(_as_json(a), _as_json(b))),
@@ -287,7 +290,7 @@ class SQLiteBackend:
         self._data_version = version
         return changed
 
-    def set_statement_time(self, now: str) -> None:
+    def set_statement_time(self, now: str | None) -> None:
         self._now = now
 
     # -- physical schema -----------------------------------------------------------------
@@ -300,8 +303,10 @@ class SQLiteBackend:
             f" _del INTEGER NOT NULL{user})"
         )
         # The shadow probe ("does a nearer branch hold a version of this row?")
-        # and per-branch change scans both walk this index.
-        self._run(f'CREATE INDEX "{table}__rid" ON "{table}" (_bid, _rid, _seq)')
+        # walks this index. Main (bid 1) is the root of every lineage, never a
+        # nearer branch, so its versions stay out of the index and a write on
+        # main updates one index fewer.
+        self._run(f'CREATE INDEX "{table}__rid" ON "{table}" (_bid, _rid, _seq) WHERE _bid > 1')
 
     def add_physical_column(self, table: str, column: str, affinity: str) -> None:
         self._run(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {_declared(affinity)}')

@@ -135,6 +135,18 @@ def column_type_of(dtype: exp.DataType | None) -> ColumnType | None:
     return ColumnType.parse(name) if name else None
 
 
+# sqlglot models these operators as functions; PostgreSQL names their results "?column?".
+_OPERATOR_FUNCS = (
+    exp.JSONExtract,
+    exp.JSONExtractScalar,
+    exp.JSONBExtract,
+    exp.JSONBExtractScalar,
+    exp.ArrayContainsAll,
+    exp.ArrayContainedBy,
+    exp.JSONBContainsTopKey,
+)
+
+
 def output_name(node: exp.Expression) -> str:
     """The column name PostgreSQL gives a result column."""
     if isinstance(node, exp.Alias):
@@ -146,6 +158,8 @@ def output_name(node: exp.Expression) -> str:
         node = node.this
     if isinstance(node, exp.Column):
         return node.name
+    if isinstance(node, _OPERATOR_FUNCS) or isinstance(node, VECTOR_OPERATORS):
+        return "?column?"
     if isinstance(node, exp.Anonymous):
         return str(node.this).lower()
     if isinstance(node, exp.Func):
@@ -265,8 +279,13 @@ def compile_query(
     tree = tree.copy()
     check_supported(tree)
     resolve_tables(tree, schemas)
+    written = projections(tree)
+    has_star = any(isinstance(p, exp.Star) or (isinstance(p, exp.Column) and p.is_star) for p in written)
+    # Names come from what the user wrote (qualify invents aliases such as
+    # "a" for j->'a'); a star's columns are only known after qualify.
+    user_names = None if has_star or not written else tuple(output_name(p) for p in written)
     tree = qualify_query(tree, schemas)
-    names = tuple(output_name(p) for p in projections(tree))
+    names = user_names or tuple(output_name(p) for p in projections(tree))
     types = tuple(_refine(p, column_type_of(p.type) if p.type else None) for p in projections(tree))
     ptypes = parameter_types(tree)
     if extra_param_types:

@@ -172,6 +172,7 @@ class LoomSQLite(SQLite):
                 f"LOWER({self.sql(e.this)}) LIKE LOWER({self.sql(e.expression)})"
             ),
             exp.Cast: _cast,
+            exp.Uuid: lambda self, e: "gen_random_uuid()",
             exp.CosineDistance: _func("vec_distance_cosine"),
             exp.JSONBExtract: lambda self, e: f"({self.sql(e.this)} -> {_json_path(self, e.expression)})",
             exp.JSONBExtractScalar: lambda self, e: f"({self.sql(e.this)} ->> {_json_path(self, e.expression)})",

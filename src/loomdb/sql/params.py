@@ -4,9 +4,10 @@
 ``$n`` numbered in text order, and returns how to build the positional
 parameter list from what the caller passed.
 
->>> normalize("SELECT %s, %(a)s, '%%s', %(a)s", True)
-("SELECT $1, $2, '%s', $2", ('positional', 1, ('a',)))
->>> bind(('positional', 1, ('a',)), [1, {'a': 2}][:1] + [None])  # doctest: +SKIP
+>>> normalize("SELECT %(a)s, '100%%', %(b)s, %(a)s", True)
+("SELECT $1, '100%', $2, $1", ('named', 2, ('a', 'b')))
+>>> bind(('named', 2, ('a', 'b')), {'a': 1, 'b': 2})
+[1, 2]
 """
 
 from __future__ import annotations
@@ -133,6 +134,12 @@ def bind(plan: Plan, params: Any) -> list[Any]:
     Raises ProgrammingError when the count or the names do not match.
     """
     style, count, names = plan
+    if type(params) in (list, tuple) and style != "named":  # the common case, without ABC checks
+        if len(params) != count:
+            raise ProgrammingError(
+                f"the statement has {count} placeholder(s) but {len(params)} parameter(s) were given"
+            )
+        return list(params)
     if style == "named":
         if not isinstance(params, Mapping):
             raise ProgrammingError(

@@ -10,7 +10,7 @@ commits all come after its fork point.
 
 >>> lin = Lineage(((3, None), (1, 10)))
 >>> print(visibility_sql(lin, "loom_t1", "_p"))
-(((+_p._bid = 3 AND _p._end = 9223372036854775807) OR (+_p._bid = 1 AND _p._seq <= 10 AND _p._end > 10 AND NOT EXISTS (SELECT 1 FROM "loom_t1" AS _s WHERE _s._bid = 3 AND _s._rid = _p._rid))) AND _p._del = 0)
+(((+_p._bid = 3 AND _p._end = 9223372036854775807) OR (+_p._bid = 1 AND _p._seq <= 10 AND _p._end > 10 AND NOT EXISTS (SELECT 1 FROM "loom_t1" AS _s WHERE _s._bid > 1 AND _s._bid = 3 AND _s._rid = _p._rid))) AND _p._del = 0)
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def build_lineage(chain: list[tuple[int, int | None]], snapshot: int | None) -> 
 def visibility_sql(lineage: Lineage, table: str, alias: str) -> str:
     """A SQL predicate over ``table AS alias`` that keeps the visible, live versions.
 
-    The unary ``+`` keeps SQLite from driving a scan through the (_bid, ...)
+    ``_s._bid > 1`` repeats the partial shadow index's condition so SQLite
+    can use that index (main, bid 1, is never a nearer branch). The unary ``+`` keeps SQLite from driving a scan through the (_bid, ...)
     index, which would be slower than the table scan for the common case of a
     branch holding most rows; the shadow probe does use that index.
     """
@@ -78,7 +79,7 @@ def visibility_sql(lineage: Lineage, table: str, alias: str) -> str:
             bound = "" if nearer_limit is None else f" AND _s._seq <= {nearer_limit}"
             cond += (
                 f' AND NOT EXISTS (SELECT 1 FROM "{table}" AS _s'
-                f" WHERE _s._bid = {nearer_bid} AND _s._rid = {alias}._rid{bound})"
+                f" WHERE _s._bid > 1 AND _s._bid = {nearer_bid} AND _s._rid = {alias}._rid{bound})"
             )
         parts.append(f"({cond})")
     return f"(({' OR '.join(parts)}) AND {alias}._del = 0)"
