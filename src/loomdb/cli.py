@@ -218,9 +218,7 @@ def _require_existing(store: str) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(
-    version=loomdb.__version__, prog_name="loomdb", message="%(prog)s %(version)s"
-)
+@click.version_option(version=loomdb.__version__, prog_name="loomdb", message="%(prog)s %(version)s")
 def cli() -> None:
     """loomdb: durable, versioned, branchable SQL memory for agent loops.
 

@@ -39,11 +39,11 @@ def connect(
 
     backend = SQLiteBackend(target, durability=durability, timeout=timeout, vfs=vfs)
     store = Store(backend)
-    db = Database(store, 1, "main")
-    if branch != "main":
-        try:
-            db = db.checkout(branch)
-        except errors.Error:
-            store.close()
-            raise
-    return db
+    if branch == "main":
+        return Database(store, 1, "main", owner=True)
+    try:
+        info = store.branch_by_name(branch)
+    except errors.Error:
+        store.close()
+        raise
+    return Database(store, info.bid, info.name, owner=True)

@@ -1,9 +1,10 @@
 """The one public surface: a handle on a store, bound to a branch (and maybe a snapshot).
 
 Handles are cheap. ``branch()``, ``checkout()`` and ``as_of()`` return new
-handles that share the connection of the handle they came from; closing any
-of them closes the connection for all (use separate ``connect`` calls for
-independent connections, e.g. one per thread or process).
+handles that share the connection of the handle they came from. Closing the
+handle ``connect`` returned closes that connection (and so every handle on
+it); closing a derived handle closes only that handle. Use separate
+``connect`` calls for independent connections, e.g. one per process.
 """
 
 from __future__ import annotations
@@ -53,8 +54,12 @@ _READ_STATEMENTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Values
 class Database:
     """A handle on a loomdb store, bound to one branch (see ``loomdb.connect``)."""
 
-    def __init__(self, store: Store, bid: int, name: str, snapshot: int | None = None):
+    def __init__(
+        self, store: Store, bid: int, name: str, snapshot: int | None = None, *, owner: bool = False
+    ):
         self._store = store
+        self._owner = owner
+        self._closed = False
         self._bid = bid
         self._name = name
         self._snapshot = snapshot
@@ -209,9 +214,13 @@ class Database:
             elif isinstance(when, int) and not isinstance(when, bool):
                 seq, bid = store.commit_info(when)
                 if not self._lineage.contains(bid, seq):
-                    raise errors.CommitNotFoundError(f"commit {when} is not part of branch {self._name!r}'s history")
+                    raise errors.CommitNotFoundError(
+                        f"commit {when} is not part of branch {self._name!r}'s history"
+                    )
             else:
-                raise errors.ProgrammingError(f"as_of takes a commit id or a datetime, not {type(when).__name__}")
+                raise errors.ProgrammingError(
+                    f"as_of takes a commit id or a datetime, not {type(when).__name__}"
+                )
             return Database(store, self._bid, self._name, snapshot=seq)
 
     def branches(self) -> list[Branch]:
@@ -250,20 +259,31 @@ class Database:
             if limit is not None and (not isinstance(limit, int) or limit < 0):
                 raise errors.ProgrammingError(f"limit must be a non-negative int, not {limit!r}")
             return [
-                Commit(seq, name, message, author, time, tuple(p for p in (parent, merge) if p is not None))
+                Commit(
+                    seq,
+                    name,
+                    message,
+                    author,
+                    time,
+                    tuple(p for p in (parent, merge) if p is not None),
+                )
                 for seq, name, message, author, time, parent, merge in store.log(lineage, limit)
             ]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection (shared by every handle derived from this one)."""
+        """Close this handle. Closing the handle ``connect`` returned also closes the
+        connection, and with it every handle derived from it; closing a derived
+        handle (from branch, checkout or as_of) leaves the others open."""
         with self._store.lock:
-            self._store.close()
+            self._closed = True
+            if self._owner:
+                self._store.close()
 
     @property
     def closed(self) -> bool:
-        return self._store.closed
+        return self._closed or self._store.closed
 
     def __enter__(self) -> Database:
         return self
@@ -274,7 +294,7 @@ class Database:
     # -- internals used by the executor -------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._store.closed:
+        if self._closed or self._store.closed:
             raise errors.InterfaceError("this loomdb handle is closed")
 
     def _check_writable(self) -> None:
@@ -362,7 +382,12 @@ class Database:
             shape = (compiled, row_class(compiled.names), decoders(compiled.types))
             self._store.compiled[("shape", id(compiled))] = shape
         return Cursor(
-            iter(rows), compiled.names, compiled.types, rowcount=rowcount, row_type=shape[1], decode=shape[2]
+            iter(rows),
+            compiled.names,
+            compiled.types,
+            rowcount=rowcount,
+            row_type=shape[1],
+            decode=shape[2],
         )
 
     def _write(self, key: str, tree: exp.Expression, batches: list[list[Any]]) -> Cursor:
@@ -404,11 +429,15 @@ class Database:
     ) -> list[Any]:
         """Compute expressions (which may hold subqueries) on this branch; storage values."""
         select = exp.Select(expressions=[e.copy() for e in expressions])
-        compiled = self._compile(select, key=("evaluate", key if key is not None else select.sql()), hints=hints)
+        compiled = self._compile(
+            select, key=("evaluate", key if key is not None else select.sql()), hints=hints
+        )
         rows = self._run_compiled(compiled, params)
         return list(rows[0])
 
-    def _lookup_key(self, schema: TableSchema, key: tuple[str, ...], values: tuple[Any, ...]) -> tuple[int, int] | None:
+    def _lookup_key(
+        self, schema: TableSchema, key: tuple[str, ...], values: tuple[Any, ...]
+    ) -> tuple[int, int] | None:
         """``(row identity, version id)`` of the visible row whose ``key`` equals ``values``."""
         cache_key = ("key", schema.tid, schema.physical, key, self._lineage, id(schema))
         sql = self._store.compiled.get(cache_key)
@@ -455,10 +484,37 @@ _WRITERS = {
 # PostgreSQL statements sqlglot does not parse; loomdb names them instead of
 # calling them syntax errors.
 _POSTGRES_STATEMENTS = {
-    "LISTEN", "NOTIFY", "UNLISTEN", "VACUUM", "ANALYZE", "COPY", "GRANT", "REVOKE", "LOCK",
-    "PREPARE", "EXECUTE", "DEALLOCATE", "DO", "CALL", "CLUSTER", "REINDEX", "DISCARD",
-    "CHECKPOINT", "COMMENT", "REFRESH", "IMPORT", "LOAD", "MOVE", "FETCH", "CLOSE", "DECLARE",
-    "RESET", "SHOW", "SECURITY", "SAVEPOINT", "RELEASE",
+    "LISTEN",
+    "NOTIFY",
+    "UNLISTEN",
+    "VACUUM",
+    "ANALYZE",
+    "COPY",
+    "GRANT",
+    "REVOKE",
+    "LOCK",
+    "PREPARE",
+    "EXECUTE",
+    "DEALLOCATE",
+    "DO",
+    "CALL",
+    "CLUSTER",
+    "REINDEX",
+    "DISCARD",
+    "CHECKPOINT",
+    "COMMENT",
+    "REFRESH",
+    "IMPORT",
+    "LOAD",
+    "MOVE",
+    "FETCH",
+    "CLOSE",
+    "DECLARE",
+    "RESET",
+    "SHOW",
+    "SECURITY",
+    "SAVEPOINT",
+    "RELEASE",
 }
 
 

@@ -20,15 +20,21 @@ from sqlglot import exp
 
 from . import errors
 from .catalog import Column, Index, TableSchema
-from .sql.compile import Compiled, compile_query, table_key
-from .types import ColumnType, adapt_param, to_storage
+from .sql.compile import Compiled, table_key
+from .types import ColumnType, to_storage
 from .versioning.lineage import INF_SEQ
 
 if TYPE_CHECKING:
     from .database import Database
     from .store import Txn
 
-_NOW_FUNCTIONS = {"now", "current_timestamp", "transaction_timestamp", "localtimestamp", "statement_timestamp"}
+_NOW_FUNCTIONS = {
+    "now",
+    "current_timestamp",
+    "transaction_timestamp",
+    "localtimestamp",
+    "statement_timestamp",
+}
 
 
 @dataclass
@@ -137,7 +143,10 @@ def _default_kind(db: Database, column: Column) -> tuple[str, Any]:
         tree = db._parse_fragment(column.default or "NULL")
         if isinstance(tree, exp.CurrentTimestamp) or _func_name(tree) in _NOW_FUNCTIONS:
             found = ("now", None)
-        elif isinstance(tree, exp.Uuid) or _func_name(tree) in ("gen_random_uuid", "uuid_generate_v4"):
+        elif isinstance(tree, exp.Uuid) or _func_name(tree) in (
+            "gen_random_uuid",
+            "uuid_generate_v4",
+        ):
             found = ("uuid", None)
         else:
             ok, value = _simple_value(tree, ())
@@ -169,7 +178,9 @@ class _KeyChecker:
         self.db, self.schema = db, schema
         self.seen: list[dict[tuple[Any, ...], tuple[int, int] | None]] = [{} for _ in schema.keys]
 
-    def conflict(self, row: dict[str, Any], own_rid: int | None = None) -> tuple[tuple[str, ...], int, int] | None:
+    def conflict(
+        self, row: dict[str, Any], own_rid: int | None = None
+    ) -> tuple[tuple[str, ...], int, int] | None:
         """``(key, row identity, version id)`` of the visible row that already has an equal key."""
         for index, key in enumerate(self.schema.keys):
             values = tuple(row.get(c) for c in key)
@@ -238,7 +249,8 @@ class _VersionWriter:
         """Append a version; a new row identity when ``rid`` is None. Returns its _vid."""
         vid = self._advance()
         self.backend.execute(
-            self._insert_sql, [vid, vid if rid is None else rid, self.bid, self.seq, INF_SEQ, 0, *self._values(row)]
+            self._insert_sql,
+            [vid, vid if rid is None else rid, self.bid, self.seq, INF_SEQ, 0, *self._values(row)],
         )
         return vid
 
@@ -255,7 +267,16 @@ class _VersionWriter:
             return vid
         new_vid = self._advance()
         self.backend.execute(
-            self._insert_sql, [new_vid, rid, self.bid, self.seq, INF_SEQ, 1 if row is None else 0, *self._values(row)]
+            self._insert_sql,
+            [
+                new_vid,
+                rid,
+                self.bid,
+                self.seq,
+                INF_SEQ,
+                1 if row is None else 0,
+                *self._values(row),
+            ],
         )
         if bid == self.bid:
             self.backend.execute(self._end_sql, [self.seq, vid])
@@ -346,7 +367,9 @@ def _insert_plan(db: Database, stmt: exp.Insert, key: str) -> _InsertPlan:
     else:
         raise errors.NotSupportedError(f"INSERT source {type(source).__name__} is not supported")
     listed = {c.name for c in columns}
-    plan = _InsertPlan(schema, table, columns, rows, query, [c for c in schema.columns if c.name not in listed])
+    plan = _InsertPlan(
+        schema, table, columns, rows, query, [c for c in schema.columns if c.name not in listed]
+    )
     db._store.compiled[cache_key] = plan
     return plan
 
@@ -383,7 +406,9 @@ def _raw_rows(db: Database, plan: _InsertPlan, params: list[Any], key: str) -> l
                 for p in item.find_all(exp.Parameter):
                     if p.parent is item or (isinstance(p.parent, exp.Cast) and p.parent.parent is item):
                         hints[int(p.this.name)] = plan.columns[i].type
-            computed = db._evaluate([sources[i][1] for i in pending], params, key=(key, position), hints=hints)
+            computed = db._evaluate(
+                [sources[i][1] for i in pending], params, key=(key, position), hints=hints
+            )
             for i, value in zip(pending, computed, strict=True):
                 values[i] = value
         out.append(values)
@@ -447,7 +472,11 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
 
 
 def _conflict_target_matches(
-    schema: TableSchema, conflict: exp.OnConflict, key: tuple[str, ...], checker: _KeyChecker, row: dict[str, Any]
+    schema: TableSchema,
+    conflict: exp.OnConflict,
+    key: tuple[str, ...],
+    checker: _KeyChecker,
+    row: dict[str, Any],
 ) -> None:
     targets = conflict.args.get("conflict_keys")
     if not targets:
@@ -494,7 +523,15 @@ def _conflict_update(
     condition = where.this.copy().transform(replace_excluded) if where is not None else None
     extra = [row[name] for name in sorted(excluded_params, key=excluded_params.get)]
     matched = _select_targets(
-        db, schema, table.copy(), alias, assignments, condition, params + extra, (key, "conflict"), vid_filter=vid
+        db,
+        schema,
+        table.copy(),
+        alias,
+        assignments,
+        condition,
+        params + extra,
+        (key, "conflict"),
+        vid_filter=vid,
     )
     if not matched:
         return None
@@ -628,7 +665,15 @@ def run_delete(db: Database, stmt: exp.Delete, params: list[Any], key: str) -> W
     using = stmt.args.get("using") or []
     joins = [exp.Join(this=t.copy()) for t in using]
     matched = _select_targets(
-        db, schema, table.copy(), alias, [], where.this.copy() if where is not None else None, params, key, joins=joins
+        db,
+        schema,
+        table.copy(),
+        alias,
+        [],
+        where.this.copy() if where is not None else None,
+        params,
+        key,
+        joins=joins,
     )
     result = WriteResult(len(matched))
     if stmt.args.get("returning") is not None:
@@ -703,7 +748,7 @@ def _column_from_def(coldef: exp.ColumnDef, phys: str) -> tuple[Column, bool, bo
             ctype = ColumnType("serial", ctype.sql)
         else:
             raise errors.NotSupportedError(
-                f"column constraint {constraint.sql(dialect='postgres')!r} on \"{name}\" is not supported"
+                f'column constraint {constraint.sql(dialect="postgres")!r} on "{name}" is not supported'
             )
     return Column(name, ctype, phys, not_null, default), primary, unique
 
@@ -724,20 +769,26 @@ def run_create_table(db: Database, stmt: exp.Create) -> WriteResult:
     store = db._store
     schema_node = stmt.this
     if not isinstance(schema_node, exp.Schema):
-        raise errors.NotSupportedError("CREATE TABLE ... AS SELECT is not supported; create the table, then INSERT ... SELECT")
+        raise errors.NotSupportedError(
+            "CREATE TABLE ... AS SELECT is not supported; create the table, then INSERT ... SELECT"
+        )
     props = stmt.args.get("properties")
     if props is not None:
         raise errors.NotSupportedError(f"table options {props.sql(dialect='postgres')!r} are not supported")
     table = schema_node.this
     name = table_key(table)
     if table.args.get("db") is not None and table.args["db"].name.lower() not in ("public", "main"):
-        raise errors.NotSupportedError(f"schema-qualified table {table.sql()!r}: loomdb has one schema per store")
+        raise errors.NotSupportedError(
+            f"schema-qualified table {table.sql()!r}: loomdb has one schema per store"
+        )
     if name in db._schemas():
         if stmt.args.get("exists"):
             return WriteResult(0)
         raise errors.ProgrammingError(f'relation "{name}" already exists on branch {db.branch_name!r}')
     if name.startswith(("loom_", "sqlite_")):
-        raise errors.ProgrammingError(f'table names starting with "loom_" or "sqlite_" are reserved: {name!r}')
+        raise errors.ProgrammingError(
+            f'table names starting with "loom_" or "sqlite_" are reserved: {name!r}'
+        )
     columns: list[Column] = []
     taken: dict[str, str] = {}
     primary: tuple[str, ...] = ()
@@ -763,11 +814,15 @@ def run_create_table(db: Database, stmt: exp.Create) -> WriteResult:
         elif isinstance(node, exp.Constraint):
             for part in node.expressions:
                 if isinstance(part, exp.PrimaryKey):
-                    primary = tuple(_ident(c.this if isinstance(c, exp.Ordered) else c) for c in part.expressions)
+                    primary = tuple(
+                        _ident(c.this if isinstance(c, exp.Ordered) else c) for c in part.expressions
+                    )
                 elif isinstance(part, exp.UniqueColumnConstraint):
                     uniques.append(_unique_columns(part))
                 else:
-                    raise errors.NotSupportedError(f"table constraint {node.sql(dialect='postgres')!r} is not supported")
+                    raise errors.NotSupportedError(
+                        f"table constraint {node.sql(dialect='postgres')!r} is not supported"
+                    )
         elif isinstance(node, exp.UniqueColumnConstraint):
             uniques.append(_unique_columns(node))
         else:
@@ -779,9 +834,7 @@ def run_create_table(db: Database, stmt: exp.Create) -> WriteResult:
         for col in key:
             if col not in known:
                 raise errors.ProgrammingError(f'column "{col}" named in key does not exist')
-    columns = [
-        Column(c.name, c.type, c.phys, c.not_null or c.name in primary, c.default) for c in columns
-    ]
+    columns = [Column(c.name, c.type, c.phys, c.not_null or c.name in primary, c.default) for c in columns]
     tid = store.new_table_id()
     physical = f"loom_t{tid}"
     store.ensure_commit(txn)
@@ -790,9 +843,13 @@ def run_create_table(db: Database, stmt: exp.Create) -> WriteResult:
     indexes = []
     for position, key in enumerate(((primary,) if primary else ()) + tuple(uniques)):
         phys_index = f"{physical}__key{position}"
-        store.backend.create_physical_index(physical, phys_index, [next(c.phys for c in columns if c.name == k) for k in key])
+        store.backend.create_physical_index(
+            physical, phys_index, [next(c.phys for c in columns if c.name == k) for k in key]
+        )
         indexes.append(Index(f"{name}_key{position}", key, True, phys_index))
-    schema = TableSchema(name, tid, physical, tuple(columns), primary, tuple(dict.fromkeys(uniques)), tuple(indexes))
+    schema = TableSchema(
+        name, tid, physical, tuple(columns), primary, tuple(dict.fromkeys(uniques)), tuple(indexes)
+    )
     store.write_schema(txn, name, schema)
     return WriteResult(0)
 
@@ -820,7 +877,10 @@ def run_drop(db: Database, stmt: exp.Drop) -> WriteResult:
     if kind == "INDEX":
         names = [_ident(t.this) for t in stmt.args.get("tables") or [stmt.this]]
         for index_name in names:
-            owner = next((s for s in db._schemas().values() if any(i.name == index_name for i in s.indexes)), None)
+            owner = next(
+                (s for s in db._schemas().values() if any(i.name == index_name for i in s.indexes)),
+                None,
+            )
             if owner is None:
                 if stmt.args.get("exists"):
                     continue
@@ -848,7 +908,9 @@ def run_create_index(db: Database, stmt: exp.Create) -> WriteResult:
     for item in params.args.get("columns") or []:
         node = item.this if isinstance(item, exp.Ordered) else item
         if not isinstance(node, exp.Column):
-            raise errors.NotSupportedError(f"index on expression {node.sql(dialect='postgres')!r} is not supported")
+            raise errors.NotSupportedError(
+                f"index on expression {node.sql(dialect='postgres')!r} is not supported"
+            )
         cols.append(_column(schema, _ident(node)).name)
     name = _ident(index.this) if index.this is not None else f"{schema.name}_{'_'.join(cols)}_idx"
     if any(i.name == name for s in db._schemas().values() for i in s.indexes):
@@ -864,7 +926,9 @@ def run_create_index(db: Database, stmt: exp.Create) -> WriteResult:
             )
     phys_index = f"{schema.physical}__{_phys_name(name, {})}"
     db._store.ensure_commit(txn)
-    db._store.backend.create_physical_index(schema.physical, phys_index, [schema.column(c).phys for c in cols])
+    db._store.backend.create_physical_index(
+        schema.physical, phys_index, [schema.column(c).phys for c in cols]
+    )
     new = schema.evolve(
         indexes=schema.indexes + (Index(name, tuple(cols), unique, phys_index),),
         uniques=schema.uniques + ((tuple(cols),) if unique else ()),
@@ -927,7 +991,9 @@ def run_alter(db: Database, stmt: exp.Alter) -> WriteResult:
             if schema.column(new) is not None:
                 raise errors.ProgrammingError(f'column "{new}" of relation "{name}" already exists')
             cols = tuple(
-                Column(new, c.type, c.phys, c.not_null, c.default, c.added_seq, c.fill) if c.name == old else c
+                Column(new, c.type, c.phys, c.not_null, c.default, c.added_seq, c.fill)
+                if c.name == old
+                else c
                 for c in schema.columns
             )
 
@@ -947,6 +1013,8 @@ def run_alter(db: Database, stmt: exp.Alter) -> WriteResult:
             schema = schema.evolve(name=new_name)
             name = new_name
         else:
-            raise errors.NotSupportedError(f"ALTER TABLE action {action.sql(dialect='postgres')!r} is not supported")
+            raise errors.NotSupportedError(
+                f"ALTER TABLE action {action.sql(dialect='postgres')!r} is not supported"
+            )
     store.write_schema(txn, name, schema)
     return WriteResult(0)

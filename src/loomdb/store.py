@@ -96,7 +96,9 @@ class Store:
                 self._initialise()
             fmt = self._meta("format")
             if fmt is None:
-                raise errors.NotALoomStoreError(f"{backend.path} has no loomdb format record; it was left untouched")
+                raise errors.NotALoomStoreError(
+                    f"{backend.path} has no loomdb format record; it was left untouched"
+                )
             if int(fmt) > FORMAT_VERSION:
                 raise errors.StoreVersionError(
                     f"{backend.path} uses store format {fmt}, newer than this loomdb supports"
@@ -191,7 +193,8 @@ class Store:
         if info is None:
             row = next(
                 self.backend.execute(
-                    "SELECT bid, name, parent, fork, created, dropped FROM loom_branches WHERE bid = ?", (bid,)
+                    "SELECT bid, name, parent, fork, created, dropped FROM loom_branches WHERE bid = ?",
+                    (bid,),
                 ),
                 None,
             )
@@ -245,15 +248,19 @@ class Store:
         self.begin_catalog_write()
         try:
             exists = next(
-                self.backend.execute("SELECT 1 FROM loom_branches WHERE name = ? AND dropped = 0", (name,)), None
+                self.backend.execute("SELECT 1 FROM loom_branches WHERE name = ? AND dropped = 0", (name,)),
+                None,
             )
             if exists is not None:
                 raise errors.BranchExistsError(f"branch {name!r} already exists")
             parent_row = next(
-                self.backend.execute("SELECT dropped FROM loom_branches WHERE bid = ?", (parent,)), None
+                self.backend.execute("SELECT dropped FROM loom_branches WHERE bid = ?", (parent,)),
+                None,
             )
             if parent_row is None or parent_row[0]:
-                raise errors.BranchNotFoundError(f"the branch to fork from ({self.branch_by_id(parent).name!r}) was dropped")
+                raise errors.BranchNotFoundError(
+                    f"the branch to fork from ({self.branch_by_id(parent).name!r}) was dropped"
+                )
             row = next(
                 self.backend.execute(
                     "INSERT INTO loom_branches (name, parent, fork, created) VALUES (?, ?, ?, ?) RETURNING bid",
@@ -322,7 +329,9 @@ class Store:
             )
         )
         if row[0] is None:
-            raise errors.CommitNotFoundError(f"no commit at or before {when.isoformat()} on this branch's history")
+            raise errors.CommitNotFoundError(
+                f"no commit at or before {when.isoformat()} on this branch's history"
+            )
         return int(row[0])
 
     def log(self, lineage: Lineage, limit: int | None) -> list[tuple[Any, ...]]:
@@ -342,7 +351,9 @@ class Store:
 
     # -- write transactions ----------------------------------------------------------------
 
-    def begin(self, bid: int, fork: int | None, message: str | None, author: str | None, explicit: bool) -> Txn:
+    def begin(
+        self, bid: int, fork: int | None, message: str | None, author: str | None, explicit: bool
+    ) -> Txn:
         self.backend.begin_write()
         now = now_text()
         self.backend.set_statement_time(now)
@@ -415,7 +426,9 @@ class Store:
         if self._schema_rows is None:
             self._schema_rows = [
                 (int(b), int(s), n, d)
-                for b, s, n, d in self.backend.execute("SELECT bid, seq, name, definition FROM loom_schema ORDER BY id")
+                for b, s, n, d in self.backend.execute(
+                    "SELECT bid, seq, name, definition FROM loom_schema ORDER BY id"
+                )
             ]
         best: dict[str, tuple[int, str | None]] = {}
         for bid, seq, name, definition in self._schema_rows:
@@ -475,17 +488,29 @@ class Store:
     # -- views -----------------------------------------------------------------------------
 
     def view_sql(
-        self, schema: TableSchema, lineage: Lineage, alias: str, hidden: bool, vid_param: int | None = None
+        self,
+        schema: TableSchema,
+        lineage: Lineage,
+        alias: str,
+        hidden: bool,
+        vid_param: int | None = None,
     ) -> str:
         """The SQL of ``schema``'s rows visible through ``lineage``, columns under their user names."""
         cols = []
         for column in schema.columns:
             expr = f'_p."{column.phys}"'
             if column.added_seq is not None and column.fill is not None:
-                expr = f"CASE WHEN _p._seq < {column.added_seq} THEN {_sql_literal(column.fill)} ELSE {expr} END"
+                expr = (
+                    f"CASE WHEN _p._seq < {column.added_seq} THEN {_sql_literal(column.fill)} ELSE {expr} END"
+                )
             cols.append(f'{expr} AS "{column.name}"')
         if hidden:
-            cols += ["_p._vid AS _loom_vid", "_p._rid AS _loom_rid", "_p._bid AS _loom_bid", "_p._seq AS _loom_seq"]
+            cols += [
+                "_p._vid AS _loom_vid",
+                "_p._rid AS _loom_rid",
+                "_p._bid AS _loom_bid",
+                "_p._seq AS _loom_seq",
+            ]
         where = visibility_sql(lineage, schema.physical, "_p")
         if vid_param is not None:
             where += f" AND _p._vid IN (SELECT value FROM json_each(?{vid_param}))"

@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import DataError, NotSupportedError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 # SQL type name (lower case, as sqlglot prints it for Postgres) -> kind.
 _KINDS: dict[str, str] = {
@@ -133,10 +133,7 @@ class ColumnType:
 
 def format_timestamp(value: dt.datetime) -> str:
     """Fixed-width UTC text that sorts chronologically (naive input counts as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    else:
-        value = value.astimezone(UTC)
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
 
 
@@ -168,11 +165,15 @@ def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> bytes:
         try:
             arr = np.asarray(value, dtype="<f4")
         except (ValueError, TypeError) as exc:
-            raise DataError(f"column {column!r}: expected a list of numbers for VECTOR, got {type(value).__name__}") from exc
+            raise DataError(
+                f"column {column!r}: expected a list of numbers for VECTOR, got {type(value).__name__}"
+            ) from exc
     if arr.ndim != 1:
         raise DataError(f"column {column!r}: a vector must be one-dimensional, got shape {arr.shape}")
     if ctype is not None and ctype.dim is not None and arr.shape[0] != ctype.dim:
-        raise DataError(f"column {column!r} is VECTOR({ctype.dim}) but the value has {arr.shape[0]} dimensions")
+        raise DataError(
+            f"column {column!r} is VECTOR({ctype.dim}) but the value has {arr.shape[0]} dimensions"
+        )
     if not np.isfinite(arr).all():
         raise DataError(f"column {column!r}: a vector may not contain NaN or infinity")
     return arr.tobytes()
@@ -186,7 +187,9 @@ def _json_text(value: Any, column: str) -> str:
         except ValueError as exc:
             raise DataError(f"column {column!r}: {value[:60]!r} is not valid JSON ({exc})") from exc
     try:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, allow_nan=False, default=_json_default)
+        return json.dumps(
+            value, separators=(",", ":"), sort_keys=True, allow_nan=False, default=_json_default
+        )
     except (TypeError, ValueError) as exc:
         raise DataError(f"column {column!r}: value is not JSON-serialisable ({exc})") from exc
 

@@ -31,7 +31,7 @@ import sqlite_vec
 
 from .. import errors
 from ..sql.dialect import LoomSQLite
-from ..types import now_text
+from ..types import ColumnType, now_text, to_storage
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 INF_SEQ = 9223372036854775807  # _end of a version nobody has superseded yet
@@ -83,7 +83,9 @@ def _jsonb_contains(left: Any, right: Any) -> bool:
         if isinstance(right, list):
             return all(any(_jsonb_contains(item, want) for item in left) for want in right)
         # A top-level array contains a primitive equal to one of its elements.
-        return not isinstance(right, dict) and any(item == right and type(item) is type(right) for item in left)
+        return not isinstance(right, dict) and any(
+            item == right and type(item) is type(right) for item in left
+        )
     return type(left) is type(right) and left == right
 
 
@@ -108,6 +110,31 @@ def _inner_product(a: Any, b: Any) -> float | None:
     if x.shape != y.shape:
         raise errors.DataError(f"different vector dimensions {x.shape[0]} and {y.shape[0]}")
     return float(np.dot(x.astype(np.float64), y.astype(np.float64)))
+
+
+def _cast_value(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return to_storage(value, ColumnType.parse(kind), "value")
+    except errors.Error as exc:
+        raise errors.DataError(f"cannot cast {value!r} to {kind}: {exc}") from None
+
+
+def _cast_timestamp(value: Any) -> Any:
+    return _cast_value("TIMESTAMP", value)
+
+
+def _cast_date(value: Any) -> Any:
+    return _cast_value("DATE", value)
+
+
+def _cast_bool(value: Any) -> Any:
+    return _cast_value("BOOLEAN", value)
+
+
+def _cast_numeric(value: Any) -> Any:
+    return _cast_value("NUMERIC", value)
 
 
 def _decimal_key(text: str) -> Decimal | None:
@@ -166,7 +193,9 @@ class SQLiteBackend:
         except OSError as exc:
             raise errors.OperationalError(f"cannot read {self.path}: {exc}") from None
         if head and head != SQLITE_MAGIC:
-            raise errors.NotALoomStoreError(f"{self.path} is not a loomdb store (not a SQLite file); it was left untouched")
+            raise errors.NotALoomStoreError(
+                f"{self.path} is not a loomdb store (not a SQLite file); it was left untouched"
+            )
 
     def is_empty(self) -> bool:
         """True for a new file with no tables at all."""
@@ -218,6 +247,11 @@ class SQLiteBackend:
             deterministic=True,
         )
         conn.create_scalar_function("gen_random_uuid", lambda: str(uuid.uuid4()), 0)
+        # Casts to types SQLite lacks (see LoomSQLite's cast rules).
+        conn.create_scalar_function("loom_timestamp", _cast_timestamp, 1, deterministic=True)
+        conn.create_scalar_function("loom_date", _cast_date, 1, deterministic=True)
+        conn.create_scalar_function("loom_bool", _cast_bool, 1, deterministic=True)
+        conn.create_scalar_function("loom_numeric", _cast_numeric, 1, deterministic=True)
         conn.create_collation("loom_numeric", _numeric_collation)
 
     # -- running SQL ---------------------------------------------------------------------

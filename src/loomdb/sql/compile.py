@@ -92,7 +92,9 @@ def resolve_tables(tree: exp.Expression, schemas: Mapping[str, TableSchema]) -> 
     for table in user_tables(tree):
         db = table.args.get("db")
         if db is not None and db.name.lower() not in ("public", "main"):
-            raise NotSupportedError(f"schema-qualified table {table.sql()!r}: loomdb has one schema per store")
+            raise NotSupportedError(
+                f"schema-qualified table {table.sql()!r}: loomdb has one schema per store"
+            )
         if db is not None:
             table.set("db", None)
             table.set("catalog", None)
@@ -158,7 +160,7 @@ def output_name(node: exp.Expression) -> str:
         node = node.this
     if isinstance(node, exp.Column):
         return node.name
-    if isinstance(node, _OPERATOR_FUNCS) or isinstance(node, VECTOR_OPERATORS):
+    if isinstance(node, (_OPERATOR_FUNCS, VECTOR_OPERATORS)):
         return "?column?"
     if isinstance(node, exp.Anonymous):
         return str(node.this).lower()
@@ -178,13 +180,16 @@ def parameter_types(tree: exp.Expression) -> dict[int, ColumnType]:
         while isinstance(parent, exp.Paren):
             parent = parent.parent
         ctype: ColumnType | None = None
-        if isinstance(parent, VECTOR_OPERATORS) or isinstance(parent, exp.CosineDistance):
-            ctype = VECTOR_ANY
-        elif isinstance(parent, exp.Anonymous) and str(parent.this).lower() in (
-            "l2_distance",
-            "inner_product",
-            "vector_dims",
-            "vector_norm",
+        if (
+            isinstance(parent, (VECTOR_OPERATORS, exp.CosineDistance))
+            or isinstance(parent, exp.Anonymous)
+            and str(parent.this).lower()
+            in (
+                "l2_distance",
+                "inner_product",
+                "vector_dims",
+                "vector_norm",
+            )
         ):
             ctype = VECTOR_ANY
         elif isinstance(parent, (exp.ArrayContainsAll, exp.ArrayContainedBy)):
@@ -310,7 +315,10 @@ def compile_query(
         if vid_alias is not None:
             nparams += 1
             vid_param = nparams
-            tree.set("expressions", [*tree.expressions, exp.column("_loom_vid", table=vid_alias, quoted=True)])
+            tree.set(
+                "expressions",
+                [*tree.expressions, exp.column("_loom_vid", table=vid_alias, quoted=True)],
+            )
 
     def view(table: exp.Table, alias: str) -> str:
         schema = schemas[table_key(table)]
@@ -326,7 +334,7 @@ def _refine(node: exp.Expression, ctype: ColumnType | None) -> ColumnType | None
     inner = node.this if isinstance(node, exp.Alias) else node
     while isinstance(inner, exp.Paren):
         inner = inner.this
-    if isinstance(inner, exp.JSONExtract) or isinstance(inner, exp.JSONBExtract):
+    if isinstance(inner, (exp.JSONExtract, exp.JSONBExtract)):
         return JSON_ANY
     if isinstance(inner, (exp.JSONExtractScalar, exp.JSONBExtractScalar)):
         return None

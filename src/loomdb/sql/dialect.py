@@ -6,25 +6,24 @@ knows ``<->`` but reads ``<=>`` as MySQL's null-safe equality and fails on
 SQLite backend runs: vector operators become sqlite-vec / loomdb functions,
 JSONB containment and NOW() become loomdb's SQL functions.
 
->>> parse("SELECT id FROM t ORDER BY e <=> %s LIMIT 5").sql(dialect=LoomSQLite)
-'SELECT id FROM t ORDER BY vec_distance_cosine(e, ?) NULLS LAST LIMIT 5'
+>>> parse("SELECT id FROM t ORDER BY e <=> $1 LIMIT 5").sql(dialect=LoomSQLite)
+'SELECT id FROM t ORDER BY VEC_DISTANCE_COSINE(e, ?1) LIMIT 5'
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import logging
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import arrow_json_extract_sql
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
 from ..errors import NotSupportedError, ProgrammingError
-
 
 # sqlglot logs a warning when it falls back to a generic Command; loomdb reports
 # those statements itself with NotSupportedError.
@@ -48,7 +47,17 @@ VECTOR_FUNCTIONS = {"l2_distance", "cosine_distance", "inner_product", "vector_d
 
 
 class LoomPostgres(Postgres):
-    """PostgreSQL as loomdb reads it: Postgres plus pgvector's operators."""
+    """PostgreSQL as loomdb reads it: Postgres plus pgvector's operators.
+
+    An ORDER BY without NULLS FIRST/LAST sorts NULLs in the engine's own
+    order (SQLite: first ascending, last descending). Spelling out
+    PostgreSQL's order on every ORDER BY would stop SQLite from reading an
+    index in order and turn the "latest step" lookup into a sort; an explicit
+    NULLS clause is always honoured. Reading with SQLite's convention marks
+    the implicit case so no clause is generated for it.
+    """
+
+    NULL_ORDERING = "nulls_are_small"
 
     class Tokenizer(Postgres.Tokenizer):
         KEYWORDS = {
@@ -140,6 +149,17 @@ def _json_path(self: SQLite.Generator, path: exp.Expression) -> str:
     return self.sql(exp.Literal.string(out))
 
 
+def _json_text(self: SQLite.Generator, e: exp.Expression) -> str:
+    """``->>`` returns text in PostgreSQL: numbers as their digits, booleans as true/false."""
+    inner = arrow_json_extract_sql(self, e)
+    doc = self.sql(e.this)
+    path = self.sql(e.expression)
+    return (
+        f"(CASE json_type({doc}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
+        f" ELSE CAST({inner} AS TEXT) END)"
+    )
+
+
 def _has_key(self: SQLite.Generator, e: exp.Expression) -> str:
     key = e.expression
     if isinstance(key, exp.Literal):
@@ -149,15 +169,7 @@ def _has_key(self: SQLite.Generator, e: exp.Expression) -> str:
 
 
 class LoomSQLite(SQLite):
-    """SQLite as the loomdb backend runs it (functions registered by the backend).
-
-    NULLs sort in SQLite's own order (first ascending, last descending) unless
-    a query says NULLS FIRST/LAST: spelling out PostgreSQL's order on every
-    ORDER BY would stop SQLite from reading an index in order, turning the
-    "latest step" lookup into a sort.
-    """
-
-    NULL_ORDERING = "nulls_are_large"
+    """SQLite as the loomdb backend runs it (functions registered by the backend)."""
 
     class Generator(SQLite.Generator):
         TRANSFORMS = {
@@ -168,14 +180,15 @@ class LoomSQLite(SQLite):
             exp.ArrayContainsAll: _func("loom_jsonb_contains"),
             exp.ArrayContainedBy: _func("loom_jsonb_contained"),
             exp.CurrentTimestamp: lambda self, e: "loom_now()",
-            exp.ILike: lambda self, e: (
-                f"LOWER({self.sql(e.this)}) LIKE LOWER({self.sql(e.expression)})"
-            ),
+            exp.ILike: lambda self, e: f"LOWER({self.sql(e.this)}) LIKE LOWER({self.sql(e.expression)})",
             exp.Cast: _cast,
             exp.Uuid: lambda self, e: "gen_random_uuid()",
             exp.CosineDistance: _func("vec_distance_cosine"),
             exp.JSONBExtract: lambda self, e: f"({self.sql(e.this)} -> {_json_path(self, e.expression)})",
-            exp.JSONBExtractScalar: lambda self, e: f"({self.sql(e.this)} ->> {_json_path(self, e.expression)})",
+            exp.JSONBExtractScalar: lambda self, e: (
+                f"CAST(({self.sql(e.this)} ->> {_json_path(self, e.expression)}) AS TEXT)"
+            ),
+            exp.JSONExtractScalar: _json_text,
             exp.JSONBContainsTopKey: _has_key,
             exp.Anonymous: _anonymous,
             exp.Parameter: lambda self, e: f"?{e.this.name}",
@@ -193,7 +206,9 @@ def _parse_cached(sql: str) -> tuple[exp.Expression, ...]:
             where = f" at line {detail['line']}, column {detail['col']}"
         near = detail.get("highlight") or ""
         desc = detail.get("description") or str(err)
-        raise ProgrammingError(f"syntax error{where}" + (f" near {near!r}" if near else "") + f": {desc}") from None
+        raise ProgrammingError(
+            f"syntax error{where}" + (f" near {near!r}" if near else "") + f": {desc}"
+        ) from None
     except TokenError as err:
         raise ProgrammingError(f"syntax error: {err}") from None
     return tuple(s for s in statements if s is not None)
@@ -209,7 +224,5 @@ def parse(sql: str) -> exp.Expression:
     if not statements:
         raise ProgrammingError("empty statement: the SQL text holds no statement")
     if len(statements) > 1:
-        raise ProgrammingError(
-            f"the SQL text holds {len(statements)} statements; execute them one at a time"
-        )
+        raise ProgrammingError(f"the SQL text holds {len(statements)} statements; execute them one at a time")
     return statements[0]

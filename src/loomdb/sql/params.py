@@ -78,7 +78,7 @@ def normalize(sql: str, has_params: bool) -> tuple[str, Plan]:
             elif sql.startswith("%(", i):
                 end = sql.find(")s", i)
                 if end < 0:
-                    raise ProgrammingError(f"malformed named placeholder near {sql[i:i + 20]!r}")
+                    raise ProgrammingError(f"malformed named placeholder near {sql[i : i + 20]!r}")
                 if positional:
                     raise ProgrammingError("cannot mix %s and %(name)s placeholders in one statement")
                 name = sql[i + 2 : end]
@@ -88,7 +88,7 @@ def normalize(sql: str, has_params: bool) -> tuple[str, Plan]:
                 i = end + 2
             else:
                 raise ProgrammingError(
-                    f"only '%s' and '%(name)s' placeholders are supported, found {sql[i:i + 2]!r}"
+                    f"only '%s' and '%(name)s' placeholders are supported, found {sql[i : i + 2]!r}"
                     " (write '%%' for a literal '%' when passing parameters)"
                 )
         else:
