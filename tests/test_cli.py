@@ -109,7 +109,7 @@ def test_sql_shows_vectors_abbreviated_and_json_compact(store):
 
 
 def test_sql_shows_null_and_an_empty_result(store):
-    result = invoke("sql", store, "SELECT NULL AS nothing, step FROM steps WHERE step = 1")
+    result = invoke("sql", store, "SELECT NULL AS missing, step FROM steps WHERE step = 1")
     assert table_rows(result.stdout)[1] == ["NULL", "1"]
     result = invoke("sql", store, "SELECT step FROM steps WHERE step > 100")
     assert result.exit_code == 0, result.output
@@ -144,9 +144,7 @@ def test_sql_creates_a_new_store(tmp_path):
 def test_sql_on_a_branch_leaves_main_alone(store):
     with loomdb.connect(store) as db:
         db.branch("run-42/approach-a")
-    result = invoke(
-        "sql", store, "INSERT INTO steps (step) VALUES (3)", "--branch", "run-42/approach-a"
-    )
+    result = invoke("sql", store, "INSERT INTO steps (step) VALUES (3)", "--branch", "run-42/approach-a")
     assert result.exit_code == 0, result.output
     on_branch = invoke("sql", store, "SELECT count(*) AS n FROM steps", "-b", "run-42/approach-a")
     assert table_rows(on_branch.stdout)[1] == ["3"]

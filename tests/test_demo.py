@@ -39,9 +39,7 @@ def table_row(output: str, first_cell: str) -> list[str]:
 def demo_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
     env = {**os.environ, "LOOMDB_DEMO_DIR": str(folder), "COLUMNS": "200"}
-    proc = subprocess.run(
-        [sys.executable, str(DEMO)], capture_output=True, text=True, env=env, timeout=120
-    )
+    proc = subprocess.run([sys.executable, str(DEMO)], capture_output=True, text=True, env=env, timeout=120)
     return proc, folder
 
 
@@ -94,6 +92,7 @@ def test_demo_leaves_a_store_with_each_step_once_on_each_branch(demo_run):
         db.close()
 
 
+@pytest.mark.slow
 def test_demo_starts_fresh_each_run(tmp_path):
     env = {**os.environ, "LOOMDB_DEMO_DIR": str(tmp_path), "COLUMNS": "200"}
     for _ in range(2):

@@ -1139,3 +1139,13 @@ def test_create_table_on_branch_is_invisible_on_main(fresh_db):
     fresh_db.execute("INSERT INTO scratch VALUES ('m', 2)")
     assert q(b, "SELECT * FROM scratch") == [(1,)]
     assert q(fresh_db, "SELECT * FROM scratch") == [("m", 2)]
+
+
+def test_columns_named_like_sqlite_keywords_work_in_every_statement(fresh_db):
+    # PostgreSQL accepts these names; SQLite reserves them, so loomdb must quote them.
+    fresh_db.execute("CREATE TABLE t (nothing INT PRIMARY KEY, isnull TEXT, notnull TEXT)")
+    fresh_db.execute("INSERT INTO t VALUES (1, %s, %s)", ["a", "b"])
+    fresh_db.execute("UPDATE t SET isnull = 'c' WHERE nothing = 1")
+    fresh_db.execute("INSERT INTO t VALUES (1, 'x', 'y') ON CONFLICT (nothing) DO UPDATE SET notnull = EXCLUDED.notnull")
+    assert q(fresh_db, "SELECT nothing, isnull AS exists, notnull FROM t") == [(1, "c", "y")]
+    assert fresh_db.execute("SELECT 1 AS autoincrement").fetchone()["autoincrement"] == 1

@@ -326,7 +326,8 @@ def compile_query(
         return view_sql(schema, alias, hidden, vid_param if alias == vid_alias else None)
 
     substitute = rewrite_tables(tree, view)
-    sql = substitute(tree.sql(dialect=dialect))
+    # Quote every identifier: a column PostgreSQL accepts (nothing, isnull...) may be an SQLite keyword.
+    sql = substitute(tree.sql(dialect=dialect, identify=True))
     return Compiled(sql, names, types, ptypes, nparams)
 
 
