@@ -1143,9 +1143,9 @@ def test_create_table_on_branch_is_invisible_on_main(fresh_db):
 
 def test_columns_named_like_sqlite_keywords_work_in_every_statement(fresh_db):
     # PostgreSQL accepts these names; SQLite reserves them, so loomdb must quote them.
-    fresh_db.execute("CREATE TABLE t (nothing INT PRIMARY KEY, isnull TEXT, notnull TEXT)")
+    fresh_db.execute("CREATE TABLE t (nothing INT PRIMARY KEY, abort TEXT, pragma TEXT)")
     fresh_db.execute("INSERT INTO t VALUES (1, %s, %s)", ["a", "b"])
-    fresh_db.execute("UPDATE t SET isnull = 'c' WHERE nothing = 1")
-    fresh_db.execute("INSERT INTO t VALUES (1, 'x', 'y') ON CONFLICT (nothing) DO UPDATE SET notnull = EXCLUDED.notnull")
-    assert q(fresh_db, "SELECT nothing, isnull AS exists, notnull FROM t") == [(1, "c", "y")]
+    fresh_db.execute("UPDATE t SET abort = 'c' WHERE nothing = 1")
+    fresh_db.execute("INSERT INTO t VALUES (1, 'x', 'y') ON CONFLICT (nothing) DO UPDATE SET pragma = EXCLUDED.pragma")
+    assert q(fresh_db, "SELECT nothing, abort AS exists, pragma FROM t") == [(1, "c", "y")]
     assert fresh_db.execute("SELECT 1 AS autoincrement").fetchone()["autoincrement"] == 1
