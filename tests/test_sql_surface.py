@@ -1149,3 +1149,16 @@ def test_columns_named_like_sqlite_keywords_work_in_every_statement(fresh_db):
     fresh_db.execute("INSERT INTO t VALUES (1, 'x', 'y') ON CONFLICT (nothing) DO UPDATE SET pragma = EXCLUDED.pragma")
     assert q(fresh_db, "SELECT nothing, abort AS exists, pragma FROM t") == [(1, "c", "y")]
     assert fresh_db.execute("SELECT 1 AS autoincrement").fetchone()["autoincrement"] == 1
+
+
+@pytest.mark.parametrize(
+    "sql, params",
+    [
+        ("SELECT %s,%s", [1, 2]),
+        ("SELECT $1,$2", [1, 2]),
+        ("SELECT %(a)s,%(b)s", {"a": 1, "b": 2}),
+        ("SELECT $1::int,$2", [1, 2]),
+    ],
+)
+def test_placeholders_need_no_spaces_between_them(fresh_db, sql, params):
+    assert tuple(fresh_db.execute(sql, params).fetchone()) == (1, 2)

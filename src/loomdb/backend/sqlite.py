@@ -346,7 +346,10 @@ class SQLiteBackend:
         self._run(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {_declared(affinity)}')
 
     def create_physical_index(self, table: str, index: str, columns: Sequence[str]) -> None:
-        cols = ", ".join(f'"{c}"' for c in columns)
+        # The version columns ride along, so the visibility check of a branch
+        # view can be answered from the index alone: count(*), max(step) and
+        # key lookups then never touch the (large) table rows.
+        cols = ", ".join([f'"{c}"' for c in columns] + ["_bid", "_end", "_del", "_seq", "_rid"])
         self._run(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ({cols})')
 
     def physical_columns(self, table: str) -> list[str]:

@@ -4,8 +4,8 @@
 ``$n`` numbered in text order, and returns how to build the positional
 parameter list from what the caller passed.
 
->>> normalize("SELECT %(a)s, '100%%', %(b)s, %(a)s", True)
-("SELECT $1, '100%', $2, $1", ('named', 2, ('a', 'b')))
+>>> normalize("SELECT %(a)s, '100%%', %(b)s,%(a)s", True)
+("SELECT $1 , '100%', $2 ,$1 ", ('named', 2, ('a', 'b')))
 >>> bind(('named', 2, ('a', 'b')), {'a': 1, 'b': 2})
 [1, 2]
 """
@@ -32,7 +32,9 @@ def normalize(sql: str, has_params: bool) -> tuple[str, Plan]:
     """
     if not has_params or "%" not in sql:
         top = _max_dollar(sql)
-        return sql, (("numbered", top, ()) if top else ("none", 0, ()))
+        if top:
+            return _space_dollars(sql), ("numbered", top, ())
+        return sql, ("none", 0, ())
     out: list[str] = []
     i, n = 0, len(sql)
     positional = 0
@@ -73,7 +75,7 @@ def normalize(sql: str, has_params: bool) -> tuple[str, Plan]:
                 if names:
                     raise ProgrammingError("cannot mix %s and %(name)s placeholders in one statement")
                 positional += 1
-                out.append(f"${positional}")
+                out.append(f"${positional} ")
                 i += 2
             elif sql.startswith("%(", i):
                 end = sql.find(")s", i)
@@ -84,7 +86,7 @@ def normalize(sql: str, has_params: bool) -> tuple[str, Plan]:
                 name = sql[i + 2 : end]
                 if name not in names:
                     names.append(name)
-                out.append(f"${names.index(name) + 1}")
+                out.append(f"${names.index(name) + 1} ")
                 i = end + 2
             else:
                 raise ProgrammingError(
@@ -102,7 +104,34 @@ def normalize(sql: str, has_params: bool) -> tuple[str, Plan]:
     if names:
         return text, ("named", len(names), tuple(names))
     top = _max_dollar(sql)
-    return text, (("numbered", top, ()) if top else ("none", 0, ()))
+    if top:
+        return _space_dollars(text), ("numbered", top, ())
+    return text, ("none", 0, ())
+
+
+def _space_dollars(sql: str) -> str:
+    """Put a space after each $n placeholder outside quotes: sqlglot's tokenizer
+    reads ``$1,$2`` as the start of a dollar-quoted string."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    in_quote = False
+    while i < n:
+        c = sql[i]
+        out.append(c)
+        if c == "'":
+            in_quote = not in_quote
+        elif c == "$" and not in_quote and not (i > 0 and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+            j = i + 1
+            while j < n and sql[j].isdigit():
+                j += 1
+            if j > i + 1:
+                out.append(sql[i + 1 : j])
+                if j < n and not sql[j].isspace():
+                    out.append(" ")
+                i = j
+                continue
+        i += 1
+    return "".join(out)
 
 
 def _max_dollar(sql: str) -> int:
