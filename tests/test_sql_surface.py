@@ -1162,3 +1162,31 @@ def test_columns_named_like_sqlite_keywords_work_in_every_statement(fresh_db):
 )
 def test_placeholders_need_no_spaces_between_them(fresh_db, sql, params):
     assert tuple(fresh_db.execute(sql, params).fetchone()) == (1, 2)
+
+
+def test_a_failed_statement_inside_a_transaction_leaves_no_rows_behind(fresh_db):
+    fresh_db.execute("CREATE TABLE t (k INT PRIMARY KEY, v TEXT)")
+    fresh_db.execute("INSERT INTO t VALUES (3, 'three')")
+    with fresh_db.transaction(message="mixed"):
+        fresh_db.execute("INSERT INTO t VALUES (1, 'one')")
+        with pytest.raises(loomdb.IntegrityError):
+            # rows 10 and 11 are written before 3 collides: all three must vanish
+            fresh_db.execute("INSERT INTO t VALUES (10, 'a'), (11, 'b'), (3, 'dup')")
+        fresh_db.execute("INSERT INTO t VALUES (2, 'two')")
+    assert q(fresh_db, "SELECT k FROM t ORDER BY k") == [(1,), (2,), (3,)]
+    assert fresh_db.log(limit=1)[0].message == "mixed"
+
+
+def test_a_failed_first_statement_inside_a_transaction_still_allows_a_commit(fresh_db):
+    fresh_db.execute("CREATE TABLE t (k INT PRIMARY KEY)")
+    head = fresh_db.head
+    with fresh_db.transaction():
+        with pytest.raises(loomdb.IntegrityError):
+            fresh_db.execute("INSERT INTO t VALUES (1), (1)")
+    assert fresh_db.head == head  # nothing changed, so nothing was committed
+    with fresh_db.transaction():
+        with pytest.raises(loomdb.IntegrityError):
+            fresh_db.execute("INSERT INTO t VALUES (1), (1)")
+        fresh_db.execute("INSERT INTO t VALUES (1)")
+    assert q(fresh_db, "SELECT k FROM t") == [(1,)]
+    assert fresh_db.head == head + 1

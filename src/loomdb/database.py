@@ -401,6 +401,9 @@ class Database:
             store.begin(self._bid, self._fork(), None, None, explicit=False)
         else:
             self._check_txn_branch(store.txn)  # type: ignore[arg-type]
+            # Inside transaction(), a failed statement must leave no trace even
+            # when the caller catches the error and carries on.
+            store.savepoint()
         try:
             total = 0
             result = None
@@ -410,9 +413,13 @@ class Database:
         except BaseException:
             if own:
                 store.finish(commit=False)
+            else:
+                store.rollback_to_savepoint()
             raise
         if own:
             store.finish(commit=True)
+        else:
+            store.release_savepoint()
         if result is not None and result.returning is not None:
             return self._cursor(result.returning, result.returning_rows or [], rowcount=total)
         return Cursor(None, rowcount=total, row_type=Row)

@@ -393,6 +393,31 @@ class Store:
             txn.seq = int(row[0])
         return txn.seq
 
+    def savepoint(self) -> None:
+        """Mark the start of one statement inside an explicit transaction."""
+        txn = self.txn
+        assert txn is not None
+        self._saved = (txn.seq, txn.ddl)
+        self.backend.execute("SAVEPOINT loom_statement")
+
+    def release_savepoint(self) -> None:
+        self.backend.execute("RELEASE loom_statement")
+
+    def rollback_to_savepoint(self) -> None:
+        """Undo the current statement; the transaction stays open."""
+        txn = self.txn
+        assert txn is not None
+        self.backend.execute("ROLLBACK TO loom_statement")
+        self.backend.execute("RELEASE loom_statement")
+        seq, ddl = self._saved
+        if txn.seq != seq:  # the commit row was written by the undone statement
+            txn.seq = seq
+        if txn.ddl and not ddl:
+            self.invalidate()
+        txn.ddl = ddl
+        # Version ids handed out by the undone statement are free again.
+        self.next_vids.clear()
+
     def finish(self, commit: bool) -> None:
         """End the write transaction: commit when it changed something, else roll back."""
         txn, self.txn = self.txn, None
