@@ -369,14 +369,11 @@ class Store:
             if parent is not None:
                 # Nobody else committed since we last saw this branch: its head and
                 # its existence are known, so one plain insert records the commit.
-                row = next(
-                    self.backend.execute(
-                        "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)"
-                        " RETURNING seq",
-                        (txn.bid, parent, txn.message, txn.author, txn.now),
-                    )
+                self.backend.execute(
+                    "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)",
+                    (txn.bid, parent, txn.message, txn.author, txn.now),
                 )
-                txn.seq = int(row[0])
+                txn.seq = self.backend.last_insert_rowid()
                 return txn.seq
             row = next(
                 self.backend.execute(

@@ -134,7 +134,9 @@ class ColumnType:
 def format_timestamp(value: dt.datetime) -> str:
     """Fixed-width UTC text that sorts chronologically (naive input counts as UTC)."""
     value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+    # isoformat is implemented in C and, for an aware UTC value with
+    # timespec="microseconds", always yields "YYYY-MM-DD HH:MM:SS.ffffff+00:00".
+    return value.isoformat(sep=" ", timespec="microseconds")
 
 
 def parse_timestamp(text: str) -> dt.datetime:

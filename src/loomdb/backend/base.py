@@ -39,6 +39,10 @@ class Backend(Protocol):
         """Rows changed by the last INSERT/UPDATE/DELETE."""
         ...
 
+    def last_insert_rowid(self) -> int:
+        """The integer key the last INSERT on this connection assigned."""
+        ...
+
     def begin_write(self) -> None:
         """Start a transaction that holds the engine's write lock until commit.
 

@@ -298,6 +298,9 @@ class SQLiteBackend:
     def changes(self) -> int:
         return self.conn.changes()
 
+    def last_insert_rowid(self) -> int:
+        return self.conn.last_insert_rowid()
+
     def begin_write(self) -> None:
         self.execute("BEGIN IMMEDIATE")
 
