@@ -8,9 +8,12 @@ branch that superseded them (``INF`` while current). A version written on a
 nearer branch always wins over one from an ancestor, because a child's
 commits all come after its fork point.
 
->>> lin = Lineage(((3, None), (1, 10)))
->>> print(visibility_sql(lin, "loom_t1", "_p"))
-(((+_p._bid = 3 AND _p._end = 9223372036854775807) OR (+_p._bid = 1 AND _p._seq <= 10 AND _p._end > 10 AND NOT EXISTS (SELECT 1 FROM "loom_t1" AS _s WHERE _s._bid > 1 AND _s._bid = 3 AND _s._rid = _p._rid))) AND _p._del = 0)
+>>> print(visibility_sql(Lineage(((1, None),)), "loom_t1", "_p"))
+(+_p._bid = 1 AND _p._end = 9223372036854775807 AND _p._del = 0)
+>>> print(visibility_sql(Lineage(((3, None), (1, 10))), "loom_t1", "_p"))  # doctest: +NORMALIZE_WHITESPACE
+(_p._del = 0 AND CASE +_p._bid WHEN 3 THEN _p._end = 9223372036854775807
+ WHEN 1 THEN _p._seq <= 10 AND _p._end > 10 AND NOT EXISTS (SELECT 1 FROM "loom_t1" AS _s
+ WHERE _s._bid > 1 AND _s._bid = 3 AND _s._rid = _p._rid) ELSE 0 END)
 """
 
 from __future__ import annotations
@@ -64,25 +67,34 @@ def build_lineage(chain: list[tuple[int, int | None]], snapshot: int | None) -> 
 def visibility_sql(lineage: Lineage, table: str, alias: str) -> str:
     """A SQL predicate over ``table AS alias`` that keeps the visible, live versions.
 
+    A branch without ancestors (main) gets a plain conjunction. A branch
+    with ancestors gets ``CASE _bid WHEN <level> THEN <its condition> ...``:
+    each level of a lineage is a different branch, and SQLite evaluates the
+    CASE about twice as fast as the equivalent OR of conjunctions.
     ``_s._bid > 1`` repeats the partial shadow index's condition so SQLite
-    can use that index (main, bid 1, is never a nearer branch). The unary ``+`` keeps SQLite from driving a scan through the (_bid, ...)
-    index, which would be slower than the table scan for the common case of a
-    branch holding most rows; the shadow probe does use that index.
+    can use that index (main, bid 1, is never a nearer branch). The unary
+    ``+`` keeps SQLite from driving a scan through that index, which would
+    be slower than the table scan for the common case of a branch holding
+    most rows.
     """
-    parts = []
+    levels = []
     for index, (bid, limit) in enumerate(lineage.levels):
         if limit is None:
-            cond = f"+{alias}._bid = {bid} AND {alias}._end = {INF_SEQ}"
+            cond = f"{alias}._end = {INF_SEQ}"
         else:
-            cond = f"+{alias}._bid = {bid} AND {alias}._seq <= {limit} AND {alias}._end > {limit}"
+            cond = f"{alias}._seq <= {limit} AND {alias}._end > {limit}"
         for nearer_bid, nearer_limit in lineage.levels[:index]:
             bound = "" if nearer_limit is None else f" AND _s._seq <= {nearer_limit}"
             cond += (
                 f' AND NOT EXISTS (SELECT 1 FROM "{table}" AS _s'
                 f" WHERE _s._bid > 1 AND _s._bid = {nearer_bid} AND _s._rid = {alias}._rid{bound})"
             )
-        parts.append(f"({cond})")
-    return f"(({' OR '.join(parts)}) AND {alias}._del = 0)"
+        levels.append((bid, cond))
+    if len(levels) == 1:
+        bid, cond = levels[0]
+        return f"(+{alias}._bid = {bid} AND {cond} AND {alias}._del = 0)"
+    whens = " ".join(f"WHEN {bid} THEN {cond}" for bid, cond in levels)
+    return f"({alias}._del = 0 AND CASE +{alias}._bid {whens} ELSE 0 END)"
 
 
 def commits_sql(lineage: Lineage, alias: str = "c") -> str:
