@@ -42,9 +42,7 @@ LOOM_INSERT = (
     "INSERT INTO iterations (run_id, step, action, observation, embedding,"
     " state_snapshot, tokens_used) VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
-LOOM_RESUME = (
-    "SELECT step, state_snapshot FROM iterations WHERE run_id = %s ORDER BY step DESC LIMIT 1"
-)
+LOOM_RESUME = "SELECT step, state_snapshot FROM iterations WHERE run_id = %s ORDER BY step DESC LIMIT 1"
 LOOM_SCAN = "SELECT count(*), max(step) FROM iterations"
 
 RAW_SCHEMA = """CREATE TABLE iterations (
@@ -56,9 +54,7 @@ RAW_INSERT = (
     "INSERT INTO iterations (run_id, step, action, observation, embedding,"
     " state_snapshot, tokens_used, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-RAW_RESUME = (
-    "SELECT step, state_snapshot FROM iterations WHERE run_id = ? ORDER BY step DESC LIMIT 1"
-)
+RAW_RESUME = "SELECT step, state_snapshot FROM iterations WHERE run_id = ? ORDER BY step DESC LIMIT 1"
 RAW_SCAN = "SELECT count(*), max(step) FROM iterations"
 
 
@@ -141,9 +137,7 @@ class Workload:
         state["tokens_used"] = tokens
         return [run_id, step, p.action, p.observation, p.embedding, state, tokens]
 
-    def rows(
-        self, runs: int, steps: int, first_step: int = 0, prefix: str = "run"
-    ) -> Iterator[list]:
+    def rows(self, runs: int, steps: int, first_step: int = 0, prefix: str = "run") -> Iterator[list]:
         """``runs * steps`` rows, step-major: the runs' iterations interleave on disk
         the way concurrent agents write them."""
         ids = [run_name(r, prefix) for r in range(runs)]
