@@ -156,8 +156,7 @@ def test_processes_on_one_branch(store_path):
     with loomdb.connect(store_path) as db:
         db.branch(shared)
     configs = [
-        {"path": store_path, "branch": shared, "writer": f"w{i}", "rows": ROWS}
-        for i in range(WRITERS)
+        {"path": store_path, "branch": shared, "writer": f"w{i}", "rows": ROWS} for i in range(WRITERS)
     ]
     commits = _run_processes(configs)
 
@@ -191,7 +190,6 @@ def _run_threads(targets: list) -> None:
     assert not errors, "threads failed:\n" + "\n".join(errors)
 
 
-@pytest.mark.slow
 def test_threads_sharing_one_handle(store_path):
     db = loomdb.connect(store_path)
     try:
@@ -229,7 +227,6 @@ def test_threads_sharing_one_handle(store_path):
     assert integrity_check(store_path) == ["ok"]
 
 
-@pytest.mark.slow
 def test_threads_with_their_own_connections(store_path):
     base = _seed_main(store_path)
     branch_of = {i: ("main" if i % 2 == 0 else f"thread-{i}") for i in range(WRITERS)}
@@ -253,8 +250,6 @@ def test_threads_with_their_own_connections(store_path):
             if name == "main":
                 on_main += _expected(f"t{i}", ROWS, "main")
             else:
-                _assert_exactly(
-                    _rows(db.checkout(name)), base + _expected(f"t{i}", ROWS, name), name
-                )
+                _assert_exactly(_rows(db.checkout(name)), base + _expected(f"t{i}", ROWS, name), name)
         _assert_exactly(_rows(db), on_main, "main")
     assert integrity_check(store_path) == ["ok"]

@@ -154,9 +154,7 @@ def _verify_after_kill(
                 assert not acked, f"branch {branch} vanished although steps were acked ({ctx})"
                 handle = db.branch(branch)
 
-        rows = handle.execute(
-            "SELECT * FROM iterations WHERE run_id = %s ORDER BY step", [run_id]
-        ).fetchall()
+        rows = handle.execute("SELECT * FROM iterations WHERE run_id = %s ORDER BY step", [run_id]).fetchall()
         steps = [row["step"] for row in rows]
         duplicates = sorted(s for s, n in Counter(steps).items() if n > 1)
         assert not duplicates, f"steps present more than once: {duplicates} ({ctx})"
@@ -193,9 +191,7 @@ def _verify_after_kill(
         history[after] = [0]
 
         if branch is not None:
-            leaked = db.execute(
-                "SELECT count(*) FROM iterations WHERE run_id LIKE 'crash-%%'"
-            ).fetchone()[0]
+            leaked = db.execute("SELECT count(*) FROM iterations WHERE run_id LIKE 'crash-%%'").fetchone()[0]
             assert leaked == 0, f"{leaked} rows written on {branch} are visible on main ({ctx})"
 
     assert integrity_check(path) == ["ok"], f"integrity_check after writing on ({ctx})"
@@ -218,8 +214,14 @@ def _crash_trials(path: str, branch: str | None, trials: int) -> None:
             "start": start,
         }
         acked = _kill_at_random(config, rng)
-        assert acked == sorted(acked) and len(set(acked)) == len(acked)
-        steps = _verify_after_kill(path, branch, run_id, start, acked, history, trial)
+        try:
+            assert acked == sorted(acked) and len(set(acked)) == len(acked), acked
+            steps = _verify_after_kill(path, branch, run_id, start, acked, history, trial)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}\n(trial {trial}, {durability}, {len(acked)} acked;"
+                f" replay with LOOMDB_CRASH_SEED={SEED})"
+            ) from exc
         total_acked += len(acked)
         start = (max(steps) + 1) if steps else start
     # The harness must have killed at least some workers in the middle of writing.
@@ -243,10 +245,7 @@ def test_sigkill_loses_no_acknowledged_step_on_branch(store_path):
         on_main = [tuple(r) for r in db.execute("SELECT run_id, step FROM iterations").fetchall()]
         assert on_main == [("base", 0)]
         branch = db.checkout("run-1/a")
-        assert (
-            branch.execute("SELECT count(*) FROM iterations WHERE run_id = 'base'").fetchone()[0]
-            == 1
-        )
+        assert branch.execute("SELECT count(*) FROM iterations WHERE run_id = 'base'").fetchone()[0] == 1
 
 
 def test_sigkill_single_trial_smoke(store_path):

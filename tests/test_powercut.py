@@ -62,9 +62,7 @@ RUN_ID = "powercut"
 def _run(config: dict) -> dict:
     result = run_worker("powercut_worker.py", config)
     if result.returncode != 0 or not result.stdout.strip():
-        pytest.fail(
-            f"power-cut worker failed with status {result.returncode} ({config}):\n{result.stderr}"
-        )
+        pytest.fail(f"power-cut worker failed with status {result.returncode} ({config}):\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -107,11 +105,12 @@ def _verify_store(path: str, config: dict, report: dict, *, prefix_only: bool) -
             try:
                 handle = db.checkout(branch)
             except loomdb.BranchNotFoundError:
-                assert not acked, f"branch {branch} lost although commits on it returned ({ctx})"
+                # With durability="normal" the branch's creation may be lost with the rest.
+                assert prefix_only or not acked, (
+                    f"branch {branch} lost although commits on it returned ({ctx})"
+                )
                 handle = db.branch(branch)
-        rows = handle.execute(
-            "SELECT * FROM iterations WHERE run_id = %s ORDER BY step", [RUN_ID]
-        ).fetchall()
+        rows = handle.execute("SELECT * FROM iterations WHERE run_id = %s ORDER BY step", [RUN_ID]).fetchall()
         steps = [row["step"] for row in rows]
         duplicates = sorted(s for s, n in Counter(steps).items() if n > 1)
         assert not duplicates, f"steps present more than once: {duplicates} ({ctx})"
@@ -216,10 +215,7 @@ def test_harness_sync_full_keeps_acknowledged_commits(tmp_path, cut_mode):
 
 
 def _trial_params(count: int, fast: int) -> list:
-    return [
-        pytest.param(t, marks=() if t < fast else pytest.mark.slow, id=f"trial{t}")
-        for t in range(count)
-    ]
+    return [pytest.param(t, marks=() if t < fast else pytest.mark.slow, id=f"trial{t}") for t in range(count)]
 
 
 @pytest.mark.parametrize("trial", _trial_params(TRIALS, fast=2))

@@ -22,9 +22,7 @@ WRITES_DDL = (
     "CREATE TABLE IF NOT EXISTS writes (writer TEXT, seq INT, branch TEXT, payload JSONB,"
     " embedding VECTOR(4), created_at TIMESTAMP DEFAULT NOW())"
 )
-INSERT_WRITE = (
-    "INSERT INTO writes (writer, seq, branch, payload, embedding) VALUES (%s, %s, %s, %s, %s)"
-)
+INSERT_WRITE = "INSERT INTO writes (writer, seq, branch, payload, embedding) VALUES (%s, %s, %s, %s, %s)"
 
 
 def write_params(writer: str, seq: int, branch: str) -> list:
@@ -52,9 +50,9 @@ def write_rows(handle, writer: str, branch: str, rows: int, check_every: int = 1
             seq += len(batch)
         commits += 1
         if commits % check_every == 0 or seq == rows:
-            seen = handle.execute(
-                "SELECT count(*) AS n FROM writes WHERE writer = %s", [writer]
-            ).fetchone()["n"]
+            seen = handle.execute("SELECT count(*) AS n FROM writes WHERE writer = %s", [writer]).fetchone()[
+                "n"
+            ]
             if seen != seq:
                 raise AssertionError(f"{writer} reads {seen} of its own rows after writing {seq}")
     return commits
@@ -69,9 +67,7 @@ def main() -> None:
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     sys.stdin.readline()  # the start barrier
-    commits = write_rows(
-        handle, cfg["writer"], cfg["branch"], cfg["rows"], cfg.get("check_every", 1)
-    )
+    commits = write_rows(handle, cfg["writer"], cfg["branch"], cfg["rows"], cfg.get("check_every", 1))
     db.close()
     sys.stdout.write(f"done {cfg['rows']} {commits}\n")
     sys.stdout.flush()

@@ -54,8 +54,7 @@ def main() -> None:
         if step % 10 == 9:
             # Resume query of the brief: the newest step must be the one just written.
             last = handle.execute(
-                "SELECT step, state_snapshot FROM iterations WHERE run_id = %s"
-                " ORDER BY step DESC LIMIT 1",
+                "SELECT step, state_snapshot FROM iterations WHERE run_id = %s ORDER BY step DESC LIMIT 1",
                 [run_id],
             ).fetchone()
             if last is None or last["step"] != step or last["state_snapshot"]["step"] != step:

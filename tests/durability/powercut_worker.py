@@ -18,8 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from durability.common import INSERT_STEP, ITERATIONS_DDL, step_params  # noqa: E402
 from durability.powervfs import PowerCutVFS  # noqa: E402
 
+progress: dict = {"acked": [], "setup_ops": None}
 
-def run_loomdb(cfg: dict, vfs: PowerCutVFS) -> dict:
+
+def run_loomdb(cfg: dict, vfs: PowerCutVFS) -> tuple:
     import loomdb
 
     if cfg.get("setup_cut_op") is not None:
@@ -27,8 +29,8 @@ def run_loomdb(cfg: dict, vfs: PowerCutVFS) -> dict:
     db = loomdb.connect(cfg["path"], durability=cfg["durability"], vfs=vfs.vfs_name)
     db.execute(ITERATIONS_DDL)
     handle = db.branch(cfg["branch"]) if cfg.get("branch") else db
-    setup_ops = vfs.ops
-    acked = []
+    setup_ops = progress["setup_ops"] = vfs.ops
+    acked = progress["acked"]
     for i in range(cfg["commits"]):
         if i == cfg.get("cut_commit") and not vfs.cut_done:
             vfs.cut_at_op = vfs.ops + cfg["cut_offset"]
@@ -42,7 +44,7 @@ def run_loomdb(cfg: dict, vfs: PowerCutVFS) -> dict:
     return {"acked": acked, "setup_ops": setup_ops}, (db, handle)
 
 
-def run_raw(cfg: dict, vfs: PowerCutVFS) -> dict:
+def run_raw(cfg: dict, vfs: PowerCutVFS) -> tuple:
     import apsw
 
     con = apsw.Connection(cfg["path"], vfs=vfs.vfs_name)
@@ -50,8 +52,8 @@ def run_raw(cfg: dict, vfs: PowerCutVFS) -> dict:
     con.execute("PRAGMA synchronous=FULL")
     con.execute("CREATE TABLE t(step INTEGER, payload BLOB)")
     con.execute(f"PRAGMA synchronous={cfg['synchronous']}")
-    setup_ops = vfs.ops
-    acked = []
+    setup_ops = progress["setup_ops"] = vfs.ops
+    acked = progress["acked"]
     for i in range(cfg["commits"]):
         if i == cfg.get("cut_commit") and not vfs.cut_done:
             vfs.cut_at_op = vfs.ops + cfg["cut_offset"]
@@ -72,9 +74,13 @@ def main() -> None:
         vfs.cut()  # no-op if the scheduled cut already fired
         del keepalive
     except BaseException:
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(2)
+        if not vfs.cut_done:
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(2)
+        # After the cut the machine is dead: whatever the process does next is moot.
+        report = {"acked": progress["acked"], "setup_ops": progress["setup_ops"]}
+        report["after_cut_error"] = traceback.format_exc()
     report.update(
         cut=vfs.cut_info,
         opened=sorted(set(vfs.opened)),

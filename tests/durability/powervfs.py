@@ -18,9 +18,9 @@ Model (what a power cut may lose, and what it may not)
   atomic-commit design assumes); whole ``xWrite`` calls are the unit, so a
   torn sector is not modelled. After the cut the machine is dead: every
   xWrite, xTruncate, xSync and xDelete from this process is silently
-  discarded, so closing handles or a checkpoint on close cannot leak data to
-  the real files. Reads keep answering from the image (what the dying
-  process still believed).
+  discarded as far as the real files go, so closing handles or a checkpoint on
+  close cannot leak data to disk. The image (the dying machine's RAM) keeps
+  taking writes, so the process still sees a consistent file until it exits.
 * ``cut_at_op``: the cut can fire by itself just before the N-th mutating call
   (xWrite, xTruncate or xSync), i.e. at an arbitrary point inside a commit.
 * ``xDelete`` before the cut is applied at once and is durable (directory
@@ -113,29 +113,29 @@ class PowerCutFile(apsw.VFSFile):
     def xWrite(self, data, offset: int) -> None:
         vfs = self._vfs
         with vfs._lock:
-            if vfs._tick():
-                return
+            dead = vfs._tick()
             data = bytes(data)
             img = self._state.image
             end = offset + len(data)
             if len(img) < offset:
                 img.extend(b"\0" * (offset - len(img)))
             img[offset:end] = data
-            self._state.pending.append(("w", offset, data))
-            vfs.writes += 1
+            if not dead:
+                self._state.pending.append(("w", offset, data))
+                vfs.writes += 1
 
     def xTruncate(self, newsize: int) -> None:
         vfs = self._vfs
         with vfs._lock:
-            if vfs._tick():
-                return
+            dead = vfs._tick()
             img = self._state.image
             if newsize < len(img):
                 del img[newsize:]
             else:
                 img.extend(b"\0" * (newsize - len(img)))
-            self._state.pending.append(("t", newsize))
-            vfs.truncates += 1
+            if not dead:
+                self._state.pending.append(("t", newsize))
+                vfs.truncates += 1
 
     def xSync(self, flags: int) -> None:
         vfs = self._vfs
@@ -186,7 +186,7 @@ class PowerCutVFS(apsw.VFS):
         return state
 
     def _tick(self) -> bool:
-        """Count one mutating call; fire a scheduled cut. True: the call is discarded."""
+        """Count one mutating call; fire a scheduled cut. True: it must not reach the disk."""
         self.ops += 1
         if not self.cut_done and self.cut_at_op is not None and self.ops >= self.cut_at_op:
             self.cut()
