@@ -195,9 +195,7 @@ def test_created_at_defaults_to_now_in_utc_with_microseconds(db):
         before = dt.datetime.now(UTC)
         do_step(db, "run-42", step)
         after = dt.datetime.now(UTC)
-        c = db.execute("SELECT created_at FROM iterations WHERE step = %s", [step]).fetchone()[
-            "created_at"
-        ]
+        c = db.execute("SELECT created_at FROM iterations WHERE step = %s", [step]).fetchone()["created_at"]
         assert c.tzinfo is not None and c.utcoffset() == dt.timedelta(0)
         assert before <= c <= after, (before, c, after)
         stamps.append(c)
@@ -221,9 +219,7 @@ def test_recovery_after_crash_sees_every_returned_write(store_path):
         assert agent.restored == state_for("run-42", 2)
         assert agent.from_step == 3
         row = survivor.execute("SELECT embedding FROM iterations WHERE step = 1").fetchone()
-        np.testing.assert_array_equal(
-            row["embedding"], np.asarray(embedding_for(1, False), dtype=np.float32)
-        )
+        np.testing.assert_array_equal(row["embedding"], np.asarray(embedding_for(1, False), dtype=np.float32))
     finally:
         survivor.close()
         writer.close()
@@ -299,12 +295,8 @@ def test_branch_handles_accumulate_rows_independently_of_main(db):
     assert ag_a.restored == state_for("run-42", 4)
 
     # branch-local values keep their types
-    row = a.execute(
-        "SELECT embedding, state_snapshot, created_at FROM iterations WHERE step = 3"
-    ).fetchone()
-    np.testing.assert_array_equal(
-        row["embedding"], np.asarray(embedding_for(3, True), dtype=np.float32)
-    )
+    row = a.execute("SELECT embedding, state_snapshot, created_at FROM iterations WHERE step = 3").fetchone()
+    np.testing.assert_array_equal(row["embedding"], np.asarray(embedding_for(3, True), dtype=np.float32))
     assert row["embedding"].dtype == np.float32
     assert row["state_snapshot"] == state_for("run-42", 3)
     assert row["created_at"].utcoffset() == dt.timedelta(0)

@@ -134,11 +134,7 @@ class BranchModel(RuleBasedStateMachine):
         out = []
         limit = None
         while b is not None:
-            mine = [
-                c
-                for c in self.own_commits[b]
-                if limit is None or self.order[c] <= self.order[limit]
-            ]
+            mine = [c for c in self.own_commits[b] if limit is None or self.order[c] <= self.order[limit]]
             out.extend(reversed(mine))
             f = self.fork[b]
             if f is not None and (limit is None or self.order[f] < self.order[limit]):
@@ -254,11 +250,7 @@ class BranchModel(RuleBasedStateMachine):
             cur = h.execute("DELETE FROM kv WHERE n < %s OR v IS NULL", [below])
         else:
             cur = h.execute("DELETE FROM kv WHERE n < %s", [below])
-        hit = [
-            k
-            for k, (v, n) in s.kv.items()
-            if (n is not None and n < below) or (or_null_v and v is None)
-        ]
+        hit = [k for k, (v, n) in s.kv.items() if (n is not None and n < below) or (or_null_v and v is None)]
         assert cur.rowcount == len(hit)
         for k in hit:
             del s.kv[k]

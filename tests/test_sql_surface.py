@@ -36,9 +36,7 @@ def scalar(db, sql, params=None):
 def kv(fresh_db):
     """fresh_db with kv(k INT PRIMARY KEY, v TEXT, n INT) holding three rows."""
     fresh_db.execute("CREATE TABLE kv (k INT PRIMARY KEY, v TEXT, n INT)")
-    fresh_db.execute(
-        "INSERT INTO kv (k, v, n) VALUES (1, 'one', 10), (2, 'two', 20), (3, 'three', 30)"
-    )
+    fresh_db.execute("INSERT INTO kv (k, v, n) VALUES (1, 'one', 10), (2, 'two', 20), (3, 'three', 30)")
     return fresh_db
 
 
@@ -167,9 +165,7 @@ def test_primary_key_is_checked_against_the_branch_view(kv):
 
 def test_create_index_keeps_results_and_is_used_by_lookups(fresh_db):
     fresh_db.execute("CREATE TABLE items (id INT PRIMARY KEY, tag TEXT, n INT)")
-    fresh_db.executemany(
-        "INSERT INTO items VALUES (%s, %s, %s)", [(i, f"t{i % 17}", i) for i in range(300)]
-    )
+    fresh_db.executemany("INSERT INTO items VALUES (%s, %s, %s)", [(i, f"t{i % 17}", i) for i in range(300)])
     want = q(fresh_db, "SELECT id FROM items WHERE tag = 't3' ORDER BY id")
     fresh_db.execute("CREATE INDEX items_tag_idx ON items (tag)")
     assert q(fresh_db, "SELECT id FROM items WHERE tag = 't3' ORDER BY id") == want
@@ -239,17 +235,11 @@ def test_insert_select_copies_matching_rows(kv):
 
 
 def test_insert_returning_gives_new_rows_with_defaults(fresh_db):
-    fresh_db.execute(
-        "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT, status TEXT DEFAULT 'new')"
-    )
-    cur = fresh_db.execute(
-        "INSERT INTO notes (id, body) VALUES (1, 'a'), (2, 'b') RETURNING id, status"
-    )
+    fresh_db.execute("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT, status TEXT DEFAULT 'new')")
+    cur = fresh_db.execute("INSERT INTO notes (id, body) VALUES (1, 'a'), (2, 'b') RETURNING id, status")
     assert sorted(rows(cur)) == [(1, "new"), (2, "new")]
     assert cur.rowcount == 2
-    r = fresh_db.execute(
-        "INSERT INTO notes (id, body) VALUES (%s, %s) RETURNING *", [3, "c"]
-    ).fetchone()
+    r = fresh_db.execute("INSERT INTO notes (id, body) VALUES (%s, %s) RETURNING *", [3, "c"]).fetchone()
     assert dict(r) == {"id": 3, "body": "c", "status": "new"}
     assert scalar(fresh_db, "SELECT count(*) FROM notes") == 3
 
@@ -259,9 +249,7 @@ def test_on_conflict_do_nothing_skips_only_conflicting_rows(kv):
     cur = kv.execute("INSERT INTO kv VALUES (1, 'clash', 0) ON CONFLICT (k) DO NOTHING")
     assert cur.rowcount == 0
     assert kv.head == head, "an insert that inserted nothing made a commit"
-    cur = kv.execute(
-        "INSERT INTO kv VALUES (2, 'clash', 0), (9, 'nine', 90) ON CONFLICT DO NOTHING"
-    )
+    cur = kv.execute("INSERT INTO kv VALUES (2, 'clash', 0), (9, 'nine', 90) ON CONFLICT DO NOTHING")
     assert cur.rowcount == 1
     assert q(kv, "SELECT k, v, n FROM kv ORDER BY k") == KV_ROWS + [(9, "nine", 90)]
 
@@ -340,24 +328,21 @@ def runs(fresh_db):
 def test_inner_and_left_join(runs):
     assert q(
         runs,
-        "SELECT r.name, count(*) FROM runs r JOIN steps s ON s.run_id = r.id"
-        " GROUP BY r.name ORDER BY r.name",
+        "SELECT r.name, count(*) FROM runs r JOIN steps s ON s.run_id = r.id GROUP BY r.name ORDER BY r.name",
     ) == [("alpha", 3), ("beta", 2)]
     assert q(
         runs,
-        "SELECT r.name, s.step FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.step = 0"
-        " ORDER BY r.id",
+        "SELECT r.name, s.step FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.step = 0 ORDER BY r.id",
     ) == [("alpha", 0), ("beta", 0), ("gamma", None)]
 
 
 def test_subqueries_in_where_select_and_from(runs):
-    assert q(
-        runs, "SELECT name FROM runs WHERE id IN (SELECT run_id FROM steps WHERE step >= 2)"
-    ) == [("alpha",)]
+    assert q(runs, "SELECT name FROM runs WHERE id IN (SELECT run_id FROM steps WHERE step >= 2)") == [
+        ("alpha",)
+    ]
     assert q(
         runs,
-        "SELECT name, (SELECT max(step) FROM steps s WHERE s.run_id = r.id) FROM runs r"
-        " ORDER BY id",
+        "SELECT name, (SELECT max(step) FROM steps s WHERE s.run_id = r.id) FROM runs r ORDER BY id",
     ) == [("alpha", 2), ("beta", 1), ("gamma", None)]
     assert q(
         runs,
@@ -541,9 +526,9 @@ def test_positional_percent_s_parameters(kv):
 
 
 def test_named_parameters(kv):
-    assert q(
-        kv, "SELECT v FROM kv WHERE k = %(key)s OR n = %(key)s * 10 ORDER BY k", {"key": 3}
-    ) == [("three",)]
+    assert q(kv, "SELECT v FROM kv WHERE k = %(key)s OR n = %(key)s * 10 ORDER BY k", {"key": 3}) == [
+        ("three",)
+    ]
     kv.execute("INSERT INTO kv VALUES (%(k)s, %(v)s, %(n)s)", {"v": "five", "n": 50, "k": 5})
     assert q(kv, "SELECT * FROM kv WHERE k = 5") == [(5, "five", 50)]
 
@@ -1146,7 +1131,9 @@ def test_columns_named_like_sqlite_keywords_work_in_every_statement(fresh_db):
     fresh_db.execute("CREATE TABLE t (nothing INT PRIMARY KEY, abort TEXT, pragma TEXT)")
     fresh_db.execute("INSERT INTO t VALUES (1, %s, %s)", ["a", "b"])
     fresh_db.execute("UPDATE t SET abort = 'c' WHERE nothing = 1")
-    fresh_db.execute("INSERT INTO t VALUES (1, 'x', 'y') ON CONFLICT (nothing) DO UPDATE SET pragma = EXCLUDED.pragma")
+    fresh_db.execute(
+        "INSERT INTO t VALUES (1, 'x', 'y') ON CONFLICT (nothing) DO UPDATE SET pragma = EXCLUDED.pragma"
+    )
     assert q(fresh_db, "SELECT nothing, abort AS exists, pragma FROM t") == [(1, "c", "y")]
     assert fresh_db.execute("SELECT 1 AS autoincrement").fetchone()["autoincrement"] == 1
 
@@ -1180,9 +1167,8 @@ def test_a_failed_statement_inside_a_transaction_leaves_no_rows_behind(fresh_db)
 def test_a_failed_first_statement_inside_a_transaction_still_allows_a_commit(fresh_db):
     fresh_db.execute("CREATE TABLE t (k INT PRIMARY KEY)")
     head = fresh_db.head
-    with fresh_db.transaction():
-        with pytest.raises(loomdb.IntegrityError):
-            fresh_db.execute("INSERT INTO t VALUES (1), (1)")
+    with fresh_db.transaction(), pytest.raises(loomdb.IntegrityError):
+        fresh_db.execute("INSERT INTO t VALUES (1), (1)")
     assert fresh_db.head == head  # nothing changed, so nothing was committed
     with fresh_db.transaction():
         with pytest.raises(loomdb.IntegrityError):
