@@ -28,7 +28,9 @@ _CATALOG = [
     "CREATE UNIQUE INDEX loom_branches_live_name ON loom_branches (name) WHERE dropped = 0",
     "CREATE TABLE loom_commits (seq INTEGER PRIMARY KEY, bid INTEGER NOT NULL, parent INTEGER,"
     " merge_parent INTEGER, message TEXT, author TEXT, time TEXT NOT NULL)",
-    "CREATE INDEX loom_commits_branch ON loom_commits (bid, seq)",
+    # Main's commits stay out of this index (one page less per commit on main);
+    # main's head is found by reading the commit table backwards instead.
+    "CREATE INDEX loom_commits_branch ON loom_commits (bid, seq) WHERE bid > 1",
     "CREATE TABLE loom_schema (id INTEGER PRIMARY KEY, bid INTEGER NOT NULL, seq INTEGER NOT NULL,"
     " name TEXT NOT NULL, definition TEXT)",
     "CREATE TABLE loom_tables (tid INTEGER PRIMARY KEY, physical TEXT NOT NULL, columns TEXT NOT NULL)",
@@ -188,8 +190,8 @@ class Store:
         self._branches[info.bid] = info
         return info
 
-    def branch_by_id(self, bid: int) -> BranchInfo:
-        info = self._branches.get(bid)
+    def branch_by_id(self, bid: int, fresh: bool = False) -> BranchInfo:
+        info = None if fresh else self._branches.get(bid)
         if info is None:
             row = next(
                 self.backend.execute(
@@ -228,11 +230,20 @@ class Store:
         """The newest commit visible through ``lineage``."""
         if lineage.snapshot is not None:
             return lineage.snapshot
-        row = next(self.backend.execute("SELECT max(seq) FROM loom_commits WHERE bid = ?", (lineage.bid,)))
-        if row[0] is not None:
-            return int(row[0])
+        last = self.last_commit(lineage.bid)
+        if last is not None:
+            return last
         fork = self.branch_by_id(lineage.bid).fork
         return int(fork) if fork is not None else 0
+
+    def last_commit(self, bid: int) -> int | None:
+        """The newest commit made on branch ``bid`` itself (None when it has none)."""
+        if bid > 1:
+            sql = "SELECT max(seq) FROM loom_commits WHERE bid > 1 AND bid = ?"
+        else:
+            sql = "SELECT seq FROM loom_commits WHERE bid = ? ORDER BY seq DESC LIMIT 1"
+        row = next(self.backend.execute(sql, (bid,)), None)
+        return None if row is None or row[0] is None else int(row[0])
 
     def validate_branch_name(self, name: Any) -> str:
         if not isinstance(name, str) or not name:
@@ -366,28 +377,19 @@ class Store:
         """Allocate this transaction's commit on first change; returns its id."""
         if txn.seq is None:
             parent = self._heads.get(txn.bid)
-            if parent is not None:
-                # Nobody else committed since we last saw this branch: its head and
-                # its existence are known, so one plain insert records the commit.
-                self.backend.execute(
-                    "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)",
-                    (txn.bid, parent, txn.message, txn.author, txn.now),
-                )
-                txn.seq = self.backend.last_insert_rowid()
-                return txn.seq
-            row = next(
-                self.backend.execute(
-                    "INSERT INTO loom_commits (bid, parent, message, author, time)"
-                    " SELECT ?, COALESCE((SELECT max(seq) FROM loom_commits WHERE bid = ?), ?), ?, ?, ?"
-                    " WHERE EXISTS (SELECT 1 FROM loom_branches WHERE bid = ? AND dropped = 0)"
-                    " RETURNING seq",
-                    (txn.bid, txn.bid, txn.fork, txn.message, txn.author, txn.now, txn.bid),
-                ),
-                None,
+            if parent is None:
+                # No cached head: another connection may have committed, or
+                # dropped this branch, since we last looked.
+                if self.branch_by_id(txn.bid, fresh=True).dropped:
+                    raise errors.BranchNotFoundError(f"branch {self.branch_by_id(txn.bid).name!r} was dropped")
+                parent = self.last_commit(txn.bid)
+                if parent is None:
+                    parent = txn.fork
+            self.backend.execute(
+                "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)",
+                (txn.bid, parent, txn.message, txn.author, txn.now),
             )
-            if row is None:
-                raise errors.BranchNotFoundError(f"branch {self.branch_by_id(txn.bid).name!r} was dropped")
-            txn.seq = int(row[0])
+            txn.seq = self.backend.last_insert_rowid()
         return txn.seq
 
     def savepoint(self) -> None:

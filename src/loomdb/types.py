@@ -27,6 +27,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
+import orjson
 
 from .errors import DataError, NotSupportedError
 
@@ -152,6 +153,35 @@ def now_text() -> str:
     return format_timestamp(dt.datetime.now(UTC))
 
 
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def dump_json(value: Any) -> str:
+    """Compact JSON with sorted keys (as jsonb normalises objects).
+
+    Raises ValueError for NaN or infinity (JSON has no such numbers) and
+    TypeError for values JSON cannot hold.
+    """
+    try:
+        out = orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS)
+    except TypeError:  # e.g. integers beyond 64 bits: the standard library handles them
+        out = None
+    if out is None or b"null" in out:
+        # orjson writes NaN and infinity as null; the standard library refuses them.
+        return json.dumps(
+            value, separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False, default=_json_default
+        )
+    return out.decode()
+
+
+def load_json(text: str | bytes) -> Any:
+    """Parse JSON text (raises ValueError when it is not JSON)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # big integers, NaN tokens: let the standard library decide
+
+
 def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
@@ -160,7 +190,7 @@ def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> bytes:
         arr = np.frombuffer(raw, dtype="<f4")
     elif isinstance(value, str):
         try:
-            arr = np.asarray(json.loads(value), dtype="<f4")
+            arr = np.asarray(load_json(value), dtype="<f4")
         except (ValueError, TypeError) as exc:
             raise DataError(f"column {column!r}: {value[:40]!r} is not a vector literal") from exc
     else:
@@ -185,13 +215,11 @@ def _json_text(value: Any, column: str) -> str:
     if isinstance(value, str):
         # A str bound to JSON is JSON text, as in PostgreSQL.
         try:
-            value = json.loads(value)
+            value = load_json(value)
         except ValueError as exc:
             raise DataError(f"column {column!r}: {value[:60]!r} is not valid JSON ({exc})") from exc
     try:
-        return json.dumps(
-            value, separators=(",", ":"), sort_keys=True, allow_nan=False, default=_json_default
-        )
+        return dump_json(value)
     except (TypeError, ValueError) as exc:
         raise DataError(f"column {column!r}: value is not JSON-serialisable ({exc})") from exc
 
@@ -299,7 +327,7 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
     if kind == "json":
         if isinstance(value, (bytes, str)):
             try:
-                return json.loads(value)
+                return load_json(value)
             except ValueError:
                 return value
         return value
@@ -307,7 +335,7 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
         if isinstance(value, (bytes, memoryview)):
             return np.frombuffer(value, dtype="<f4").copy()
         if isinstance(value, str):
-            return np.asarray(json.loads(value), dtype=np.float32)
+            return np.asarray(load_json(value), dtype=np.float32)
         return value
     if kind == "timestamp":
         if isinstance(value, str):
@@ -363,7 +391,10 @@ def adapt_untyped(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=_json_default)
+        try:
+            return dump_json(value)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"cannot bind parameter as JSON: {exc}") from None
     if isinstance(value, np.ndarray):
         return _vector_bytes(value, None, "parameter")
     if isinstance(value, dt.datetime):

@@ -16,7 +16,6 @@ Concurrency contract
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -31,7 +30,7 @@ import sqlite_vec
 
 from .. import errors
 from ..sql.dialect import LoomSQLite
-from ..types import ColumnType, now_text, to_storage
+from ..types import ColumnType, load_json, now_text, to_storage
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 INF_SEQ = 9223372036854775807  # _end of a version nobody has superseded yet
@@ -91,7 +90,7 @@ def _jsonb_contains(left: Any, right: Any) -> bool:
 
 def _as_json(value: Any) -> Any:
     if isinstance(value, (str, bytes)):
-        return json.loads(value)
+        return load_json(value)
     return value
 
 
@@ -99,7 +98,7 @@ def _as_vector(value: Any) -> np.ndarray:
     if isinstance(value, bytes):
         return np.frombuffer(value, dtype="<f4")
     if isinstance(value, str):
-        return np.asarray(json.loads(value), dtype=np.float32)
+        return np.asarray(load_json(value), dtype=np.float32)
     raise errors.DataError(f"expected a vector, got {type(value).__name__}")
 
 
