@@ -615,7 +615,6 @@ def _apply_updates(
         new_vid = writer.supersede((vid, rid, bid, seq), row)
         if new_vid is not None:
             checker.remember(row, rid, new_vid)
-        if new_vid is not None:
             written.append(new_vid)
     return written
 

@@ -381,7 +381,9 @@ class Store:
                 # No cached head: another connection may have committed, or
                 # dropped this branch, since we last looked.
                 if self.branch_by_id(txn.bid, fresh=True).dropped:
-                    raise errors.BranchNotFoundError(f"branch {self.branch_by_id(txn.bid).name!r} was dropped")
+                    raise errors.BranchNotFoundError(
+                        f"branch {self.branch_by_id(txn.bid).name!r} was dropped"
+                    )
                 parent = self.last_commit(txn.bid)
                 if parent is None:
                     parent = txn.fork

@@ -169,7 +169,12 @@ def dump_json(value: Any) -> str:
     if out is None or b"null" in out:
         # orjson writes NaN and infinity as null; the standard library refuses them.
         return json.dumps(
-            value, separators=(",", ":"), sort_keys=True, allow_nan=False, ensure_ascii=False, default=_json_default
+            value,
+            separators=(",", ":"),
+            sort_keys=True,
+            allow_nan=False,
+            ensure_ascii=False,
+            default=_json_default,
         )
     return out.decode()
 
