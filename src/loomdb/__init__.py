@@ -19,6 +19,7 @@ from .errors import (
     IntegrityError,
     InterfaceError,
     InternalError,
+    MergeConflict,
     NotALoomStoreError,
     NotSupportedError,
     OperationalError,
@@ -27,6 +28,7 @@ from .errors import (
     StoreVersionError,
     Warning,
 )
+from .history import Change, Conflict, DiffStat, MergeResult, TableChanges
 
 __version__ = "0.1.0"
 
@@ -37,6 +39,12 @@ paramstyle = "pyformat"
 
 __all__ = [
     "Branch",
+    "Change",
+    "Conflict",
+    "DiffStat",
+    "MergeConflict",
+    "MergeResult",
+    "TableChanges",
     "BranchExistsError",
     "BranchNotFoundError",
     "Commit",

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlglot import exp
 
-from . import errors, executor
+from . import errors, executor, history
 from .catalog import TableSchema
 from .cursor import Cursor, Row, decoders, row_class
 from .sql.compile import Compiled, compile_query
@@ -269,6 +269,64 @@ class Database:
                 )
                 for seq, name, message, author, time, parent, merge in store.log(lineage, limit)
             ]
+
+    # -- merge, diff, revert, reset --------------------------------------------------------
+
+    def merge(
+        self,
+        source: str,
+        into: str | None = None,
+        on_conflict: str | Callable[[history.Conflict], dict[str, Any] | None] = "fail",
+        message: str | None = None,
+        author: str | None = None,
+    ) -> history.MergeResult:
+        """Merge branch ``source`` into ``into`` (default: this handle's branch), three-way.
+
+        Raises MergeConflict (changing nothing) when rows clash and
+        ``on_conflict`` is "fail"; see docs/api.md for the rules.
+        """
+        with self._store.lock:
+            self._check_open()
+            self._store.refresh()
+            target = self if into is None else self.checkout(into)
+            return history.merge(self, target, source, on_conflict, message, author)
+
+    def diff(
+        self, a: str | int | dt.datetime, b: str | int | dt.datetime, table: str | None = None
+    ) -> Iterator[history.Change]:
+        """The rows that differ between snapshots ``a`` and ``b`` (branch, commit id or datetime)."""
+        with self._store.lock:
+            self._check_open()
+            self._store.refresh()
+            return iter(list(history.diff(self, a, b, table)))
+
+    def diff_stat(self, a: str | int | dt.datetime, b: str | int | dt.datetime) -> dict[str, history.DiffStat]:
+        """Per table, how many rows ``b`` added, removed and modified compared with ``a``."""
+        with self._store.lock:
+            self._check_open()
+            self._store.refresh()
+            return history.diff_stat(self, a, b)
+
+    def revert(self, commit: int, message: str | None = None, author: str | None = None) -> int | None:
+        """Undo one commit with a new commit on this branch; returns its id (None: nothing to undo)."""
+        with self._store.lock:
+            self._check_open()
+            self._store.refresh()
+            return history.revert(self, commit, message, author)
+
+    def reset(
+        self,
+        to: str | int | dt.datetime,
+        branch: str | None = None,
+        message: str | None = None,
+        author: str | None = None,
+    ) -> int | None:
+        """Make ``branch`` (default: this handle's) equal to snapshot ``to``, as a new commit."""
+        with self._store.lock:
+            self._check_open()
+            self._store.refresh()
+            target = self if branch is None else self.checkout(branch)
+            return history.reset(target, to, message, author)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -63,6 +63,20 @@ class ReadOnlyError(ProgrammingError):
     """A write was attempted through a read-only (``as_of``) handle."""
 
 
+class MergeConflict(DatabaseError):
+    """Rows changed on both sides of a merge (or since a reverted commit) in ways
+    that clash. Nothing was changed; ``conflicts`` lists every one."""
+
+    def __init__(self, conflicts: list) -> None:  # list[loomdb.history.Conflict]
+        self.conflicts = list(conflicts)
+        shown = "; ".join(
+            f"{c.table} {c.key}: {c.kind}" + (f" on {', '.join(c.columns)}" if c.kind == "update/update" else "")
+            for c in self.conflicts[:5]
+        )
+        more = f" (and {len(self.conflicts) - 5} more)" if len(self.conflicts) > 5 else ""
+        super().__init__(f"{len(self.conflicts)} conflicting row(s): {shown}{more}; nothing was changed")
+
+
 class NotALoomStoreError(DatabaseError):
     """The file exists but is not a loomdb store; it was left untouched."""
 
@@ -81,6 +95,7 @@ __all__ = [
     "IntegrityError",
     "InterfaceError",
     "InternalError",
+    "MergeConflict",
     "NotALoomStoreError",
     "NotSupportedError",
     "OperationalError",

@@ -27,7 +27,7 @@ _CATALOG = [
     " fork INTEGER, created TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0)",
     "CREATE UNIQUE INDEX loom_branches_live_name ON loom_branches (name) WHERE dropped = 0",
     "CREATE TABLE loom_commits (seq INTEGER PRIMARY KEY, bid INTEGER NOT NULL, parent INTEGER,"
-    " merge_parent INTEGER, message TEXT, author TEXT, time TEXT NOT NULL)",
+    " merge_parent INTEGER, merge_bid INTEGER, message TEXT, author TEXT, time TEXT NOT NULL)",
     # Main's commits stay out of this index (one page less per commit on main);
     # main's head is found by reading the commit table backwards instead.
     "CREATE INDEX loom_commits_branch ON loom_commits (bid, seq) WHERE bid > 1",
@@ -520,6 +520,7 @@ class Store:
         alias: str,
         hidden: bool,
         vid_param: int | None = None,
+        rid_param: int | None = None,
     ) -> str:
         """The SQL of ``schema``'s rows visible through ``lineage``, columns under their user names."""
         cols = []
@@ -540,6 +541,11 @@ class Store:
         where = visibility_sql(lineage, schema.physical, "_p")
         if vid_param is not None:
             where += f" AND _p._vid IN (SELECT value FROM json_each(?{vid_param}))"
+        if rid_param is not None:
+            # A row's first version is found by its rowid (= _rid), later ones
+            # through the partial (_rid, ...) index, whose condition is repeated.
+            ids = f"(SELECT value FROM json_each(?{rid_param}))"
+            where += f" AND (_p._vid IN {ids} OR (_p._rid IN {ids} AND (_p._bid > 1 OR _p._vid <> _p._rid)))"
         return f'(SELECT {", ".join(cols)} FROM "{schema.physical}" AS _p WHERE {where})'
 
     def close(self) -> None:

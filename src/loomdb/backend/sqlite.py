@@ -34,6 +34,7 @@ from ..types import ColumnType, load_json, now_text, to_storage
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 INF_SEQ = 9223372036854775807  # _end of a version nobody has superseded yet
+VERSION_INDEX_WHERE = "_bid > 1 OR _vid <> _rid"
 
 
 def _translate(exc: Exception, sql: str | None = None) -> errors.Error:
@@ -338,11 +339,14 @@ class SQLiteBackend:
             f" _bid INTEGER NOT NULL, _seq INTEGER NOT NULL, _end INTEGER NOT NULL,"
             f" _del INTEGER NOT NULL{user})"
         )
-        # The shadow probe ("does a nearer branch hold a version of this row?")
-        # walks this index. Main (bid 1) is the root of every lineage, never a
-        # nearer branch, so its versions stay out of the index and a write on
-        # main updates one index fewer.
-        self._run(f'CREATE INDEX "{table}__rid" ON "{table}" (_bid, _rid, _seq) WHERE _bid > 1')
+        # Finding a row's versions by identity (the shadow probe of branch
+        # views, merges, diffs) walks this index. A plain append on main, a
+        # version with _vid = _rid on the root branch, is never a nearer
+        # branch's version and is found by its rowid, so it stays out of the
+        # index: the common agent write updates one index fewer.
+        self._run(
+            f'CREATE INDEX "{table}__rid" ON "{table}" (_rid, _bid, _seq) WHERE {VERSION_INDEX_WHERE}'
+        )
 
     def add_physical_column(self, table: str, column: str, affinity: str) -> None:
         self._run(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {_declared(affinity)}')

@@ -13,7 +13,7 @@ commits all come after its fork point.
 >>> print(visibility_sql(Lineage(((3, None), (1, 10))), "loom_t1", "_p"))  # doctest: +NORMALIZE_WHITESPACE
 (_p._del = 0 AND CASE +_p._bid WHEN 3 THEN _p._end = 9223372036854775807
  WHEN 1 THEN _p._seq <= 10 AND _p._end > 10 AND NOT EXISTS (SELECT 1 FROM "loom_t1" AS _s
- WHERE _s._bid > 1 AND _s._bid = 3 AND _s._rid = _p._rid) ELSE 0 END)
+ WHERE (_s._bid > 1 OR _s._vid <> _s._rid) AND _s._rid = _p._rid AND _s._bid = 3) ELSE 0 END)
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 INF_SEQ = 9223372036854775807
+
+# The condition of the physical (_rid, _bid, _seq) index: every version but
+# the plain appends on main. A query must repeat it for SQLite to use the index.
+INDEXED_VERSION = "(_s._bid > 1 OR _s._vid <> _s._rid)"
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,8 @@ def visibility_sql(lineage: Lineage, table: str, alias: str) -> str:
     with ancestors gets ``CASE _bid WHEN <level> THEN <its condition> ...``:
     each level of a lineage is a different branch, and SQLite evaluates the
     CASE about twice as fast as the equivalent OR of conjunctions.
-    ``_s._bid > 1`` repeats the partial shadow index's condition so SQLite
-    can use that index (main, bid 1, is never a nearer branch). The unary
+    The probe repeats the partial version index's condition so SQLite can
+    use that index (a nearer branch is never main, bid 1). The unary
     ``+`` keeps SQLite from driving a scan through that index, which would
     be slower than the table scan for the common case of a branch holding
     most rows.
@@ -87,7 +91,7 @@ def visibility_sql(lineage: Lineage, table: str, alias: str) -> str:
             bound = "" if nearer_limit is None else f" AND _s._seq <= {nearer_limit}"
             cond += (
                 f' AND NOT EXISTS (SELECT 1 FROM "{table}" AS _s'
-                f" WHERE _s._bid > 1 AND _s._bid = {nearer_bid} AND _s._rid = {alias}._rid{bound})"
+                f" WHERE {INDEXED_VERSION} AND _s._rid = {alias}._rid AND _s._bid = {nearer_bid}{bound})"
             )
         levels.append((bid, cond))
     if len(levels) == 1:
