@@ -28,6 +28,7 @@ test-fast: $(TEST_STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_merge.py
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
