@@ -300,7 +300,9 @@ class Database:
             self._store.refresh()
             return iter(list(history.diff(self, a, b, table)))
 
-    def diff_stat(self, a: str | int | dt.datetime, b: str | int | dt.datetime) -> dict[str, history.DiffStat]:
+    def diff_stat(
+        self, a: str | int | dt.datetime, b: str | int | dt.datetime
+    ) -> dict[str, history.DiffStat]:
         """Per table, how many rows ``b`` added, removed and modified compared with ``a``."""
         with self._store.lock:
             self._check_open()

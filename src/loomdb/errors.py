@@ -70,7 +70,8 @@ class MergeConflict(DatabaseError):
     def __init__(self, conflicts: list) -> None:  # list[loomdb.history.Conflict]
         self.conflicts = list(conflicts)
         shown = "; ".join(
-            f"{c.table} {c.key}: {c.kind}" + (f" on {', '.join(c.columns)}" if c.kind == "update/update" else "")
+            f"{c.table} {c.key}: {c.kind}"
+            + (f" on {', '.join(c.columns)}" if c.kind == "update/update" else "")
             for c in self.conflicts[:5]
         )
         more = f" (and {len(self.conflicts) - 5} more)" if len(self.conflicts) > 5 else ""

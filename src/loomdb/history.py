@@ -169,8 +169,8 @@ def merge_base(store: Store, source: Lineage, target: Lineage) -> tuple[Lineage,
     """``(base, seen on source, seen on target)`` for merging ``source`` into ``target``.
 
     After an earlier merge between the two branches (either direction), the
-    base is the merged side's head at that merge, and each side has "seen"
-    everything up to it; otherwise the base is what both lineages share.
+    base is the merged side's head at that merge; otherwise it is what both
+    lineages share. The "seen" lineages bound which rows need examining.
     """
     s, t = source.bid, target.bid
     row = next(
@@ -185,11 +185,17 @@ def merge_base(store: Store, source: Lineage, target: Lineage) -> tuple[Lineage,
         shared = intersection(source, target)
         return shared, shared, shared
     merge_commit, into, merged_head = row
-    if into == t:  # source was merged into target: target saw source up to merged_head
+    if into == t:
+        # The source was merged into the target: the target holds the source up
+        # to merged_head. Target rows changed before that merge and not on the
+        # source since are kept as they are, so the target side only needs the
+        # rows it changed after the merge commit.
         base = store.lineage(s, merged_head)
         return base, base, store.lineage(t, merge_commit)
-    base = store.lineage(t, merged_head)  # target was merged into source
-    return base, store.lineage(s, merge_commit), base
+    # The target was merged into the source: everything the source did itself
+    # (before or after that merge) is still new to the target.
+    base = store.lineage(t, merged_head)
+    return base, base, base
 
 
 def _merged_schemas(
@@ -208,7 +214,9 @@ def _merged_schemas(
                 f"table {name!r} was created separately on both branches; loomdb cannot merge two different tables"
             )
         known = {c.name for c in our.columns}
-        added = tuple(c for c in their.columns if c.name not in known and (old is None or old.column(c.name) is None))
+        added = tuple(
+            c for c in their.columns if c.name not in known and (old is None or old.column(c.name) is None)
+        )
         out[name] = (our, our.with_columns(our.columns + added) if added else our)
     return out
 
@@ -223,7 +231,9 @@ def merge(
 ) -> MergeResult:
     store = db._store
     if not (on_conflict in ("fail", "ours", "theirs") or callable(on_conflict)):
-        raise errors.ProgrammingError(f"on_conflict must be 'fail', 'ours', 'theirs' or a callable, not {on_conflict!r}")
+        raise errors.ProgrammingError(
+            f"on_conflict must be 'fail', 'ours', 'theirs' or a callable, not {on_conflict!r}"
+        )
     source_info = store.branch_by_name(source_name)
     if source_info.bid == target._bid:
         raise errors.ProgrammingError(f"cannot merge branch {source_name!r} into itself")
@@ -321,11 +331,15 @@ def _settle(
     if chosen is None:
         return None
     if not isinstance(chosen, dict):
-        raise errors.ProgrammingError(f"the on_conflict callable must return a dict or None, not {type(chosen).__name__}")
+        raise errors.ProgrammingError(
+            f"the on_conflict callable must return a dict or None, not {type(chosen).__name__}"
+        )
     template = conflict.ours or conflict.theirs or {}
     unknown = set(chosen) - {c.name for c in schema.columns}
     if unknown:
-        raise errors.ProgrammingError(f"the on_conflict callable returned unknown columns: {', '.join(sorted(unknown))}")
+        raise errors.ProgrammingError(
+            f"the on_conflict callable returned unknown columns: {', '.join(sorted(unknown))}"
+        )
     row = {**template, **chosen}
     return tuple(to_storage(row.get(c.name), c.type, c.name) for c in schema.columns)
 
@@ -371,7 +385,9 @@ def _apply(
                 if policy == "ours":
                     continue
                 if callable(policy):
-                    chosen = _settle(schema, conflict, Conflicted("insert/insert", ()), base, other, theirs, policy)
+                    chosen = _settle(
+                        schema, conflict, Conflicted("insert/insert", ()), base, other, theirs, policy
+                    )
                     # The callable's row replaces the target's row; the source's copy is not added.
                     if chosen is None:
                         writer.supersede(holder[1:], None)
@@ -415,7 +431,9 @@ def snapshot_lineage(db: Database, when: str | int | dt.datetime) -> Lineage:
     if isinstance(when, int) and not isinstance(when, bool):
         seq, bid = store.commit_info(when)
         return store.lineage(bid, seq)
-    raise errors.ProgrammingError(f"expected a branch name, a commit id or a datetime, not {type(when).__name__}")
+    raise errors.ProgrammingError(
+        f"expected a branch name, a commit id or a datetime, not {type(when).__name__}"
+    )
 
 
 def _paired_tables(
@@ -490,7 +508,9 @@ def revert(db: Database, commit: int, message: str | None, author: str | None) -
     if row[0] is None:
         raise errors.ProgrammingError(f"commit {seq} created the store; there is nothing to revert")
     if next(store.backend.execute("SELECT 1 FROM loom_schema WHERE seq = ? LIMIT 1", (seq,)), None):
-        raise errors.NotSupportedError(f"commit {seq} changed the schema; reverting schema changes is not supported")
+        raise errors.NotSupportedError(
+            f"commit {seq} changed the schema; reverting schema changes is not supported"
+        )
     after, before = store.lineage(bid, seq), store.lineage(bid, int(row[0]))
     return _rewrite(
         db,
@@ -532,7 +552,9 @@ def _rewrite(
     or, three-way from ``base``, only what changed between base and theirs (revert)."""
     store = db._store
     if store.txn is not None:
-        raise errors.ProgrammingError("revert() and reset() make their own commit; call them outside transaction()")
+        raise errors.ProgrammingError(
+            "revert() and reset() make their own commit; call them outside transaction()"
+        )
     db._check_writable()
     txn = store.begin(db._bid, db._fork(), message, author, explicit=True)
     try:

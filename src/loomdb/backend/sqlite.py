@@ -344,9 +344,7 @@ class SQLiteBackend:
         # version with _vid = _rid on the root branch, is never a nearer
         # branch's version and is found by its rowid, so it stays out of the
         # index: the common agent write updates one index fewer.
-        self._run(
-            f'CREATE INDEX "{table}__rid" ON "{table}" (_rid, _bid, _seq) WHERE {VERSION_INDEX_WHERE}'
-        )
+        self._run(f'CREATE INDEX "{table}__rid" ON "{table}" (_rid, _bid, _seq) WHERE {VERSION_INDEX_WHERE}')
 
     def add_physical_column(self, table: str, column: str, affinity: str) -> None:
         self._run(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {_declared(affinity)}')
