@@ -10,7 +10,9 @@ Runs the scenario of the product brief on an embedded store (one file under
    restores the agent's state and finishes the run;
 4. two branches, ``run-42/approach-a`` and ``run-42/approach-b``, continue the
    run with two different fixes, independently;
-5. the same SQL runs on each branch and the results are compared side by side.
+5. the same SQL runs on each branch and the results are compared side by side;
+6. ``db.diff`` shows the rows that differ between the two approaches, and the
+   winner is merged into main with ``db.merge``.
 
 The agent is a deterministic stand-in for an LLM (no network, no model): its
 actions come from a script and its embeddings from a hash of the action text.
@@ -229,6 +231,10 @@ def sql_block(sql: str) -> Syntax:
     return Syntax(sql.strip(), "sql", theme="ansi_dark", background_color="default")
 
 
+def python_block(code: str) -> Syntax:
+    return Syntax(code.strip(), "python", theme="ansi_dark", background_color="default")
+
+
 def abbrev(vec: np.ndarray) -> str:
     return f"[{vec[0]:.2g}, {vec[1]:.2g}, … {len(vec)} dims]"
 
@@ -250,6 +256,32 @@ STEPS_SQL = """
 SELECT step, action, tokens_used, embedding FROM iterations
 WHERE run_id = %s AND step > %s ORDER BY step
 """
+
+
+def diff_table(title: str, changes: list[Any]) -> Table:
+    """The rows of ``db.diff(a, b)``: + rows only b has, − rows only a has, ~ rows that changed."""
+    marks = {"added": ("+", "green"), "removed": ("−", "red"), "modified": ("~", "yellow")}
+    table = Table(title=title, title_justify="left", title_style="bold")
+    table.add_column("")
+    table.add_column("step", justify="right")
+    table.add_column("action")
+    table.add_column("tokens_used", justify="right")
+    table.add_column("outcome")
+    for change in changes:
+        mark, style = marks[change.kind]
+        row = change.after if change.after is not None else change.before
+        table.add_row(
+            f"[bold {style}]{mark}[/]", str(row["step"]), escape(row["action"]),
+            str(row["tokens_used"]), escape(row["state_snapshot"]["outcome"] or ""),
+            style=None if change.kind == "modified" else style,
+        )  # fmt: skip
+    return table
+
+
+def pick_winner(results: dict[str, Any]) -> str:
+    """The approach that fixed the issue, with the fewest tokens."""
+    fixed = [name for name, row in results.items() if (row["outcome"] or "").startswith("fixed")]
+    return min(fixed, key=lambda name: results[name]["tokens_used"])
 
 
 def run_loop(console: Console, db: loomdb.Database, agent: ScriptedAgent, label: str) -> None:
@@ -390,8 +422,10 @@ def main() -> None:
     compare.add_column("steps", justify="right")
     compare.add_column("tokens_used", justify="right")
     compare.add_column("outcome")
+    results = {}
     for name, handle in handles.items():
         row = handle.execute(COMPARE_SQL, {"run": RUN_ID}).fetchone()
+        results[name] = row
         outcome = row["outcome"] or "(diagnosis only)"
         compare.add_row(name, str(row["steps"]), str(row["tokens_used"]), outcome)
     console.print(compare)
@@ -402,6 +436,41 @@ def main() -> None:
     for b in db.branches():
         branches.add_row(b.name, b.parent or "", str(b.fork or ""), str(b.head or ""))
     console.print(branches)
+
+    # 6. What differs between the approaches; the winner goes into main.
+    console.print()
+    console.rule("5. diff the approaches, merge the winner into main", align="left")
+    a_name, b_name = APPROACHES
+    console.print(
+        python_block(f'db.diff_stat("{a_name}", "{b_name}")\nlist(db.diff("{a_name}", "{b_name}"))')
+    )
+    for table, stat in db.diff_stat(a_name, b_name).items():
+        console.print(
+            f"  {table}: [green]+{stat.added}[/] added, [red]−{stat.removed}[/] removed, "
+            f"[yellow]~{stat.modified}[/] modified"
+        )
+    console.print(diff_table(f"rows that differ: {a_name} → {b_name}", list(db.diff(a_name, b_name))))
+    winner = pick_winner({name: results[name] for name in APPROACHES})
+    console.print(
+        f"  winner: [bold]{winner}[/] ({escape(results[winner]['outcome'])}, "
+        f"{results[winner]['tokens_used']} tokens)"
+    )
+    console.print(python_block(f'result = db.merge("{winner}", into="main")'))
+    result = db.merge(winner, into="main")
+    merge_commit = db.log(limit=1)[0]
+    per_table = ", ".join(
+        f"{name}: +{t.added} ~{t.modified} −{t.deleted}" for name, t in result.tables.items()
+    )
+    console.print(
+        f"  merge commit {result.commit} on main "
+        f"(parents {', '.join(map(str, merge_commit.parents))}): {per_table}"
+    )
+    rows = db.execute(STEPS_SQL, [RUN_ID, 0]).fetchall()
+    console.print(steps_table(f"main after the merge: {RUN_ID}", rows))
+    row = db.execute(COMPARE_SQL, {"run": RUN_ID}).fetchone()
+    console.print(
+        f"  main now: {row['steps']} steps, {row['tokens_used']} tokens, outcome {escape(row['outcome'])}"
+    )
     db.close()
 
     elapsed = time.perf_counter() - started
@@ -411,7 +480,8 @@ def main() -> None:
         f"\ndone in {elapsed:.1f} s. Explore the store:\n"
         f'  loomdb sql {rel} "SELECT step, action, tokens_used FROM iterations '
         f'ORDER BY step" --branch run-42/approach-b\n'
-        f"  loomdb log {rel} --branch run-42/approach-a --limit 5",
+        f"  loomdb log {rel} --limit 5\n"
+        f"  loomdb diff {rel} run-42/approach-a run-42/approach-b",
         soft_wrap=True,
         markup=False,
         highlight=False,

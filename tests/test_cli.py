@@ -256,6 +256,254 @@ def test_explain_prints_the_plan(store):
     assert result.stdout.strip()
 
 
+# -- diff, merge, revert, reset ---------------------------------------------------------
+
+
+@pytest.fixture
+def forked(store):
+    """``store`` plus branch run-42/approach-a: step 1 updated, step 2 deleted, step 3 added."""
+    with loomdb.connect(store) as db:
+        a = db.branch("run-42/approach-a")
+        a.execute("UPDATE steps SET action = 'replan', embedding = %s WHERE step = 1", [[0.25] * 1536])
+        a.execute("DELETE FROM steps WHERE step = 2")
+        a.execute("INSERT INTO steps (step, action, state) VALUES (3, 'observe', %s)", [{"ok": True}])
+    return store
+
+
+def test_diff_shows_each_changed_row_with_a_marker_and_a_summary(forked):
+    result = invoke("diff", forked, "main", "run-42/approach-a")
+    assert result.exit_code == 0, result.output
+    rows = table_rows(result.stdout)
+    assert rows[0] == ["", "table", "key", "change"]
+    marks = {r[2]: r[0] for r in rows[1:] if r[0]}
+    assert marks == {"step=1": "~", "step=2": "−", "step=3": "+"}
+    assert all(r[1] == "steps" for r in rows[1:] if r[0])
+    assert result.stdout.strip().splitlines()[-1] == (
+        "3 rows differ: 1 added, 1 removed, 1 modified (steps: +1 −1 ~1)"
+    )
+
+
+def test_diff_shows_before_and_after_of_changed_columns_abbreviated(forked):
+    result = invoke("diff", forked, "main", "run-42/approach-a")
+    assert result.exit_code == 0, result.output
+    changes = [r[3] for r in table_rows(result.stdout)[1:]]
+    assert "action: plan → replan" in changes
+    assert "embedding: [0.5, 0.5, … 1536 dims] → [0.25, 0.25, … 1536 dims]" in changes
+    # Only the changed columns of a modified row are listed.
+    assert not any(c.startswith("done:") and "→" in c for c in changes)
+    assert "action: act" in changes  # the removed row's values
+    assert 'state: {"ok":true}' in changes  # the added row's values, JSON compact
+
+
+def test_diff_takes_commit_ids_and_a_table(forked):
+    with loomdb.connect(forked) as db:
+        head = db.head
+        db.execute("INSERT INTO steps (step, action) VALUES (9, 'late')")
+        db.execute("CREATE TABLE other (x INT)")
+        db.execute("INSERT INTO other VALUES (1)")
+    result = invoke("diff", forked, str(head), "main", "--table", "steps")
+    assert result.exit_code == 0, result.output
+    rows = table_rows(result.stdout)
+    assert [r[:3] for r in rows[1:] if r[0]] == [["+", "steps", "step=9"]]
+    assert "1 row differs: 1 added, 0 removed, 0 modified (steps: +1 −0 ~0)" in result.stdout
+    everything = invoke("diff", forked, str(head), "main")
+    assert "other" in {r[1] for r in table_rows(everything.stdout)[1:]}
+    assert "2 rows differ" in everything.stdout
+
+
+def test_diff_of_equal_snapshots_says_so(forked):
+    result = invoke("diff", forked, "main", "main")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "no differences"
+
+
+def test_diff_limit_shows_fewer_rows_but_the_full_summary(forked):
+    result = invoke("diff", forked, "main", "run-42/approach-a", "--limit", "1")
+    assert result.exit_code == 0, result.output
+    assert len([r for r in table_rows(result.stdout)[1:] if r[0]]) == 1
+    assert "(showing 1 of 3 changed rows)" in result.stdout
+    assert "3 rows differ" in result.stdout
+
+
+def test_diff_with_an_unknown_branch_or_commit_is_an_error(forked):
+    result = invoke("diff", forked, "main", "nope")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "nope" in result.stderr
+    result = invoke("diff", forked, "main", "9999")
+    assert result.exit_code == 1
+    assert "9999" in result.stderr
+
+
+def test_diff_on_a_missing_store_fails_without_creating_it(tmp_path):
+    path = tmp_path / "typo.loom"
+    result = invoke("diff", str(path), "main", "main")
+    assert result.exit_code == 1
+    assert "no store at" in result.stderr
+    assert not path.exists()
+
+
+def test_merge_prints_the_commit_and_the_counts_per_table(forked):
+    result = invoke("merge", forked, "run-42/approach-a", "--into", "main", "-m", "take approach a")
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    match = re.fullmatch(r"merged run-42/approach-a into main: commit (\d+)", first)
+    assert match, first
+    commit = int(match.group(1))
+    rows = table_rows(result.stdout)
+    assert rows == [["table", "added", "modified", "deleted"], ["steps", "1", "1", "1"]]
+    assert "(1 added, 1 modified, 1 deleted)" in result.stdout
+    with loomdb.connect(forked) as db:
+        log = db.log(limit=1)[0]
+        assert (log.id, log.message) == (commit, "take approach a")
+        assert len(log.parents) == 2
+        steps = [tuple(r) for r in db.execute("SELECT step, action FROM steps ORDER BY step")]
+    assert steps == [(1, "replan"), (3, "observe")]
+
+
+def test_merge_again_has_nothing_to_merge(forked):
+    assert invoke("merge", forked, "run-42/approach-a", "--into", "main").exit_code == 0
+    result = invoke("merge", forked, "run-42/approach-a", "--into", "main")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("nothing to merge")
+
+
+@pytest.fixture
+def conflicted(forked):
+    """``forked`` with main changing step 1's action too and updating step 2, which the branch deleted."""
+    with loomdb.connect(forked) as db:
+        db.execute("UPDATE steps SET action = 'plan-v2' WHERE step = 1")
+        db.execute("UPDATE steps SET action = 'act-v2' WHERE step = 2")
+    return forked
+
+
+def test_merge_conflicts_print_a_table_on_stderr_and_exit_1(conflicted):
+    with loomdb.connect(conflicted) as db:
+        head = db.head
+    result = invoke("merge", conflicted, "run-42/approach-a", "--into", "main")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: 2 conflicting rows merging run-42/approach-a into main")
+    rows = table_rows(result.stderr)
+    assert rows[0] == ["table", "key", "kind", "columns", "ours", "theirs"]
+    by_key = {r[1]: r for r in rows[1:] if r[0]}
+    assert by_key["step=1"] == [
+        "steps",
+        "step=1",
+        "update/update",
+        "action",
+        "action: plan-v2",
+        "action: replan",
+    ]
+    assert by_key["step=2"][2] == "update/delete"
+    assert by_key["step=2"][4:] == ["action: act-v2", "(deleted)"]
+    assert "--on-conflict" in result.stderr
+    with loomdb.connect(conflicted) as db:
+        assert db.head == head  # nothing changed
+
+
+def test_merge_conflict_exits_1_in_a_subprocess_without_a_traceback(conflicted):
+    proc = run_module("merge", conflicted, "run-42/approach-a", "--into", "main")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("error: ")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("ours", (1, "plan-v2")), ("theirs", (1, "replan"))])
+def test_merge_on_conflict_ours_or_theirs(conflicted, policy, expected):
+    result = invoke("merge", conflicted, "run-42/approach-a", "--into", "main", "--on-conflict", policy)
+    assert result.exit_code == 0, result.output
+    assert f"2 conflicts resolved with {policy}" in result.stdout
+    with loomdb.connect(conflicted) as db:
+        assert tuple(db.execute("SELECT step, action FROM steps WHERE step = 1").fetchone()) == expected
+        assert db.execute("SELECT count(*) FROM steps WHERE step = 3").fetchone()[0] == 1
+
+
+def test_merge_needs_into_and_a_valid_policy(forked):
+    assert invoke("merge", forked, "run-42/approach-a").exit_code == 2
+    result = invoke("merge", forked, "run-42/approach-a", "--into", "main", "--on-conflict", "mine")
+    assert result.exit_code == 2
+
+
+def test_merge_of_an_unknown_branch_is_an_error(forked):
+    result = invoke("merge", forked, "nope", "--into", "main")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "nope" in result.stderr
+
+
+def test_revert_undoes_one_commit_with_a_new_commit(store):
+    with loomdb.connect(store) as db:
+        db.execute("UPDATE steps SET action = 'oops' WHERE step = 2")
+        bad = db.head
+        db.execute("INSERT INTO steps (step, action) VALUES (3, 'later')")
+    result = invoke("revert", store, str(bad))
+    assert result.exit_code == 0, result.output
+    match = re.fullmatch(rf"reverted commit {bad} on main: commit (\d+)", result.stdout.strip())
+    assert match, result.stdout
+    with loomdb.connect(store) as db:
+        assert db.head == int(match.group(1))
+        rows = [tuple(r) for r in db.execute("SELECT step, action FROM steps ORDER BY step")]
+    assert rows == [(1, "plan"), (2, "act"), (3, "later")]
+
+
+def test_revert_on_a_branch(forked):
+    with loomdb.connect(forked) as db:
+        a = db.checkout("run-42/approach-a")
+        a.execute("UPDATE steps SET action = 'oops' WHERE step = 3")
+        bad = a.head
+    result = invoke("revert", forked, str(bad), "--branch", "run-42/approach-a")
+    assert result.exit_code == 0, result.output
+    assert count(forked, "SELECT action FROM steps WHERE step = 3", branch="run-42/approach-a") == "observe"
+
+
+def test_revert_of_a_clashing_commit_is_an_error(store):
+    with loomdb.connect(store) as db:
+        db.execute("UPDATE steps SET action = 'first' WHERE step = 2")
+        bad = db.head
+        db.execute("UPDATE steps SET action = 'second' WHERE step = 2")
+        head = db.head
+    result = invoke("revert", store, str(bad))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "conflicting" in result.stderr
+    with loomdb.connect(store) as db:
+        assert db.head == head
+
+
+def test_revert_needs_a_commit_id(store):
+    result = invoke("revert", store, "main")
+    assert result.exit_code == 2
+    assert "not a commit id" in result.stderr
+
+
+def test_reset_to_a_commit_and_to_a_branch(forked):
+    with loomdb.connect(forked) as db:
+        start = db.head
+        db.execute("DELETE FROM steps")
+    result = invoke("reset", forked, str(start))
+    assert result.exit_code == 0, result.output
+    assert re.fullmatch(rf"reset main to {start}: commit \d+", result.stdout.strip()), result.stdout
+    assert count(forked, "SELECT count(*) FROM steps") == 2
+    again = invoke("reset", forked, str(start))
+    assert again.exit_code == 0, again.output
+    assert again.stdout.strip() == "nothing to change"
+    to_branch = invoke("reset", forked, "run-42/approach-a")
+    assert to_branch.exit_code == 0, to_branch.output
+    assert invoke("diff", forked, "main", "run-42/approach-a").stdout.strip() == "no differences"
+
+
+def test_reset_another_branch(forked):
+    result = invoke("reset", forked, "main", "--branch", "run-42/approach-a")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("reset run-42/approach-a to main: commit ")
+    assert count(forked, "SELECT count(*) FROM steps", branch="run-42/approach-a") == 2
+
+
+def test_reset_to_an_unknown_commit_is_an_error(store):
+    result = invoke("reset", store, "9999")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "9999" in result.stderr
+
+
 # -- errors ---------------------------------------------------------------------------
 
 

@@ -79,7 +79,7 @@ def test_demo_leaves_a_store_with_each_step_once_on_each_branch(demo_run):
     proc, folder = demo_run
     assert proc.returncode == 0
     demo = load_demo()
-    counts = {"main": len(demo.DIAGNOSIS)}
+    counts = {"main": len(demo.DIAGNOSIS) + len(demo.APPROACH_A)}  # after the merge
     for name, (_, plan) in demo.APPROACHES.items():
         counts[name] = len(demo.DIAGNOSIS) + len(plan)
     db = loomdb.connect(str(folder / demo.STORE_NAME))
@@ -90,6 +90,45 @@ def test_demo_leaves_a_store_with_each_step_once_on_each_branch(demo_run):
             assert steps == list(range(1, n + 1)), name
     finally:
         db.close()
+
+
+def test_demo_diffs_the_approaches(demo_run):
+    proc, _ = demo_run
+    demo = load_demo()
+    out = proc.stdout
+    assert 'db.diff("run-42/approach-a", "run-42/approach-b")' in out
+    added, removed = len(demo.APPROACH_B), len(demo.APPROACH_A)
+    assert f"iterations: +{added} added, −{removed} removed, ~0 modified" in out
+    marked = [table_row(out, mark) for mark in ("+", "−")]
+    assert [cells[2] for cells in marked] == [next(iter(demo.APPROACH_B)), next(iter(demo.APPROACH_A))]
+
+
+def test_demo_merges_approach_a_into_main(demo_run):
+    proc, folder = demo_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    demo = load_demo()
+    assert 'db.merge("run-42/approach-a", into="main")' in proc.stdout
+    match = re.search(r"merge commit (\d+) on main \(parents (\d+), (\d+)\)", proc.stdout)
+    assert match, proc.stdout
+    commit = int(match.group(1))
+    db = loomdb.connect(str(folder / demo.STORE_NAME))
+    try:
+        log = {c.id: c for c in db.log()}
+        assert commit in log
+        assert log[commit].branch == "main"
+        a_head = db.checkout("run-42/approach-a").head
+        assert log[commit].parents[1] == a_head
+        actions = [r[0] for r in db.execute("SELECT action FROM iterations ORDER BY step")]
+        assert actions == [*demo.DIAGNOSIS, *demo.APPROACH_A]
+        assert not (set(demo.APPROACH_B) - set(demo.APPROACH_A)) & set(actions)
+        assert not list(db.diff("main", "run-42/approach-a"))
+    finally:
+        db.close()
+    steps = len(demo.DIAGNOSIS) + len(demo.APPROACH_A)
+    tokens = sum(s.tokens for s in [*demo.DIAGNOSIS.values(), *demo.APPROACH_A.values()])
+    outcome = list(demo.APPROACH_A.values())[-1].outcome
+    main_after = [line for line in proc.stdout.splitlines() if line.startswith("  main now:")]
+    assert main_after == [f"  main now: {steps} steps, {tokens} tokens, outcome {outcome}"]
 
 
 @pytest.mark.slow

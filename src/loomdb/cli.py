@@ -7,6 +7,8 @@ variable ``LOOMDB_URL``::
     loomdb sql --db agent-runs.loom "DELETE FROM iterations WHERE step > 5" --branch retry
     LOOMDB_URL=agent-runs.loom loomdb log --branch run-42/approach-a --limit 5
     loomdb branches agent-runs.loom
+    loomdb diff agent-runs.loom run-42/approach-a run-42/approach-b
+    loomdb merge agent-runs.loom run-42/approach-a --into main
 
 The commands only format what the API returns; they hold no logic of their
 own. A :class:`loomdb.Error` prints one red ``error: <message>`` line on stderr
@@ -19,6 +21,7 @@ import datetime as _dt
 import functools
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -145,6 +148,128 @@ def plural(n: int, word: str, words: str | None = None) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
 
 
+def format_key(key: dict[str, Any]) -> str:
+    """A row's key as ``col=value`` pairs.
+
+    >>> format_key({"run_id": "run-42", "step": 3})
+    'run_id=run-42, step=3'
+    """
+    return ", ".join(f"{name}={format_value(value).plain}" for name, value in key.items())
+
+
+def format_snapshot(value: str) -> int | str:
+    """A snapshot argument: a commit id when it is an integer, else a branch name.
+
+    >>> format_snapshot("12"), format_snapshot("run-42/approach-a")
+    (12, 'run-42/approach-a')
+    """
+    return int(value) if re.fullmatch(r"[0-9]+", value) else value
+
+
+#: How each kind of change is marked in ``loomdb diff``.
+CHANGE_MARKS = {
+    "added": ("+", "green"),
+    "removed": ("\u2212", "red"),
+    "modified": ("~", "yellow"),
+}
+
+
+def _columns_text(row: dict[str, Any] | None, columns: Sequence[str], skip: Sequence[str] = ()) -> Text:
+    """``col: value`` lines of ``row`` for ``columns`` (``(deleted)`` when there is no row)."""
+    if row is None:
+        return Text("(deleted)", style="dim")
+    lines = [
+        Text(f"{name}: ", style="bold") + format_value(row.get(name)) for name in columns if name not in skip
+    ]
+    return Text("\n").join(lines)
+
+
+def change_text(change: Any) -> Text:
+    """What changed in one row: ``col: before → after`` per changed column of a
+    modified row, the row's other columns for an added or removed one."""
+    if change.kind == "modified":
+        lines = [
+            Text(f"{name}: ", style="bold")
+            + format_value(change.before.get(name))
+            + Text(" → ", style="dim")
+            + format_value(change.after.get(name))
+            for name in change.columns
+        ]
+        return Text("\n").join(lines)
+    row = change.after if change.kind == "added" else change.before
+    return _columns_text(row, list(row), skip=list(change.key))
+
+
+def changes_table(changes: Sequence[Any]) -> Table:
+    """A Rich table of :class:`loomdb.history.Change` rows."""
+    table = Table(show_header=True, header_style="bold", show_lines=False)
+    table.add_column("", no_wrap=True)
+    table.add_column("table")
+    table.add_column("key")
+    table.add_column("change")
+    for change in changes:
+        mark, style = CHANGE_MARKS[change.kind]
+        table.add_row(
+            Text(mark, style=f"bold {style}"),
+            Text(change.table),
+            Text(format_key(change.key), style=style),
+            change_text(change),
+        )
+    return table
+
+
+def diff_summary(stats: dict[str, Any]) -> str:
+    """One line from ``db.diff_stat``.
+
+    >>> from loomdb.history import DiffStat
+    >>> diff_summary({"steps": DiffStat(added=3, removed=1, modified=2)})
+    '6 rows differ: 3 added, 1 removed, 2 modified (steps: +3 −1 ~2)'
+    >>> diff_summary({})
+    'no differences'
+    """
+    added = sum(s.added for s in stats.values())
+    removed = sum(s.removed for s in stats.values())
+    modified = sum(s.modified for s in stats.values())
+    total = added + removed + modified
+    if not total:
+        return "no differences"
+    per_table = ", ".join(
+        f"{name}: +{s.added} \u2212{s.removed} ~{s.modified}" for name, s in sorted(stats.items())
+    )
+    return (
+        f"{plural(total, 'row')} {'differs' if total == 1 else 'differ'}: "
+        f"{added} added, {removed} removed, {modified} modified ({per_table})"
+    )
+
+
+def conflicts_table(conflicts: Sequence[Any]) -> Table:
+    """A Rich table of :class:`loomdb.history.Conflict` rows: ours against theirs."""
+    table = Table(show_header=True, header_style="bold", show_lines=True)
+    for name in ("table", "key", "kind", "columns", "ours", "theirs"):
+        table.add_column(name)
+    for c in conflicts:
+        shown: Sequence[str] = c.columns
+        if c.kind == "insert/insert" and c.ours is not None and c.theirs is not None:
+            # The clash is on the key; show where the two rows differ as well.
+            differ = [n for n in c.theirs if n not in c.columns and not _same(c.ours.get(n), c.theirs[n])]
+            shown = [*c.columns, *differ]
+        table.add_row(
+            Text(c.table),
+            Text(format_key(c.key)),
+            Text(c.kind, style="red"),
+            Text(", ".join(c.columns)),
+            _columns_text(c.ours, shown),
+            _columns_text(c.theirs, shown),
+        )
+    return table
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+    return bool(a == b)
+
+
 # --------------------------------------------------------------------------
 # Plumbing: consoles, errors, the store argument.
 
@@ -159,6 +284,14 @@ def _stdout() -> Console:
 
 def _stderr() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _stderr_tables() -> Console:
+    """stderr for tables: like :func:`_stdout`, no wrapping at 80 columns when captured."""
+    console = Console(stderr=True, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(stderr=True, highlight=False, width=4096)
+    return console
 
 
 def _reports_errors(func: F) -> F:
@@ -310,6 +443,154 @@ def branches_cmd(ctx: click.Context, args: tuple[str, ...], db_opt: str | None) 
     out = _stdout()
     out.print(rows_table(["name", "parent", "fork", "head", "created"], rows))
     out.print(Text(f"({plural(len(rows), 'branch', 'branches')})", style="dim"))
+
+
+@cli.command("diff", short_help="Show the rows that differ between two branches or commits.")
+@click.argument("args", nargs=-1, metavar="[STORE] A B")
+@_db_option
+@click.option("--table", "-t", default=None, help="Only this table.")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Show at most N rows.")
+@click.pass_context
+@_reports_errors
+def diff_cmd(
+    ctx: click.Context,
+    args: tuple[str, ...],
+    db_opt: str | None,
+    table: str | None,
+    limit: int | None,
+) -> None:
+    """Print db.diff(A, B): the rows B added (+), removed (−) and modified (~)
+    compared with A, then a summary from db.diff_stat(A, B).
+
+    A and B are branch names, or commit ids when they are integers.
+    """
+    store, (a, b) = _split_store(ctx, db_opt, args, ["A", "B"])
+    _require_existing(store)
+    with loomdb.connect(store) as db:
+        changes = list(db.diff(format_snapshot(a), format_snapshot(b), table=table))
+        stats = db.diff_stat(format_snapshot(a), format_snapshot(b))
+    if table is not None:
+        stats = {name: s for name, s in stats.items() if name == table}
+    out = _stdout()
+    if changes:
+        shown = changes if limit is None else changes[:limit]
+        out.print(changes_table(shown))
+        if len(shown) < len(changes):
+            out.print(Text(f"(showing {len(shown)} of {len(changes)} changed rows)", style="dim"))
+    out.print(Text(diff_summary(stats)))
+
+
+@cli.command("merge", short_help="Merge one branch into another, three-way.")
+@click.argument("args", nargs=-1, metavar="[STORE] SRC")
+@_db_option
+@click.option("--into", "into", required=True, metavar="DST", help="The branch to merge into.")
+@click.option(
+    "--on-conflict",
+    type=click.Choice(["fail", "ours", "theirs"]),
+    default="fail",
+    show_default=True,
+    help="fail: change nothing and list the conflicts; ours: keep DST's row; theirs: take SRC's.",
+)
+@click.option("--message", "-m", default=None, help="Message of the merge commit.")
+@click.option("--author", default=None, help="Author of the merge commit.")
+@click.pass_context
+@_reports_errors
+def merge_cmd(
+    ctx: click.Context,
+    args: tuple[str, ...],
+    db_opt: str | None,
+    into: str,
+    on_conflict: str,
+    message: str | None,
+    author: str | None,
+) -> None:
+    """Run db.merge(SRC, into=DST) and print the merge commit and, per table,
+    the rows added, modified and deleted on DST.
+
+    On conflicts (with --on-conflict fail) nothing changes: the conflicting
+    rows are printed on stderr, ours (DST) against theirs (SRC), and the
+    exit status is 1.
+    """
+    store, (source,) = _split_store(ctx, db_opt, args, ["SRC"])
+    _require_existing(store)
+    with loomdb.connect(store) as db:
+        try:
+            result = db.merge(source, into=into, on_conflict=on_conflict, message=message, author=author)
+        except loomdb.MergeConflict as exc:
+            err = _stderr_tables()
+            n = len(exc.conflicts)
+            err.print(
+                Text("error: ", style="bold red")
+                + Text(
+                    f"{plural(n, 'conflicting row')} merging {source} into {into}; nothing was changed",
+                    style="red",
+                )
+            )
+            err.print(conflicts_table(exc.conflicts))
+            err.print(
+                Text("rerun with --on-conflict ours (keep DST's rows) or theirs (take SRC's)", style="dim")
+            )
+            raise SystemExit(1) from None
+    out = _stdout()
+    if result.commit is None:
+        resolved = result.conflicts_resolved
+        note = f" ({plural(resolved, 'conflict')} resolved, no row changed)" if resolved else ""
+        out.print(Text(f"nothing to merge: {into} already has the changes of {source}{note}"))
+        return
+    out.print(Text(f"merged {source} into {into}: commit {result.commit}"))
+    rows = [(name, t.added, t.modified, t.deleted) for name, t in sorted(result.tables.items())]
+    out.print(rows_table(["table", "added", "modified", "deleted"], rows))
+    summary = f"({result.added} added, {result.modified} modified, {result.deleted} deleted"
+    if result.conflicts_resolved:
+        summary += f"; {plural(result.conflicts_resolved, 'conflict')} resolved with {on_conflict}"
+    out.print(Text(summary + ")", style="dim"))
+
+
+@cli.command("revert", short_help="Undo one commit with a new commit.")
+@click.argument("args", nargs=-1, metavar="[STORE] COMMIT")
+@_db_option
+@click.option("--branch", "-b", default="main", show_default=True, help="Branch to write the revert on.")
+@click.option("--message", "-m", default=None, help="Message of the new commit.")
+@click.pass_context
+@_reports_errors
+def revert_cmd(
+    ctx: click.Context, args: tuple[str, ...], db_opt: str | None, branch: str, message: str | None
+) -> None:
+    """Run db.revert(COMMIT) on BRANCH and print the new commit's id."""
+    store, (commit,) = _split_store(ctx, db_opt, args, ["COMMIT"])
+    if not re.fullmatch(r"[0-9]+", commit):
+        raise click.BadParameter(f"{commit!r} is not a commit id", ctx, param_hint="COMMIT")
+    _require_existing(store)
+    with loomdb.connect(store, branch=branch) as db:
+        seq = db.revert(int(commit), message=message)
+    out = _stdout()
+    if seq is None:
+        out.print("nothing to change")
+    else:
+        out.print(Text(f"reverted commit {commit} on {branch}: commit {seq}"))
+
+
+@cli.command("reset", short_help="Make a branch equal to a commit or another branch.")
+@click.argument("args", nargs=-1, metavar="[STORE] TO")
+@_db_option
+@click.option("--branch", "-b", default="main", show_default=True, help="Branch to reset.")
+@click.option("--message", "-m", default=None, help="Message of the new commit.")
+@click.pass_context
+@_reports_errors
+def reset_cmd(
+    ctx: click.Context, args: tuple[str, ...], db_opt: str | None, branch: str, message: str | None
+) -> None:
+    """Run db.reset(TO, branch=BRANCH): a new commit that makes BRANCH equal to
+    TO (a commit id, or a branch name), keeping the history."""
+    store, (to,) = _split_store(ctx, db_opt, args, ["TO"])
+    _require_existing(store)
+    with loomdb.connect(store) as db:
+        seq = db.reset(format_snapshot(to), branch=branch, message=message)
+    out = _stdout()
+    if seq is None:
+        out.print("nothing to change")
+    else:
+        out.print(Text(f"reset {branch} to {to}: commit {seq}"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
