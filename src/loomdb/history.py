@@ -109,6 +109,10 @@ def changed_rids(store: Store, physical: str, ranges: list[tuple[int, int, int |
     """Row identities with a version on ``bid`` in ``(after, upto]`` for any of ``ranges``."""
     out: set[int] = set()
     for bid, after, upto in ranges:
+        # A branch's versions all come after the commit it was created at.
+        after = max(after, store.branch_by_id(bid).start)
+        if upto is not None and upto <= after:
+            continue
         start = first_vid_after(store, physical, after)
         sql = f'SELECT _rid FROM "{physical}" WHERE _vid >= ? AND _bid = ? AND _seq > ?'
         params: list[Any] = [start, bid, after]

@@ -23,8 +23,10 @@ FORMAT_VERSION = 1
 
 _CATALOG = [
     "CREATE TABLE loom_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # start: the newest commit when the branch was created; every version the
+    # branch writes comes after it, which bounds scans for its changes.
     "CREATE TABLE loom_branches (bid INTEGER PRIMARY KEY, name TEXT NOT NULL, parent INTEGER,"
-    " fork INTEGER, created TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0)",
+    " fork INTEGER, start INTEGER NOT NULL DEFAULT 0, created TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0)",
     "CREATE UNIQUE INDEX loom_branches_live_name ON loom_branches (name) WHERE dropped = 0",
     "CREATE TABLE loom_commits (seq INTEGER PRIMARY KEY, bid INTEGER NOT NULL, parent INTEGER,"
     " merge_parent INTEGER, merge_bid INTEGER, message TEXT, author TEXT, time TEXT NOT NULL)",
@@ -49,6 +51,7 @@ class BranchInfo:
     fork: int | None
     created: str
     dropped: bool
+    start: int = 0
 
 
 @dataclass
@@ -172,14 +175,14 @@ class Store:
     # -- branches ------------------------------------------------------------------------
 
     def _row_to_branch(self, row: tuple[Any, ...]) -> BranchInfo:
-        return BranchInfo(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+        return BranchInfo(row[0], row[1], row[2], row[3], row[4], bool(row[5]), int(row[6]))
 
     def branch_by_name(self, name: str) -> BranchInfo:
         if not isinstance(name, str):
             raise errors.ProgrammingError(f"a branch name is a str, not {type(name).__name__}")
         row = next(
             self.backend.execute(
-                "SELECT bid, name, parent, fork, created, dropped FROM loom_branches WHERE name = ? AND dropped = 0",
+                "SELECT bid, name, parent, fork, created, dropped, start FROM loom_branches WHERE name = ? AND dropped = 0",
                 (name,),
             ),
             None,
@@ -195,7 +198,7 @@ class Store:
         if info is None:
             row = next(
                 self.backend.execute(
-                    "SELECT bid, name, parent, fork, created, dropped FROM loom_branches WHERE bid = ?",
+                    "SELECT bid, name, parent, fork, created, dropped, start FROM loom_branches WHERE bid = ?",
                     (bid,),
                 ),
                 None,
@@ -208,7 +211,7 @@ class Store:
 
     def list_branches(self) -> list[BranchInfo]:
         rows = self.backend.execute(
-            "SELECT bid, name, parent, fork, created, dropped FROM loom_branches WHERE dropped = 0 ORDER BY bid"
+            "SELECT bid, name, parent, fork, created, dropped, start FROM loom_branches WHERE dropped = 0 ORDER BY bid"
         )
         return [self._row_to_branch(r) for r in rows]
 
@@ -274,7 +277,8 @@ class Store:
                 )
             row = next(
                 self.backend.execute(
-                    "INSERT INTO loom_branches (name, parent, fork, created) VALUES (?, ?, ?, ?) RETURNING bid",
+                    "INSERT INTO loom_branches (name, parent, fork, start, created)"
+                    " VALUES (?, ?, ?, (SELECT max(seq) FROM loom_commits), ?) RETURNING bid",
                     (name, parent, fork, now_text()),
                 )
             )
