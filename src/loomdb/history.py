@@ -153,6 +153,16 @@ def version_by_id(db: Database, schema: TableSchema, vid: int) -> Version:
     return Version(values, vid, rid, bid, seq)
 
 
+def by_identity(schema: TableSchema, versions: dict[int, Version]) -> dict[Any, Version]:
+    """Key the versions the way merge and diff match rows across snapshots: by
+    PRIMARY KEY where the table has one (a key deleted and inserted again is
+    the same row), else by loomdb's row identity."""
+    if not schema.primary_key:
+        return dict(versions)
+    positions = [schema.column_names.index(c) for c in schema.primary_key]
+    return {tuple(v.values[i] for i in positions): v for v in versions.values()}
+
+
 def _decode(schema: TableSchema, values: tuple[Any, ...] | None) -> dict[str, Any] | None:
     if values is None:
         return None
@@ -262,11 +272,14 @@ def merge(
             ours = rows_at(store, schema, target._lineage, rids) if before is not None else {}
             theirs = rows_at(store, schema, source, rids)
             plan = []
-            for rid in sorted(rids):
-                b, o, t = (v.values if v else None for v in (old.get(rid), ours.get(rid), theirs.get(rid)))
+            sides = [by_identity(schema, side) for side in (old, ours, theirs)]
+            for ident in sorted(set().union(*sides), key=repr):
+                vb, vo, vt = (side.get(ident) for side in sides)
+                b, o, t = (v.values if v else None for v in (vb, vo, vt))
                 outcome = merge_row(b, o, t)
                 row = outcome.result
                 if outcome.conflict is not None:
+                    rid = next(v.rid for v in (vo, vt, vb) if v is not None)
                     conflict = _conflict(schema, rid, outcome.conflict, b, o, t)
                     if on_conflict == "fail":
                         conflicts.append(conflict)
@@ -274,7 +287,10 @@ def merge(
                     row = _settle(schema, conflict, outcome.conflict, b, o, t, on_conflict)
                     result.conflicts_resolved += 1
                 if row != o:
-                    plan.append((rid, ours.get(rid), row, b, t))
+                    # A row new to the target keeps the source's identity, unless
+                    # the target already uses that identity for another row.
+                    rid = vt.rid if vt is not None and vt.rid not in ours else None
+                    plan.append((rid, vo, row, b, t))
             plans.append((before, schema, plan))
         if conflicts:
             raise errors.MergeConflict(conflicts)
@@ -351,7 +367,7 @@ def _settle(
 def _apply(
     target: Database,
     schema: TableSchema,
-    plan: list[tuple[int, Version | None, Any, Any, Any]],
+    plan: list[tuple[int | None, Version | None, Any, Any, Any]],
     txn: Any,
     policy: Any,
     conflicts: list[Conflict],
@@ -369,7 +385,7 @@ def _apply(
     for rid, ours, row, base, theirs in plan:
         values = None if row is None else dict(zip(names, row, strict=True))
         if checker is not None and values is not None:
-            clash = checker.conflict(values, own_rid=rid)
+            clash = checker.conflict(values, own_rid=ours.rid if ours is not None else rid)
             if clash is not None:
                 holder = version_by_id(target, schema, clash[2])
                 other = holder.values
@@ -407,6 +423,7 @@ def _apply(
             if values is None:
                 continue
             vid = writer.insert(values, rid=rid)
+            rid = rid if rid is not None else vid
             added += 1
         elif values is None:
             writer.supersede((ours.vid, ours.rid, ours.bid, ours.seq), None)
@@ -416,6 +433,7 @@ def _apply(
             continue
         else:
             vid = writer.supersede((ours.vid, ours.rid, ours.bid, ours.seq), values) or ours.vid
+            rid = ours.rid
             modified += 1
         if checker is not None:
             checker.remember(values, rid, vid)
@@ -466,10 +484,10 @@ def diff(db: Database, a: Any, b: Any, table: str | None) -> Iterator[Change]:
             if sa is not None and sb is not None:
                 schema = sb
             rids = set(before) | set(after)
-        for rid in sorted(rids):
-            old, new = before.get(rid), after.get(rid)
-            if old is None and new is None:
-                continue
+        before_by, after_by = by_identity(schema, before), by_identity(schema, after)
+        for ident in sorted(set(before_by) | set(after_by), key=repr):
+            old, new = before_by.get(ident), after_by.get(ident)
+            rid = (new or old).rid  # type: ignore[union-attr]
             ov, nv = (old.values if old else None), (new.values if new else None)
             if ov == nv:
                 continue
