@@ -153,6 +153,23 @@ def version_by_id(db: Database, schema: TableSchema, vid: int) -> Version:
     return Version(values, vid, rid, bid, seq)
 
 
+def versions_by_key(
+    store: Store, schema: TableSchema, lineage: Lineage, keys: set[Any]
+) -> dict[Any, Version]:
+    """The visible version holding each PRIMARY KEY value in ``keys``, where there is one."""
+    if not keys:
+        return {}
+    view = store.view_sql(schema, lineage, "t", True)
+    cond = " AND ".join(f't."{c}" = ?' for c in schema.primary_key)
+    sql = f"SELECT * FROM {view} AS t WHERE {cond}"
+    out = {}
+    for key in keys:
+        for row in store.backend.execute(sql, list(key)):
+            values, (vid, rid, bid, seq) = tuple(row[:-HIDDEN]), row[-HIDDEN:]
+            out[key] = Version(values, vid, rid, bid, seq)
+    return out
+
+
 def by_identity(schema: TableSchema, versions: dict[int, Version]) -> dict[Any, Version]:
     """Key the versions the way merge and diff match rows across snapshots: by
     PRIMARY KEY where the table has one (a key deleted and inserted again is
@@ -273,6 +290,15 @@ def merge(
             theirs = rows_at(store, schema, source, rids)
             plan = []
             sides = [by_identity(schema, side) for side in (old, ours, theirs)]
+            if schema.primary_key:
+                # A side may hold a key through a row it did not change since
+                # it was last merged; find those rows by key.
+                wanted = set().union(*sides)
+                lineages = (base, target._lineage if before is not None else None, source)
+                for side, lineage in zip(sides, lineages, strict=True):
+                    if lineage is not None:
+                        side.update(versions_by_key(store, schema, lineage, wanted - side.keys()))
+            ours_rids = {v.rid for v in sides[1].values()}
             for ident in sorted(set().union(*sides), key=repr):
                 vb, vo, vt = (side.get(ident) for side in sides)
                 b, o, t = (v.values if v else None for v in (vb, vo, vt))
@@ -289,7 +315,7 @@ def merge(
                 if row != o:
                     # A row new to the target keeps the source's identity, unless
                     # the target already uses that identity for another row.
-                    rid = vt.rid if vt is not None and vt.rid not in ours else None
+                    rid = vt.rid if vt is not None and vt.rid not in ours_rids else None
                     plan.append((rid, vo, row, b, t))
             plans.append((before, schema, plan))
         if conflicts:
