@@ -292,7 +292,10 @@ def bench_iterations(tmp: str, cfg: Config, report: Report) -> None:
             f"{cfg.changed:,} changed rows, iterations at {cfg.iter_rows:,} rows",
             samples,
             cfg.warmup,
-            True,
+            # The issue sets the time goal on the narrow table and asks for the
+            # brief's ~12 KB row to be reported: merging writes every merged
+            # row again as a version on the target, so this moves ~12 MB.
+            False,
         )
     finally:
         close_quietly(db)
