@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 from sqlglot import exp
 
-from . import errors, executor, history
+from . import errors, executor, history, vectors
 from .catalog import TableSchema
 from .cursor import Cursor, Row, decoders, row_class
 from .sql.compile import Compiled, compile_query
@@ -430,11 +432,70 @@ class Database:
             raise backend.translate(exc) from None
 
     def _select(self, key: str, tree: exp.Expression, values: list[Any]) -> Cursor:
+        if self._store.txn is None:
+            plan = self._vector_plan(key, tree)
+            if plan is not None:
+                return self._vector_select(plan, values)
         compiled = self._compile(tree, key=key)
         if self._store.txn is None:
             self._store.backend.set_statement_time(None)
         rows = self._run_compiled(compiled, values)
         return self._cursor(compiled, rows)
+
+    def _vector_plan(self, key: str, tree: exp.Expression) -> vectors.VectorPlan | None:
+        """A plan to answer ``ORDER BY vec <op> $n LIMIT k`` from the vector cache, if it applies."""
+        cache_key = ("vector-plan", key, self._lineage)
+        if cache_key in self._store.compiled:
+            return self._store.compiled[cache_key]
+        plan = None
+        found = vectors.match_top_k(tree, self._schemas())
+        if found is not None:
+            schema, alias, column, op, param, limit, offset = found
+            filter_sql = None
+            where = tree.args.get("where")
+            if where is not None:
+                probe = exp.Select(expressions=[exp.Literal.number(1)])
+                probe.set("from_", tree.args["from_"].copy())
+                probe.set("where", where.copy())
+                filter_sql = self._compile(probe, key=(key, "vector-filter"), hidden_alias=alias)
+            fetch = tree.copy()
+            for arg in ("where", "order", "limit", "offset"):
+                fetch.set(arg, None)
+            fetch_sql = self._compile(fetch, key=(key, "vector-fetch"), vid_alias=alias)
+            plan = vectors.VectorPlan(
+                schema.physical, column.phys, column.type.dim, op, param, limit, offset, filter_sql, fetch_sql
+            )
+        self._store.compiled[cache_key] = plan
+        return plan
+
+    def _vector_select(self, plan: vectors.VectorPlan, values: list[Any]) -> Cursor:
+        store = self._store
+        cache = store.vector_caches.get((plan.physical, plan.phys))
+        if cache is None:
+            cache = vectors.VectorCache(plan.physical, plan.phys, plan.dim)
+            store.vector_caches[(plan.physical, plan.phys)] = cache
+        if plan.query_param > len(values):
+            raise errors.ProgrammingError(f"no value for parameter ${plan.query_param}")
+        query = vectors.query_vector(values[plan.query_param - 1], plan.dim)
+        store.backend.set_statement_time(None)
+        cache.refresh(store.backend)
+        if plan.filter_sql is not None:
+            vids = np.fromiter((r[0] for r in self._run_compiled(plan.filter_sql, values)), dtype=np.int64)
+            candidates = cache.indexes_of(vids)
+        else:
+            candidates = cache.visible(self._lineage)
+        top = cache.top(query, plan.op, plan.limit + plan.offset, candidates)[plan.offset :]
+        fetch = plan.fetch_sql
+        own = list(values[: fetch.nparams - 1])
+        own += [None] * (fetch.nparams - 1 - len(own))
+        rows = self._run_compiled(fetch, [*own, json.dumps(top.tolist())])
+        rank = {int(vid): i for i, vid in enumerate(top)}
+        rows.sort(key=lambda r: rank[r[-1]])
+        return self._cursor(fetch, [r[:-1] for r in rows])
+
+    def vector_cache_bytes(self) -> int:
+        """Memory held by the in-memory vector copies of this connection."""
+        return sum(c.nbytes for c in self._store.vector_caches.values())
 
     def _cursor(self, compiled: Compiled, rows: list[tuple[Any, ...]], rowcount: int = -1) -> Cursor:
         shape = self._store.compiled.get(("shape", id(compiled)))

@@ -86,6 +86,8 @@ class Store:
         # the next free _vid per physical table and each branch's head commit.
         self.next_vids: dict[str, int] = {}
         self._heads: dict[int, int] = {}
+        # In-memory copies of VECTOR columns, by (physical table, physical column).
+        self.vector_caches: dict[tuple[str, str], Any] = {}
         self._open()
 
     # -- opening -------------------------------------------------------------------------

@@ -57,6 +57,13 @@ class Compiled:
 
 def check_supported(tree: exp.Expression) -> None:
     for node in tree.walk():
+        if (
+            isinstance(node, exp.Ordered)
+            and isinstance(node.this, VECTOR_OPERATORS)
+            and not node.args.get("desc")
+        ):
+            # Rows without a vector have no distance: they come last, as in pgvector.
+            node.set("nulls_first", False)
         label = _UNSUPPORTED.get(type(node))
         if label is not None:
             raise NotSupportedError(f"{label} is not supported by loomdb")
