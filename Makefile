@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 $(TEST_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -q -e '.[test,dev]'
+	$(PY) -m pip install -q torch==2.13.0
 	touch $@
 
 demo: $(STAMP)

@@ -1176,3 +1176,20 @@ def test_a_failed_first_statement_inside_a_transaction_still_allows_a_commit(fre
         fresh_db.execute("INSERT INTO t VALUES (1)")
     assert q(fresh_db, "SELECT k FROM t") == [(1,)]
     assert fresh_db.head == head + 1
+
+
+def test_vector_distance_of_a_null_vector_is_null_and_sorts_last(fresh_db):
+    fresh_db.execute("CREATE TABLE v (id INT, e VECTOR(2))")
+    fresh_db.execute("INSERT INTO v VALUES (1, NULL), (2, %s), (3, %s)", [[1, 0], [0, 1]])
+    rows = q(fresh_db, "SELECT id, e <-> %s AS d FROM v ORDER BY id", [[1, 0]])
+    assert rows[0] == (1, None) and rows[1] == (2, 0.0)
+    # the in-memory top-k and the SQL path (inside a transaction) agree
+    assert q(fresh_db, "SELECT id FROM v ORDER BY e <-> %s LIMIT 3", [[1, 0]]) == [(2,), (3,), (1,)]
+    with fresh_db.transaction():
+        assert q(fresh_db, "SELECT id FROM v ORDER BY e <-> %s LIMIT 3", [[1, 0]]) == [(2,), (3,), (1,)]
+
+
+def test_description_names_the_declared_types(fresh_db):
+    fresh_db.execute("CREATE TABLE t (i INT, b BIGINT, s TEXT, n NUMERIC(10, 2), e VECTOR(3))")
+    cur = fresh_db.execute("SELECT i, b, s, n, e FROM t")
+    assert [d[1] for d in cur.description] == ["INT", "BIGINT", "TEXT", "NUMERIC(10, 2)", "VECTOR(3)"]

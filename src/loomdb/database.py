@@ -478,6 +478,19 @@ class Database:
             raise errors.ProgrammingError(f"no value for parameter ${plan.query_param}")
         query = vectors.query_vector(values[plan.query_param - 1], plan.dim)
         store.backend.set_statement_time(None)
+        # One read transaction: the cache refresh, the filter and the fetch
+        # must see the same committed state, or a concurrent writer could
+        # remove a chosen row between them.
+        store.backend.begin_read()
+        try:
+            return self._vector_top(plan, cache, query, values)
+        finally:
+            store.backend.rollback()
+
+    def _vector_top(
+        self, plan: vectors.VectorPlan, cache: vectors.VectorCache, query: np.ndarray, values: list[Any]
+    ) -> Cursor:
+        store = self._store
         cache.refresh(store.backend)
         if plan.filter_sql is not None:
             vids = np.fromiter((r[0] for r in self._run_compiled(plan.filter_sql, values)), dtype=np.int64)

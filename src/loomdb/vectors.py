@@ -130,7 +130,6 @@ class VectorCache:
             in_range = on if limit is None else on & (seq <= limit)
             nearer_rids.append(rid[in_range])
         keep &= meta[:, 4] == 0
-        keep &= self._present[: self.count]
         return np.flatnonzero(keep)
 
     def indexes_of(self, vids: np.ndarray) -> np.ndarray:
@@ -183,16 +182,35 @@ class VectorCache:
         if len(candidates) == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64)
         idx, dist = self.scores(query, op, candidates)
-        dist = np.where(np.isnan(dist), np.inf, dist)
+        # Rows without a vector have no distance: last, in insertion order (as on the SQL path).
+        dist = np.where(np.isnan(dist) | ~self._present[idx], np.inf, dist)
         if k < len(idx):
             part = np.argpartition(dist, k - 1)[:k]
             cut = dist[part].max()
-            chosen = np.flatnonzero(dist <= cut)  # every tie at the boundary
+            # Everything within float32 error of the k-th distance is ranked again exactly.
+            chosen = np.flatnonzero(
+                dist <= cut + 1e-4 * max(1.0, abs(cut)) if np.isfinite(cut) else dist <= cut
+            )
         else:
             chosen = np.arange(len(idx))
+        exact = self._exact(query, op, idx[chosen], dist[chosen])
         rids = self._meta[idx[chosen], 1]
-        order = np.lexsort((rids, dist[chosen]))[:k]
+        order = np.lexsort((rids, exact))[:k]
         return self._meta[idx[chosen][order], 0]
+
+    def _exact(self, query: np.ndarray, op: str, index: np.ndarray, approx: np.ndarray) -> np.ndarray:
+        """Distances of a few versions in float64 (rows without a vector stay infinite)."""
+        rows = self._gather(index).astype(np.float64)
+        q = query.astype(np.float64)
+        dots = rows @ q
+        if op == "ip":
+            dist = -dots
+        elif op == "cosine":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dist = 1.0 - dots / (np.linalg.norm(rows, axis=1) * np.linalg.norm(q))
+        else:
+            dist = np.linalg.norm(rows - q, axis=1)
+        return np.where(np.isinf(approx) | np.isnan(dist), np.inf, dist)
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,18 @@ def column_type_of(dtype: exp.DataType | None) -> ColumnType | None:
             return ColumnType.parse(text) if params else VECTOR_ANY
         except Exception:
             return VECTOR_ANY
+    if kind == T.DECIMAL:
+        try:
+            return ColumnType.parse(dtype.sql(dialect="postgres").replace("DECIMAL", "NUMERIC", 1))
+        except Exception:
+            return ColumnType.parse("NUMERIC")
     mapping = {
+        T.SMALLINT: "SMALLINT",
+        T.INT: "INT",
+        T.BIGINT: "BIGINT",
+        T.TEXT: "TEXT",
+        T.VARCHAR: "VARCHAR",
+        T.CHAR: "CHAR",
         T.TIMESTAMP: "TIMESTAMP",
         T.TIMESTAMPTZ: "TIMESTAMPTZ",
         T.DATE: "DATE",

@@ -7,7 +7,7 @@ SQLite backend runs: vector operators become sqlite-vec / loomdb functions,
 JSONB containment and NOW() become loomdb's SQL functions.
 
 >>> parse("SELECT id FROM t ORDER BY e <=> $1 LIMIT 5").sql(dialect=LoomSQLite)
-'SELECT id FROM t ORDER BY VEC_DISTANCE_COSINE(e, ?1) LIMIT 5'
+'SELECT id FROM t ORDER BY (CASE WHEN e IS NULL OR ?1 IS NULL THEN NULL ELSE vec_distance_cosine(e, ?1) END) LIMIT 5'
 """
 
 from __future__ import annotations
@@ -93,6 +93,16 @@ def _func(name: str):
     return generate
 
 
+def _null_safe(name: str):
+    """sqlite-vec raises on a NULL vector; PostgreSQL's distance of NULL is NULL."""
+
+    def generate(self: SQLite.Generator, e: exp.Expression) -> str:
+        a, b = self.sql(e.this), self.sql(e.expression)
+        return f"(CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL ELSE {name}({a}, {b}) END)"
+
+    return generate
+
+
 # Casts whose SQLite spelling would lose the PostgreSQL meaning.
 _CAST_FUNCTIONS = {
     exp.DataType.Type.JSON: None,  # stored as JSON text already: the cast is a no-op
@@ -174,8 +184,8 @@ class LoomSQLite(SQLite):
     class Generator(SQLite.Generator):
         TRANSFORMS = {
             **SQLite.Generator.TRANSFORMS,
-            exp.Distance: _func("vec_distance_l2"),
-            CosineDistance: _func("vec_distance_cosine"),
+            exp.Distance: _null_safe("vec_distance_l2"),
+            CosineDistance: _null_safe("vec_distance_cosine"),
             NegativeInnerProduct: _func("loom_negative_inner_product"),
             exp.ArrayContainsAll: _func("loom_jsonb_contains"),
             exp.ArrayContainedBy: _func("loom_jsonb_contained"),
@@ -183,7 +193,7 @@ class LoomSQLite(SQLite):
             exp.ILike: lambda self, e: f"LOWER({self.sql(e.this)}) LIKE LOWER({self.sql(e.expression)})",
             exp.Cast: _cast,
             exp.Uuid: lambda self, e: "gen_random_uuid()",
-            exp.CosineDistance: _func("vec_distance_cosine"),
+            exp.CosineDistance: _null_safe("vec_distance_cosine"),
             exp.JSONBExtract: lambda self, e: f"({self.sql(e.this)} -> {_json_path(self, e.expression)})",
             exp.JSONBExtractScalar: lambda self, e: (
                 f"CAST(({self.sql(e.this)} ->> {_json_path(self, e.expression)}) AS TEXT)"
