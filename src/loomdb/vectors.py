@@ -7,8 +7,9 @@ matrix already in memory is an order of magnitude faster. Each
 :class:`VectorCache` holds every committed version of one VECTOR column of
 one physical table:
 
-* vectors in blocks of float32 rows (the last block grows by doubling up to
-  ``BLOCK`` rows, so memory stays within a few percent of the vector bytes);
+* vectors in blocks of float32 rows (each new block a sixteenth of the table,
+  at most ``BLOCK`` rows, so memory stays within a few percent of the vector
+  bytes and nothing is copied as the table grows);
 * per version: ``_vid, _rid, _bid, _seq, _del`` and ``end``, the seq of the
   next version of the same row on the same branch (the cache's own ``_end``);
 * it is refreshed before every query from ``_vid > last loaded``. Committed
@@ -92,12 +93,12 @@ class VectorCache:
         self.last_vid = int(meta[start + n - 1, 0])
 
     def _store_vectors(self, vectors: np.ndarray) -> None:
-        # New blocks grow with the table up to BLOCK rows: nothing is ever
-        # copied, and the unused tail is at most one block.
+        # A new block holds a sixteenth of the table (64 to BLOCK rows): nothing
+        # is ever copied, and the unused tail stays within ~6% of the vectors.
         done = 0
         while done < len(vectors):
             if not self.blocks or self.fills[-1] == len(self.blocks[-1]):
-                size = min(BLOCK, max(64, self.count + done))
+                size = min(BLOCK, max(64, (self.count + done) // 16))
                 self.blocks.append(np.empty((size, self.dim), dtype=np.float32))
                 self.fills.append(0)
             block, fill = self.blocks[-1], self.fills[-1]
