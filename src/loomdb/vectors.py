@@ -106,6 +106,23 @@ class VectorCache:
             block[fill : fill + take] = vectors[done : done + take]
             self.fills[-1] = fill + take
             done += take
+        self._consolidate()
+
+    def _consolidate(self) -> None:
+        """Merge full small blocks into one, so a query runs few large products.
+
+        Small blocks come from a table that grew from nothing; merging them
+        whenever 16 pile up copies each row a bounded number of times.
+        """
+        small = [i for i, b in enumerate(self.blocks[:-1]) if len(b) < BLOCK]
+        if len(small) < 16:
+            return
+        head = small[0]
+        if small != list(range(head, head + len(small))):
+            return
+        merged = np.concatenate([self.blocks[i] for i in small])
+        self.blocks[head : head + len(small)] = [merged]
+        self.fills[head : head + len(small)] = [len(merged)]
 
     @property
     def nbytes(self) -> int:
