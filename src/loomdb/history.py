@@ -140,17 +140,15 @@ def rows_at(store: Store, schema: TableSchema, lineage: Lineage, rids: set[int])
     view = store.view_sql(schema, lineage, "t", True, rid_param=1)
     out = {}
     for row in store.backend.execute(f"SELECT * FROM {view} AS t", (json.dumps(sorted(rids)),)):
-        values, (vid, rid, bid, seq) = tuple(row[:-HIDDEN]), row[-HIDDEN:]
-        out[rid] = Version(values, vid, rid, bid, seq)
+        version = _version(row)
+        out[version.rid] = version
     return out
 
 
 def version_by_id(db: Database, schema: TableSchema, vid: int) -> Version:
     """The version ``vid`` as this handle's view shows it."""
     view = db._store.view_sql(schema, db._lineage, "t", True, vid_param=1)
-    row = next(db._store.backend.execute(f"SELECT * FROM {view} AS t", (f"[{int(vid)}]",)))
-    values, (vid, rid, bid, seq) = tuple(row[:-HIDDEN]), row[-HIDDEN:]
-    return Version(values, vid, rid, bid, seq)
+    return _version(next(db._store.backend.execute(f"SELECT * FROM {view} AS t", (f"[{int(vid)}]",))))
 
 
 def versions_by_key(
@@ -165,8 +163,7 @@ def versions_by_key(
     out = {}
     for key in keys:
         for row in store.backend.execute(sql, list(key)):
-            values, (vid, rid, bid, seq) = tuple(row[:-HIDDEN]), row[-HIDDEN:]
-            out[key] = Version(values, vid, rid, bid, seq)
+            out[key] = _version(row)
     return out
 
 
@@ -178,6 +175,12 @@ def by_identity(schema: TableSchema, versions: dict[int, Version]) -> dict[Any, 
         return dict(versions)
     positions = [schema.column_names.index(c) for c in schema.primary_key]
     return {tuple(v.values[i] for i in positions): v for v in versions.values()}
+
+
+def _version(row: tuple[Any, ...]) -> Version:
+    """A Version from a view row whose hidden columns come last."""
+    vid, rid, bid, seq = row[-HIDDEN:]
+    return Version(tuple(row[:-HIDDEN]), vid, rid, bid, seq)
 
 
 def _decode(schema: TableSchema, values: tuple[Any, ...] | None) -> dict[str, Any] | None:
@@ -533,8 +536,8 @@ def _all_rows(db: Database, schema: TableSchema, lineage: Lineage) -> dict[int, 
     view = db._store.view_sql(schema, lineage, "t", True)
     out = {}
     for row in db._store.backend.execute(f"SELECT * FROM {view} AS t"):
-        values, (vid, rid, bid, seq) = tuple(row[:-HIDDEN]), row[-HIDDEN:]
-        out[rid] = Version(values, vid, rid, bid, seq)
+        version = _version(row)
+        out[version.rid] = version
     return out
 
 

@@ -40,6 +40,7 @@ _CATALOG = [
     " PRIMARY KEY (tid, phys))",
 ]
 
+_BRANCH_COLUMNS = "bid, name, parent, fork, created, dropped, start"  # BranchInfo's fields, in order
 _BRANCH_NAME = re.compile(r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\-/@+=:]*$")
 
 
@@ -184,7 +185,7 @@ class Store:
             raise errors.ProgrammingError(f"a branch name is a str, not {type(name).__name__}")
         row = next(
             self.backend.execute(
-                "SELECT bid, name, parent, fork, created, dropped, start FROM loom_branches WHERE name = ? AND dropped = 0",
+                f"SELECT {_BRANCH_COLUMNS} FROM loom_branches WHERE name = ? AND dropped = 0",
                 (name,),
             ),
             None,
@@ -200,7 +201,7 @@ class Store:
         if info is None:
             row = next(
                 self.backend.execute(
-                    "SELECT bid, name, parent, fork, created, dropped, start FROM loom_branches WHERE bid = ?",
+                    f"SELECT {_BRANCH_COLUMNS} FROM loom_branches WHERE bid = ?",
                     (bid,),
                 ),
                 None,
@@ -213,7 +214,7 @@ class Store:
 
     def list_branches(self) -> list[BranchInfo]:
         rows = self.backend.execute(
-            "SELECT bid, name, parent, fork, created, dropped, start FROM loom_branches WHERE dropped = 0 ORDER BY bid"
+            f"SELECT {_BRANCH_COLUMNS} FROM loom_branches WHERE dropped = 0 ORDER BY bid"
         )
         return [self._row_to_branch(r) for r in rows]
 
