@@ -22,21 +22,19 @@ See ``bench/README.md``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import datetime as dt
 import gc
 import json
 import os
-import platform
 import pstats
 import shutil
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,22 @@ ROOT = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+import _report  # noqa: E402
+from _report import (  # noqa: E402
+    close_quietly,
+    command_line,
+    describe,
+    fmt,
+    fmt_value,
+    interleaved,
+    log,
+    met_text,
+    remove_store,
+    stats,
+    timed_each,
+    tmp_filesystem,
+    write_json,
+)
 from _workload import (  # noqa: E402
     LOOM_INDEX,
     LOOM_INSERT,
@@ -124,42 +138,6 @@ def make_config(args: argparse.Namespace) -> Config:
 # --------------------------------------------------------------------------- helpers
 
 
-def stats(ns: Sequence[int]) -> dict[str, float]:
-    """Median, p95 and mean in microseconds."""
-    a = np.asarray(ns, dtype=np.float64) / 1e3
-    return {
-        "n": int(a.size),
-        "median_us": float(np.median(a)),
-        "p95_us": float(np.percentile(a, 95)),
-        "mean_us": float(a.mean()),
-    }
-
-
-def timed_each(fn: Callable[[Any], Any], args: Sequence[Any]) -> list[int]:
-    """Call ``fn(a)`` for every ``a``; the duration of each call in ns."""
-    out: list[int] = []
-    append = out.append
-    for a in args:
-        t0 = pc()
-        fn(a)
-        append(pc() - t0)
-    return out
-
-
-def interleaved(
-    sides: dict[str, Callable[[Any], Any]],
-    blocks: Sequence[Sequence[Any]],
-) -> dict[str, list[int]]:
-    """Run each block on every side, rotating which side goes first."""
-    names = list(sides)
-    out: dict[str, list[int]] = {n: [] for n in names}
-    for i, block in enumerate(blocks):
-        order = names[i % len(names) :] + names[: i % len(names)]
-        for n in order:
-            out[n].extend(timed_each(sides[n], block))
-    return out
-
-
 def open_raw(path: str, synchronous: str) -> apsw.Connection:
     conn = apsw.Connection(path)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -195,15 +173,6 @@ def checkpointed_size(path: str) -> int:
     return total
 
 
-def close_quietly(handle: Any) -> None:
-    with contextlib.suppress(Exception):
-        handle.close()
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- metrics
 
 
@@ -222,16 +191,7 @@ class Metric:
     error: str | None = None
 
 
-@dataclass
-class Report:
-    config: Config
-    metrics: list[Metric] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, m: Metric) -> Metric:
-        self.metrics.append(m)
-        return m
-
+class Report(_report.Report):
     def failed(self, keys: Sequence[tuple[str, str]], exc: BaseException) -> None:
         text = f"{type(exc).__name__}: {exc}"
         for key, name in keys:
@@ -387,9 +347,7 @@ def bench_persist(tmp: str, wl: Workload, cfg: Config, durability: str, steps: i
             ratio_metric("disk_bytes_per_step", f"disk bytes per step ({n} steps)", "B", lb / n, rb / n, 1.05)
         )
     for p in (loom_path, raw_path):
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(p + suffix)
+        remove_store(p)
 
 
 def load_stores(tmp: str, wl: Workload, cfg: Config, report: Report):
@@ -646,70 +604,12 @@ def bench_branch_create(tmp: str, big_db, big_path: str, wl: Workload, cfg: Conf
 # --------------------------------------------------------------------------- output
 
 
+HEADERS = ["metric", "loomdb", "raw apsw", "ratio / delta", "goal", "met?"]
+MARKERS = (MARK_START, MARK_END)
+
+
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    fs = ""
-    with contextlib.suppress(OSError), open("/proc/mounts") as f:
-        best = ""
-        tmp = os.path.realpath(tempfile.gettempdir())
-        for line in f:
-            parts = line.split()
-            if len(parts) > 2 and tmp.startswith(parts[1]) and len(parts[1]) >= len(best):
-                best, fs = parts[1], f"{parts[2]} on {parts[1]}"
-    try:
-        import loomdb
-
-        loom_version = getattr(loomdb, "__version__", "?")
-    except Exception:
-        loom_version = "not importable"
-    av = getattr(apsw, "apsw_version", None) or apsw.apswversion
-    sv = getattr(apsw, "sqlite_lib_version", None) or apsw.sqlitelibversion
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sv(),
-        "apsw": av(),
-        "numpy": np.__version__,
-        "loomdb": loom_version,
-        "tmp_filesystem": fs,
-    }
-
-
-def fmt(v: float | None, unit: str) -> str:
-    if v is None:
-        return "—"
-    if unit == "rows/s":
-        return f"{v:,.0f}"
-    if unit == "B":
-        return f"{v:,.0f} B"
-    if unit == "ms":
-        return f"{v:.3f} ms"
-    if unit == "µs":
-        return f"{v:.1f} µs"
-    if unit == "×":
-        return f"{v:.2f}×"
-    return f"{v:.3g}"
-
-
-def fmt_value(m: Metric) -> str:
-    if m.value is None:
-        return "—"
-    if m.compare == "delta":
-        return f"{m.value:+.1f} {m.unit}"
-    return f"{m.value:.2f}×"
-
-
-def fmt_met(m: Metric) -> str:
-    if m.error:
-        return "error"
-    return {True: "yes", False: "NO", None: "—"}[m.met]
+    return _report.machine(tmp_filesystem=tmp_filesystem())
 
 
 def rows_of(report: Report) -> list[list[str]]:
@@ -718,65 +618,37 @@ def rows_of(report: Report) -> list[list[str]]:
         if m.error:
             out.append([m.name, "error", "—", "—", m.goal, "error: " + m.error[:120]])
             continue
-        out.append([m.name, fmt(m.loomdb, m.unit), fmt(m.raw, m.unit), fmt_value(m), m.goal, fmt_met(m)])
+        value = fmt_value(m.value, m.compare, m.unit)
+        out.append([m.name, fmt(m.loomdb, m.unit), fmt(m.raw, m.unit), value, m.goal, met_text(m.met)])
     return out
 
 
-HEADERS = ["metric", "loomdb", "raw apsw", "ratio / delta", "goal", "met?"]
-
-
 def print_table(report: Report, mach: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"loomdb engine benchmarks ({report.config.mode})")
-    for h in HEADERS:
-        table.add_column(h, justify="left" if h in ("metric", "goal") else "right")
-    for row, m in zip(rows_of(report), report.metrics, strict=True):
-        style = None if m.met is None and not m.error else ("green" if m.met and not m.error else "red")
-        table.add_row(*row, style=style)
-    console = Console(width=None if sys.stdout.isatty() else 150)
-    console.print(table)
-    for m in report.metrics:
-        if m.note and not m.error:
-            console.print(f"  {m.name}: {m.note}")
-    console.print(f"  machine: {describe(mach)}")
-
-
-def describe(mach: dict[str, Any]) -> str:
-    return (
-        f"{mach['cpu']} ({mach['cpu_count']} CPUs), {mach['platform']}, Python {mach['python']}, "
-        f"SQLite {mach['sqlite']}, apsw {mach['apsw']}, numpy {mach['numpy']}, "
-        f"loomdb {mach['loomdb']}, stores on {mach['tmp_filesystem'] or '?'}"
-    )
+    title = f"loomdb engine benchmarks ({report.config.mode})"
+    _report.print_table(title, HEADERS, rows_of(report), report.metrics, describe(mach))
 
 
 def markdown(report: Report, mach: dict[str, Any], command: str, date: str) -> str:
     cfg = report.config
-    lines = [
-        MARK_START,
-        f"_Generated by `bench/bench_engine.py` on {date} ({cfg.mode} mode)._",
-        "",
-        f"Reproduce: `{command}`",
-        "",
-        f"Machine: {describe(mach)}.",
-        "",
+    workload = (
         f"Workload: persist {cfg.steps:,} steps at durability=full and "
         f"{cfg.normal_steps:,} at normal; "
         f"resume/scan store {cfg.resume_rows:,} rows over {cfg.runs} runs plus a branch with "
         f"{cfg.branch_rows:,} rows; {cfg.queries:,} resume queries per side and case; "
-        f"{cfg.scan_reps} scans; {cfg.creations} branch creations per size. Medians unless noted.",
-        "",
-        "| " + " | ".join(HEADERS) + " |",
-        "| " + " | ".join(["---"] + ["---:"] * 3 + ["---", "---"]) + " |",
-    ]
-    for row in rows_of(report):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
-    notes = [f"- {m.name}: {m.note}" for m in report.metrics if m.note and not m.error]
-    if notes:
-        lines += ["", *notes]
-    lines.append(MARK_END)
-    return "\n".join(lines)
+        f"{cfg.scan_reps} scans; {cfg.creations} branch creations per size. Medians unless noted."
+    )
+    return _report.markdown(
+        MARKERS,
+        "bench/bench_engine.py",
+        date,
+        cfg.mode,
+        command,
+        describe(mach),
+        workload,
+        HEADERS,
+        rows_of(report),
+        report.metrics,
+    )
 
 
 DOC_SKELETON = """# Benchmarks
@@ -788,14 +660,8 @@ See `bench/README.md` for what each benchmark measures and how.
 
 
 def update_docs(path: Path, block: str) -> None:
-    text = path.read_text() if path.exists() else DOC_SKELETON.format(block=MARK_START + "\n" + MARK_END)
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    new_file = DOC_SKELETON.format(block=MARK_START + "\n" + MARK_END)
+    _report.update_docs(path, block, MARKERS, new_file=new_file)
 
 
 # --------------------------------------------------------------------------- main
@@ -898,9 +764,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="steps of the durability=full persist run (default 20000; 100000 for the full run)",
     )
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
-    ap.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
+    _report.add_output_args(ap)
     ap.add_argument(
         "--profile",
         action="store_true",
@@ -913,8 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     cfg = make_config(args)
-    argv_list = list(sys.argv[1:] if argv is None else argv)
-    command = " ".join([".venv/bin/python bench/bench_engine.py", *argv_list])
+    command = command_line("bench/bench_engine.py", argv)
     started = dt.datetime.now(dt.UTC)
     report = run(cfg)
     mach = machine()
@@ -922,28 +785,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(report, mach)
 
     if not args.no_json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
         suffix = (
             ""
             if cfg.mode == "default" and cfg.steps == Config().steps
             else ("-quick" if cfg.mode == "quick" else f"-{cfg.steps}")
         )
-        out = RESULTS / f"engine-{date}{suffix}.json"
-        payload = {
-            "date": date,
-            "started": started.isoformat(),
-            "command": command,
-            "config": asdict(cfg),
-            "machine": mach,
-            "metrics": [asdict(m) for m in report.metrics],
-            "details": report.details,
-            "goals_met": all(m.met for m in report.metrics if m.met is not None or m.error),
-        }
-        out.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}")
+        write_json(RESULTS / f"engine-{date}{suffix}.json", report, mach, command, started)
     if not args.no_docs:
         update_docs(DOCS, markdown(report, mach, command, date))
-        print(f"updated {DOCS.relative_to(ROOT)}")
     return 0
 
 

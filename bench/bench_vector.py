@@ -31,16 +31,14 @@ import argparse
 import contextlib
 import datetime as dt
 import gc
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +48,20 @@ import sqlite_vec
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import _report  # noqa: E402
+from _report import (  # noqa: E402
+    chunks,
+    command_line,
+    interleaved,
+    log,
+    met_text,
+    stats,
+    write_json,
+)
+
 DOCS = ROOT / "docs" / "benchmarks.md"
 RESULTS = HERE / "results"
 MARK_START = "<!-- vector-bench:start -->"
@@ -96,39 +108,6 @@ def make_config(args: argparse.Namespace) -> Config:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def stats(ns: Sequence[int]) -> dict[str, float]:
-    """Median, p95 and mean in milliseconds."""
-    a = np.asarray(ns, dtype=np.float64) / 1e6
-    return {
-        "n": int(a.size),
-        "median_ms": float(np.median(a)),
-        "p95_ms": float(np.percentile(a, 95)),
-        "mean_ms": float(a.mean()),
-    }
-
-
-def interleaved(
-    sides: dict[str, Callable[[Any], Any]], queries: Sequence[Any], block: int = 5
-) -> dict[str, list[int]]:
-    """Time every side on every query, in blocks, rotating which side goes first."""
-    names = list(sides)
-    out: dict[str, list[int]] = {n: [] for n in names}
-    for b, start in enumerate(range(0, len(queries), block)):
-        chunk = queries[start : start + block]
-        order = names[b % len(names) :] + names[: b % len(names)]
-        for n in order:
-            fn = sides[n]
-            for q in chunk:
-                t0 = pc()
-                fn(q)
-                out[n].append(pc() - t0)
-    return out
 
 
 def rss_bytes() -> int:
@@ -202,15 +181,7 @@ class Metric:
     error: str | None = None
 
 
-@dataclass
-class Report:
-    config: Config
-    metrics: list[Metric] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def add(self, m: Metric) -> Metric:
-        self.metrics.append(m)
-        return m
+Report = _report.Report
 
 
 # --------------------------------------------------------------------------- one store size
@@ -369,14 +340,14 @@ class SizeRun:
                 "numpy": self.numpy_fn(rows, filtered),
                 "sqlite-vec": self.raw_fn(filtered),
             }
-            interleaved(sides, self.queries(cfg.warmup))
-            qs = self.queries(reps)
+            interleaved(sides, chunks(self.queries(cfg.warmup), 5))
+            qs = chunks(self.queries(reps), 5)
             t = interleaved(sides, qs)
             # NumPy also back to back, on its own: the floor is the faster of the two
             # (on a shared machine the interleaved figure can carry others' noise).
             alone = interleaved({"numpy": sides["numpy"]}, qs)["numpy"]
-            lo, sv = stats(t["loomdb"]), stats(t["sqlite-vec"])
-            nu_i, nu_a = stats(t["numpy"]), stats(alone)
+            lo, sv = stats(t["loomdb"], "ms"), stats(t["sqlite-vec"], "ms")
+            nu_i, nu_a = stats(t["numpy"], "ms"), stats(alone, "ms")
             nu = nu_i if nu_i["median_ms"] <= nu_a["median_ms"] else nu_a
             fkey = "filtered" if filtered else "unfiltered"
             self.report.details[f"{key}_{fkey}_{self.n}"] = {
@@ -461,7 +432,7 @@ class SizeRun:
                 write_ns.append(t1 - t0)
                 query_ns.append(t2 - t1)
                 floor_ns.append(t4 - t3)
-        q, w, f = stats(query_ns), stats(write_ns), stats(floor_ns)
+        q, w, f = stats(query_ns, "ms"), stats(write_ns, "ms"), stats(floor_ns, "ms")
         self.report.details[f"fresh_{key}_{self.n}"] = {"query": q, "write": w, "numpy": f}
         ratio = q["median_ms"] / f["median_ms"]
         self.report.add(
@@ -482,8 +453,7 @@ class SizeRun:
     def close(self) -> None:
         for h in (self.db, self.raw):
             if h is not None:
-                with contextlib.suppress(Exception):
-                    h.close()
+                _report.close_quietly(h)
 
 
 def bench_size(tmp: str, n: int, cfg: Config, report: Report) -> None:
@@ -521,33 +491,11 @@ def bench_size(tmp: str, n: int, cfg: Config, report: Report) -> None:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    try:
-        import loomdb
-
-        loom_version = getattr(loomdb, "__version__", "?")
-    except Exception:
-        loom_version = "not importable"
-    av = getattr(apsw, "apsw_version", None) or apsw.apswversion
-    sv = getattr(apsw, "sqlite_lib_version", None) or apsw.sqlitelibversion
-    return {
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "sqlite": sv(),
-        "apsw": av(),
-        "sqlite_vec": getattr(sqlite_vec, "__version__", "?"),
-        "numpy": np.__version__,
-        "blas": blas_description(),
-        "loomdb": loom_version,
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
+    return _report.machine(
+        sqlite_vec=getattr(sqlite_vec, "__version__", "?"),
+        blas=blas_description(),
+        load_average=os.getloadavg() if hasattr(os, "getloadavg") else None,
+    )
 
 
 def describe(mach: dict[str, Any]) -> str:
@@ -564,21 +512,11 @@ def describe(mach: dict[str, Any]) -> str:
 
 
 def fmt(v: float | None, unit: str) -> str:
-    if v is None:
-        return "—"
-    if unit == "ms":
-        return f"{v:.2f} ms"
-    if unit == "×":
-        return f"{v:.2f}×"
-    return f"{v:.3g}"
+    return _report.fmt(v, unit, ms_places=2)
 
 
 def fmt_value(m: Metric) -> str:
-    if m.value is None:
-        return "—"
-    if m.compare == "delta":
-        return f"{m.value:+.2f} {m.unit}"
-    return f"{m.value:.2f}×"
+    return _report.fmt_value(m.value, m.compare, m.unit, places=2)
 
 
 HEADERS = ["metric", "loomdb", "NumPy", "sqlite-vec", "vs NumPy", "goal", "met?"]
@@ -590,7 +528,7 @@ def rows_of(report: Report) -> list[list[str]]:
         if m.error:
             out.append([m.name, "error", "—", "—", "—", m.goal, "error: " + m.error[:120]])
             continue
-        met = {True: "yes", False: "NO", None: "—"}[m.met]
+        met = met_text(m.met)
         loom = fmt(m.loomdb, m.unit) if m.unit != "×" else f"{m.loomdb:.2f}×"
         out.append(
             [
@@ -606,53 +544,38 @@ def rows_of(report: Report) -> list[list[str]]:
     return out
 
 
-def print_table(report: Report, mach: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+MARKERS = (MARK_START, MARK_END)
 
-    table = Table(title=f"loomdb vector search benchmarks ({report.config.mode})")
-    for h in HEADERS:
-        table.add_column(h, justify="left" if h in ("metric", "goal") else "right")
-    for row, m in zip(rows_of(report), report.metrics, strict=True):
-        style = None if m.met is None and not m.error else ("green" if m.met and not m.error else "red")
-        table.add_row(*row, style=style)
-    console = Console(width=None if sys.stdout.isatty() else 170)
-    console.print(table)
-    for m in report.metrics:
-        if m.note and not m.error:
-            console.print(f"  {m.name}: {m.note}")
-    console.print(f"  machine: {describe(mach)}")
+
+def print_table(report: Report, mach: dict[str, Any]) -> None:
+    title = f"loomdb vector search benchmarks ({report.config.mode})"
+    _report.print_table(title, HEADERS, rows_of(report), report.metrics, describe(mach), width=170)
 
 
 def markdown(report: Report, mach: dict[str, Any], command: str, date: str) -> str:
     cfg = report.config
     sizes = " and ".join(f"{n:,}" for n in cfg.sizes)
-    lines = [
-        MARK_START,
-        f"_Generated by `bench/bench_vector.py` on {date} ({cfg.mode} mode)._",
-        "",
-        f"Reproduce: `{command}`",
-        "",
-        f"Machine: {describe(mach)}.",
-        "",
+    workload = (
         f"Workload: {sizes} rows x {DIM} float32 dims (standard normal), `g` in 0..{GROUPS - 1}; "
         f"top-{K} by cosine distance (`ORDER BY embedding <=> %s LIMIT {K}`), unfiltered and with "
         f"`WHERE g = %s` (1% of rows); a branch forked after loading with {cfg.branch_rows:,} rows "
         f"of its own; {', '.join(f'{q} queries at {n:,}' for n, q in cfg.queries.items() if n in cfg.sizes)} "
         "per side and case, interleaved. NumPy: `(M @ q)` + `argpartition` over pre-normalised float32 rows "
         "in memory (filtered: `M[mask] @ q`, mask precomputed). sqlite-vec: raw apsw, "
-        "`vec_distance_cosine` ORDER BY LIMIT on a plain table; both stores have an index on `g`. Medians.",
-        "",
-        "| " + " | ".join(HEADERS) + " |",
-        "| " + " | ".join(["---"] + ["---:"] * 4 + ["---", "---"]) + " |",
-    ]
-    for row in rows_of(report):
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
-    notes = [f"- {m.name}: {m.note}" for m in report.metrics if m.note and not m.error]
-    if notes:
-        lines += ["", *notes]
-    lines.append(MARK_END)
-    return "\n".join(lines)
+        "`vec_distance_cosine` ORDER BY LIMIT on a plain table; both stores have an index on `g`. Medians."
+    )
+    return _report.markdown(
+        MARKERS,
+        "bench/bench_vector.py",
+        date,
+        cfg.mode,
+        command,
+        describe(mach),
+        workload,
+        HEADERS,
+        rows_of(report),
+        report.metrics,
+    )
 
 
 SECTION = """## Vector search
@@ -666,14 +589,7 @@ Each run rewrites the table below and writes `bench/results/vector-<date>.json`.
 
 
 def update_docs(path: Path, block: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        _, tail = rest.split(MARK_END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + SECTION + block + "\n"
-    path.write_text(text)
+    _report.update_docs(path, block, MARKERS, heading=SECTION)
 
 
 # --------------------------------------------------------------------------- main
@@ -697,37 +613,21 @@ def run(cfg: Config) -> Report:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="10k rows only")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
-    ap.add_argument("--no-json", action="store_true", help="do not write bench/results/*.json")
+    _report.add_output_args(ap)
     args = ap.parse_args(argv)
 
     cfg = make_config(args)
-    argv_list = list(sys.argv[1:] if argv is None else argv)
-    command = " ".join([".venv/bin/python bench/bench_vector.py", *argv_list])
+    command = command_line("bench/bench_vector.py", argv)
     started = dt.datetime.now(dt.UTC)
     report = run(cfg)
     mach = machine()
     date = started.strftime("%Y-%m-%d")
     print_table(report, mach)
     if not args.no_json:
-        RESULTS.mkdir(parents=True, exist_ok=True)
         out = RESULTS / f"vector-{date}{'-quick' if cfg.mode == 'quick' else ''}.json"
-        payload = {
-            "date": date,
-            "started": started.isoformat(),
-            "command": command,
-            "config": asdict(cfg),
-            "machine": mach,
-            "metrics": [asdict(m) for m in report.metrics],
-            "details": report.details,
-            "goals_met": all(m.met for m in report.metrics if m.met is not None or m.error),
-        }
-        out.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
-        print(f"wrote {out.relative_to(ROOT)}")
+        write_json(out, report, mach, command, started)
     if not args.no_docs:
         update_docs(DOCS, markdown(report, mach, command, date))
-        print(f"updated {DOCS.relative_to(ROOT)}")
     return 0
 
 
