@@ -9,6 +9,7 @@ the cost follows the changes, not the table size.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -135,8 +136,6 @@ def rows_at(store: Store, schema: TableSchema, lineage: Lineage, rids: set[int])
     """The visible version of each row identity in ``rids`` through ``lineage``."""
     if not rids:
         return {}
-    import json
-
     view = store.view_sql(schema, lineage, "t", True, rid_param=1)
     out = {}
     for row in store.backend.execute(f"SELECT * FROM {view} AS t", (json.dumps(sorted(rids)),)):

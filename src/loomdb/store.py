@@ -8,6 +8,7 @@ commit is written per write statement (or per ``transaction()`` block).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import threading
 from dataclasses import dataclass
@@ -486,21 +487,17 @@ class Store:
         return int(row[0])
 
     def physical_columns(self, tid: int) -> dict[str, str]:
-        import json
-
         row = next(self.backend.execute("SELECT columns FROM loom_tables WHERE tid = ?", (tid,)), None)
         return {} if row is None else json.loads(row[0])
 
     def record_physical(self, tid: int, physical: str, columns: dict[str, str]) -> None:
-        import json
-
         self.backend.execute(
             "INSERT INTO loom_tables (tid, physical, columns) VALUES (?, ?, ?)"
             " ON CONFLICT (tid) DO UPDATE SET columns = excluded.columns",
             (tid, physical, json.dumps(columns)),
         )
 
-    def next_serial(self, tid: int, phys: str, at_least: int | None = None) -> int:
+    def next_serial(self, tid: int, phys: str) -> int:
         row = next(
             self.backend.execute(
                 "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, 1)"

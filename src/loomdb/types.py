@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -390,8 +389,6 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
 def adapt_untyped(value: Any) -> Any:
     """Bind a parameter whose column type is unknown by its Python type."""
     if value is None or isinstance(value, (str, int, float, bytes)):
-        if isinstance(value, float) and math.isnan(value):
-            return value
         return value
     if isinstance(value, bool):
         return int(value)

@@ -158,23 +158,14 @@ class VectorCache:
         index, vids = index[inside], vids[inside]
         return index[loaded[index] == vids]
 
-    def scores(
-        self, query: np.ndarray, op: str, candidates: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(candidate indexes, distances) for ``op`` in ("l2", "cosine", "ip")."""
-        if candidates is not None and len(candidates) < self.count // 4:
-            rows = self._gather(candidates)
-            dots = rows @ query
-            idx = candidates
+    def scores(self, query: np.ndarray, op: str, candidates: np.ndarray) -> np.ndarray:
+        """float32-accurate distances of the ``candidates`` for ``op`` in ("l2", "cosine", "ip")."""
+        if len(candidates) < self.count // 4:
+            dots = self._gather(candidates) @ query  # few candidates: read only their rows
         else:
             parts = [b[:fill] @ query for b, fill in zip(self.blocks, self.fills, strict=True) if fill]
-            dots = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-            if candidates is not None:
-                dots = dots[candidates]
-                idx = candidates
-            else:
-                idx = np.arange(self.count)
-        norms = self._norms[idx]
+            dots = np.concatenate(parts)[candidates]
+        norms = self._norms[candidates]
         if op == "ip":
             dist = -dots
         elif op == "cosine":
@@ -183,7 +174,7 @@ class VectorCache:
                 dist = 1.0 - dots / (norms * qn)
         else:
             dist = np.sqrt(np.maximum(norms.astype(np.float64) ** 2 - 2.0 * dots + float(query @ query), 0.0))
-        return idx, np.asarray(dist, dtype=np.float64)
+        return np.asarray(dist, dtype=np.float64)
 
     def _gather(self, index: np.ndarray) -> np.ndarray:
         out = np.empty((len(index), self.dim), dtype=np.float32)
@@ -199,10 +190,10 @@ class VectorCache:
         """The version ids of the k nearest candidates, ties by row insertion order."""
         if len(candidates) == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64)
-        idx, dist = self.scores(query, op, candidates)
+        dist = self.scores(query, op, candidates)
         # Rows without a vector have no distance: last, in insertion order (as on the SQL path).
-        dist = np.where(np.isnan(dist) | ~self._present[idx], np.inf, dist)
-        if k < len(idx):
+        dist = np.where(np.isnan(dist) | ~self._present[candidates], np.inf, dist)
+        if k < len(candidates):
             part = np.argpartition(dist, k - 1)[:k]
             cut = dist[part].max()
             # Everything within float32 error of the k-th distance is ranked again exactly.
@@ -210,11 +201,11 @@ class VectorCache:
                 dist <= cut + 1e-4 * max(1.0, abs(cut)) if np.isfinite(cut) else dist <= cut
             )
         else:
-            chosen = np.arange(len(idx))
-        exact = self._exact(query, op, idx[chosen], dist[chosen])
-        rids = self._meta[idx[chosen], 1]
-        order = np.lexsort((rids, exact))[:k]
-        return self._meta[idx[chosen][order], 0]
+            chosen = np.arange(len(candidates))
+        picked = candidates[chosen]
+        exact = self._exact(query, op, picked, dist[chosen])
+        order = np.lexsort((self._meta[picked, 1], exact))[:k]  # ties: row insertion order (_rid)
+        return self._meta[picked[order], 0]
 
     def _exact(self, query: np.ndarray, op: str, index: np.ndarray, approx: np.ndarray) -> np.ndarray:
         """Distances of a few versions in float64 (rows without a vector stay infinite)."""

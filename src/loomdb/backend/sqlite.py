@@ -278,13 +278,6 @@ class SQLiteBackend:
         except errors.Error:
             raise
 
-    def cursor_execute(self, sql: str, params: Sequence[Any] = ()) -> apsw.Cursor:
-        """Like :meth:`execute`, but the apsw cursor (for lazy iteration with translation)."""
-        try:
-            return self.conn.execute(sql, params)
-        except apsw.Error as exc:
-            raise _translate(exc, sql) from None
-
     def translate(self, exc: Exception) -> errors.Error:
         return _translate(exc)
 

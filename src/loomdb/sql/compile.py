@@ -215,16 +215,11 @@ def parameter_types(tree: exp.Expression) -> dict[int, ColumnType]:
         elif isinstance(parent, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.In)):
             for other in parent.iter_expressions():
                 if other is not param and isinstance(other, exp.Column):
-                    ctype = column_type_of(other.type) or _declared_type(other)
+                    ctype = column_type_of(other.type)
                     break
         if ctype is not None:
             out[index] = ctype
     return out
-
-
-def _declared_type(column: exp.Column) -> ColumnType | None:
-    declared = column.meta.get("loom_type")
-    return declared
 
 
 def qualify_query(tree: exp.Expression, schemas: Mapping[str, TableSchema]) -> exp.Expression:
