@@ -29,6 +29,7 @@ from .errors import (
     Warning,
 )
 from .history import Change, Conflict, DiffStat, MergeResult, TableChanges
+from .transfer import CopyResult, copy
 
 __version__ = "0.1.0"
 
@@ -49,6 +50,7 @@ __all__ = [
     "BranchNotFoundError",
     "Commit",
     "CommitNotFoundError",
+    "CopyResult",
     "Cursor",
     "DataError",
     "Database",
@@ -67,4 +69,5 @@ __all__ = [
     "Warning",
     "__version__",
     "connect",
+    "copy",
 ]

@@ -61,6 +61,21 @@ class Index:
     columns: tuple[str, ...]
     unique: bool
     phys: str
+    #: A vector index's method and operator class (hnsw, vector_cosine_ops);
+    #: None for a B-tree.
+    method: str | None = None
+    opclass: str | None = None
+
+    def to_json(self) -> list[Any]:
+        out: list[Any] = [self.name, list(self.columns), self.unique, self.phys]
+        if self.method is not None:
+            out += [self.method, self.opclass]
+        return out
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Index:
+        name, columns, unique, phys, *vector = data
+        return cls(name, tuple(columns), unique, phys, *vector)
 
 
 @dataclass(frozen=True)
@@ -106,7 +121,7 @@ class TableSchema:
                 "columns": [c.to_json() for c in self.columns],
                 "primary_key": list(self.primary_key),
                 "uniques": [list(u) for u in self.uniques],
-                "indexes": [[i.name, list(i.columns), i.unique, i.phys] for i in self.indexes],
+                "indexes": [i.to_json() for i in self.indexes],
             },
             separators=(",", ":"),
         )
@@ -121,5 +136,5 @@ class TableSchema:
             columns=tuple(Column.from_json(c) for c in data["columns"]),
             primary_key=tuple(data["primary_key"]),
             uniques=tuple(tuple(u) for u in data["uniques"]),
-            indexes=tuple(Index(n, tuple(c), u, p) for n, c, u, p in data["indexes"]),
+            indexes=tuple(Index.from_json(i) for i in data["indexes"]),
         )

@@ -9,6 +9,7 @@ variable ``LOOMDB_URL``::
     loomdb branches agent-runs.loom
     loomdb diff agent-runs.loom run-42/approach-a run-42/approach-b
     loomdb merge agent-runs.loom run-42/approach-a --into main
+    loomdb copy agent-runs.loom "postgresql://me@db.internal/agents?schema=team"
 
 The commands only format what the API returns; they hold no logic of their
 own. A :class:`loomdb.Error` prints one red ``error: <message>`` line on stderr
@@ -591,6 +592,26 @@ def reset_cmd(
         out.print("nothing to change")
     else:
         out.print(Text(f"reset {branch} to {to}: commit {seq}"))
+
+
+@cli.command("copy", short_help="Copy a whole store, history included, to a new store.")
+@click.argument("source", metavar="SRC")
+@click.argument("destination", metavar="DST")
+@click.option("--no-verify", is_flag=True, help="Skip comparing the two stores afterwards.")
+@_reports_errors
+def copy_cmd(source: str, destination: str, no_verify: bool) -> None:
+    """Run loomdb.copy(SRC, DST): copy every branch, commit and row version
+    from SRC into the new store DST. Either may be a SQLite file or a
+    postgresql:// URL; the copy is verified (same log and rows on every branch)."""
+    _require_existing(source)
+    result = loomdb.copy(source, destination, verify=not no_verify)
+    checked = ", verified" if result.verified else ""
+    _stdout().print(
+        Text(
+            f"copied {plural(result.branches, 'branch', 'branches')}, {plural(result.commits, 'commit')},"
+            f" {plural(result.versions, 'row version')} in {plural(len(result.tables), 'table')}{checked}"
+        )
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

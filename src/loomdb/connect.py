@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from . import errors
 from .database import Database
@@ -15,29 +16,52 @@ def connect(
     durability: str = "full",
     timeout: float = 60.0,
     vfs: str | None = None,
+    schema: str | None = None,
 ) -> Database:
     """Open (or create) a loomdb store and return a handle on ``branch``.
 
-    ``path`` is a file path (the embedded engine: one SQLite file). A
-    ``postgresql://`` URL is reserved for the PostgreSQL engine.
+    ``path`` is a file path (the embedded engine: one SQLite file) or a
+    ``postgresql://user@host:port/db`` URL (the PostgreSQL engine; the store
+    lives in ``schema``, or in ``?schema=`` of the URL, default ``public``).
     ``durability``: ``"full"`` (default) makes every returned commit survive
-    a power cut; ``"normal"`` makes it survive a killed process. ``timeout``:
-    seconds a writer waits in line for the write lock before OperationalError.
-    ``vfs``: an apsw VFS name to open the file through (tests use it to
-    simulate power cuts).
+    a power cut (SQLite: fsync per commit; PostgreSQL:
+    ``synchronous_commit=on``); ``"normal"`` makes it survive a killed
+    process (PostgreSQL: ``synchronous_commit=off``). ``timeout``: seconds a
+    writer waits in line for a lock before OperationalError. ``vfs``: an
+    apsw VFS name to open a SQLite file through (tests use it to simulate
+    power cuts).
 
-    Raises NotALoomStoreError (the file is something else; it is left
-    untouched), StoreVersionError (written by a newer loomdb),
-    BranchNotFoundError (no such branch) or OperationalError (cannot open).
+    Raises NotALoomStoreError (the file or schema is something else; it is
+    left untouched), StoreVersionError (written by a newer loomdb),
+    BranchNotFoundError (no such branch) or OperationalError (cannot open
+    or connect).
     """
     target = os.fspath(path)
     if target.startswith(("postgresql://", "postgres://")):
-        raise errors.NotSupportedError("the PostgreSQL engine is not available in this version of loomdb")
-    if target == ":memory:" or not target:
-        raise errors.NotSupportedError("loomdb stores live in a file; pass a path such as 'agent-runs.loom'")
-    from .backend.sqlite import SQLiteBackend
+        if vfs is not None:
+            raise errors.ProgrammingError("vfs applies to SQLite files, not to a PostgreSQL URL")
+        try:
+            from .backend.postgres import PostgresBackend
+        except ImportError as exc:
+            raise errors.NotSupportedError(
+                f"the PostgreSQL engine needs psycopg 3: pip install 'loomdb[postgres]' ({exc})"
+            ) from None
 
-    backend = SQLiteBackend(target, durability=durability, timeout=timeout, vfs=vfs)
+        backend: Any = PostgresBackend(target, schema=schema, durability=durability, timeout=timeout)
+    else:
+        if schema is not None:
+            raise errors.ProgrammingError("schema applies to a PostgreSQL URL, not to a SQLite file")
+        if target == ":memory:" or not target:
+            raise errors.NotSupportedError(
+                "loomdb stores live in a file; pass a path such as 'agent-runs.loom'"
+            )
+        if "://" in target:
+            raise errors.NotSupportedError(
+                f"unknown store URL {target.split('://')[0]!r}://: use a file path or postgresql://"
+            )
+        from .backend.sqlite import SQLiteBackend
+
+        backend = SQLiteBackend(target, durability=durability, timeout=timeout, vfs=vfs)
     store = Store(backend)
     if branch == "main":
         return Database(store, 1, "main", owner=True)

@@ -432,7 +432,7 @@ class Database:
             raise backend.translate(exc) from None
 
     def _select(self, key: str, tree: exp.Expression, values: list[Any]) -> Cursor:
-        if self._store.txn is None:
+        if self._store.txn is None and self._store.backend.ordered_versions:
             plan = self._vector_plan(key, tree)
             if plan is not None:
                 return self._vector_select(plan, values)

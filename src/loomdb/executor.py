@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -226,7 +226,6 @@ class _VersionWriter:
         self.bid = txn.bid
         self.store = db._store
         self.physical = schema.physical
-        self._next_vid = self.store.next_vid(schema.physical)
         cache_key = ("writer-sql", schema.physical, tuple(c.phys for c in schema.columns))
         sql = self.store.compiled.get(cache_key)
         if sql is None:
@@ -235,10 +234,7 @@ class _VersionWriter:
         self._insert_sql, self._inplace_sql, self._end_sql, self._delete_sql = sql
 
     def _advance(self) -> int:
-        vid = self._next_vid
-        self._next_vid += 1
-        self.store.next_vids[self.physical] = self._next_vid
-        return vid
+        return self.store.allocate_vid(self.physical)
 
     def _values(self, row: dict[str, Any] | None) -> list[Any]:
         if row is None:
@@ -837,7 +833,7 @@ def run_create_table(db: Database, stmt: exp.Create) -> WriteResult:
     tid = store.new_table_id()
     physical = f"loom_t{tid}"
     store.ensure_commit(txn)
-    store.backend.create_physical_table(physical, [(c.phys, c.type.affinity) for c in columns])
+    store.backend.create_physical_table(physical, [(c.phys, c.type) for c in columns])
     store.record_physical(tid, physical, {c.phys: c.type.affinity for c in columns})
     indexes = []
     for position, key in enumerate(((primary,) if primary else ()) + tuple(uniques)):
@@ -892,6 +888,12 @@ def run_drop(db: Database, stmt: exp.Drop) -> WriteResult:
     raise errors.NotSupportedError(f"DROP {kind} is not supported")
 
 
+# pgvector's approximate indexes. The embedded engine searches exactly from
+# memory and records them without building anything; PostgreSQL builds them.
+_VECTOR_INDEX_METHODS = ("hnsw", "ivfflat")
+_VECTOR_OPCLASSES = {"vector_l2_ops", "vector_cosine_ops", "vector_ip_ops"}
+
+
 def run_create_index(db: Database, stmt: exp.Create) -> WriteResult:
     txn = db._require_txn()
     index = stmt.this
@@ -899,18 +901,32 @@ def run_create_index(db: Database, stmt: exp.Create) -> WriteResult:
     schema = _target(db, table)
     params = index.args.get("params")
     using = params.args.get("using") if params is not None else None
-    if using is not None and using.name.lower() not in ("btree",):
-        raise errors.NotSupportedError(
-            f"index method {using.name!r} is not supported on the embedded store (exact search needs no index)"
-        )
+    method = using.name.lower() if using is not None else None
+    if method not in (None, "btree", *_VECTOR_INDEX_METHODS):
+        raise errors.NotSupportedError(f"index method {using.name!r} is not supported")
+    if params.args.get("with_storage") and method not in _VECTOR_INDEX_METHODS:
+        raise errors.NotSupportedError("index storage parameters (WITH ...) are not supported")
     cols: list[str] = []
+    opclass = None
     for item in params.args.get("columns") or []:
         node = item.this if isinstance(item, exp.Ordered) else item
+        if isinstance(node, exp.Opclass) and method in _VECTOR_INDEX_METHODS:
+            opclass = node.expression.name.lower()
+            node = node.this
         if not isinstance(node, exp.Column):
             raise errors.NotSupportedError(
                 f"index on expression {node.sql(dialect='postgres')!r} is not supported"
             )
         cols.append(_column(schema, _ident(node)).name)
+    if method in _VECTOR_INDEX_METHODS:
+        if len(cols) != 1 or schema.column(cols[0]).type.kind != "vector":
+            raise errors.ProgrammingError(f"a {method} index is built on one VECTOR column")
+        if opclass not in _VECTOR_OPCLASSES:
+            raise errors.NotSupportedError(
+                f"a {method} index needs an operator class: one of {', '.join(sorted(_VECTOR_OPCLASSES))}"
+            )
+        if stmt.args.get("unique"):
+            raise errors.ProgrammingError(f"a {method} index cannot be UNIQUE")
     name = _ident(index.this) if index.this is not None else f"{schema.name}_{'_'.join(cols)}_idx"
     if any(i.name == name for s in db._schemas().values() for i in s.indexes):
         if stmt.args.get("exists"):
@@ -924,12 +940,13 @@ def run_create_index(db: Database, stmt: exp.Create) -> WriteResult:
                 f'could not create unique index "{name}": key ({", ".join(cols)})=({", ".join(map(repr, dup))}) is duplicated'
             )
     phys_index = f"{schema.physical}__{_phys_name(name, {})}"
+    vector_method = method if method in _VECTOR_INDEX_METHODS else None
     db._store.ensure_commit(txn)
     db._store.backend.create_physical_index(
-        schema.physical, phys_index, [schema.column(c).phys for c in cols]
+        schema.physical, phys_index, [schema.column(c).phys for c in cols], method, opclass
     )
     new = schema.evolve(
-        indexes=schema.indexes + (Index(name, tuple(cols), unique, phys_index),),
+        indexes=schema.indexes + (Index(name, tuple(cols), unique, phys_index, vector_method, opclass),),
         uniques=schema.uniques + ((tuple(cols),) if unique else ()),
     )
     db._store.write_schema(txn, schema.name, new)
@@ -965,7 +982,7 @@ def run_alter(db: Database, stmt: exp.Alter) -> WriteResult:
                 fill = _Defaults(db, schema, txn).value(column)
             if column.not_null and fill is None and db._count_rows(schema) > 0:
                 raise errors.IntegrityError(f'column "{col_name}" of relation "{name}" contains null values')
-            store.backend.add_physical_column(schema.physical, phys, column.type.affinity)
+            store.backend.add_physical_column(schema.physical, phys, column.type)
             physical[phys] = column.type.affinity
             store.record_physical(schema.tid, schema.physical, physical)
             column = Column(column.name, column.type, phys, column.not_null, column.default, seq, fill)
@@ -1002,7 +1019,7 @@ def run_alter(db: Database, stmt: exp.Alter) -> WriteResult:
             schema = schema.with_columns(cols).evolve(
                 primary_key=rename(schema.primary_key),
                 uniques=tuple(rename(u) for u in schema.uniques),
-                indexes=tuple(Index(i.name, rename(i.columns), i.unique, i.phys) for i in schema.indexes),
+                indexes=tuple(replace(i, columns=rename(i.columns)) for i in schema.indexes),
             )
         elif isinstance(action, exp.AlterRename):
             new_name = table_key(action.this)

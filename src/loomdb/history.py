@@ -114,9 +114,18 @@ def changed_rids(store: Store, physical: str, ranges: list[tuple[int, int, int |
         after = max(after, store.branch_by_id(bid).start)
         if upto is not None and upto <= after:
             continue
+        if not store.backend.ordered_versions:
+            # Version ids do not follow commits: the (_bid, _seq) index answers.
+            sql = f'SELECT _rid FROM "{physical}" WHERE _bid = ? AND _seq > ?'
+            params: list[Any] = [bid, after]
+            if upto is not None:
+                sql += " AND _seq <= ?"
+                params.append(upto)
+            out.update(r[0] for r in store.backend.execute(sql, params))
+            continue
         start = first_vid_after(store, physical, after)
         sql = f'SELECT _rid FROM "{physical}" WHERE _vid >= ? AND _bid = ? AND _seq > ?'
-        params: list[Any] = [start, bid, after]
+        params = [start, bid, after]
         if upto is not None:
             sql += " AND _vid < ? AND _seq <= ?"
             params += [first_vid_after(store, physical, upto), upto]

@@ -100,17 +100,17 @@ class Store:
             if not backend.has_table("loom_meta"):
                 if not backend.is_empty():
                     raise errors.NotALoomStoreError(
-                        f"{backend.path} is a SQLite database but not a loomdb store; it was left untouched"
+                        f"{backend.describe()} is a database but not a loomdb store; it was left untouched"
                     )
                 self._initialise()
             fmt = self._meta("format")
             if fmt is None:
                 raise errors.NotALoomStoreError(
-                    f"{backend.path} has no loomdb format record; it was left untouched"
+                    f"{backend.describe()} has no loomdb format record; it was left untouched"
                 )
             if int(fmt) > FORMAT_VERSION:
                 raise errors.StoreVersionError(
-                    f"{backend.path} uses store format {fmt}, newer than this loomdb supports"
+                    f"{backend.describe()} uses store format {fmt}, newer than this loomdb supports"
                     f" ({FORMAT_VERSION}); upgrade loomdb to open it"
                 )
         except errors.Error:
@@ -120,25 +120,27 @@ class Store:
 
     def _initialise(self) -> None:
         backend = self.backend
-        backend.enable_wal()
+        backend.prepare_new_store()
         backend.begin_write()
         try:
             if backend.has_table("loom_meta"):  # another process got there first
                 backend.commit()
                 return
             for statement in _CATALOG:
-                for _ in backend.execute(statement):
+                for _ in backend.execute(backend.catalog_sql(statement)):
                     pass
             now = now_text()
             for key, value in (("format", str(FORMAT_VERSION)), ("epoch", "0"), ("created", now)):
                 backend.execute("INSERT INTO loom_meta (key, value) VALUES (?, ?)", (key, value))
+            # main is branch 1 and the first commit is 1: both are the first
+            # value of a fresh key.
             backend.execute(
-                "INSERT INTO loom_branches (bid, name, parent, fork, created) VALUES (1, 'main', NULL, NULL, ?)",
+                "INSERT INTO loom_branches (name, parent, fork, created) VALUES ('main', NULL, NULL, ?)",
                 (now,),
             )
             backend.execute(
-                "INSERT INTO loom_commits (seq, bid, parent, message, author, time)"
-                " VALUES (1, 1, NULL, 'create store', NULL, ?)",
+                "INSERT INTO loom_commits (bid, parent, message, author, time)"
+                " VALUES (1, NULL, 'create store', NULL, ?)",
                 (now,),
             )
             backend.commit()
@@ -170,7 +172,10 @@ class Store:
 
     def bump_epoch(self) -> None:
         """Record a schema change (inside the open write transaction)."""
-        self.backend.execute("UPDATE loom_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'epoch'")
+        self.backend.lock_catalog()
+        self.backend.execute(
+            "UPDATE loom_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'epoch'"
+        )
         self._epoch = int(self._meta("epoch") or 0)
         self.invalidate()
         if self.txn is not None:
@@ -292,11 +297,19 @@ class Store:
             raise
         return self.branch_by_id(int(row[0]))
 
-    def next_vid(self, physical: str) -> int:
-        """The next free version id of a physical table (inside the write transaction)."""
+    def allocate_vid(self, physical: str) -> int:
+        """A new version id of a physical table (inside the write transaction).
+
+        On an engine with ordered versions (SQLite: one writer at a time)
+        ids are handed out from the table's maximum, so they grow with the
+        commit order; otherwise the engine's sequence hands them out.
+        """
+        if not self.backend.ordered_versions:
+            return int(self.backend.next_vid(physical))
         vid = self.next_vids.get(physical)
         if vid is None:
             vid = int(next(self.backend.execute(f'SELECT COALESCE(max(_vid), 0) + 1 FROM "{physical}"'))[0])
+        self.next_vids[physical] = vid + 1
         return vid
 
     def drop_branch(self, name: str) -> None:
@@ -318,6 +331,8 @@ class Store:
         self._catalog_own_txn = self.txn is None
         if self._catalog_own_txn:
             self.backend.begin_write()
+        else:
+            self.backend.lock_catalog()
 
     def end_catalog_write(self, commit: bool) -> None:
         if self._catalog_own_txn:
@@ -373,7 +388,7 @@ class Store:
     def begin(
         self, bid: int, fork: int | None, message: str | None, author: str | None, explicit: bool
     ) -> Txn:
-        self.backend.begin_write()
+        self.backend.begin_write(bid)
         now = now_text()
         self.backend.set_statement_time(now)
         self.txn = Txn(bid, fork, message, author, now, explicit)
@@ -395,11 +410,14 @@ class Store:
                 parent = self.last_commit(txn.bid)
                 if parent is None:
                     parent = txn.fork
-            self.backend.execute(
-                "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)",
-                (txn.bid, parent, txn.message, txn.author, txn.now),
+            row = next(
+                self.backend.execute(
+                    "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)"
+                    " RETURNING seq",
+                    (txn.bid, parent, txn.message, txn.author, txn.now),
+                )
             )
-            txn.seq = self.backend.last_insert_rowid()
+            txn.seq = int(row[0])
         return txn.seq
 
     def savepoint(self) -> None:
@@ -483,6 +501,7 @@ class Store:
         self.bump_epoch()
 
     def new_table_id(self) -> int:
+        self.backend.lock_catalog()
         row = next(self.backend.execute("SELECT COALESCE(max(tid), 0) + 1 FROM loom_tables"))
         return int(row[0])
 
@@ -501,7 +520,7 @@ class Store:
         row = next(
             self.backend.execute(
                 "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, 1)"
-                " ON CONFLICT (tid, phys) DO UPDATE SET value = value + 1 RETURNING value",
+                " ON CONFLICT (tid, phys) DO UPDATE SET value = loom_serial.value + 1 RETURNING value",
                 (tid, phys),
             )
         )
@@ -511,7 +530,8 @@ class Store:
         """Keep a SERIAL counter ahead of an explicitly inserted value."""
         self.backend.execute(
             "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, ?)"
-            " ON CONFLICT (tid, phys) DO UPDATE SET value = max(value, excluded.value)",
+            " ON CONFLICT (tid, phys) DO UPDATE SET value = CASE WHEN excluded.value > loom_serial.value"
+            " THEN excluded.value ELSE loom_serial.value END",
             (tid, phys, value),
         )
 
@@ -544,11 +564,11 @@ class Store:
             ]
         where = visibility_sql(lineage, schema.physical, "_p")
         if vid_param is not None:
-            where += f" AND _p._vid IN (SELECT value FROM json_each(?{vid_param}))"
+            where += f" AND _p._vid IN {self.backend.id_list_sql(vid_param)}"
         if rid_param is not None:
             # A row's first version is found by its rowid (= _rid), later ones
             # through the partial (_rid, ...) index, whose condition is repeated.
-            ids = f"(SELECT value FROM json_each(?{rid_param}))"
+            ids = self.backend.id_list_sql(rid_param)
             where += f" AND (_p._vid IN {ids} OR (_p._rid IN {ids} AND (_p._bid > 1 OR _p._vid <> _p._rid)))"
         return f'(SELECT {", ".join(cols)} FROM "{schema.physical}" AS _p WHERE {where})'
 

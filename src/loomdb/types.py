@@ -4,9 +4,12 @@ A value crosses three representations:
 
 * the Python value a user passes or receives (``dict``, ``datetime``,
   ``numpy.ndarray``, ``Decimal``...);
-* the storage value the backend holds (for SQLite: JSON as compact text,
-  VECTOR as little-endian float32 bytes, TIMESTAMP as fixed-width UTC text
-  that sorts chronologically, NUMERIC as exact decimal text);
+* the storage value loomdb's layers pass around and bind: JSON as compact
+  text, VECTOR as little-endian float32 bytes (:class:`VectorBlob`),
+  TIMESTAMP as fixed-width UTC text that sorts chronologically, NUMERIC as
+  exact decimal text, BOOLEAN as ``bool``. SQLite keeps exactly these; the
+  PostgreSQL engine stores native types (jsonb, pgvector's vector,
+  timestamptz, numeric, boolean) and hands results back in these forms;
 * the backend's own result value, decoded back by :func:`from_storage`.
 
 >>> t = ColumnType.parse("VECTOR(3)")
@@ -186,7 +189,17 @@ def load_json(text: str | bytes) -> Any:
         return json.loads(text)  # big integers, NaN tokens: let the standard library decide
 
 
-def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> bytes:
+class VectorBlob(bytes):
+    """A VECTOR value in storage form: little-endian float32 bytes.
+
+    SQLite stores it as a BLOB; the PostgreSQL engine recognises the type
+    and binds it as pgvector's ``vector`` (plain ``bytes`` stay BYTEA).
+    """
+
+    __slots__ = ()
+
+
+def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> VectorBlob:
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         if len(raw) % 4:
@@ -212,7 +225,7 @@ def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> bytes:
         )
     if not np.isfinite(arr).all():
         raise DataError(f"column {column!r}: a vector may not contain NaN or infinity")
-    return arr.tobytes()
+    return VectorBlob(arr.tobytes())
 
 
 def _json_text(value: Any, column: str) -> str:
@@ -282,13 +295,13 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
             return str(dec)
         if kind == "bool":
             if isinstance(value, (bool, int, np.bool_)):
-                return int(bool(value))
+                return bool(value)
             if isinstance(value, str):
                 low = value.strip().lower()
                 if low in ("t", "true", "yes", "on", "1", "y"):
-                    return 1
+                    return True
                 if low in ("f", "false", "no", "off", "0", "n"):
-                    return 0
+                    return False
             raise DataError(f"column {column!r} is BOOLEAN: {value!r} is not a boolean")
         if kind == "json":
             return _json_text(value, column)
@@ -390,8 +403,6 @@ def adapt_untyped(value: Any) -> Any:
     """Bind a parameter whose column type is unknown by its Python type."""
     if value is None or isinstance(value, (str, int, float, bytes)):
         return value
-    if isinstance(value, bool):
-        return int(value)
     if isinstance(value, (dict, list, tuple)):
         try:
             return dump_json(value)

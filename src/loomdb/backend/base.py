@@ -11,10 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-
-class PhysicalColumn(Protocol):
-    phys: str
-    affinity: str
+from ..types import ColumnType
 
 
 class Backend(Protocol):
@@ -22,6 +19,33 @@ class Backend(Protocol):
     dialect: Any
     #: A short engine name: "sqlite" or "postgres".
     name: str
+    #: Whether version ids grow with the commit order (one writer at a time).
+    #: The in-memory vector copy and the version-id range search need it.
+    ordered_versions: bool
+    #: What the store is called in messages and what reopens it (a file path or URL).
+    path: str
+
+    def describe(self) -> str:
+        """The store's location for messages (no password)."""
+        ...
+
+    def is_empty(self) -> bool:
+        """True when the file or schema holds nothing yet."""
+        ...
+
+    def has_table(self, name: str) -> bool: ...
+
+    def prepare_new_store(self) -> None:
+        """Engine settings a new store needs before its catalog is written."""
+        ...
+
+    def catalog_sql(self, statement: str) -> str:
+        """A catalog statement (written in SQLite's types) in this engine's types."""
+        ...
+
+    def id_list_sql(self, param: int) -> str:
+        """A subquery yielding the integers of the JSON array bound to parameter ``param``."""
+        ...
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         """Run one statement; iterate the result rows as tuples.
@@ -39,16 +63,25 @@ class Backend(Protocol):
         """Rows changed by the last INSERT/UPDATE/DELETE."""
         ...
 
-    def last_insert_rowid(self) -> int:
-        """The integer key the last INSERT on this connection assigned."""
+    def begin_write(self, lock: int = 0) -> None:
+        """Start a write transaction holding the lock of branch ``lock`` (0: the catalog).
+
+        Writers of one branch are ordered; an engine may also order writers
+        of different branches (SQLite has one write lock). Waits in line up
+        to the connection timeout and raises OperationalError only then.
+        """
         ...
 
-    def begin_write(self) -> None:
-        """Start a transaction that holds the engine's write lock until commit.
+    def lock_catalog(self) -> None:
+        """Also hold the catalog lock until the open transaction ends."""
+        ...
 
-        Waits in line behind other writers (up to the connection timeout) and
-        raises OperationalError only when that timeout passes.
-        """
+    def begin_read(self) -> None:
+        """Start a read-only transaction that sees one committed state."""
+        ...
+
+    def next_vid(self, table: str) -> int:
+        """A fresh version id for ``table`` (engines without ordered versions)."""
         ...
 
     def commit(self) -> None:
@@ -72,14 +105,24 @@ class Backend(Protocol):
         """The value SQL's NOW() returns until the next call (None: the clock at the call)."""
         ...
 
-    def create_physical_table(self, table: str, columns: Sequence[tuple[str, str]]) -> None:
+    def create_physical_table(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> None:
         """Create the versioned physical table ``table`` with user columns
-        ``(physical name, affinity)`` after loomdb's version columns."""
+        ``(physical name, type)`` after loomdb's version columns."""
         ...
 
-    def add_physical_column(self, table: str, column: str, affinity: str) -> None: ...
+    def add_physical_column(self, table: str, column: str, ctype: ColumnType) -> None: ...
 
-    def create_physical_index(self, table: str, index: str, columns: Sequence[str]) -> None: ...
+    def create_physical_index(
+        self,
+        table: str,
+        index: str,
+        columns: Sequence[str],
+        method: str | None = None,
+        opclass: str | None = None,
+    ) -> None:
+        """A B-tree index on ``columns`` plus the version columns, or a vector
+        index (``method`` hnsw/ivfflat with ``opclass``) where the engine builds one."""
+        ...
 
     def query_plan(self, sql: str, params: Sequence[Any]) -> list[str]:
         """The engine's plan for ``sql``, one line per step."""

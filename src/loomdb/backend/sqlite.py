@@ -156,6 +156,9 @@ class SQLiteBackend:
 
     name = "sqlite"
     dialect = LoomSQLite
+    #: One writer at a time: version ids grow with the commit order, which
+    #: the vector cache and the merge's range search rely on.
+    ordered_versions = True
 
     def __init__(self, path: str, *, durability: str = "full", timeout: float = 60.0, vfs: str | None = None):
         if durability not in ("full", "normal"):
@@ -205,7 +208,19 @@ class SQLiteBackend:
         rows = self.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,))
         return next(rows, None) is not None
 
-    def enable_wal(self) -> None:
+    def describe(self) -> str:
+        return self.path
+
+    def catalog_sql(self, statement: str) -> str:
+        """Catalog statements are written in SQLite's types."""
+        return statement
+
+    def id_list_sql(self, param: int) -> str:
+        """A subquery of the integers in the JSON array bound to parameter ``param``."""
+        return f"(SELECT value FROM json_each(?{param}))"
+
+    def prepare_new_store(self) -> None:
+        """Switch a new file to WAL mode (readers never wait for the writer)."""
         mode = next(self.execute("PRAGMA journal_mode=WAL"))[0]
         if str(mode).lower() != "wal":
             raise errors.OperationalError(f"could not switch {self.path} to WAL mode (got {mode})")
@@ -291,11 +306,12 @@ class SQLiteBackend:
     def changes(self) -> int:
         return self.conn.changes()
 
-    def last_insert_rowid(self) -> int:
-        return self.conn.last_insert_rowid()
-
-    def begin_write(self) -> None:
+    def begin_write(self, lock: int = 0) -> None:
+        """Take SQLite's one write lock (``lock``, a branch id, needs no lock of its own)."""
         self.execute("BEGIN IMMEDIATE")
+
+    def lock_catalog(self) -> None:
+        """The write lock covers the catalog already."""
 
     def begin_read(self) -> None:
         self.execute("BEGIN DEFERRED")
@@ -325,8 +341,8 @@ class SQLiteBackend:
 
     # -- physical schema -----------------------------------------------------------------
 
-    def create_physical_table(self, table: str, columns: Sequence[tuple[str, str]]) -> None:
-        user = "".join(f', "{phys}" {_declared(affinity)}' for phys, affinity in columns)
+    def create_physical_table(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> None:
+        user = "".join(f', "{phys}" {_declared(ctype.affinity)}' for phys, ctype in columns)
         self._run(
             f'CREATE TABLE "{table}" (_vid INTEGER PRIMARY KEY, _rid INTEGER NOT NULL,'
             f" _bid INTEGER NOT NULL, _seq INTEGER NOT NULL, _end INTEGER NOT NULL,"
@@ -339,10 +355,24 @@ class SQLiteBackend:
         # index: the common agent write updates one index fewer.
         self._run(f'CREATE INDEX "{table}__rid" ON "{table}" (_rid, _bid, _seq) WHERE {VERSION_INDEX_WHERE}')
 
-    def add_physical_column(self, table: str, column: str, affinity: str) -> None:
-        self._run(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {_declared(affinity)}')
+    def sync_sequences(self, physical_tables: Sequence[str]) -> None:
+        """Ids come from each table's maximum already: nothing to do after a copy."""
 
-    def create_physical_index(self, table: str, index: str, columns: Sequence[str]) -> None:
+    def add_physical_column(self, table: str, column: str, ctype: ColumnType) -> None:
+        self._run(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {_declared(ctype.affinity)}')
+
+    def create_physical_index(
+        self,
+        table: str,
+        index: str,
+        columns: Sequence[str],
+        method: str | None = None,
+        opclass: str | None = None,
+    ) -> None:
+        if method in ("hnsw", "ivfflat"):
+            # Search is exact from the in-memory copy; an approximate index
+            # would only cost writes, so it is recorded but not built.
+            return
         # The version columns ride along, so the visibility check of a branch
         # view can be answered from the index alone: count(*), max(step) and
         # key lookups then never touch the (large) table rows.

@@ -67,6 +67,16 @@ class LoomPostgres(Postgres):
         }
 
     class Parser(Postgres.Parser):
+        def _parse_ordered(self, parse_method=None):  # type: ignore[no-untyped-def]
+            node = super()._parse_ordered(parse_method)
+            # Mark an explicit NULLS FIRST/LAST: an engine whose NULL order
+            # differs from SQLite's must tell it apart from the implicit one.
+            if node is not None and self._prev is not None and self._prev.text.upper() in ("FIRST", "LAST"):
+                before = self._tokens[self._index - 2] if self._index >= 2 else None
+                if before is not None and before.text.upper() == "NULLS":
+                    node.meta["explicit_nulls"] = True
+            return node
+
         # pgvector's operators bind like PostgreSQL's "any other operator":
         # looser than + and -, tighter than comparisons.
         EQUALITY = {k: v for k, v in Postgres.Parser.EQUALITY.items() if k != _COSINE_TOKEN}
@@ -203,6 +213,42 @@ class LoomSQLite(SQLite):
             exp.Anonymous: _anonymous,
             exp.Parameter: lambda self, e: f"?{e.this.name}",
         }
+
+
+def _pg_cast(self: Postgres.Generator, e: exp.Cast) -> str:
+    # loomdb's TIMESTAMP columns are timestamptz (UTC), so a cast to TIMESTAMP
+    # means the same instant type; other casts are PostgreSQL's own.
+    if e.to.this == exp.DataType.Type.TIMESTAMP:
+        e = e.copy()
+        e.set("to", exp.DataType.build("TIMESTAMPTZ"))
+    return self.cast_sql(e)
+
+
+class LoomPostgresOut(LoomPostgres):
+    """PostgreSQL (with pgvector) as the loomdb PostgreSQL backend runs it.
+
+    Parameters come out as ``?n`` (the backend binds them); ``doc ? key``
+    becomes ``jsonb_exists(doc, key)`` so that no bare ``?`` is left in
+    the SQL for the driver to misread.
+    """
+
+    class Generator(LoomPostgres.Generator):
+        TRANSFORMS = {
+            **LoomPostgres.Generator.TRANSFORMS,
+            exp.Parameter: lambda self, e: f"?{e.this.name}",
+            exp.JSONBContainsTopKey: lambda self, e: self.func("jsonb_exists", e.this, e.expression),
+            exp.Cast: _pg_cast,
+        }
+
+        def ordered_sql(self, expression: exp.Ordered) -> str:
+            # Implicit NULL order is the engine's own (as on SQLite, see
+            # LoomPostgres); an explicit NULLS clause is always spelled out.
+            plain = expression.copy()
+            plain.set("nulls_first", not expression.args.get("desc"))
+            text = super().ordered_sql(plain)
+            if expression.meta.get("explicit_nulls"):
+                text += " NULLS FIRST" if expression.args.get("nulls_first") else " NULLS LAST"
+            return text
 
 
 @lru_cache(maxsize=4096)

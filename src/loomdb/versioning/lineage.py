@@ -13,7 +13,7 @@ commits all come after its fork point.
 >>> print(visibility_sql(Lineage(((3, None), (1, 10))), "loom_t1", "_p"))  # doctest: +NORMALIZE_WHITESPACE
 (_p._del = 0 AND CASE +_p._bid WHEN 3 THEN _p._end = 9223372036854775807
  WHEN 1 THEN _p._seq <= 10 AND _p._end > 10 AND NOT EXISTS (SELECT 1 FROM "loom_t1" AS _s
- WHERE (_s._bid > 1 OR _s._vid <> _s._rid) AND _s._rid = _p._rid AND _s._bid = 3) ELSE 0 END)
+ WHERE (_s._bid > 1 OR _s._vid <> _s._rid) AND _s._rid = _p._rid AND _s._bid = 3) ELSE FALSE END)
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def visibility_sql(lineage: Lineage, table: str, alias: str) -> str:
         bid, cond = levels[0]
         return f"(+{alias}._bid = {bid} AND {cond} AND {alias}._del = 0)"
     whens = " ".join(f"WHEN {bid} THEN {cond}" for bid, cond in levels)
-    return f"({alias}._del = 0 AND CASE +{alias}._bid {whens} ELSE 0 END)"
+    return f"({alias}._del = 0 AND CASE +{alias}._bid {whens} ELSE FALSE END)"
 
 
 def commits_sql(lineage: Lineage, alias: str = "c") -> str:

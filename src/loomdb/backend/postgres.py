@@ -1,0 +1,526 @@
+"""The server engine: a loomdb store in one schema of a PostgreSQL database.
+
+Columns are PostgreSQL's native types (jsonb, timestamptz, numeric,
+boolean, uuid, and pgvector's ``vector(n)``), so the store can be queried,
+indexed and backed up with PostgreSQL's own tools. Values cross the
+boundary in loomdb's storage forms (see :mod:`loomdb.types`): results come
+back as JSON text, little-endian float32 bytes, fixed-width UTC timestamp
+text, exactly as the SQLite engine returns them, so every layer above
+behaves the same on both engines.
+
+Concurrency contract
+--------------------
+* Each write transaction runs at READ COMMITTED and first takes a
+  transaction-scoped advisory lock on its branch: writers on one branch are
+  ordered (their commits are totally ordered, and every statement after the
+  lock sees the previous writer's commit), writers on different branches
+  never wait for each other. Catalog changes (CREATE TABLE, new branches)
+  also take the store's catalog lock.
+* Multi-statement reads run in one REPEATABLE READ, READ ONLY transaction,
+  so they see one committed state.
+* ``durability="full"`` is ``synchronous_commit=on`` (the server's fsync
+  settings apply); ``"normal"`` is ``synchronous_commit=off`` (a returned
+  commit survives a crashed client, but the server may lose its last
+  commits if it crashes itself).
+* A lost connection raises OperationalError; the open transaction is gone
+  with it (PostgreSQL rolls it back), so nothing half-written is visible.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.adapt import Dumper, Loader
+from psycopg.pq import Format, TransactionStatus
+from psycopg.types import TypeInfo
+from psycopg.types.datetime import TimestamptzBinaryLoader
+
+from .. import errors
+from ..sql.dialect import LoomPostgresOut
+from ..types import ColumnType, VectorBlob, format_timestamp
+
+CATALOG_LOCK = 0  # advisory lock key for catalog changes; branch locks use the branch id
+
+# Native column types by loomdb kind. Text compares bytewise (COLLATE "C"),
+# as on SQLite, so ORDER BY and comparisons agree across engines.
+_NATIVE = {
+    "text": 'text COLLATE "C"',
+    "int": "bigint",
+    "serial": "bigint",
+    "float": "double precision",
+    "numeric": "numeric",
+    "bool": "boolean",
+    "json": "jsonb",
+    "timestamp": "timestamptz",
+    "date": "date",
+    "bytes": "bytea",
+    "uuid": "uuid",
+}
+
+_SIZED = {
+    "smallint": "smallint",
+    "int2": "smallint",
+    "smallserial": "smallint",
+    "int": "integer",
+    "integer": "integer",
+    "int4": "integer",
+    "serial": "integer",
+}
+
+# Catalog columns whose values an identity sequence hands out.
+_IDENTITIES = (("loom_branches", "bid"), ("loom_commits", "seq"), ("loom_schema", "id"), ("loom_tables", "tid"))
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+# One scan over SQL text: quoted strings, quoted identifiers and comments are
+# copied; ?n / $n / bare ? become driver placeholders; % is escaped.
+_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|\?(\d*)|\$(\d+)|%""")
+
+
+def translate_sql(sql: str) -> tuple[str, tuple[int, ...]]:
+    """``sql`` with loomdb's placeholders as psycopg's ``%s``, and the 0-based
+    parameter index each ``%s`` takes, in order."""
+    order: list[int] = []
+    sequential = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal sequential
+        text = match.group(0)
+        if text == "%":
+            return "%%"
+        if text[0] == "?":
+            if match.group(1):
+                order.append(int(match.group(1)) - 1)
+            else:
+                order.append(sequential)
+                sequential += 1
+            return "%s"
+        if text[0] == "$":
+            order.append(int(match.group(2)) - 1)
+            return "%s"
+        return text.replace("%", "%%") if text[0] == "'" else text
+
+    return _TOKEN.sub(replace, sql), tuple(order)
+
+
+def split_url(url: str, schema: str | None) -> tuple[str, str]:
+    """``(libpq URL, schema)``: loomdb's ``?schema=`` is taken out of the URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    from_url = [v for k, v in query if k == "schema"]
+    rest = [(k, v) for k, v in query if k != "schema"]
+    if schema is None:
+        schema = from_url[-1] if from_url else "public"
+    elif from_url and from_url[-1] != schema:
+        raise errors.ProgrammingError(
+            f"schema {schema!r} contradicts ?schema={from_url[-1]} in the URL; give one of them"
+        )
+    if not _SCHEMA_NAME.match(schema):
+        raise errors.ProgrammingError(
+            f"invalid schema name {schema!r}: use letters, digits and _ (at most 63, not starting with a digit)"
+        )
+    scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), schema
+
+
+def _translate(exc: Exception) -> errors.Error:
+    """Map a psycopg exception onto loomdb's PEP 249 hierarchy, keeping its message."""
+    if isinstance(exc, errors.Error):
+        return exc
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, (pgerrors.LockNotAvailable, pgerrors.QueryCanceled, pgerrors.DeadlockDetected)):
+        return errors.OperationalError(f"the store stayed locked by another writer: {message}")
+    if isinstance(exc, psycopg.IntegrityError):
+        return errors.IntegrityError(message)
+    if isinstance(exc, psycopg.DataError):
+        return errors.DataError(message)
+    if isinstance(exc, pgerrors.FeatureNotSupported):
+        return errors.NotSupportedError(message)
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return errors.OperationalError(f"PostgreSQL connection failed: {message}")
+    if isinstance(exc, psycopg.ProgrammingError):
+        return errors.ProgrammingError(message)
+    if isinstance(exc, psycopg.InternalError):
+        return errors.OperationalError(message)
+    if isinstance(exc, psycopg.Error):
+        return errors.DatabaseError(message)
+    return errors.InternalError(message)
+
+
+# -- adapting loomdb's storage forms to PostgreSQL's binary formats ------------------------
+
+
+class _VectorDumper(Dumper):
+    """VectorBlob (little-endian float32) -> pgvector's binary ``vector``."""
+
+    format = Format.BINARY
+
+    def dump(self, obj: Any) -> bytes:
+        values = np.frombuffer(obj, dtype="<f4")
+        return struct.pack(">HH", len(values), 0) + values.astype(">f4").tobytes()
+
+
+class _VectorLoader(Loader):
+    """pgvector's binary ``vector`` -> little-endian float32 bytes (a VectorBlob,
+    so that a value read and written back stays a vector)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Any) -> bytes:
+        return VectorBlob(np.frombuffer(data, dtype=">f4", offset=4).astype("<f4").tobytes())
+
+
+class _JsonbLoader(Loader):
+    """Binary jsonb (a version byte, then the text) -> the JSON text, unparsed."""
+
+    format = Format.BINARY
+
+    def load(self, data: Any) -> str:
+        return bytes(data[1:]).decode()
+
+
+class _JsonLoader(Loader):
+    format = Format.BINARY
+
+    def load(self, data: Any) -> str:
+        return bytes(data).decode()
+
+
+class _TimestampLoader(TimestamptzBinaryLoader):
+    """timestamptz -> loomdb's fixed-width UTC text."""
+
+    def load(self, data: Any) -> Any:
+        return format_timestamp(super().load(data))
+
+
+class _BoolDumper(Dumper):
+    """Python bool as PostgreSQL boolean (psycopg's default; kept explicit)."""
+
+    format = Format.BINARY
+
+    def dump(self, obj: Any) -> bytes:
+        return b"\x01" if obj else b"\x00"
+
+
+class PostgresBackend:
+    """A loomdb engine over one schema of a PostgreSQL database (see the module docstring)."""
+
+    name = "postgres"
+    dialect = LoomPostgresOut
+    #: Version ids come from a sequence and do not follow commit order across
+    #: branches, so there is no in-memory vector copy (pgvector ranks) and no
+    #: version-id range search (an index on (_bid, _seq) answers instead).
+    ordered_versions = False
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        durability: str = "full",
+        timeout: float = 60.0,
+    ):
+        if durability not in ("full", "normal"):
+            raise errors.ProgrammingError(f"durability must be 'full' or 'normal', not {durability!r}")
+        self.conninfo, self.schema = split_url(url, schema)
+        self.path = url if schema is None else _with_schema(url, self.schema)
+        self.timeout = float(timeout)
+        self._translated: dict[str, tuple[str, tuple[int, ...]]] = {}
+        self._changes = 0
+        try:
+            self.conn = psycopg.connect(
+                self.conninfo, autocommit=True, connect_timeout=max(1, int(min(timeout, 30)))
+            )
+        except psycopg.Error as exc:
+            raise errors.OperationalError(
+                f"cannot connect to PostgreSQL at {_display(self.conninfo)}: {_translate(exc)}"
+            ) from None
+        try:
+            self._setup(durability)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _setup(self, durability: str) -> None:
+        sync = "on" if durability == "full" else "off"
+        self._run(f"SET synchronous_commit = {sync}")
+        self._run("SET TIME ZONE 'UTC'")
+        self._run(f"SET lock_timeout = {int(self.timeout * 1000)}")
+        self._run("SET client_min_messages = warning")
+        self.has_vector = self._ensure_vector()
+        exists = next(self.execute("SELECT 1 FROM pg_namespace WHERE nspname = ?", (self.schema,)), None)
+        if exists is None:
+            try:
+                self._run(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            except errors.IntegrityError:
+                pass  # created by another connection at the same moment
+        path = [f'"{self.schema}"']
+        if self.has_vector:
+            where = next(
+                self.execute(
+                    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+                    " WHERE e.extname = 'vector'"
+                )
+            )[0]
+            if where != self.schema:
+                path.append(f'"{where}"')
+        self._run(f"SET search_path = {', '.join(path)}")
+        adapters = self.conn.adapters
+        adapters.register_dumper(bool, _BoolDumper)
+        for name, loader in (
+            ("jsonb", _JsonbLoader),
+            ("json", _JsonLoader),
+            ("timestamptz", _TimestampLoader),
+        ):
+            info = TypeInfo.fetch(self.conn, name)
+            assert info is not None
+            adapters.register_loader(info.oid, loader)
+        if self.has_vector:
+            info = TypeInfo.fetch(self.conn, "vector")
+            assert info is not None
+            _VectorDumper.oid = info.oid
+            adapters.register_dumper(VectorBlob, _VectorDumper)
+            adapters.register_loader(info.oid, _VectorLoader)
+
+    def _ensure_vector(self) -> bool:
+        """Whether pgvector is usable; installs it when the server has it and we may."""
+        if next(self.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'"), None):
+            return True
+        available = next(self.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"), None)
+        if available is None:
+            return False
+        try:
+            self._run("CREATE EXTENSION IF NOT EXISTS vector")
+        except errors.IntegrityError:
+            pass  # installed by another connection at the same moment
+        except errors.Error:
+            return False  # no privilege: VECTOR columns will say how to enable it
+        return True
+
+    def is_empty(self) -> bool:
+        """True when the schema holds no relations at all."""
+        row = next(
+            self.execute(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = ? AND c.relkind IN ('r', 'v', 'm', 'p', 'S', 'f')",
+                (self.schema,),
+            )
+        )
+        return int(row[0]) == 0
+
+    def has_table(self, name: str) -> bool:
+        rows = self.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = ? AND tablename = ?", (self.schema, name)
+        )
+        return next(rows, None) is not None
+
+    def describe(self) -> str:
+        return f"schema {self.schema!r} of {_display(self.conninfo)}"
+
+    def id_list_sql(self, param: int) -> str:
+        """A subquery of the integers in the JSON array bound to parameter ``param``."""
+        return f"(SELECT CAST(value AS bigint) FROM jsonb_array_elements_text(CAST(?{param} AS jsonb)))"
+
+    def prepare_new_store(self) -> None:
+        """Nothing to switch on: PostgreSQL's WAL is always on."""
+
+    def catalog_sql(self, statement: str) -> str:
+        """A catalog statement written for SQLite in this engine's types."""
+        statement = statement.replace(
+            "INTEGER PRIMARY KEY", "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+        )
+        return re.sub(r"\bINTEGER\b", "BIGINT", statement)
+
+    # -- running SQL ---------------------------------------------------------------------
+
+    def _run(self, sql: str) -> None:
+        for _ in self.execute(sql):
+            pass
+
+    def _prepare(self, sql: str, params: Sequence[Any]) -> tuple[str, list[Any] | None]:
+        found = self._translated.get(sql)
+        if found is None:
+            found = translate_sql(sql)
+            if len(self._translated) > 4096:
+                self._translated.clear()
+            self._translated[sql] = found
+        text, order = found
+        if not order:
+            return sql, None
+        try:
+            return text, [params[i] for i in order]
+        except IndexError:
+            raise errors.ProgrammingError(
+                f"the statement needs {max(order) + 1} parameter(s) but {len(params)} were given"
+            ) from None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        text, bound = self._prepare(sql, params)
+        try:
+            cur = self.conn.cursor(binary=True)
+            cur.execute(text, bound)
+            self._changes = cur.rowcount
+            if cur.description is None:
+                return iter(())
+            return iter(cur.fetchall())
+        except psycopg.Error as exc:
+            raise _translate(exc) from None
+
+    def translate(self, exc: Exception) -> errors.Error:
+        return _translate(exc)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        text, order = translate_sql(sql)
+        try:
+            with self.conn.cursor(binary=True) as cur:
+                cur.executemany(text, [[row[i] for i in order] for row in rows])
+        except psycopg.Error as exc:
+            raise _translate(exc) from None
+
+    def changes(self) -> int:
+        return self._changes
+
+    def begin_write(self, lock: int = CATALOG_LOCK) -> None:
+        self._run("BEGIN ISOLATION LEVEL READ COMMITTED")
+        self.lock(lock)
+
+    def lock(self, key: int) -> None:
+        """Take advisory lock ``key`` (a branch id, or the catalog) until the transaction ends."""
+        self._run(f"SELECT pg_advisory_xact_lock(hashtext(current_schema()), {int(key)})")
+
+    def lock_catalog(self) -> None:
+        self.lock(CATALOG_LOCK)
+
+    def begin_read(self) -> None:
+        self._run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def commit(self) -> None:
+        self._run("COMMIT")
+
+    def rollback(self) -> None:
+        if self.in_transaction:
+            try:
+                self._run("ROLLBACK")
+            except errors.Error:
+                pass
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.info.transaction_status != TransactionStatus.IDLE
+
+    def others_committed(self) -> bool:
+        # No cheap change counter: callers re-read what they cache.
+        return True
+
+    def set_statement_time(self, now: str | None) -> None:
+        """NOW() is PostgreSQL's own: the start of the transaction."""
+
+    # -- physical schema -----------------------------------------------------------------
+
+    def _native(self, ctype: ColumnType) -> str:
+        if ctype.kind == "vector":
+            if not self.has_vector:
+                raise errors.NotSupportedError(
+                    "VECTOR columns need the pgvector extension, which this PostgreSQL server does not"
+                    " have enabled: install pgvector and run CREATE EXTENSION vector (as a superuser)"
+                    " in this database"
+                )
+            return f"vector({ctype.dim})"
+        if ctype.kind in ("int", "serial"):
+            # The width the user declared, as PostgreSQL has it: sum() of an
+            # INT column is a bigint, of a BIGINT column a numeric.
+            base = ctype.sql.split("(")[0].strip().lower()
+            return _SIZED.get(base, _NATIVE[ctype.kind])
+        return _NATIVE[ctype.kind]
+
+    def create_physical_table(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> None:
+        user = "".join(f', "{phys}" {self._native(ctype)}' for phys, ctype in columns)
+        self._run(f'CREATE SEQUENCE "{table}__vid"')
+        self._run(
+            f'CREATE TABLE "{table}" (_vid bigint PRIMARY KEY, _rid bigint NOT NULL,'
+            f" _bid bigint NOT NULL, _seq bigint NOT NULL, _end bigint NOT NULL,"
+            f" _del smallint NOT NULL{user})"
+        )
+        self._run(
+            f'CREATE INDEX "{table}__rid" ON "{table}" (_rid, _bid, _seq) WHERE _bid > 1 OR _vid <> _rid'
+        )
+        # A branch's changes since a commit (merge, diff) are found by this index.
+        self._run(f'CREATE INDEX "{table}__bseq" ON "{table}" (_bid, _seq)')
+
+    def next_vid(self, table: str) -> int:
+        return int(next(self.execute(f"SELECT nextval('\"{table}__vid\"')"))[0])
+
+    def sync_sequences(self, physical_tables: Sequence[str]) -> None:
+        """After rows were written with explicit ids (a copy), make every
+        sequence hand out ids after the largest one present."""
+        pairs = [(f"pg_get_serial_sequence('{t}', '{c}')", t, c) for t, c in _IDENTITIES]
+        pairs += [(f"'\"{t}__vid\"'", f'"{t}"', "_vid") for t in physical_tables]
+        for sequence, table, column in pairs:
+            self._run(f"SELECT setval({sequence}, (SELECT COALESCE(max({column}), 0) + 1 FROM {table}), false)")
+
+    def add_physical_column(self, table: str, column: str, ctype: ColumnType) -> None:
+        self._run(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {self._native(ctype)}')
+
+    def create_physical_index(
+        self,
+        table: str,
+        index: str,
+        columns: Sequence[str],
+        method: str | None = None,
+        opclass: str | None = None,
+    ) -> None:
+        if method in ("hnsw", "ivfflat"):
+            if not self.has_vector:
+                raise errors.NotSupportedError(f"index method {method!r} needs the pgvector extension")
+            (column,) = columns
+            ops = f" {opclass}" if opclass else ""
+            self._run(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" USING {method} ("{column}"{ops})')
+            return
+        cols = ", ".join([f'"{c}"' for c in columns] + ["_bid", "_end", "_del", "_seq", "_rid"])
+        self._run(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ({cols})')
+
+    def physical_columns(self, table: str) -> list[str]:
+        rows = self.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?"
+            " ORDER BY ordinal_position",
+            (self.schema, table),
+        )
+        return [r[0] for r in rows]
+
+    def query_plan(self, sql: str, params: Sequence[Any]) -> list[str]:
+        return [str(r[0]) for r in self.execute("EXPLAIN " + sql, params)]
+
+    def integrity_check(self) -> str:
+        return "ok"
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except psycopg.Error as exc:
+            raise _translate(exc) from None
+
+
+def _display(conninfo: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(conninfo)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = user.split(":", 1)[0] + "@" + host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _with_schema(url: str, schema: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
+    query.append(("schema", schema))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
