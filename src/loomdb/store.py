@@ -41,6 +41,12 @@ _CATALOG = [
     " PRIMARY KEY (tid, phys))",
 ]
 
+# The newest commit of branch ?1: main's commits stay out of the branch index,
+# so main reads the commit table backwards instead.
+_HEAD_SQL = {
+    False: "(SELECT max(seq) FROM loom_commits WHERE bid > 1 AND bid = ?1)",
+    True: "(SELECT seq FROM loom_commits WHERE bid = ?1 ORDER BY seq DESC LIMIT 1)",
+}
 _BRANCH_COLUMNS = "bid, name, parent, fork, created, dropped, start"  # BranchInfo's fields, in order
 _BRANCH_NAME = re.compile(r"^[A-Za-z0-9_.\-][A-Za-z0-9_.\-/@+=:]*$")
 
@@ -400,23 +406,32 @@ class Store:
         """Allocate this transaction's commit on first change; returns its id."""
         if txn.seq is None:
             parent = self._heads.get(txn.bid)
-            if parent is None:
-                # No cached head: another connection may have committed, or
-                # dropped this branch, since we last looked.
-                if self.branch_by_id(txn.bid, fresh=True).dropped:
+            if parent is not None:
+                row = next(
+                    self.backend.execute(
+                        "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)"
+                        " RETURNING seq",
+                        (txn.bid, parent, txn.message, txn.author, txn.now),
+                    )
+                )
+            else:
+                # No cached head: another connection may have committed on, or
+                # dropped, this branch since we last looked. One statement
+                # finds the head (or the fork point) and checks the branch.
+                row = next(
+                    self.backend.execute(
+                        "INSERT INTO loom_commits (bid, parent, message, author, time)"
+                        f" SELECT ?1, COALESCE({_HEAD_SQL[txn.bid == 1]}, ?2), ?3, ?4, ?5"
+                        " WHERE EXISTS (SELECT 1 FROM loom_branches WHERE bid = ?1 AND dropped = 0)"
+                        " RETURNING seq",
+                        (txn.bid, txn.fork, txn.message, txn.author, txn.now),
+                    ),
+                    None,
+                )
+                if row is None:
                     raise errors.BranchNotFoundError(
                         f"branch {self.branch_by_id(txn.bid).name!r} was dropped"
                     )
-                parent = self.last_commit(txn.bid)
-                if parent is None:
-                    parent = txn.fork
-            row = next(
-                self.backend.execute(
-                    "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)"
-                    " RETURNING seq",
-                    (txn.bid, parent, txn.message, txn.author, txn.now),
-                )
-            )
             txn.seq = int(row[0])
         return txn.seq
 

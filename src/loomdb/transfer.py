@@ -99,9 +99,13 @@ def _copy(src: Database, dst: Database, source: str, destination: str) -> CopyRe
                     result.commits = len(rows)
             definitions = [
                 TableSchema.from_json(d)
-                for (d,) in s_backend.execute("SELECT definition FROM loom_schema WHERE definition IS NOT NULL")
+                for (d,) in s_backend.execute(
+                    "SELECT definition FROM loom_schema WHERE definition IS NOT NULL"
+                )
             ]
-            physical_tables = list(s_backend.execute("SELECT tid, physical, columns FROM loom_tables ORDER BY tid"))
+            physical_tables = list(
+                s_backend.execute("SELECT tid, physical, columns FROM loom_tables ORDER BY tid")
+            )
             for tid, physical, columns in physical_tables:
                 schemas = [d for d in definitions if d.tid == tid]
                 result.versions += _copy_table(s_backend, d_backend, physical, json.loads(columns), schemas)
@@ -154,7 +158,9 @@ def _copy_table(
             renumbered[vid] = copied
             new_rid = renumbered.get(rid)
             if new_rid is None:
-                raise errors.InternalError(f"{physical}: version {vid} names row {rid}, which has no first version")
+                raise errors.InternalError(
+                    f"{physical}: version {vid} names row {rid}, which has no first version"
+                )
             stored = [to_storage(v, types[p], p) for p, v in zip(phys, values, strict=True)]
             out.append([copied, new_rid, bid, seq, end, dele, *stored])
         d_backend.executemany(insert, out)

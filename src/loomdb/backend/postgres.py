@@ -75,7 +75,12 @@ _SIZED = {
 }
 
 # Catalog columns whose values an identity sequence hands out.
-_IDENTITIES = (("loom_branches", "bid"), ("loom_commits", "seq"), ("loom_schema", "id"), ("loom_tables", "tid"))
+_IDENTITIES = (
+    ("loom_branches", "bid"),
+    ("loom_commits", "seq"),
+    ("loom_schema", "id"),
+    ("loom_tables", "tid"),
+)
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -122,9 +127,10 @@ def split_url(url: str, schema: str | None) -> tuple[str, str]:
         raise errors.ProgrammingError(
             f"schema {schema!r} contradicts ?schema={from_url[-1]} in the URL; give one of them"
         )
-    if not _SCHEMA_NAME.match(schema):
+    if not _SCHEMA_NAME.match(schema) or schema.lower().startswith("pg_"):
         raise errors.ProgrammingError(
-            f"invalid schema name {schema!r}: use letters, digits and _ (at most 63, not starting with a digit)"
+            f"invalid schema name {schema!r}: use letters, digits and _ (at most 63, not starting with"
+            " a digit or with pg_, which PostgreSQL reserves)"
         )
     scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), schema
@@ -390,8 +396,17 @@ class PostgresBackend:
         return self._changes
 
     def begin_write(self, lock: int = CATALOG_LOCK) -> None:
-        self._run("BEGIN ISOLATION LEVEL READ COMMITTED")
-        self.lock(lock)
+        # One round trip (two statements cannot be a prepared statement): the
+        # lock is taken by the transaction's first statement.
+        try:
+            self.conn.execute(
+                "BEGIN ISOLATION LEVEL READ COMMITTED;"
+                f" SELECT pg_advisory_xact_lock(hashtext(current_schema()), {int(lock)})",
+                prepare=False,
+            )
+        except psycopg.Error as exc:
+            self.rollback()  # BEGIN went through when the lock wait failed
+            raise _translate(exc) from None
 
     def lock(self, key: int) -> None:
         """Take advisory lock ``key`` (a branch id, or the catalog) until the transaction ends."""
@@ -465,7 +480,9 @@ class PostgresBackend:
         pairs = [(f"pg_get_serial_sequence('{t}', '{c}')", t, c) for t, c in _IDENTITIES]
         pairs += [(f"'\"{t}__vid\"'", f'"{t}"', "_vid") for t in physical_tables]
         for sequence, table, column in pairs:
-            self._run(f"SELECT setval({sequence}, (SELECT COALESCE(max({column}), 0) + 1 FROM {table}), false)")
+            self._run(
+                f"SELECT setval({sequence}, (SELECT COALESCE(max({column}), 0) + 1 FROM {table}), false)"
+            )
 
     def add_physical_column(self, table: str, column: str, ctype: ColumnType) -> None:
         self._run(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {self._native(ctype)}')
