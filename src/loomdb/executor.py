@@ -229,26 +229,32 @@ class _VersionWriter:
         cache_key = ("writer-sql", schema.physical, tuple(c.phys for c in schema.columns))
         sql = self.store.compiled.get(cache_key)
         if sql is None:
-            sql = _writer_sql(schema)
+            sql = _writer_sql(schema, self.backend)
             self.store.compiled[cache_key] = sql
-        self._insert_sql, self._inplace_sql, self._end_sql, self._delete_sql = sql
-
-    def _advance(self) -> int:
-        return self.store.allocate_vid(self.physical)
+        self._insert_sql, self._inplace_sql, self._end_sql, self._delete_sql, self._allocating_sql = sql
 
     def _values(self, row: dict[str, Any] | None) -> list[Any]:
         if row is None:
             return [None] * len(self.schema.columns)
         return [row.get(c.name) for c in self.schema.columns]
 
-    def insert(self, row: dict[str, Any], rid: int | None = None) -> int:
-        """Append a version; a new row identity when ``rid`` is None. Returns its _vid."""
-        vid = self._advance()
+    def _append(self, rid: int | None, row: dict[str, Any] | None) -> int:
+        """Append a version of row ``rid`` (None: a new row) on this branch; returns its _vid."""
+        deleted = 1 if row is None else 0
+        if self._allocating_sql is not None:
+            # The engine hands out the id inside the INSERT (one round trip).
+            params = [rid, self.bid, self.seq, INF_SEQ, deleted, *self._values(row)]
+            return int(next(self.backend.execute(self._allocating_sql, params))[0])
+        vid = self.store.allocate_vid(self.physical)
         self.backend.execute(
             self._insert_sql,
-            [vid, vid if rid is None else rid, self.bid, self.seq, INF_SEQ, 0, *self._values(row)],
+            [vid, vid if rid is None else rid, self.bid, self.seq, INF_SEQ, deleted, *self._values(row)],
         )
         return vid
+
+    def insert(self, row: dict[str, Any], rid: int | None = None) -> int:
+        """Append a version; a new row identity when ``rid`` is None. Returns its _vid."""
+        return self._append(rid, row)
 
     def supersede(self, old: tuple[int, int, int, int], row: dict[str, Any] | None) -> int | None:
         """Write ``row`` (None: a tombstone) as the new version of the row whose current
@@ -261,25 +267,13 @@ class _VersionWriter:
                 return None
             self.backend.execute(self._inplace_sql, [1 if row is None else 0, *self._values(row), vid])
             return vid
-        new_vid = self._advance()
-        self.backend.execute(
-            self._insert_sql,
-            [
-                new_vid,
-                rid,
-                self.bid,
-                self.seq,
-                INF_SEQ,
-                1 if row is None else 0,
-                *self._values(row),
-            ],
-        )
+        new_vid = self._append(rid, row)
         if bid == self.bid:
             self.backend.execute(self._end_sql, [self.seq, vid])
         return new_vid
 
 
-def _writer_sql(schema: TableSchema) -> tuple[str, str, str, str]:
+def _writer_sql(schema: TableSchema, backend: Any) -> tuple[str, str, str, str, str | None]:
     table = schema.physical
     phys = ", ".join(f'"{c.phys}"' for c in schema.columns)
     marks = ", ".join("?" for _ in schema.columns)
@@ -290,6 +284,7 @@ def _writer_sql(schema: TableSchema) -> tuple[str, str, str, str]:
         f'UPDATE "{table}" SET _del = ?{sep}{sets} WHERE _vid = ?',
         f'UPDATE "{table}" SET _end = ? WHERE _vid = ?',
         f'DELETE FROM "{table}" WHERE _vid = ?',
+        backend.allocating_insert_sql(table, [(c.phys, c.type) for c in schema.columns]),
     )
 
 

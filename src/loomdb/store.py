@@ -41,6 +41,8 @@ _CATALOG = [
     " PRIMARY KEY (tid, phys))",
 ]
 
+_EPOCH_SQL = "SELECT value FROM loom_meta WHERE key = 'epoch'"
+
 # The newest commit of branch ?1: main's commits stay out of the branch index,
 # so main reads the commit table backwards instead.
 _HEAD_SQL = {
@@ -155,18 +157,24 @@ class Store:
             raise
 
     def _meta(self, key: str) -> str | None:
+        if key == "epoch":
+            row = next(self.backend.execute(_EPOCH_SQL), None)
+            return None if row is None else row[0]
         row = next(self.backend.execute("SELECT value FROM loom_meta WHERE key = ?", (key,)), None)
         return None if row is None else row[0]
 
     # -- cache coherence -----------------------------------------------------------------
 
-    def refresh(self, force: bool = False) -> None:
-        """Drop caches when another connection changed the schema (cheap when none did)."""
-        if not (self.backend.others_committed() or force):
+    def refresh(self, force: bool = False, epoch_text: str | None = None) -> None:
+        """Drop caches when another connection changed the schema (cheap when none did).
+
+        ``epoch_text``: the schema epoch, when the caller has just read it.
+        """
+        if not (epoch_text is not None or self.backend.others_committed() or force):
             return
         self.next_vids.clear()
         self._heads.clear()
-        epoch = int(self._meta("epoch") or 0)
+        epoch = int((epoch_text if epoch_text is not None else self._meta("epoch")) or 0)
         if epoch != self._epoch or force:
             self._epoch = epoch
             self.invalidate()
@@ -306,12 +314,9 @@ class Store:
     def allocate_vid(self, physical: str) -> int:
         """A new version id of a physical table (inside the write transaction).
 
-        On an engine with ordered versions (SQLite: one writer at a time)
-        ids are handed out from the table's maximum, so they grow with the
-        commit order; otherwise the engine's sequence hands them out.
+        For an engine with ordered versions (SQLite: one writer at a time):
+        ids follow the table's maximum, so they grow with the commit order.
         """
-        if not self.backend.ordered_versions:
-            return int(self.backend.next_vid(physical))
         vid = self.next_vids.get(physical)
         if vid is None:
             vid = int(next(self.backend.execute(f'SELECT COALESCE(max(_vid), 0) + 1 FROM "{physical}"'))[0])
@@ -394,12 +399,14 @@ class Store:
     def begin(
         self, bid: int, fork: int | None, message: str | None, author: str | None, explicit: bool
     ) -> Txn:
-        self.backend.begin_write(bid)
+        # The schema may have changed between our last look and taking the
+        # lock; an engine without a cheap change counter reads the epoch in
+        # the same round trip as it takes the lock.
+        row = self.backend.begin_write(bid, probe=_EPOCH_SQL)
         now = now_text()
         self.backend.set_statement_time(now)
         self.txn = Txn(bid, fork, message, author, now, explicit)
-        # The schema may have changed between our last look and taking the lock.
-        self.refresh()
+        self.refresh(epoch_text=None if row is None else row[0])
         return self.txn
 
     def ensure_commit(self, txn: Txn) -> int:

@@ -63,8 +63,12 @@ class Backend(Protocol):
         """Rows changed by the last INSERT/UPDATE/DELETE."""
         ...
 
-    def begin_write(self, lock: int = 0) -> None:
+    def begin_write(self, lock: int = 0, probe: str | None = None) -> tuple[Any, ...] | None:
         """Start a write transaction holding the lock of branch ``lock`` (0: the catalog).
+
+        An engine without a cheap ``others_committed`` runs the query
+        ``probe`` right after taking the lock, in the same round trip, and
+        returns its first row; others return None.
 
         Writers of one branch are ordered; an engine may also order writers
         of different branches (SQLite has one write lock). Waits in line up
@@ -80,8 +84,14 @@ class Backend(Protocol):
         """Start a read-only transaction that sees one committed state."""
         ...
 
-    def next_vid(self, table: str) -> int:
-        """A fresh version id for ``table`` (engines without ordered versions)."""
+    def allocating_insert_sql(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> str | None:
+        """An INSERT of one version that allocates its _vid and returns it
+        (parameters: _rid or None, _bid, _seq, _end, _del, user columns), or
+        None when loomdb allocates ids itself (engines with ordered versions)."""
+        ...
+
+    def sync_sequences(self, physical_tables: Sequence[str]) -> None:
+        """After a bulk load with explicit ids, move id generators past them."""
         ...
 
     def commit(self) -> None:

@@ -395,15 +395,20 @@ class PostgresBackend:
     def changes(self) -> int:
         return self._changes
 
-    def begin_write(self, lock: int = CATALOG_LOCK) -> None:
-        # One round trip (two statements cannot be a prepared statement): the
-        # lock is taken by the transaction's first statement.
+    def begin_write(self, lock: int = CATALOG_LOCK, probe: str | None = None) -> tuple[Any, ...] | None:
+        # One round trip (several statements cannot be a prepared statement):
+        # the lock is the transaction's first statement, and at READ
+        # COMMITTED the probe, run after it, sees every earlier commit.
+        sql = f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(hashtext(current_schema()), {int(lock)})"
+        if probe is not None:
+            sql += "; " + probe
         try:
-            self.conn.execute(
-                "BEGIN ISOLATION LEVEL READ COMMITTED;"
-                f" SELECT pg_advisory_xact_lock(hashtext(current_schema()), {int(lock)})",
-                prepare=False,
-            )
+            cur = self.conn.execute(sql, prepare=False)
+            if probe is None:
+                return None
+            while cur.nextset():  # to the probe's result, the last one
+                pass
+            return cur.fetchone()
         except psycopg.Error as exc:
             self.rollback()  # BEGIN went through when the lock wait failed
             raise _translate(exc) from None
@@ -457,6 +462,9 @@ class PostgresBackend:
             return _SIZED.get(base, _NATIVE[ctype.kind])
         return _NATIVE[ctype.kind]
 
+    def _cast_type(self, ctype: ColumnType) -> str:
+        return self._native(ctype).split(" COLLATE ")[0]
+
     def create_physical_table(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> None:
         user = "".join(f', "{phys}" {self._native(ctype)}' for phys, ctype in columns)
         self._run(f'CREATE SEQUENCE "{table}__vid"')
@@ -471,8 +479,21 @@ class PostgresBackend:
         # A branch's changes since a commit (merge, diff) are found by this index.
         self._run(f'CREATE INDEX "{table}__bseq" ON "{table}" (_bid, _seq)')
 
-    def next_vid(self, table: str) -> int:
-        return int(next(self.execute(f"SELECT nextval('\"{table}__vid\"')"))[0])
+    def allocating_insert_sql(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> str:
+        """The INSERT of one version that takes its _vid from the table's sequence
+        and returns it; parameters: _rid (None: the new _vid), _bid, _seq, _end,
+        _del, then the user columns. Typed casts, because an INSERT ... SELECT
+        does not give untyped parameters the target column's type."""
+        names = "".join(f', "{phys}"' for phys, _ in columns)
+        values = "".join(
+            f", CAST(?{i + 6} AS {self._cast_type(ctype)})" for i, (_, ctype) in enumerate(columns)
+        )
+        return (
+            f'INSERT INTO "{table}" (_vid, _rid, _bid, _seq, _end, _del{names})'
+            f" SELECT n.v, COALESCE(CAST(?1 AS bigint), n.v), CAST(?2 AS bigint), CAST(?3 AS bigint),"
+            f" CAST(?4 AS bigint), CAST(?5 AS smallint){values}"
+            f" FROM (SELECT nextval('\"{table}__vid\"') AS v) AS n RETURNING _vid"
+        )
 
     def sync_sequences(self, physical_tables: Sequence[str]) -> None:
         """After rows were written with explicit ids (a copy), make every

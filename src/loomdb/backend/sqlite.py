@@ -306,8 +306,9 @@ class SQLiteBackend:
     def changes(self) -> int:
         return self.conn.changes()
 
-    def begin_write(self, lock: int = 0) -> None:
-        """Take SQLite's one write lock (``lock``, a branch id, needs no lock of its own)."""
+    def begin_write(self, lock: int = 0, probe: str | None = None) -> None:
+        """Take SQLite's one write lock (``lock``, a branch id, needs no lock of its
+        own). ``probe`` is not run: ``others_committed`` says when to look."""
         self.execute("BEGIN IMMEDIATE")
 
     def lock_catalog(self) -> None:
@@ -354,6 +355,9 @@ class SQLiteBackend:
         # branch's version and is found by its rowid, so it stays out of the
         # index: the common agent write updates one index fewer.
         self._run(f'CREATE INDEX "{table}__rid" ON "{table}" (_rid, _bid, _seq) WHERE {VERSION_INDEX_WHERE}')
+
+    def allocating_insert_sql(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> None:
+        """None: loomdb hands out version ids itself (in commit order)."""
 
     def sync_sequences(self, physical_tables: Sequence[str]) -> None:
         """Ids come from each table's maximum already: nothing to do after a copy."""
