@@ -387,7 +387,7 @@ def sql_cmd(ctx: click.Context, args: tuple[str, ...], db_opt: str | None, branc
             out.print("ok")
 
 
-@cli.command("explain", short_help="Show the rewritten SQL and SQLite's query plan.")
+@cli.command("explain", short_help="Show the rewritten SQL and the engine's query plan.")
 @click.argument("args", nargs=-1, metavar="[STORE] SQL")
 @_db_option
 @click.option("--branch", "-b", default="main", show_default=True, help="Branch to plan on.")

@@ -88,7 +88,7 @@ class Database:
 
     def __repr__(self) -> str:
         at = f" as of commit {self._snapshot}" if self._snapshot is not None else ""
-        return f"<loomdb.Database {self._store.backend.path!r} branch={self._name!r}{at}>"
+        return f"<loomdb.Database {self._store.backend.describe()!r} branch={self._name!r}{at}>"
 
     # -- statements ------------------------------------------------------------------------
 
