@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -61,6 +62,16 @@ def table_rows(output: str) -> list[list[str]]:
             cells = re.split(r"[│┃]", line)[1:-1]
             rows.append([c.strip() for c in cells])
     return rows
+
+
+def store_exists(location: str) -> bool:
+    """Whether a store location (a file path, or a postgresql:// URL with ?schema=) exists."""
+    if location.startswith("postgresql://"):
+        url, _, schema = location.partition("?schema=")
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone()
+        return row is not None
+    return os.path.exists(location)
 
 
 def count(store_path, sql, branch="main"):
@@ -133,8 +144,8 @@ def test_sql_write_with_returning_prints_the_returned_rows(store):
     assert count(store, "SELECT count(*) FROM steps") == 1
 
 
-def test_sql_creates_a_new_store(tmp_path):
-    path = str(tmp_path / "new.loom")
+def test_sql_creates_a_new_store(new_store):
+    path = new_store()
     result = invoke("sql", path, "CREATE TABLE t (x INT)")
     assert result.exit_code == 0, result.output
     assert invoke("sql", path, "INSERT INTO t VALUES (7)").stdout.strip() == "1 row changed"
@@ -174,12 +185,12 @@ def test_loomdb_url_in_a_subprocess(store):
     assert table_rows(proc.stdout) == [["action"], ["act"]]
 
 
-def test_a_positional_store_wins_over_loomdb_url(store, tmp_path):
-    other = str(tmp_path / "other.loom")
+def test_a_positional_store_wins_over_loomdb_url(store, new_store):
+    other = new_store()
     result = invoke("sql", store, "SELECT count(*) AS n FROM steps", env={"LOOMDB_URL": other})
     assert result.exit_code == 0, result.output
     assert table_rows(result.stdout)[1] == ["2"]
-    assert not os.path.exists(other)
+    assert not store_exists(other)
 
 
 def test_no_store_is_a_usage_error():
@@ -242,12 +253,32 @@ def test_branches_lists_every_branch(store):
     assert "(3 branches)" in result.stdout
 
 
-def test_log_on_a_missing_store_fails_without_creating_it(tmp_path):
-    path = tmp_path / "typo.loom"
-    result = invoke("log", str(path))
+def test_log_on_a_missing_store_fails_without_creating_it(new_store):
+    path = new_store("typo")
+    result = invoke("log", path)
+    assert not store_exists(path)
     assert result.exit_code == 1
     assert "no store at" in result.stderr
-    assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["branches"],
+        ["explain", "SELECT 1"],
+        ["merge", "run-42/approach-a", "--into", "main"],
+        ["revert", "1"],
+        ["reset", "1"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_other_commands_on_a_missing_store_fail_without_creating_it(new_store, command):
+    # Every command but sql (which may create a store) needs an existing one; log and diff: above.
+    path = new_store("typo")
+    result = invoke(command[0], path, *command[1:])
+    assert not store_exists(path)
+    assert result.exit_code == 1
+    assert "no store at" in result.stderr
 
 
 def test_explain_prints_the_plan(store):
@@ -334,12 +365,12 @@ def test_diff_with_an_unknown_branch_or_commit_is_an_error(forked):
     assert "9999" in result.stderr
 
 
-def test_diff_on_a_missing_store_fails_without_creating_it(tmp_path):
-    path = tmp_path / "typo.loom"
-    result = invoke("diff", str(path), "main", "main")
+def test_diff_on_a_missing_store_fails_without_creating_it(new_store):
+    path = new_store("typo")
+    result = invoke("diff", path, "main", "main")
+    assert not store_exists(path)
     assert result.exit_code == 1
     assert "no store at" in result.stderr
-    assert not path.exists()
 
 
 def test_merge_prints_the_commit_and_the_counts_per_table(forked):

@@ -30,7 +30,6 @@ table with a PRIMARY KEY, rows are matched by their key.
 
 from __future__ import annotations
 
-import itertools
 import os
 
 import pytest
@@ -137,13 +136,10 @@ def scenarios(draw):
     return n, initial, source, target, rounds
 
 
-_counter = itertools.count()
-
-
-def run_scenario(tmp_path, scenario, mode: str) -> None:
+def run_scenario(new_store, scenario, mode: str) -> None:
+    """One example on a fresh store from ``new_store`` (a conftest StoreFactory)."""
     n, initial, si, ti, rounds = scenario
-    path = str(tmp_path / f"model-{next(_counter)}.loom")
-    db = loomdb.connect(path, durability="normal")
+    db = loomdb.connect(new_store(), durability="normal")
     try:
         db.execute("CREATE TABLE kv (k INT PRIMARY KEY, a INT, b INT)")
         if initial:
@@ -221,35 +217,46 @@ def run_scenario(tmp_path, scenario, mode: str) -> None:
         db.close()
 
 
-MODEL_SETTINGS = settings(
-    max_examples=int(os.environ.get("LOOMDB_MERGE_MODEL_EXAMPLES", "60")),
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    deadline=None,
-    # shrink one failure, not every distinct one: keeps a failing run near a minute
-    report_multiple_bugs=False,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
-)
+MAX_EXAMPLES = int(os.environ.get("LOOMDB_MERGE_MODEL_EXAMPLES", "60"))
 
 
-@MODEL_SETTINGS
-@given(scenario=scenarios())
-def test_merge_matches_three_way_model_disjoint_inserts(tmp_path, scenario):
+def model_settings(engine: str):
+    # On PostgreSQL every example is a new schema and every statement a round
+    # trip: run half as many examples there.
+    return settings(
+        max_examples=MAX_EXAMPLES if engine == "sqlite" else max(1, MAX_EXAMPLES // 2),
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        deadline=None,
+        # shrink one failure, not every distinct one: keeps a failing run near a minute
+        report_multiple_bugs=False,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    )
+
+
+def check_model(new_store, engine: str, mode: str) -> None:
+    """Run the property for ``mode``: each example on a fresh store of the engine."""
+
+    @model_settings(engine)
+    @given(scenario=scenarios())
+    def merge_matches_model(scenario):
+        run_scenario(new_store, scenario, mode=mode)
+
+    merge_matches_model()
+
+
+def test_merge_matches_three_way_model_disjoint_inserts(new_store, engine):
     """No key is ever inserted on two branches: updates, deletes, one-sided inserts."""
-    run_scenario(tmp_path, scenario, mode="disjoint")
+    check_model(new_store, engine, mode="disjoint")
 
 
-@MODEL_SETTINGS
-@given(scenario=scenarios())
-def test_merge_matches_three_way_model(tmp_path, scenario):
+def test_merge_matches_three_way_model(new_store, engine):
     """Both sides may insert the same key; a branch never re-inserts a key it deleted."""
-    run_scenario(tmp_path, scenario, mode="no-reinsert")
+    check_model(new_store, engine, mode="no-reinsert")
 
 
-@MODEL_SETTINGS
-@given(scenario=scenarios())
-def test_merge_matches_three_way_model_with_reinserted_keys(tmp_path, scenario):
+def test_merge_matches_three_way_model_with_reinserted_keys(new_store, engine):
     """A key may be deleted and inserted again on the same branch between merges."""
-    run_scenario(tmp_path, scenario, mode="reinsert")
+    check_model(new_store, engine, mode="reinsert")
 
 
 def test_model_rules_themselves():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import apsw
 import numpy as np
+import psycopg
 import pytest
 
 import loomdb
@@ -417,14 +418,20 @@ def test_order_by_limit_offset_with_parameters(runs):
     ]
 
 
-def test_order_by_puts_nulls_where_the_engine_indexes_them_unless_told(fresh_db):
-    # Documented difference from PostgreSQL (docs/sql.md): without NULLS
-    # FIRST/LAST, the embedded engine sorts NULLs as the smallest value, so
-    # that ORDER BY ... DESC LIMIT 1 can read an index instead of sorting.
+def test_order_by_puts_nulls_where_the_engine_indexes_them_unless_told(fresh_db, engine):
     fresh_db.execute("CREATE TABLE t (a INT)")
     fresh_db.execute("INSERT INTO t VALUES (2), (NULL), (1)")
-    assert q(fresh_db, "SELECT a FROM t ORDER BY a") == [(None,), (1,), (2,)]
-    assert q(fresh_db, "SELECT a FROM t ORDER BY a DESC") == [(2,), (1,), (None,)]
+    if engine == "sqlite":
+        # Documented difference from PostgreSQL (docs/sql.md, "NULL order"):
+        # without NULLS FIRST/LAST, the embedded engine sorts NULLs as the
+        # smallest value, so that ORDER BY ... DESC LIMIT 1 can read an index
+        # instead of sorting.
+        assert q(fresh_db, "SELECT a FROM t ORDER BY a") == [(None,), (1,), (2,)]
+        assert q(fresh_db, "SELECT a FROM t ORDER BY a DESC") == [(2,), (1,), (None,)]
+    else:
+        # PostgreSQL's own order: NULLs sort as the largest value.
+        assert q(fresh_db, "SELECT a FROM t ORDER BY a") == [(1,), (2,), (None,)]
+        assert q(fresh_db, "SELECT a FROM t ORDER BY a DESC") == [(None,), (2,), (1,)]
     # An explicit NULLS clause is honoured, in both directions.
     assert q(fresh_db, "SELECT a FROM t ORDER BY a NULLS LAST") == [(1,), (2,), (None,)]
     assert q(fresh_db, "SELECT a FROM t ORDER BY a DESC NULLS FIRST") == [(None,), (2,), (1,)]
@@ -1034,33 +1041,90 @@ def _dir_listing(path):
     return sorted(os.listdir(os.path.dirname(path)))
 
 
-def test_text_file_is_not_a_loom_store_and_stays_untouched(store_path):
-    with open(store_path, "wb") as f:
+# SQLite only: a file on disk that is something other than a loomdb store
+# (its bytes and the directory listing, WAL or journal files included, must
+# stay as they were). The PostgreSQL analogue, a schema holding other
+# objects, is tested below.
+
+
+def test_text_file_is_not_a_loom_store_and_stays_untouched(sqlite_path):
+    with open(sqlite_path, "wb") as f:
         f.write(b"hello, I am notes.txt\nnot a database\n" * 50)
-    before = Path(store_path).read_bytes()
-    listing = _dir_listing(store_path)
+    before = Path(sqlite_path).read_bytes()
+    listing = _dir_listing(sqlite_path)
     with pytest.raises(loomdb.NotALoomStoreError) as e:
-        loomdb.connect(store_path)
-    assert os.path.basename(store_path) in str(e.value)
-    assert Path(store_path).read_bytes() == before
-    assert _dir_listing(store_path) == listing
+        loomdb.connect(sqlite_path)
+    assert os.path.basename(sqlite_path) in str(e.value)
+    assert Path(sqlite_path).read_bytes() == before
+    assert _dir_listing(sqlite_path) == listing
 
 
-def test_plain_sqlite_file_is_not_a_loom_store_and_stays_untouched(store_path):
-    con = apsw.Connection(store_path)
+def test_plain_sqlite_file_is_not_a_loom_store_and_stays_untouched(sqlite_path):
+    con = apsw.Connection(sqlite_path)
     con.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
     con.execute("INSERT INTO users VALUES (1, 'ann'), (2, 'bob')")
     con.close()
-    before = Path(store_path).read_bytes()
-    listing = _dir_listing(store_path)
+    before = Path(sqlite_path).read_bytes()
+    listing = _dir_listing(sqlite_path)
     with pytest.raises(loomdb.NotALoomStoreError) as e:
-        loomdb.connect(store_path)
-    assert os.path.basename(store_path) in str(e.value)
-    assert Path(store_path).read_bytes() == before
-    assert _dir_listing(store_path) == listing
-    con = apsw.Connection(store_path)
+        loomdb.connect(sqlite_path)
+    assert os.path.basename(sqlite_path) in str(e.value)
+    assert Path(sqlite_path).read_bytes() == before
+    assert _dir_listing(sqlite_path) == listing
+    con = apsw.Connection(sqlite_path)
     assert list(con.execute("SELECT name FROM users ORDER BY id")) == [("ann",), ("bob",)]
     con.close()
+
+
+def _schema_contents(conn, schema):
+    """Every object in ``schema`` (name and kind) and every table's rows as text."""
+    objects = conn.execute(
+        "SELECT c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s ORDER BY 1",
+        [schema],
+    ).fetchall()
+    objects += conn.execute(
+        "SELECT p.proname, 'function' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = %s ORDER BY 1",
+        [schema],
+    ).fetchall()
+    rows = {
+        name: sorted(r[0] for r in conn.execute(f'SELECT t::text FROM "{schema}"."{name}" t'))
+        for name, kind in objects
+        if kind == "r"
+    }
+    return objects, rows
+
+
+# What a schema may hold that makes it something other than an empty schema
+# or a loomdb store.
+FOREIGN_SCHEMA_OBJECTS = {
+    "table": [
+        "CREATE TABLE {s}.users (id INT PRIMARY KEY, name TEXT)",
+        "INSERT INTO {s}.users VALUES (1, 'ann'), (2, 'bob')",
+    ],
+    "view": ["CREATE VIEW {s}.answer AS SELECT 42 AS n"],
+    "sequence": ["CREATE SEQUENCE {s}.ticket"],
+    "function": ["CREATE FUNCTION {s}.answer() RETURNS int LANGUAGE sql AS 'SELECT 42'"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FOREIGN_SCHEMA_OBJECTS))
+def test_schema_with_other_objects_is_not_a_loom_store_and_stays_untouched(pg_url, kind):
+    # PostgreSQL only: the analogue of the two SQLite tests above.
+    schema = f"foreign_{kind}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            for statement in FOREIGN_SCHEMA_OBJECTS[kind]:
+                conn.execute(statement.format(s=schema))
+            before = _schema_contents(conn, schema)
+            with pytest.raises(loomdb.NotALoomStoreError) as e:
+                loomdb.connect(f"{pg_url}?schema={schema}").close()
+            assert schema in str(e.value)
+            assert _schema_contents(conn, schema) == before
+        finally:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 # ---------------------------------------------------------------------------
@@ -1175,7 +1239,12 @@ def test_a_failed_first_statement_inside_a_transaction_still_allows_a_commit(fre
             fresh_db.execute("INSERT INTO t VALUES (1), (1)")
         fresh_db.execute("INSERT INTO t VALUES (1)")
     assert q(fresh_db, "SELECT k FROM t") == [(1,)]
-    assert fresh_db.head == head + 1
+    # Exactly one new commit, on top of the old head. (Not head + 1: on
+    # PostgreSQL commit ids come from a sequence, and each rolled-back
+    # statement above consumed one, so ids increase with gaps.)
+    log = fresh_db.log(limit=2)
+    assert log[0].id == fresh_db.head and log[0].id > head
+    assert log[1].id == head
 
 
 def test_vector_distance_of_a_null_vector_is_null_and_sorts_last(fresh_db):

@@ -316,7 +316,7 @@ def _db_option(func: F) -> F:
         "db_opt",
         metavar="STORE",
         envvar=ENV_VAR,
-        help=f"The store (a .loom file). Default: the positional STORE, else ${ENV_VAR}.",
+        help=f"The store (a .loom file or a postgresql:// URL). Default: the positional STORE, else ${ENV_VAR}.",
     )(func)
 
 
@@ -339,12 +339,6 @@ def _split_store(
             raise click.UsageError(f"no store given: pass STORE, --db STORE, or set {ENV_VAR}", ctx)
         return db_opt, list(args)
     raise click.UsageError(f"expected {usage}, got {len(args)} argument(s)", ctx)
-
-
-def _require_existing(store: str) -> None:
-    """Read-only commands do not create a store by accident (a mistyped path)."""
-    if "://" not in store and not os.path.exists(store):
-        raise loomdb.OperationalError(f"no store at {store!r}")
 
 
 # --------------------------------------------------------------------------
@@ -396,8 +390,7 @@ def sql_cmd(ctx: click.Context, args: tuple[str, ...], db_opt: str | None, branc
 def explain_cmd(ctx: click.Context, args: tuple[str, ...], db_opt: str | None, branch: str) -> None:
     """Print what db.explain(SQL) returns: the rewritten SQL and the plan."""
     store, (statement,) = _split_store(ctx, db_opt, args, ["SQL"])
-    _require_existing(store)
-    with loomdb.connect(store, branch=branch) as db:
+    with loomdb.connect(store, branch=branch, create=False) as db:
         _stdout().print(Text(db.explain(statement)))
 
 
@@ -418,8 +411,7 @@ def log_cmd(
     """Print db.log(branch, limit): the branch's commits, newest first,
     following its lineage into its parents before the fork."""
     store, _ = _split_store(ctx, db_opt, args, [])
-    _require_existing(store)
-    with loomdb.connect(store) as db:
+    with loomdb.connect(store, create=False) as db:
         commits = db.log(branch=branch, limit=limit)
         rows = [
             (c.id, c.branch, _when(c.time), c.author, c.message, ", ".join(map(str, c.parents)))
@@ -438,8 +430,7 @@ def log_cmd(
 def branches_cmd(ctx: click.Context, args: tuple[str, ...], db_opt: str | None) -> None:
     """Print db.branches(): name, parent, fork point, head and creation time."""
     store, _ = _split_store(ctx, db_opt, args, [])
-    _require_existing(store)
-    with loomdb.connect(store) as db:
+    with loomdb.connect(store, create=False) as db:
         rows = [(b.name, b.parent, b.fork, b.head, _when(b.created)) for b in db.branches()]
     out = _stdout()
     out.print(rows_table(["name", "parent", "fork", "head", "created"], rows))
@@ -466,8 +457,7 @@ def diff_cmd(
     A and B are branch names, or commit ids when they are integers.
     """
     store, (a, b) = _split_store(ctx, db_opt, args, ["A", "B"])
-    _require_existing(store)
-    with loomdb.connect(store) as db:
+    with loomdb.connect(store, create=False) as db:
         changes = list(db.diff(format_snapshot(a), format_snapshot(b), table=table))
         stats = db.diff_stat(format_snapshot(a), format_snapshot(b))
     if table is not None:
@@ -513,8 +503,7 @@ def merge_cmd(
     exit status is 1.
     """
     store, (source,) = _split_store(ctx, db_opt, args, ["SRC"])
-    _require_existing(store)
-    with loomdb.connect(store) as db:
+    with loomdb.connect(store, create=False) as db:
         try:
             result = db.merge(source, into=into, on_conflict=on_conflict, message=message, author=author)
         except loomdb.MergeConflict as exc:
@@ -561,8 +550,7 @@ def revert_cmd(
     store, (commit,) = _split_store(ctx, db_opt, args, ["COMMIT"])
     if not re.fullmatch(r"[0-9]+", commit):
         raise click.BadParameter(f"{commit!r} is not a commit id", ctx, param_hint="COMMIT")
-    _require_existing(store)
-    with loomdb.connect(store, branch=branch) as db:
+    with loomdb.connect(store, branch=branch, create=False) as db:
         seq = db.revert(int(commit), message=message)
     out = _stdout()
     if seq is None:
@@ -584,8 +572,7 @@ def reset_cmd(
     """Run db.reset(TO, branch=BRANCH): a new commit that makes BRANCH equal to
     TO (a commit id, or a branch name), keeping the history."""
     store, (to,) = _split_store(ctx, db_opt, args, ["TO"])
-    _require_existing(store)
-    with loomdb.connect(store) as db:
+    with loomdb.connect(store, create=False) as db:
         seq = db.reset(format_snapshot(to), branch=branch, message=message)
     out = _stdout()
     if seq is None:
@@ -603,7 +590,6 @@ def copy_cmd(source: str, destination: str, no_verify: bool) -> None:
     """Run loomdb.copy(SRC, DST): copy every branch, commit and row version
     from SRC into the new store DST. Either may be a SQLite file or a
     postgresql:// URL; the copy is verified (same log and rows on every branch)."""
-    _require_existing(source)
     result = loomdb.copy(source, destination, verify=not no_verify)
     checked = ", verified" if result.verified else ""
     _stdout().print(

@@ -17,6 +17,7 @@ def connect(
     timeout: float = 60.0,
     vfs: str | None = None,
     schema: str | None = None,
+    create: bool = True,
 ) -> Database:
     """Open (or create) a loomdb store and return a handle on ``branch``.
 
@@ -29,7 +30,8 @@ def connect(
     process (PostgreSQL: ``synchronous_commit=off``). ``timeout``: seconds a
     writer waits in line for a lock before OperationalError. ``vfs``: an
     apsw VFS name to open a SQLite file through (tests use it to simulate
-    power cuts).
+    power cuts). ``create=False`` opens only an existing store and raises
+    OperationalError (creating nothing) when there is none.
 
     Raises NotALoomStoreError (the file or schema is something else; it is
     left untouched), StoreVersionError (written by a newer loomdb),
@@ -47,7 +49,9 @@ def connect(
                 f"the PostgreSQL engine needs psycopg 3: pip install 'loomdb[postgres]' ({exc})"
             ) from None
 
-        backend: Any = PostgresBackend(target, schema=schema, durability=durability, timeout=timeout)
+        backend: Any = PostgresBackend(
+            target, schema=schema, durability=durability, timeout=timeout, create=create
+        )
     else:
         if schema is not None:
             raise errors.ProgrammingError("schema applies to a PostgreSQL URL, not to a SQLite file")
@@ -61,8 +65,10 @@ def connect(
             )
         from .backend.sqlite import SQLiteBackend
 
+        if not create and not os.path.exists(target):
+            raise errors.OperationalError(f"no store at {target!r}")
         backend = SQLiteBackend(target, durability=durability, timeout=timeout, vfs=vfs)
-    store = Store(backend)
+    store = Store(backend, create=create)
     if branch == "main":
         return Database(store, 1, "main", owner=True)
     try:

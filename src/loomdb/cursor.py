@@ -441,10 +441,9 @@ class _Column:
             if kind == "text":
                 return pa.array([None if v is None else str(v) for v in self.values], type=pa.string())
             if kind == "json":
-                text = [
-                    v if v is None or isinstance(v, str) else dump_json(from_storage(v, self.ctype))
-                    for v in self.raw
-                ]
+                # Re-encoded, so every engine exports the same compact text
+                # (PostgreSQL's jsonb output has spaces and its own key order).
+                text = [None if v is None else dump_json(from_storage(v, self.ctype)) for v in self.raw]
                 return pa.array(text, type=pa.string())
             if kind == "timestamp":
                 stamps = self.datetimes()

@@ -81,7 +81,7 @@ class Txn:
 class Store:
     """Catalog access and caches over one backend connection."""
 
-    def __init__(self, backend: Any):
+    def __init__(self, backend: Any, create: bool = True):
         self.backend = backend
         self.lock = threading.RLock()
         self.txn: Txn | None = None
@@ -98,14 +98,16 @@ class Store:
         self._heads: dict[int, int] = {}
         # In-memory copies of VECTOR columns, by (physical table, physical column).
         self.vector_caches: dict[tuple[str, str], Any] = {}
-        self._open()
+        self._open(create)
 
     # -- opening -------------------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _open(self, create: bool) -> None:
         backend = self.backend
         try:
             if not backend.has_table("loom_meta"):
+                if backend.is_empty() and not create:
+                    raise errors.OperationalError(f"no store at {backend.describe()}")
                 if not backend.is_empty():
                     raise errors.NotALoomStoreError(
                         f"{backend.describe()} is a database but not a loomdb store; it was left untouched"

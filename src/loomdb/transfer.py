@@ -57,11 +57,12 @@ def copy(source: str, destination: str, *, verify: bool = True) -> CopyResult:
     """Copy the store at ``source`` into the new, empty store at ``destination``.
 
     Either may be a SQLite file path or a ``postgresql://`` URL. Raises
+    OperationalError when there is no store at ``source``,
     ProgrammingError when the destination already holds history, and
     DataError when ``verify`` finds a difference (the copy is then
     incomplete and should be discarded).
     """
-    src = connect(source)
+    src = connect(source, create=False)
     try:
         dst = connect(destination)
         try:

@@ -232,6 +232,7 @@ class PostgresBackend:
         schema: str | None = None,
         durability: str = "full",
         timeout: float = 60.0,
+        create: bool = True,
     ):
         if durability not in ("full", "normal"):
             raise errors.ProgrammingError(f"durability must be 'full' or 'normal', not {durability!r}")
@@ -249,14 +250,14 @@ class PostgresBackend:
                 f"cannot connect to PostgreSQL at {_display(self.conninfo)}: {_translate(exc)}"
             ) from None
         try:
-            self._setup(durability)
+            self._setup(durability, create)
         except BaseException:
             self.conn.close()
             raise
 
     # -- opening -------------------------------------------------------------------------
 
-    def _setup(self, durability: str) -> None:
+    def _setup(self, durability: str, create: bool) -> None:
         sync = "on" if durability == "full" else "off"
         self._run(f"SET synchronous_commit = {sync}")
         self._run("SET TIME ZONE 'UTC'")
@@ -265,6 +266,8 @@ class PostgresBackend:
         self.has_vector = self._ensure_vector()
         exists = next(self.execute("SELECT 1 FROM pg_namespace WHERE nspname = ?", (self.schema,)), None)
         if exists is None:
+            if not create:
+                raise errors.OperationalError(f"no store at {self.describe()}: the schema does not exist")
             try:
                 self._run(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             except errors.IntegrityError:
@@ -313,15 +316,18 @@ class PostgresBackend:
         return True
 
     def is_empty(self) -> bool:
-        """True when the schema holds no relations at all."""
+        """True when the schema holds nothing at all (tables, views, sequences, functions, types)."""
         row = next(
             self.execute(
-                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = ? AND c.relkind IN ('r', 'v', 'm', 'p', 'S', 'f')",
+                "SELECT (SELECT count(*) FROM pg_class c WHERE c.relnamespace = n.oid)"
+                " + (SELECT count(*) FROM pg_proc p WHERE p.pronamespace = n.oid)"
+                " + (SELECT count(*) FROM pg_type t WHERE t.typnamespace = n.oid AND t.typtype IN ('d', 'e', 'r', 'm'))"
+                " FROM pg_namespace n WHERE n.nspname = ?",
                 (self.schema,),
-            )
+            ),
+            None,
         )
-        return int(row[0]) == 0
+        return row is None or int(row[0]) == 0
 
     def has_table(self, name: str) -> bool:
         rows = self.execute(
