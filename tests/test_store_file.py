@@ -164,3 +164,23 @@ def test_pep249_module_globals():
     assert issubclass(loomdb.BranchNotFoundError, loomdb.ProgrammingError)
     assert issubclass(loomdb.NotALoomStoreError, loomdb.DatabaseError)
     assert issubclass(loomdb.DatabaseError, loomdb.Error)
+
+
+def test_schema_changes_by_another_connection_are_seen_by_the_next_statement(store_path):
+    """A handle caches compiled queries per schema version; DDL committed
+    elsewhere must reach its very next query and write."""
+    with loomdb.connect(store_path) as mine, loomdb.connect(store_path) as theirs:
+        mine.execute("CREATE TABLE t (id INT PRIMARY KEY, a TEXT)")
+        mine.execute("INSERT INTO t VALUES (1, 'x')")
+        assert mine.execute("SELECT * FROM t").fetchall() == [(1, "x")]  # compiled and cached
+        theirs.execute("ALTER TABLE t ADD COLUMN b INT DEFAULT 7")
+        theirs.execute("CREATE TABLE u (k TEXT)")
+        assert mine.execute("SELECT * FROM t").fetchall() == [(1, "x", 7)]
+        assert mine.execute("SELECT count(*) FROM u").fetchone()[0] == 0
+        mine.execute("INSERT INTO t (id, a) VALUES (2, 'y')")
+        assert theirs.execute("SELECT id, b FROM t ORDER BY id").fetchall() == [(1, 7), (2, 7)]
+        theirs.execute("ALTER TABLE t RENAME COLUMN a TO label")
+        assert [d[0] for d in mine.execute("SELECT * FROM t").description] == ["id", "label", "b"]
+        theirs.execute("DROP TABLE u")
+        with pytest.raises(loomdb.ProgrammingError, match="u"):
+            mine.execute("SELECT * FROM u")

@@ -24,7 +24,7 @@ from .cursor import Cursor, Row, decoders, row_class
 from .sql.compile import Compiled, compile_query
 from .sql.dialect import parse
 from .sql.params import bind, normalize
-from .store import Store, Txn
+from .store import EPOCH_SQL, Store, Txn
 from .types import ColumnType, adapt_param, parse_timestamp
 from .versioning.lineage import Lineage
 
@@ -109,6 +109,8 @@ class Database:
             tree = parse(text)
             values = bind(plan, params)
             if isinstance(tree, _READ_STATEMENTS):
+                if not self._store.backend.cheap_change_check:
+                    return self._select_probed(text, tree, values)
                 self._store.refresh()
                 return self._select(text, tree, values)
             # A write refreshes its caches after taking the write lock.
@@ -440,6 +442,23 @@ class Database:
         if self._store.txn is None:
             self._store.backend.set_statement_time(None)
         rows = self._run_compiled(compiled, values)
+        return self._cursor(compiled, rows)
+
+    def _select_probed(self, key: str, tree: exp.Expression, values: list[Any]) -> Cursor:
+        """A query on an engine without a cheap change check: the schema epoch
+        is read in the query's own round trip, and after a schema change (rare)
+        the query is compiled and run again. Physical tables and columns are
+        never dropped, so SQL compiled against the old schema still runs."""
+        store = self._store
+        try:
+            compiled = self._compile(tree, key=key)
+        except errors.ProgrammingError:
+            store.refresh()  # the table or column may be new: look again
+            return self._select(key, tree, values)
+        bound = self._adapt(compiled, values)
+        epoch, rows = store.backend.execute_probed(EPOCH_SQL, compiled.sql, bound)
+        if store.refresh(epoch_text=None if epoch is None else epoch[0]):
+            return self._select(key, tree, values)
         return self._cursor(compiled, rows)
 
     def _vector_plan(self, key: str, tree: exp.Expression) -> vectors.VectorPlan | None:

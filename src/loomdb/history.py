@@ -339,11 +339,11 @@ def merge(
                 result.tables[schema.name] = TableChanges(*counts)
         if conflicts:
             raise errors.MergeConflict(conflicts)
-        if txn.seq is None and result.conflicts_resolved:
+        if not txn.changed and result.conflicts_resolved:
             # No row changed, but the resolution is recorded: the next merge
             # starts from here instead of raising the same conflicts again.
             store.ensure_commit(txn)
-        if txn.seq is None:
+        if not txn.changed:
             store.finish(commit=False)
             return result
         store.backend.execute(
@@ -651,7 +651,7 @@ def _rewrite(
                 _apply(db, schema, plan, txn, "theirs", conflicts, MergeResult("", "", None))
         if conflicts:
             raise errors.MergeConflict(conflicts)
-        seq = txn.seq
+        seq = txn.seq if txn.changed else None
         store.finish(commit=True)
         return seq
     except BaseException:

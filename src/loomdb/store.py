@@ -41,7 +41,7 @@ _CATALOG = [
     " PRIMARY KEY (tid, phys))",
 ]
 
-_EPOCH_SQL = "SELECT value FROM loom_meta WHERE key = 'epoch'"
+EPOCH_SQL = "SELECT value FROM loom_meta WHERE key = 'epoch'"
 
 # The newest commit of branch ?1: main's commits stay out of the branch index,
 # so main reads the commit table backwards instead.
@@ -74,7 +74,11 @@ class Txn:
     author: str | None
     now: str
     explicit: bool
+    #: The commit id: allocated at the first change, or at BEGIN on an engine
+    #: where a round trip costs more than a rolled-back commit row.
     seq: int | None = None
+    #: Whether anything was written (only then does the transaction commit).
+    changed: bool = False
     ddl: bool = False
 
 
@@ -160,26 +164,29 @@ class Store:
 
     def _meta(self, key: str) -> str | None:
         if key == "epoch":
-            row = next(self.backend.execute(_EPOCH_SQL), None)
+            row = next(self.backend.execute(EPOCH_SQL), None)
             return None if row is None else row[0]
         row = next(self.backend.execute("SELECT value FROM loom_meta WHERE key = ?", (key,)), None)
         return None if row is None else row[0]
 
     # -- cache coherence -----------------------------------------------------------------
 
-    def refresh(self, force: bool = False, epoch_text: str | None = None) -> None:
+    def refresh(self, force: bool = False, epoch_text: str | None = None) -> bool:
         """Drop caches when another connection changed the schema (cheap when none did).
 
         ``epoch_text``: the schema epoch, when the caller has just read it.
+        Returns whether the schema caches were dropped.
         """
         if not (epoch_text is not None or self.backend.others_committed() or force):
-            return
+            return False
         self.next_vids.clear()
         self._heads.clear()
         epoch = int((epoch_text if epoch_text is not None else self._meta("epoch")) or 0)
         if epoch != self._epoch or force:
             self._epoch = epoch
             self.invalidate()
+            return True
+        return False
 
     def invalidate(self) -> None:
         self._schema_rows = None
@@ -401,18 +408,42 @@ class Store:
     def begin(
         self, bid: int, fork: int | None, message: str | None, author: str | None, explicit: bool
     ) -> Txn:
-        # The schema may have changed between our last look and taking the
-        # lock; an engine without a cheap change counter reads the epoch in
-        # the same round trip as it takes the lock.
-        row = self.backend.begin_write(bid, probe=_EPOCH_SQL)
         now = now_text()
+        txn = Txn(bid, fork, message, author, now, explicit)
         self.backend.set_statement_time(now)
-        self.txn = Txn(bid, fork, message, author, now, explicit)
-        self.refresh(epoch_text=None if row is None else row[0])
-        return self.txn
+        if self.backend.eager_commit:
+            # One round trip: take the branch lock, read the schema epoch (it
+            # may have changed before we got the lock) and write the commit
+            # row, which a transaction that changes nothing rolls back.
+            epoch, commit = self.backend.begin_write(bid, probes=[(EPOCH_SQL, ()), self._commit_insert(txn)])
+            if commit is None:
+                self.backend.rollback()
+                raise errors.BranchNotFoundError(f"branch {self.branch_by_id(bid).name!r} was dropped")
+            txn.seq = int(commit[0])
+            self.txn = txn
+            self.refresh(epoch_text=epoch[0])
+        else:
+            self.backend.begin_write(bid)
+            self.txn = txn
+            # The schema may have changed between our last look and taking the lock.
+            self.refresh()
+        return txn
+
+    def _commit_insert(self, txn: Txn) -> tuple[str, tuple[Any, ...]]:
+        """The INSERT of ``txn``'s commit row, returning its id; it finds the
+        branch head (or fork point) itself and inserts nothing when the branch
+        was dropped."""
+        return (
+            "INSERT INTO loom_commits (bid, parent, message, author, time)"
+            f" SELECT ?1, COALESCE({_HEAD_SQL[txn.bid == 1]}, ?2), ?3, ?4, ?5"
+            " WHERE EXISTS (SELECT 1 FROM loom_branches WHERE bid = ?1 AND dropped = 0)"
+            " RETURNING seq",
+            (txn.bid, txn.fork, txn.message, txn.author, txn.now),
+        )
 
     def ensure_commit(self, txn: Txn) -> int:
-        """Allocate this transaction's commit on first change; returns its id."""
+        """Record that ``txn`` changes something; returns its commit id (allocated
+        now unless the engine allocated it at BEGIN)."""
         if txn.seq is None:
             parent = self._heads.get(txn.bid)
             if parent is not None:
@@ -425,30 +456,21 @@ class Store:
                 )
             else:
                 # No cached head: another connection may have committed on, or
-                # dropped, this branch since we last looked. One statement
-                # finds the head (or the fork point) and checks the branch.
-                row = next(
-                    self.backend.execute(
-                        "INSERT INTO loom_commits (bid, parent, message, author, time)"
-                        f" SELECT ?1, COALESCE({_HEAD_SQL[txn.bid == 1]}, ?2), ?3, ?4, ?5"
-                        " WHERE EXISTS (SELECT 1 FROM loom_branches WHERE bid = ?1 AND dropped = 0)"
-                        " RETURNING seq",
-                        (txn.bid, txn.fork, txn.message, txn.author, txn.now),
-                    ),
-                    None,
-                )
+                # dropped, this branch since we last looked.
+                row = next(self.backend.execute(*self._commit_insert(txn)), None)
                 if row is None:
                     raise errors.BranchNotFoundError(
                         f"branch {self.branch_by_id(txn.bid).name!r} was dropped"
                     )
             txn.seq = int(row[0])
+        txn.changed = True
         return txn.seq
 
     def savepoint(self) -> None:
         """Mark the start of one statement inside an explicit transaction."""
         txn = self.txn
         assert txn is not None
-        self._saved = (txn.seq, txn.ddl)
+        self._saved = (txn.seq, txn.changed, txn.ddl)
         self.backend.execute("SAVEPOINT loom_statement")
 
     def release_savepoint(self) -> None:
@@ -460,9 +482,9 @@ class Store:
         assert txn is not None
         self.backend.execute("ROLLBACK TO loom_statement")
         self.backend.execute("RELEASE loom_statement")
-        seq, ddl = self._saved
-        if txn.seq != seq:  # the commit row was written by the undone statement
-            txn.seq = seq
+        seq, changed, ddl = self._saved
+        txn.seq = seq  # None again when the undone statement wrote the commit row
+        txn.changed = changed
         if txn.ddl and not ddl:
             self.invalidate()
         txn.ddl = ddl
@@ -474,7 +496,7 @@ class Store:
         txn, self.txn = self.txn, None
         if txn is None:
             return
-        if commit and txn.seq is not None:
+        if commit and txn.changed:
             try:
                 self.backend.commit()
             except BaseException:

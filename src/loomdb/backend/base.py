@@ -22,6 +22,12 @@ class Backend(Protocol):
     #: Whether version ids grow with the commit order (one writer at a time).
     #: The in-memory vector copy and the version-id range search need it.
     ordered_versions: bool
+    #: Whether a write transaction writes its commit row with BEGIN (where a
+    #: round trip costs more than a commit row that a no-op rolls back).
+    eager_commit: bool
+    #: Whether ``others_committed`` is cheap; if not, queries go through
+    #: ``execute_probed`` with the schema epoch as the probe.
+    cheap_change_check: bool
     #: What the store is called in messages and what reopens it (a file path or URL).
     path: str
 
@@ -55,6 +61,12 @@ class Backend(Protocol):
         """
         ...
 
+    def execute_probed(
+        self, probe: str, sql: str, params: Sequence[Any] = ()
+    ) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
+        """Run ``probe``, then ``sql``, in one round trip (engines without a cheap change check)."""
+        ...
+
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement once per parameter row."""
         ...
@@ -63,16 +75,16 @@ class Backend(Protocol):
         """Rows changed by the last INSERT/UPDATE/DELETE."""
         ...
 
-    def begin_write(self, lock: int = 0, probe: str | None = None) -> tuple[Any, ...] | None:
+    def begin_write(
+        self, lock: int = 0, probes: Sequence[tuple[str, Sequence[Any]]] = ()
+    ) -> list[tuple[Any, ...] | None]:
         """Start a write transaction holding the lock of branch ``lock`` (0: the catalog).
-
-        An engine without a cheap ``others_committed`` runs the query
-        ``probe`` right after taking the lock, in the same round trip, and
-        returns its first row; others return None.
 
         Writers of one branch are ordered; an engine may also order writers
         of different branches (SQLite has one write lock). Waits in line up
         to the connection timeout and raises OperationalError only then.
+        An engine with ``eager_commit`` then runs ``probes`` (SQL, params)
+        in the same round trip and returns each one's first row.
         """
         ...
 

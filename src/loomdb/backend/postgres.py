@@ -224,6 +224,12 @@ class PostgresBackend:
     #: branches, so there is no in-memory vector copy (pgvector ranks) and no
     #: version-id range search (an index on (_bid, _seq) answers instead).
     ordered_versions = False
+    #: A round trip costs more than a commit row a no-op statement rolls back:
+    #: the commit row is written with BEGIN and the branch lock.
+    eager_commit = True
+    #: No cheap "did anyone commit?" (SQLite's data_version): a query reads the
+    #: schema epoch in its own round trip instead (see execute_probed).
+    cheap_change_check = False
 
     def __init__(
         self,
@@ -387,6 +393,23 @@ class PostgresBackend:
         except psycopg.Error as exc:
             raise _translate(exc) from None
 
+    def execute_probed(
+        self, probe: str, sql: str, params: Sequence[Any] = ()
+    ) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
+        """Run ``probe`` then ``sql`` in one round trip (a pipeline): the probe's
+        first row and the statement's rows."""
+        text, bound = self._prepare(sql, params)
+        try:
+            with self.conn.pipeline():
+                first = self.conn.cursor(binary=True)
+                first.execute(probe)
+                cur = self.conn.cursor(binary=True)
+                cur.execute(text, bound)
+            self._changes = cur.rowcount
+            return first.fetchone(), (cur.fetchall() if cur.description is not None else [])
+        except psycopg.Error as exc:
+            raise _translate(exc) from None
+
     def translate(self, exc: Exception) -> errors.Error:
         return _translate(exc)
 
@@ -401,20 +424,26 @@ class PostgresBackend:
     def changes(self) -> int:
         return self._changes
 
-    def begin_write(self, lock: int = CATALOG_LOCK, probe: str | None = None) -> tuple[Any, ...] | None:
-        # One round trip (several statements cannot be a prepared statement):
-        # the lock is the transaction's first statement, and at READ
-        # COMMITTED the probe, run after it, sees every earlier commit.
-        sql = f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(hashtext(current_schema()), {int(lock)})"
-        if probe is not None:
-            sql += "; " + probe
+    def begin_write(
+        self, lock: int = CATALOG_LOCK, probes: Sequence[tuple[str, Sequence[Any]]] = ()
+    ) -> list[tuple[Any, ...] | None]:
+        """BEGIN, take branch ``lock``'s advisory lock, then run ``probes``: one
+        round trip (a pipeline); returns each probe's first row (or None).
+
+        At READ COMMITTED each probe, running after the lock, sees every
+        commit of the writer before us on this branch.
+        """
+        cursors = []
         try:
-            cur = self.conn.execute(sql, prepare=False)
-            if probe is None:
-                return None
-            while cur.nextset():  # to the probe's result, the last one
-                pass
-            return cur.fetchone()
+            with self.conn.pipeline():
+                self.conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                self.conn.execute(f"SELECT pg_advisory_xact_lock(hashtext(current_schema()), {int(lock)})")
+                for sql, params in probes:
+                    text, bound = self._prepare(sql, params)
+                    cur = self.conn.cursor(binary=True)
+                    cur.execute(text, bound)
+                    cursors.append(cur)
+            return [cur.fetchone() for cur in cursors]
         except psycopg.Error as exc:
             self.rollback()  # BEGIN went through when the lock wait failed
             raise _translate(exc) from None

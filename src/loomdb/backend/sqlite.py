@@ -159,6 +159,10 @@ class SQLiteBackend:
     #: One writer at a time: version ids grow with the commit order, which
     #: the vector cache and the merge's range search rely on.
     ordered_versions = True
+    #: A commit row is written at the first change (an in-process call is cheap).
+    eager_commit = False
+    #: PRAGMA data_version tells, in-process, whether another connection committed.
+    cheap_change_check = True
 
     def __init__(self, path: str, *, durability: str = "full", timeout: float = 60.0, vfs: str | None = None):
         if durability not in ("full", "normal"):
@@ -306,10 +310,13 @@ class SQLiteBackend:
     def changes(self) -> int:
         return self.conn.changes()
 
-    def begin_write(self, lock: int = 0, probe: str | None = None) -> None:
-        """Take SQLite's one write lock (``lock``, a branch id, needs no lock of its
-        own). ``probe`` is not run: ``others_committed`` says when to look."""
+    def begin_write(self, lock: int = 0, probes: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[Any]:
+        """Take SQLite's one write lock (``lock``, a branch id, needs no lock of
+        its own). Statements cost no round trip here, so none are batched."""
+        if probes:
+            raise errors.InternalError("the SQLite engine runs no statements with BEGIN")
         self.execute("BEGIN IMMEDIATE")
+        return []
 
     def lock_catalog(self) -> None:
         """The write lock covers the catalog already."""
