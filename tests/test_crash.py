@@ -1,5 +1,9 @@
 """Crash safety: a process killed with SIGKILL at a random moment loses no acknowledged step.
 
+Runs on both engines (``store_path``): a SQLite file, and a schema of the test
+PostgreSQL server (there the killed process is a client; the server rolls its
+open transaction back and must keep every commit it acknowledged).
+
 A child process (``tests/durability/crash_worker.py``) runs the agent loop of
 the product brief: it INSERTs one step per commit (every seventh commit is a
 ``transaction()`` of four steps) and, only after ``execute`` (or the
@@ -10,8 +14,10 @@ still importing or creating the store, mostly in the middle of the write loop.
 After every kill, on the same store (so later trials also exercise recovery
 of a store that was itself recovered before):
 
-* ``PRAGMA integrity_check`` through plain apsw is ``ok``, before loomdb
-  touches the file and again after the parent wrote to it;
+* ``integrity_check`` (``tests/durability/common.py``: SQLite's ``PRAGMA
+  integrity_check`` through plain apsw, or amcheck on PostgreSQL, plus
+  loomdb's storage invariants, all without loomdb) is ``ok``, before loomdb
+  touches the store and again after the parent wrote to it;
 * loomdb opens the store; every acknowledged step is present exactly once
   with the values that were written; the only step(s) present without an
   acknowledgement are those of the one commit that was in flight at the kill,
@@ -22,7 +28,7 @@ of a store that was itself recovered before):
 Trials alternate ``durability="full"`` and ``"normal"`` (both must survive a
 killed process). ``LOOMDB_CRASH_TRIALS`` (default 20) sets the number of trials
 of the main-branch test (the branch test runs half as many, at least 10);
-``LOOMDB_CRASH_SEED`` replays a run.
+``LOOMDB_CRASH_SEED`` replays a run. PostgreSQL runs half as many trials.
 """
 
 from __future__ import annotations
@@ -42,7 +48,11 @@ from durability.common import (
     check_step_row,
     commit_steps,
     integrity_check,
+    is_postgres,
     step_params,
+    store_exists,
+    tagged,
+    wait_disconnected,
     worker_cmd,
     worker_env,
 )
@@ -139,10 +149,10 @@ def _verify_after_kill(
     trial: int,
 ) -> list[int]:
     ctx = f"trial {trial}, run {run_id}, seed {SEED}"
-    if os.path.exists(path):  # a kill during the worker's start-up may precede the file
+    if store_exists(path):  # a kill during the worker's start-up may precede the store
         assert integrity_check(path) == ["ok"], f"integrity_check after the kill ({ctx})"
     else:
-        assert not acked, f"the store file is gone ({ctx})"
+        assert not acked, f"the store is gone ({ctx})"
 
     with loomdb.connect(path) as db:
         db.execute(ITERATIONS_DDL)  # a no-op unless the kill came before the worker's
@@ -207,13 +217,14 @@ def _crash_trials(path: str, branch: str | None, trials: int) -> None:
         durability = ("full", "normal")[trial % 2]
         run_id = f"crash-{trial}"
         config = {
-            "path": path,
+            "path": tagged(path, run_id),
             "durability": durability,
             "run_id": run_id,
             "branch": branch,
             "start": start,
         }
         acked = _kill_at_random(config, rng)
+        wait_disconnected(path, run_id)  # PostgreSQL: the killed client's transaction is over
         try:
             assert acked == sorted(acked) and len(set(acked)) == len(acked), acked
             steps = _verify_after_kill(path, branch, run_id, start, acked, history, trial)
@@ -228,9 +239,15 @@ def _crash_trials(path: str, branch: str | None, trials: int) -> None:
     assert total_acked > 0, f"no trial acknowledged any step (seed {SEED})"
 
 
+def _trials(path: str, sqlite_trials: int) -> int:
+    """PostgreSQL runs half as many trials (at least 5): the killed process is only a
+    client there, whose open transaction the server rolls back."""
+    return max(5, sqlite_trials // 2) if is_postgres(path) else sqlite_trials
+
+
 @pytest.mark.slow
 def test_sigkill_loses_no_acknowledged_step(store_path):
-    _crash_trials(store_path, None, TRIALS)
+    _crash_trials(store_path, None, _trials(store_path, TRIALS))
 
 
 @pytest.mark.slow
@@ -240,7 +257,7 @@ def test_sigkill_loses_no_acknowledged_step_on_branch(store_path):
     with loomdb.connect(store_path) as db:
         db.execute(ITERATIONS_DDL)
         db.execute(INSERT_STEP, step_params("base", 0))
-    _crash_trials(store_path, "run-1/a", max(10, TRIALS // 2))
+    _crash_trials(store_path, "run-1/a", _trials(store_path, max(10, TRIALS // 2)))
     with loomdb.connect(store_path) as db:
         on_main = [tuple(r) for r in db.execute("SELECT run_id, step FROM iterations").fetchall()]
         assert on_main == [("base", 0)]
@@ -252,7 +269,7 @@ def test_sigkill_single_trial_smoke(store_path):
     """One quick kill in the middle of the loop (not marked slow: runs in test-fast)."""
     worker = _Worker(
         {
-            "path": store_path,
+            "path": tagged(store_path, "crash-smoke"),
             "durability": "full",
             "run_id": "crash-smoke",
             "branch": None,
@@ -270,4 +287,5 @@ def test_sigkill_single_trial_smoke(store_path):
     assert alive and rc == -signal.SIGKILL, worker.stderr.decode(errors="replace")
     acked = worker.acked()
     assert len(acked) >= 5
+    wait_disconnected(store_path, "crash-smoke")
     _verify_after_kill(store_path, None, "crash-smoke", 0, acked, {}, 0)

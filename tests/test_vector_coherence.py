@@ -1,5 +1,9 @@
 """Vector search sees other processes' commits at once (any in-memory copy stays coherent).
 
+Runs on both engines (``store_path``): on SQLite top-k is answered from an
+in-memory copy of the column that must be refreshed; on PostgreSQL pgvector
+ranks in the server, and the same answers are required.
+
 The API promises that ``ORDER BY vec <op> %s LIMIT k`` reads the column
 "refreshed from the file before each query (so other processes' writes are
 always seen)". Here another process (``sys.executable`` running a small
@@ -26,7 +30,7 @@ TIMEOUT = 300
 
 WORKER = textwrap.dedent(
     '''
-    """Writer / reader for test_vector_coherence. argv: mode, store path, JSON file."""
+    """Writer / reader for test_vector_coherence. argv: mode, store location, JSON file."""
     import json, os, sys, time
     import numpy as np
     import loomdb
@@ -135,9 +139,9 @@ def _check_everything(handle, model, queries) -> None:
 
 
 @pytest.mark.parametrize("branch", ["main", "side"])
-def test_other_process_writes_seen_by_warm_handle(tmp_path, worker, branch):
+def test_other_process_writes_seen_by_warm_handle(tmp_path, store_path, worker, branch):
     rng = np.random.default_rng(1 if branch == "main" else 2)
-    store = str(tmp_path / "c.loom")
+    store = store_path
     db, main_model = _setup(store, rng)
     if branch == "main":
         h, model = db, main_model
@@ -198,9 +202,9 @@ def test_other_process_writes_seen_by_warm_handle(tmp_path, worker, branch):
     db.close()
 
 
-def test_other_process_writes_on_other_branch_not_seen(tmp_path, worker):
+def test_other_process_writes_on_other_branch_not_seen(tmp_path, store_path, worker):
     rng = np.random.default_rng(3)
-    store = str(tmp_path / "c.loom")
+    store = store_path
     db, model = _setup(store, rng)
     side = db.branch("side")
     side_model = dict(model)
@@ -236,9 +240,9 @@ def _states(initial: dict, ops: list) -> list[dict]:
 
 
 @pytest.mark.parametrize("branch", ["main", "side"])
-def test_concurrent_readers_with_a_writer(tmp_path, worker, branch):
+def test_concurrent_readers_with_a_writer(tmp_path, store_path, worker, branch):
     rng = np.random.default_rng(4)
-    store = str(tmp_path / "c.loom")
+    store = store_path
     db, model = _setup(store, rng, n=300)
     if branch != "main":
         db.branch("side").execute("DELETE FROM t WHERE id < 10")

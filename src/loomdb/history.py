@@ -285,7 +285,7 @@ def merge(
     message = message or f"merge {source_name} into {target.branch_name}"
     txn = store.begin(target._bid, target._fork(), message, author, explicit=True)
     try:
-        source = store.lineage(source_info.bid, None)
+        source = pinned_lineage(store, source_info.bid)
         base, seen_source, seen_target = merge_base(store, source, target._lineage)
         source_head = store.head(source)
         result = MergeResult(source_name, target.branch_name, None)
@@ -480,11 +480,23 @@ def _apply(
 # ----------------------------------------------------------------------------- diff
 
 
+def pinned_lineage(store: Store, bid: int) -> Lineage:
+    """Branch ``bid``'s lineage at its newest commit: later commits stay out."""
+    return store.lineage(bid, store.head(store.lineage(bid, None)))
+
+
 def snapshot_lineage(db: Database, when: str | int | dt.datetime) -> Lineage:
-    """A branch name's live lineage, a commit's, or this handle's history at a time."""
+    """A branch name's lineage at its current head, a commit's, or this handle's
+    history at a time.
+
+    A branch is pinned at its head when asked for: its writers do not wait for
+    a merge, diff or reset reading it (on PostgreSQL, and between the
+    statements of a diff on SQLite), and a commit landing meanwhile must count
+    entirely or not at all.
+    """
     store = db._store
     if isinstance(when, str):
-        return store.lineage(store.branch_by_name(when).bid, None)
+        return pinned_lineage(store, store.branch_by_name(when).bid)
     if isinstance(when, dt.datetime):
         return store.lineage(db._bid, store.commit_at(db._lineage, when))
     if isinstance(when, int) and not isinstance(when, bool):
