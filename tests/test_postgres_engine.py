@@ -188,3 +188,21 @@ def test_a_commit_id_sequence_gap_does_not_break_history(pg_url, schemas):
         log = db.log()
         assert log[0].id > before and log[0].parents == (before,)
         assert [c.id for c in log] == sorted((c.id for c in log), reverse=True)
+
+
+def test_an_error_in_a_deferred_insert_belongs_to_its_statement(pg_url, schemas):
+    """A plain INSERT travels with the COMMIT (or the statement's RELEASE) in one
+    round trip; a value the server refuses must still fail that statement alone."""
+    with loomdb.connect(pg_url, schema=schemas()) as db:
+        db.execute("CREATE TABLE t (n INT)")  # integer: PostgreSQL refuses 2**40
+        head = db.head
+        with pytest.raises(loomdb.DataError, match="out of range"):
+            db.execute("INSERT INTO t VALUES (%s)", [2**40])
+        assert db.head == head and db.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+        with db.transaction():
+            db.execute("INSERT INTO t VALUES (1)")
+            with pytest.raises(loomdb.DataError):
+                db.execute("INSERT INTO t VALUES (%s)", [2**40])
+            db.execute("INSERT INTO t VALUES (2)")
+        assert sorted(r[0] for r in db.execute("SELECT n FROM t")) == [1, 2]
+        assert db.log()[0].parents == (head,)

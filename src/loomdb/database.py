@@ -563,6 +563,10 @@ class Database:
             for values in batches:
                 result = runner(self, tree, values, key)
                 total += result.rowcount
+            if not own:
+                # Writes the engine deferred reach the server here at the
+                # latest: their errors belong to this statement.
+                store.release_savepoint()
         except BaseException:
             if own:
                 store.finish(commit=False)
@@ -571,8 +575,6 @@ class Database:
             raise
         if own:
             store.finish(commit=True)
-        else:
-            store.release_savepoint()
         if result is not None and result.returning is not None:
             return self._cursor(result.returning, result.returning_rows or [], rowcount=total)
         return Cursor(None, rowcount=total, row_type=Row)

@@ -238,12 +238,17 @@ class _VersionWriter:
             return [None] * len(self.schema.columns)
         return [row.get(c.name) for c in self.schema.columns]
 
-    def _append(self, rid: int | None, row: dict[str, Any] | None) -> int:
-        """Append a version of row ``rid`` (None: a new row) on this branch; returns its _vid."""
+    def _append(self, rid: int | None, row: dict[str, Any] | None, need_vid: bool = True) -> int | None:
+        """Append a version of row ``rid`` (None: a new row) on this branch; returns
+        its _vid (None when not ``need_vid`` and the engine deferred the INSERT)."""
         deleted = 1 if row is None else 0
         if self._allocating_sql is not None:
-            # The engine hands out the id inside the INSERT (one round trip).
+            # The engine hands out the id inside the INSERT.
             params = [rid, self.bid, self.seq, INF_SEQ, deleted, *self._values(row)]
+            if not need_vid:
+                # Sent with the next statement (the COMMIT, say): no round trip of its own.
+                self.backend.defer(self._allocating_sql, params)
+                return None
             return int(next(self.backend.execute(self._allocating_sql, params))[0])
         vid = self.store.allocate_vid(self.physical)
         self.backend.execute(
@@ -254,7 +259,13 @@ class _VersionWriter:
 
     def insert(self, row: dict[str, Any], rid: int | None = None) -> int:
         """Append a version; a new row identity when ``rid`` is None. Returns its _vid."""
-        return self._append(rid, row)
+        vid = self._append(rid, row)
+        assert vid is not None
+        return vid
+
+    def insert_blind(self, row: dict[str, Any]) -> None:
+        """Append a new row whose version id nobody needs (the engine may defer it)."""
+        self._append(None, row, need_vid=False)
 
     def supersede(self, old: tuple[int, int, int, int], row: dict[str, Any] | None) -> int | None:
         """Write ``row`` (None: a tombstone) as the new version of the row whose current
@@ -268,6 +279,7 @@ class _VersionWriter:
             self.backend.execute(self._inplace_sql, [1 if row is None else 0, *self._values(row), vid])
             return vid
         new_vid = self._append(rid, row)
+        assert new_vid is not None
         if bid == self.bid:
             self.backend.execute(self._end_sql, [self.seq, vid])
         return new_vid
@@ -431,8 +443,10 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
 
     conflict = stmt.args.get("conflict")
     checker = _KeyChecker(db, schema) if schema.keys else None
+    returning = stmt.args.get("returning") is not None
     writer: _VersionWriter | None = None
     written: list[int] = []
+    blind = 0  # rows appended without their version id (no key to track, no RETURNING)
     for row in rows:
         _check_row(schema, row)
         clash = checker.conflict(row) if checker is not None else None
@@ -451,12 +465,16 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
             continue
         if writer is None:
             writer = _VersionWriter(db, schema, txn)
+        if checker is None and not returning:
+            writer.insert_blind(row)
+            blind += 1
+            continue
         vid = writer.insert(row)
         if checker is not None:
             checker.remember(row, vid, vid)
         written.append(vid)
 
-    result = WriteResult(len(written))
+    result = WriteResult(len(written) + blind)
     if stmt.args.get("returning") is not None:
         _returning(db, schema, plan.table, stmt.args["returning"], written, params, key, result)
     return result

@@ -61,6 +61,12 @@ class Backend(Protocol):
         """
         ...
 
+    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a write whose result nobody reads, now or, on an engine where round
+        trips are dear, together with the next statement (its errors then
+        surface there; a rollback discards it)."""
+        ...
+
     def execute_probed(
         self, probe: str, sql: str, params: Sequence[Any] = ()
     ) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:

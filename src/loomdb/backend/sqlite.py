@@ -297,6 +297,11 @@ class SQLiteBackend:
         except errors.Error:
             raise
 
+    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a write whose result nobody reads (in-process: nothing to save by waiting)."""
+        for _ in self.execute(sql, params):
+            pass
+
     def translate(self, exc: Exception) -> errors.Error:
         return _translate(exc)
 
