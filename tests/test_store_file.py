@@ -173,7 +173,13 @@ def test_schema_changes_by_another_connection_are_seen_by_the_next_statement(sto
         mine.execute("CREATE TABLE t (id INT PRIMARY KEY, a TEXT)")
         mine.execute("INSERT INTO t VALUES (1, 'x')")
         assert mine.execute("SELECT * FROM t").fetchall() == [(1, "x")]  # compiled and cached
+        assert [d[0] for d in mine.execute("SELECT * FROM t WHERE id = 99").description] == ["id", "a"]
+        union = "SELECT * FROM t UNION ALL SELECT * FROM t WHERE id < 0"
+        assert [d[0] for d in mine.execute(union).description] == ["id", "a"]
         theirs.execute("ALTER TABLE t ADD COLUMN b INT DEFAULT 7")
+        # A query with no rows and a set operation learn of it as well.
+        assert [d[0] for d in mine.execute("SELECT * FROM t WHERE id = 99").description] == ["id", "a", "b"]
+        assert mine.execute(union).fetchall() == [(1, "x", 7)]
         theirs.execute("CREATE TABLE u (k TEXT)")
         assert mine.execute("SELECT * FROM t").fetchall() == [(1, "x", 7)]
         assert mine.execute("SELECT count(*) FROM u").fetchone()[0] == 0

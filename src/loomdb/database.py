@@ -10,6 +10,7 @@ it); closing a derived handle closes only that handle. Use separate
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -51,6 +52,9 @@ class Branch(NamedTuple):
 
 
 _READ_STATEMENTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Values)
+# Placeholder of the schema-epoch column a query carries on engines without a
+# cheap change check (see Database._compile_probed).
+_EPOCH_PROBE = "LOOM_EPOCH_PROBE"
 
 
 class Database:
@@ -446,20 +450,59 @@ class Database:
 
     def _select_probed(self, key: str, tree: exp.Expression, values: list[Any]) -> Cursor:
         """A query on an engine without a cheap change check: the schema epoch
-        is read in the query's own round trip, and after a schema change (rare)
-        the query is compiled and run again. Physical tables and columns are
-        never dropped, so SQL compiled against the old schema still runs."""
+        travels with the query (as an extra last column of a plain SELECT, or
+        as a second statement in the same round trip), and after a schema
+        change (rare) the query is compiled and run again. Physical tables and
+        columns are never dropped, so SQL compiled against the old schema
+        still runs."""
         store = self._store
         try:
-            compiled = self._compile(tree, key=key)
+            compiled, carries_epoch = self._compile_probed(tree, key)
         except errors.ProgrammingError:
             store.refresh()  # the table or column may be new: look again
             return self._select(key, tree, values)
         bound = self._adapt(compiled, values)
-        epoch, rows = store.backend.execute_probed(EPOCH_SQL, compiled.sql, bound)
-        if store.refresh(epoch_text=None if epoch is None else epoch[0]):
+        if carries_epoch:
+            rows = self._run_compiled(compiled, values)
+            epoch = rows[0][-1] if rows else store.read_epoch()
+            rows = [row[:-1] for row in rows]
+        else:
+            first, rows = store.backend.execute_probed(EPOCH_SQL, compiled.sql, bound)
+            epoch = None if first is None else first[0]
+        if store.refresh(epoch_text=epoch):
             return self._select(key, tree, values)
         return self._cursor(compiled, rows)
+
+    def _compile_probed(self, tree: exp.Expression, key: str) -> tuple[Compiled, bool]:
+        """``tree`` compiled with the schema epoch as an extra last result column
+        where that cannot change its meaning (a plain SELECT: positional ORDER BY
+        and GROUP BY refer to earlier columns, and the value is one constant);
+        the Compiled it returns describes the columns without it."""
+        cache_key = ("probed", key, self._lineage)
+        found = self._store.compiled.get(cache_key)
+        if found is not None:
+            return found
+        if not isinstance(tree, exp.Select):
+            found = (self._compile(tree, key=key), False)
+        else:
+            probe = tree.copy()
+            probe.select(exp.Anonymous(this=_EPOCH_PROBE), copy=False)
+            compiled = self._compile(probe, key=("probed-sql", key))
+            marker = f"{_EPOCH_PROBE}()"
+            if compiled.sql.count(marker) != 1:
+                found = (self._compile(tree, key=key), False)
+            else:
+                found = (
+                    dataclasses.replace(
+                        compiled,
+                        sql=compiled.sql.replace(marker, f"({EPOCH_SQL})"),
+                        names=compiled.names[:-1],
+                        types=compiled.types[:-1],
+                    ),
+                    True,
+                )
+        self._store.compiled[cache_key] = found
+        return found
 
     def _vector_plan(self, key: str, tree: exp.Expression) -> vectors.VectorPlan | None:
         """A plan to answer ``ORDER BY vec <op> $n LIMIT k`` from the vector cache, if it applies."""

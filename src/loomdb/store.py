@@ -162,6 +162,10 @@ class Store:
             backend.rollback()
             raise
 
+    def read_epoch(self) -> str | None:
+        """The schema epoch as stored (one statement)."""
+        return self._meta("epoch")
+
     def _meta(self, key: str) -> str | None:
         if key == "epoch":
             row = next(self.backend.execute(EPOCH_SQL), None)
