@@ -115,7 +115,7 @@ def changed_rids(store: Store, physical: str, ranges: list[tuple[int, int, int |
         if upto is not None and upto <= after:
             continue
         if not store.backend.ordered_versions:
-            # Version ids do not follow commits: the (_bid, _seq) index answers.
+            # Version ids do not follow commits: the (_seq, _bid) index answers.
             sql = f'SELECT _rid FROM "{physical}" WHERE _bid = ? AND _seq > ?'
             params: list[Any] = [bid, after]
             if upto is not None:

@@ -612,7 +612,7 @@ class Store:
                 "_p._bid AS _loom_bid",
                 "_p._seq AS _loom_seq",
             ]
-        where = visibility_sql(lineage, schema.physical, "_p")
+        where = visibility_sql(lineage, schema.physical, "_p", self.backend.plus_hints)
         if vid_param is not None:
             where += f" AND _p._vid IN {self.backend.id_list_sql(vid_param)}"
         if rid_param is not None:

@@ -22,6 +22,8 @@ class Backend(Protocol):
     #: Whether version ids grow with the commit order (one writer at a time).
     #: The in-memory vector copy and the version-id range search need it.
     ordered_versions: bool
+    #: Whether the visibility predicate uses ``+column`` to steer the planner.
+    plus_hints: bool
     #: Whether a write transaction writes its commit row with BEGIN (where a
     #: round trip costs more than a commit row that a no-op rolls back).
     eager_commit: bool

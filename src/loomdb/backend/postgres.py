@@ -222,7 +222,9 @@ class PostgresBackend:
     dialect = LoomPostgresOut
     #: Version ids come from a sequence and do not follow commit order across
     #: branches, so there is no in-memory vector copy (pgvector ranks) and no
-    #: version-id range search (an index on (_bid, _seq) answers instead).
+    #: version-id range search (an index on (_seq, _bid) answers instead).
+    #: ``+column`` would hide a column's statistics from PostgreSQL's planner.
+    plus_hints = False
     ordered_versions = False
     #: A round trip costs more than a commit row a no-op statement rolls back:
     #: the commit row is written with BEGIN and the branch lock.
@@ -542,8 +544,9 @@ class PostgresBackend:
         self._run(
             f'CREATE INDEX "{table}__rid" ON "{table}" (_rid, _bid, _seq) WHERE _bid > 1 OR _vid <> _rid'
         )
-        # A branch's changes since a commit (merge, diff) are found by this index.
-        self._run(f'CREATE INDEX "{table}__bseq" ON "{table}" (_bid, _seq)')
+        # A branch's changes since a commit (merge, diff) are found by this index. It
+        # leads with _seq: led by _bid it would lure the planner into "_bid = 1" scans.
+        self._run(f'CREATE INDEX "{table}__seq" ON "{table}" (_seq, _bid)')
 
     def allocating_insert_sql(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> str:
         """The INSERT of one version that takes its _vid from the table's sequence

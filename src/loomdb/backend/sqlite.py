@@ -158,6 +158,8 @@ class SQLiteBackend:
     dialect = LoomSQLite
     #: One writer at a time: version ids grow with the commit order, which
     #: the vector cache and the merge's range search rely on.
+    #: ``+column`` keeps SQLite's planner off an index (see lineage.visibility_sql).
+    plus_hints = True
     ordered_versions = True
     #: A commit row is written at the first change (an in-process call is cheap).
     eager_commit = False

@@ -68,7 +68,7 @@ def build_lineage(chain: list[tuple[int, int | None]], snapshot: int | None) -> 
     return Lineage(tuple(levels))
 
 
-def visibility_sql(lineage: Lineage, table: str, alias: str) -> str:
+def visibility_sql(lineage: Lineage, table: str, alias: str, plus_hints: bool = True) -> str:
     """A SQL predicate over ``table AS alias`` that keeps the visible, live versions.
 
     A branch without ancestors (main) gets a plain conjunction. A branch
@@ -76,11 +76,14 @@ def visibility_sql(lineage: Lineage, table: str, alias: str) -> str:
     each level of a lineage is a different branch, and SQLite evaluates the
     CASE about twice as fast as the equivalent OR of conjunctions.
     The probe repeats the partial version index's condition so SQLite can
-    use that index (a nearer branch is never main, bid 1). The unary
-    ``+`` keeps SQLite from driving a scan through that index, which would
-    be slower than the table scan for the common case of a branch holding
-    most rows.
+    use that index (a nearer branch is never main, bid 1). With
+    ``plus_hints`` (SQLite) a unary ``+`` keeps SQLite from driving a scan
+    through that index, which would be slower than the table scan for the
+    common case of a branch holding most rows. PostgreSQL's planner needs
+    no such hint, and ``+`` would hide the column's statistics from it (it
+    then guesses the branch filter keeps 0.5% of rows and picks a sort).
     """
+    plus = "+" if plus_hints else ""
     levels = []
     for index, (bid, limit) in enumerate(lineage.levels):
         if limit is None:
@@ -96,9 +99,9 @@ def visibility_sql(lineage: Lineage, table: str, alias: str) -> str:
         levels.append((bid, cond))
     if len(levels) == 1:
         bid, cond = levels[0]
-        return f"(+{alias}._bid = {bid} AND {cond} AND {alias}._del = 0)"
+        return f"({plus}{alias}._bid = {bid} AND {cond} AND {alias}._del = 0)"
     whens = " ".join(f"WHEN {bid} THEN {cond}" for bid, cond in levels)
-    return f"({alias}._del = 0 AND CASE +{alias}._bid {whens} ELSE FALSE END)"
+    return f"({alias}._del = 0 AND CASE {plus}{alias}._bid {whens} ELSE FALSE END)"
 
 
 def commits_sql(lineage: Lineage, alias: str = "c") -> str:
