@@ -190,3 +190,16 @@ def test_schema_changes_by_another_connection_are_seen_by_the_next_statement(sto
         theirs.execute("DROP TABLE u")
         with pytest.raises(loomdb.ProgrammingError, match="u"):
             mine.execute("SELECT * FROM u")
+
+
+@pytest.mark.parametrize(
+    "text", ["it's", 'say "hi"', "back\\slash", "semi; DROP TABLE t; --", "%s %(x)s $1 ?", "üñï €", "\t\n"]
+)
+def test_commit_messages_and_authors_are_stored_verbatim(store_path, text):
+    with loomdb.connect(store_path) as db:
+        db.execute("CREATE TABLE t (x INT)")
+        with db.transaction(message=text, author=text):
+            db.execute("INSERT INTO t VALUES (1)")
+        commit = db.log(limit=1)[0]
+        assert (commit.message, commit.author) == (text, text)
+        assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 1
