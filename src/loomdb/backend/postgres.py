@@ -463,34 +463,22 @@ class PostgresBackend:
         self, lock: int = CATALOG_LOCK, probes: Sequence[tuple[str, Sequence[Any]]] = ()
     ) -> list[tuple[Any, ...] | None]:
         """BEGIN, take branch ``lock``'s advisory lock, then run ``probes``: one
-        round trip; returns each probe's first row (or None).
+        round trip (a pipeline); returns each probe's first row (or None).
 
-        The statements go as one simple-protocol query (the probes' few small
-        parameters inlined as literals by psycopg), which costs the client far
-        less than a pipeline. At READ COMMITTED each statement takes its own
-        snapshot, so the probes, running after the lock, see every commit of
-        the writer before us on this branch.
+        At READ COMMITTED each probe, running after the lock, sees every
+        commit of the writer before us on this branch.
         """
-        parts = [
-            "BEGIN ISOLATION LEVEL READ COMMITTED",
-            f"SELECT pg_advisory_xact_lock(hashtext(current_schema()), {int(lock)})",
+        steps = [
+            ("BEGIN ISOLATION LEVEL READ COMMITTED", ()),
+            (f"SELECT pg_advisory_xact_lock(hashtext(current_schema()), {int(lock)})", ()),
+            *probes,
         ]
-        if self._deferred:
-            raise errors.InternalError("writes are pending outside a transaction")
         try:
-            mogrify = psycopg.ClientCursor(self.conn).mogrify
-            for sql, params in probes:
-                text, bound = self._prepare(sql, params)
-                parts.append(mogrify(text, bound) if bound is not None else text)
-            cur = self.conn.cursor()  # text results: the simple protocol has no binary ones
-            cur.execute("; ".join(parts), prepare=False)
-            rows: list[tuple[Any, ...] | None] = []
-            while cur.nextset():
-                rows.append(cur.fetchone() if cur.description is not None else None)
-        except psycopg.Error as exc:
+            rows, _ = self._pipeline(steps, None)
+        except errors.Error:
             self.rollback()  # BEGIN went through when the lock wait failed
-            raise _translate(exc) from None
-        return rows[1:]
+            raise
+        return rows[2:]
 
     def lock(self, key: int) -> None:
         """Take advisory lock ``key`` (a branch id, or the catalog) until the transaction ends."""
