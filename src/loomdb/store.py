@@ -416,16 +416,16 @@ class Store:
         txn = Txn(bid, fork, message, author, now, explicit)
         self.backend.set_statement_time(now)
         if self.backend.eager_commit:
-            # One round trip: take the branch lock, read the schema epoch (it
-            # may have changed before we got the lock) and write the commit
-            # row, which a transaction that changes nothing rolls back.
-            epoch, commit = self.backend.begin_write(bid, probes=[(EPOCH_SQL, ()), self._commit_insert(txn)])
+            # One round trip: take the branch lock, then write the commit row
+            # (a transaction that changes nothing rolls it back) and read the
+            # schema epoch, which may have changed before we got the lock.
+            (commit,) = self.backend.begin_write(bid, probes=[self._commit_insert(txn, with_epoch=True)])
             if commit is None:
                 self.backend.rollback()
                 raise errors.BranchNotFoundError(f"branch {self.branch_by_id(bid).name!r} was dropped")
             txn.seq = int(commit[0])
             self.txn = txn
-            self.refresh(epoch_text=epoch[0])
+            self.refresh(epoch_text=commit[1])
         else:
             self.backend.begin_write(bid)
             self.txn = txn
@@ -433,15 +433,16 @@ class Store:
             self.refresh()
         return txn
 
-    def _commit_insert(self, txn: Txn) -> tuple[str, tuple[Any, ...]]:
-        """The INSERT of ``txn``'s commit row, returning its id; it finds the
-        branch head (or fork point) itself and inserts nothing when the branch
-        was dropped."""
+    def _commit_insert(self, txn: Txn, with_epoch: bool = False) -> tuple[str, tuple[Any, ...]]:
+        """The INSERT of ``txn``'s commit row, returning its id (and, with
+        ``with_epoch``, the schema epoch); it finds the branch head (or fork
+        point) itself and inserts nothing when the branch was dropped."""
+        epoch = f", ({EPOCH_SQL})" if with_epoch else ""
         return (
             "INSERT INTO loom_commits (bid, parent, message, author, time)"
             f" SELECT ?1, COALESCE({_HEAD_SQL[txn.bid == 1]}, ?2), ?3, ?4, ?5"
             " WHERE EXISTS (SELECT 1 FROM loom_branches WHERE bid = ?1 AND dropped = 0)"
-            " RETURNING seq",
+            f" RETURNING seq{epoch}",
             (txn.bid, txn.fork, txn.message, txn.author, txn.now),
         )
 
