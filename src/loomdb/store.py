@@ -167,9 +167,6 @@ class Store:
         return self._meta("epoch")
 
     def _meta(self, key: str) -> str | None:
-        if key == "epoch":
-            row = next(self.backend.execute(EPOCH_SQL), None)
-            return None if row is None else row[0]
         row = next(self.backend.execute("SELECT value FROM loom_meta WHERE key = ?", (key,)), None)
         return None if row is None else row[0]
 
