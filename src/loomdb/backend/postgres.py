@@ -249,6 +249,7 @@ class PostgresBackend:
         self.timeout = float(timeout)
         self._translated: dict[str, tuple[str, tuple[int, ...]]] = {}
         self._deferred: list[tuple[str, list[Any] | None]] = []
+        self._cursor: Any = None  # set once the connection's adapters are registered
         self._changes = 0
         try:
             self.conn = psycopg.connect(
@@ -263,6 +264,10 @@ class PostgresBackend:
         except BaseException:
             self.conn.close()
             raise
+        # One cursor serves every plain statement (its rows are always read at
+        # once); creating one per statement costs more than the statement's
+        # own client-side work.
+        self._cursor = self.conn.cursor(binary=True)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -396,7 +401,7 @@ class PostgresBackend:
             return iter(rows)
         text, bound = self._prepare(sql, params)
         try:
-            cur = self.conn.cursor(binary=True)
+            cur = self._cursor or self.conn.cursor(binary=True)
             cur.execute(text, bound)
             self._changes = cur.rowcount
             if cur.description is None:
