@@ -600,19 +600,8 @@ class PostgresBackend:
         cols = ", ".join([f'"{c}"' for c in columns] + ["_bid", "_end", "_del", "_seq", "_rid"])
         self._run(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ({cols})')
 
-    def physical_columns(self, table: str) -> list[str]:
-        rows = self.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?"
-            " ORDER BY ordinal_position",
-            (self.schema, table),
-        )
-        return [r[0] for r in rows]
-
     def query_plan(self, sql: str, params: Sequence[Any]) -> list[str]:
         return [str(r[0]) for r in self.execute("EXPLAIN " + sql, params)]
-
-    def integrity_check(self) -> str:
-        return "ok"
 
     def close(self) -> None:
         try:

@@ -397,9 +397,6 @@ class SQLiteBackend:
         cols = ", ".join([f'"{c}"' for c in columns] + ["_bid", "_end", "_del", "_seq", "_rid"])
         self._run(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ({cols})')
 
-    def physical_columns(self, table: str) -> list[str]:
-        return [row[1] for row in self.execute(f'PRAGMA table_info("{table}")')]
-
     def query_plan(self, sql: str, params: Sequence[Any]) -> list[str]:
         rows = list(self.execute("EXPLAIN QUERY PLAN " + sql, params))
         depth: dict[int, int] = {0: 0}
@@ -408,9 +405,6 @@ class SQLiteBackend:
             depth[node] = depth.get(parent, 0) + 1
             lines.append("  " * (depth[node] - 1) + str(detail))
         return lines
-
-    def integrity_check(self) -> str:
-        return "; ".join(str(r[0]) for r in self.execute("PRAGMA integrity_check"))
 
     def close(self) -> None:
         try:
