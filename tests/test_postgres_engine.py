@@ -206,3 +206,34 @@ def test_an_error_in_a_deferred_insert_belongs_to_its_statement(pg_url, schemas)
             db.execute("INSERT INTO t VALUES (2)")
         assert sorted(r[0] for r in db.execute("SELECT n FROM t")) == [1, 2]
         assert db.log()[0].parents == (head,)
+
+
+def test_writers_on_two_branches_share_a_serial_counter_without_waiting(pg_url, schemas):
+    url = f"{pg_url}?schema={schemas()}"
+    with loomdb.connect(url) as db:
+        db.execute("CREATE TABLE notes (id SERIAL PRIMARY KEY, body TEXT)")
+        db.branch("a")
+        db.branch("b")
+    holder = loomdb.connect(url, branch="a")
+    other = loomdb.connect(url, branch="b", timeout=2)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.transaction():
+            holder.execute("INSERT INTO notes (body) VALUES ('a')")
+            inside.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert inside.wait(30)
+        other.execute("INSERT INTO notes (body) VALUES ('b')")  # would time out waiting on the counter
+    finally:
+        release.set()
+        thread.join(30)
+    (a_id,) = holder.execute("SELECT id FROM notes").fetchone()
+    (b_id,) = other.execute("SELECT id FROM notes").fetchone()
+    assert {a_id, b_id} == {1, 2}
+    holder.close()
+    other.close()

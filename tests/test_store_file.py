@@ -203,3 +203,24 @@ def test_commit_messages_and_authors_are_stored_verbatim(store_path, text):
         commit = db.log(limit=1)[0]
         assert (commit.message, commit.author) == (text, text)
         assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+
+
+def test_serial_columns_count_up_across_branches_and_after_explicit_values(store_path):
+    with loomdb.connect(store_path) as db:
+        db.execute("CREATE TABLE notes (id SERIAL PRIMARY KEY, body TEXT)")
+        db.execute("INSERT INTO notes (body) VALUES ('a'), ('b')")
+        db.execute("INSERT INTO notes (id, body) VALUES (10, 'explicit')")
+        db.execute("INSERT INTO notes (body) VALUES ('c')")
+        other = db.branch("other")
+        other.execute("INSERT INTO notes (body) VALUES ('on a branch')")
+        db.execute("INSERT INTO notes (body) VALUES ('d')")
+        main_ids = [r[0] for r in db.execute("SELECT id FROM notes ORDER BY id")]
+        branch_ids = [r[0] for r in other.execute("SELECT id FROM notes WHERE body = 'on a branch'")]
+        assert main_ids[:3] == [1, 2, 10] and main_ids[3] > 10 and main_ids[4] > main_ids[3]
+        # One counter for the table: the branch's row took a number main never reuses.
+        assert branch_ids[0] > 10 and branch_ids[0] not in main_ids
+        with pytest.raises(loomdb.IntegrityError):
+            db.execute("INSERT INTO notes (id, body) VALUES (1, 'clash')")
+        db.execute("INSERT INTO notes (body) VALUES ('e')")
+        ids = [r[0] for r in db.execute("SELECT id FROM notes ORDER BY id")]
+        assert len(ids) == len(set(ids)) == 6 and ids[-1] > main_ids[-1]

@@ -565,6 +565,14 @@ class Store:
         )
 
     def next_serial(self, tid: int, phys: str) -> int:
+        """The next value of a SERIAL column's counter.
+
+        On an engine with native sequences (PostgreSQL) the counter is a
+        sequence, so writers on different branches never wait for each other
+        on it; elsewhere it is a row of ``loom_serial``.
+        """
+        if self.backend.native_serials:
+            return self.backend.serial_next(f"loom_t{tid}", phys)
         row = next(
             self.backend.execute(
                 "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, 1)"
@@ -576,10 +584,34 @@ class Store:
 
     def bump_serial(self, tid: int, phys: str, value: int) -> None:
         """Keep a SERIAL counter ahead of an explicitly inserted value."""
+        if self.backend.native_serials:
+            self.backend.serial_bump(f"loom_t{tid}", phys, value)
+            return
         self.backend.execute(
             "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, ?)"
             " ON CONFLICT (tid, phys) DO UPDATE SET value = CASE WHEN excluded.value > loom_serial.value"
             " THEN excluded.value ELSE loom_serial.value END",
+            (tid, phys, value),
+        )
+
+    def serial_value(self, tid: int, phys: str) -> int:
+        """The last value a SERIAL counter handed out (0: none yet)."""
+        if self.backend.native_serials:
+            return self.backend.serial_value(f"loom_t{tid}", phys)
+        row = next(
+            self.backend.execute("SELECT value FROM loom_serial WHERE tid = ? AND phys = ?", (tid, phys)),
+            None,
+        )
+        return 0 if row is None else int(row[0])
+
+    def set_serial(self, tid: int, phys: str, value: int) -> None:
+        """Make a SERIAL counter hand out ``value + 1`` next (a copy restores counters)."""
+        if self.backend.native_serials:
+            self.backend.serial_set(f"loom_t{tid}", phys, value)
+            return
+        self.backend.execute(
+            "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, ?)"
+            " ON CONFLICT (tid, phys) DO UPDATE SET value = excluded.value",
             (tid, phys, value),
         )
 

@@ -112,6 +112,9 @@ def _copy(src: Database, dst: Database, source: str, destination: str) -> CopyRe
                 result.versions += _copy_table(s_backend, d_backend, physical, json.loads(columns), schemas)
                 result.tables.append(physical)
             d_backend.sync_sequences([physical for _, physical, _ in physical_tables])
+            serials = {(d.tid, c.phys) for d in definitions for c in d.columns if c.type.kind == "serial"}
+            for tid, phys in sorted(serials):
+                dst._store.set_serial(tid, phys, src._store.serial_value(tid, phys))
             d_backend.commit()
         except BaseException:
             d_backend.rollback()

@@ -24,6 +24,9 @@ class Backend(Protocol):
     ordered_versions: bool
     #: Whether the visibility predicate uses ``+column`` to steer the planner.
     plus_hints: bool
+    #: Whether SERIAL counters are the engine's own sequences (serial_next,
+    #: serial_bump, serial_value, serial_set); else loomdb keeps them in a table.
+    native_serials: bool
     #: Whether a write transaction writes its commit row with BEGIN (where a
     #: round trip costs more than a commit row that a no-op rolls back).
     eager_commit: bool

@@ -225,6 +225,8 @@ class PostgresBackend:
     #: version-id range search (an index on (_seq, _bid) answers instead).
     #: ``+column`` would hide a column's statistics from PostgreSQL's planner.
     plus_hints = False
+    #: SERIAL counters are sequences (see serial_next).
+    native_serials = True
     ordered_versions = False
     #: A round trip costs more than a commit row a no-op statement rolls back:
     #: the commit row is written with BEGIN and the branch lock.
@@ -376,6 +378,10 @@ class PostgresBackend:
 
     def _run(self, sql: str) -> None:
         for _ in self.execute(sql):
+            pass
+
+    def _run_params(self, sql: str, params: Sequence[Any]) -> None:
+        for _ in self.execute(sql, params):
             pass
 
     def _prepare(self, sql: str, params: Sequence[Any]) -> tuple[str, list[Any] | None]:
@@ -540,6 +546,9 @@ class PostgresBackend:
 
     def create_physical_table(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> None:
         user = "".join(f', "{phys}" {self._native(ctype)}' for phys, ctype in columns)
+        for phys, ctype in columns:
+            if ctype.kind == "serial":
+                self._run(f"CREATE SEQUENCE {_serial(table, phys)}")
         self._run(f'CREATE SEQUENCE "{table}__vid"')
         self._run(
             f'CREATE TABLE "{table}" (_vid bigint PRIMARY KEY, _rid bigint NOT NULL,'
@@ -580,7 +589,36 @@ class PostgresBackend:
             )
 
     def add_physical_column(self, table: str, column: str, ctype: ColumnType) -> None:
+        if ctype.kind == "serial":
+            self._run(f"CREATE SEQUENCE {_serial(table, column)}")
         self._run(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {self._native(ctype)}')
+
+    # SERIAL counters: a sequence per column, as PostgreSQL's own SERIAL. Like
+    # PostgreSQL's, a value handed out by a rolled-back statement is not reused.
+
+    def serial_next(self, table: str, column: str) -> int:
+        return int(next(self.execute(f"SELECT nextval('{_serial(table, column)}')"))[0])
+
+    def serial_bump(self, table: str, column: str, value: int) -> None:
+        name = _serial(table, column)
+        self._run_params(
+            f"SELECT setval('{name}', ?) FROM {name}"
+            " WHERE ? > CASE WHEN is_called THEN last_value ELSE last_value - 1 END",
+            (value, value),
+        )
+
+    def serial_value(self, table: str, column: str) -> int:
+        name = _serial(table, column)
+        return int(
+            next(self.execute(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {name}"))[0]
+        )
+
+    def serial_set(self, table: str, column: str, value: int) -> None:
+        name = _serial(table, column)
+        if value > 0:
+            self._run_params(f"SELECT setval('{name}', ?, true)", (value,))
+        else:
+            self._run(f"SELECT setval('{name}', 1, false)")
 
     def create_physical_index(
         self,
@@ -608,6 +646,11 @@ class PostgresBackend:
             self.conn.close()
         except psycopg.Error as exc:
             raise _translate(exc) from None
+
+
+def _serial(table: str, column: str) -> str:
+    """The quoted name of the sequence behind SERIAL column ``column`` of ``table``."""
+    return f'"{table}__{column}__serial"'
 
 
 def _display(conninfo: str) -> str:

@@ -160,6 +160,8 @@ class SQLiteBackend:
     #: the vector cache and the merge's range search rely on.
     #: ``+column`` keeps SQLite's planner off an index (see lineage.visibility_sql).
     plus_hints = True
+    #: SERIAL counters are rows of loom_serial (one writer at a time anyway).
+    native_serials = False
     ordered_versions = True
     #: A commit row is written at the first change (an in-process call is cheap).
     eager_commit = False
