@@ -65,9 +65,12 @@ class StoreFactory:
     def __call__(self, name: str | None = None) -> str:
         if self.engine == "sqlite":
             return str(self.tmp_path / f"{name or uuid.uuid4().hex[:12]}.loom")
-        schema = f"t_{uuid.uuid4().hex[:16]}"
-        self.schemas.append(schema)
-        return f"{self.pg_url}?schema={schema}"
+        return f"{self.pg_url}?schema={self.schema()}"
+
+    def schema(self) -> str:
+        """A fresh PostgreSQL schema name, dropped with the others afterwards."""
+        self.schemas.append(f"t_{uuid.uuid4().hex[:16]}")
+        return self.schemas[-1]
 
     def cleanup(self) -> None:
         if not self.schemas:
@@ -88,6 +91,14 @@ def new_store(engine, tmp_path, request):
     """A factory of fresh store locations (path or URL) on the test's engine."""
     url = request.getfixturevalue("pg_url") if engine == "postgres" else None
     factory = StoreFactory(engine, tmp_path, url)
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture
+def pg_store(tmp_path, pg_url):
+    """Fresh PostgreSQL store URLs (and schema names), whatever the test's engine."""
+    factory = StoreFactory("postgres", tmp_path, pg_url)
     yield factory
     factory.cleanup()
 

@@ -12,27 +12,11 @@ import uuid
 from decimal import Decimal
 
 import numpy as np
-import psycopg
 import pytest
 from click.testing import CliRunner
 
 import loomdb
 from loomdb.cli import cli
-
-
-@pytest.fixture
-def pg_store(pg_url):
-    """A factory of fresh PostgreSQL store URLs, each in its own schema (dropped afterwards)."""
-    schemas: list[str] = []
-
-    def make() -> str:
-        schemas.append(f"copy_{uuid.uuid4().hex[:12]}")
-        return f"{pg_url}?schema={schemas[-1]}"
-
-    yield make
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        for schema in schemas:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _build(location: str) -> None:

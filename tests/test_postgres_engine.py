@@ -18,18 +18,9 @@ import loomdb
 
 
 @pytest.fixture
-def schemas(pg_url):
+def schemas(pg_store):
     """Fresh schema names, dropped after the test."""
-    made: list[str] = []
-
-    def make() -> str:
-        made.append(f"pge_{uuid.uuid4().hex[:12]}")
-        return made[-1]
-
-    yield make
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        for name in made:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    return pg_store.schema
 
 
 def _admin(pg_url: str) -> psycopg.Connection:

@@ -376,11 +376,7 @@ class PostgresBackend:
 
     # -- running SQL ---------------------------------------------------------------------
 
-    def _run(self, sql: str) -> None:
-        for _ in self.execute(sql):
-            pass
-
-    def _run_params(self, sql: str, params: Sequence[Any]) -> None:
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> None:
         for _ in self.execute(sql, params):
             pass
 
@@ -601,7 +597,7 @@ class PostgresBackend:
 
     def serial_bump(self, table: str, column: str, value: int) -> None:
         name = _serial(table, column)
-        self._run_params(
+        self._run(
             f"SELECT setval('{name}', ?) FROM {name}"
             " WHERE ? > CASE WHEN is_called THEN last_value ELSE last_value - 1 END",
             (value, value),
@@ -616,7 +612,7 @@ class PostgresBackend:
     def serial_set(self, table: str, column: str, value: int) -> None:
         name = _serial(table, column)
         if value > 0:
-            self._run_params(f"SELECT setval('{name}', ?, true)", (value,))
+            self._run(f"SELECT setval('{name}', ?, true)", (value,))
         else:
             self._run(f"SELECT setval('{name}', 1, false)")
 
