@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 
 import apsw
@@ -122,20 +123,27 @@ def test_everything_survives_reopening(store_path):
 
 
 def test_two_processes_creating_one_new_store_at_once_both_succeed(store_path):
+    """Creation races: one process commits the new catalog while another is
+    between its checks; the latecomer must open the store, not call it foreign."""
     path = store_path
+    # All processes connect at the same instant, after their (slow) imports.
     code = (
-        "import sys, loomdb\n"
+        "import sys, time, loomdb\n"
+        "while time.time() < float(sys.argv[2]): pass\n"
         "db = loomdb.connect(sys.argv[1])\n"
         "db.execute('CREATE TABLE IF NOT EXISTS t (a INT)')\n"
         "db.execute('INSERT INTO t VALUES (1)')\n"
         "db.close()\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code, path], stderr=subprocess.PIPE) for _ in range(4)]
+    start = str(time.time() + 2.0)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, path, start], stderr=subprocess.PIPE) for _ in range(8)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
     db = loomdb.connect(path)
-    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 4
+    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 8
     assert [b.name for b in db.branches()] == ["main"]
     db.close()
 

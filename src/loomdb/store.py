@@ -109,10 +109,14 @@ class Store:
     def _open(self, create: bool) -> None:
         backend = self.backend
         try:
+            # Emptiness is read before the catalog: another process creating
+            # the store commits all its tables at once, so if loom_meta is
+            # still missing after a non-empty read, something else owns it.
+            empty = backend.is_empty()
             if not backend.has_table("loom_meta"):
-                if backend.is_empty() and not create:
+                if empty and not create:
                     raise errors.OperationalError(f"no store at {backend.describe()}")
-                if not backend.is_empty():
+                if not empty:
                     raise errors.NotALoomStoreError(
                         f"{backend.describe()} is a database but not a loomdb store; it was left untouched"
                     )
