@@ -291,8 +291,8 @@ def open_loom(url: str):
 
 
 def pg_backend(db: Any) -> Any:
-    """The psycopg connection under a loomdb handle (for tracing only)."""
-    return db._store.backend.conn
+    """The PostgreSQL backend under a loomdb handle (for tracing only)."""
+    return db._store.backend
 
 
 # --------------------------------------------------------------------------- CPU accounting
@@ -579,16 +579,19 @@ def _normalise(sql: Any) -> str:
 
 
 class Tracer:
-    """Logs every statement a psycopg connection sends through a cursor
-    (``statements()``: the SQL and the client-side time of each call), or
-    reads libpq's protocol trace (``protocol()``, PQtrace): the messages the
-    client sends and the round trips, each a send followed by a wait for the
-    server's answer (after a ``Query``, a ``Sync`` or a pipeline's ``Flush``)."""
+    """Logs what a connection sends: ``statements()`` records the SQL and
+    client-side time of each psycopg cursor call, or, for a loomdb backend,
+    of each batch its wire sends (one entry per round trip, its statements
+    joined by "; "); ``protocol()`` reads libpq's protocol trace (PQtrace):
+    the messages the client sends and the round trips, each a send followed
+    by a wait for the server's answer (after a ``Query``, a ``Sync`` or a
+    pipeline's ``Flush``)."""
 
     def __init__(self, conn: Any):
         import psycopg
 
-        self.conn = conn
+        self.wire = getattr(conn, "_wire", None)  # a loomdb PostgreSQL backend
+        self.conn = conn.conn if self.wire is not None else conn
         self.calls: list[tuple[str, int]] = []
         calls = self.calls
 
@@ -611,6 +614,23 @@ class Tracer:
 
     @contextlib.contextmanager
     def statements(self):
+        if self.wire is not None:
+            wire, calls = self.wire, self.calls
+            run = wire.run
+
+            def counting_run(statements):
+                t0 = pc()
+                try:
+                    return run(statements)
+                finally:
+                    calls.append(("; ".join(_normalise(sql) for sql, _ in statements), pc() - t0))
+
+            wire.run = counting_run
+            try:
+                yield self.calls
+            finally:
+                del wire.run
+            return
         old = self.conn.cursor_factory
         self.conn.cursor_factory = self.factory
         try:
@@ -743,9 +763,9 @@ def trace_persist(
             "count",
             loom["round_trips_per_call"],
             raw_trips.get("raw"),
-            note=f"loomdb's statements, with the median client-side time of each execute call: {statements};"
+            note=f"loomdb's round trips (statements sent together are joined by ;), with the median client-side time of each: {statements};"
             f" a step's median {loom['call_median_us']:.0f} µs (traced) of which {loom['outside_psycopg_median_us']:.0f} µs"
-            " outside those calls (loomdb's Python, and the wait for pipelined statements' results);"
+            " outside those calls (loomdb's Python);"
             " raw: BEGIN, INSERT, COMMIT" + (f" (autocommit INSERT: {floor:g})" if floor is not None else ""),
         )
     )
@@ -784,7 +804,7 @@ def print_round_trips(details: dict[str, Any]) -> None:
             continue
         t = Table(
             title=f"{title}: {d['round_trips_per_call']:g} round trips per call; call median "
-            f"{d['call_median_us']:.0f} µs; outside psycopg's execute calls: {d['outside_psycopg_median_us']:.0f} µs (median)"
+            f"{d['call_median_us']:.0f} µs; outside the driver calls: {d['outside_psycopg_median_us']:.0f} µs (median)"
         )
         t.add_column("statement (per call)", justify="left")
         t.add_column("× per call", justify="right")

@@ -45,6 +45,7 @@ from psycopg.types.datetime import TimestamptzBinaryLoader
 from .. import errors
 from ..sql.dialect import LoomPostgresOut
 from ..types import ColumnType, VectorBlob, format_timestamp
+from .pg_wire import Result, Wire
 
 CATALOG_LOCK = 0  # advisory lock key for catalog changes; branch locks use the branch id
 
@@ -85,32 +86,30 @@ _IDENTITIES = (
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 # One scan over SQL text: quoted strings, quoted identifiers and comments are
-# copied; ?n / $n / bare ? become driver placeholders; % is escaped.
-_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|\?(\d*)|\$(\d+)|%""")
+# copied; ?n / $n / bare ? become native $k placeholders, numbered in order.
+_TOKEN = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|\?(\d*)|\$(\d+)""")
 
 
 def translate_sql(sql: str) -> tuple[str, tuple[int, ...]]:
-    """``sql`` with loomdb's placeholders as psycopg's ``%s``, and the 0-based
-    parameter index each ``%s`` takes, in order."""
+    """``sql`` with loomdb's placeholders as PostgreSQL's ``$1, $2, ...`` in
+    order of appearance, and the 0-based parameter index each one takes."""
     order: list[int] = []
     sequential = 0
 
     def replace(match: re.Match[str]) -> str:
         nonlocal sequential
         text = match.group(0)
-        if text == "%":
-            return "%%"
         if text[0] == "?":
             if match.group(1):
                 order.append(int(match.group(1)) - 1)
             else:
                 order.append(sequential)
                 sequential += 1
-            return "%s"
-        if text[0] == "$":
+        elif text[0] == "$":
             order.append(int(match.group(2)) - 1)
-            return "%s"
-        return text.replace("%", "%%") if text[0] == "'" else text
+        else:
+            return text
+        return f"${len(order)}"
 
     return _TOKEN.sub(replace, sql), tuple(order)
 
@@ -251,7 +250,6 @@ class PostgresBackend:
         self.timeout = float(timeout)
         self._translated: dict[str, tuple[str, tuple[int, ...]]] = {}
         self._deferred: list[tuple[str, list[Any] | None]] = []
-        self._cursor: Any = None  # set once the connection's adapters are registered
         self._changes = 0
         try:
             self.conn = psycopg.connect(
@@ -261,15 +259,12 @@ class PostgresBackend:
             raise errors.OperationalError(
                 f"cannot connect to PostgreSQL at {_display(self.conninfo)}: {_translate(exc)}"
             ) from None
+        self._wire = Wire(self.conn)
         try:
             self._setup(durability, create)
         except BaseException:
             self.conn.close()
             raise
-        # One cursor serves every plain statement (its rows are always read at
-        # once); creating one per statement costs more than the statement's
-        # own client-side work.
-        self._cursor = self.conn.cursor(binary=True)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -315,6 +310,7 @@ class PostgresBackend:
             _VectorDumper.oid = info.oid
             adapters.register_dumper(VectorBlob, _VectorDumper)
             adapters.register_loader(info.oid, _VectorLoader)
+        self._wire.adapters_changed()
 
     def _ensure_vector(self) -> bool:
         """Whether pgvector is usable; installs it when the server has it and we may."""
@@ -401,14 +397,14 @@ class PostgresBackend:
         if self._deferred:
             _, rows = self._pipeline([], (sql, params))
             return iter(rows)
-        text, bound = self._prepare(sql, params)
+        result = self._send([self._prepare(sql, params)])[0]
+        self._changes = result.rowcount
+        return iter(result.rows or ())
+
+    def _send(self, statements: list[tuple[str, list[Any] | None]]) -> list[Result]:
+        """Run ``statements`` in one round trip (see :mod:`.pg_wire`)."""
         try:
-            cur = self._cursor or self.conn.cursor(binary=True)
-            cur.execute(text, bound)
-            self._changes = cur.rowcount
-            if cur.description is None:
-                return iter(())
-            return iter(cur.fetchall())
+            return self._wire.run(statements)
         except psycopg.Error as exc:
             raise _translate(exc) from None
 
@@ -431,37 +427,30 @@ class PostgresBackend:
         """One round trip: the deferred writes, then ``probes`` (their first rows
         are returned), then ``last`` (all its rows are returned)."""
         queued, self._deferred = self._deferred, []
-        statements = [self._prepare(sql, params) for sql, params in probes]
+        statements = queued + [self._prepare(sql, params) for sql, params in probes]
         if last is not None:
             statements.append(self._prepare(*last))
-        try:
-            cursors = []
-            with self.conn.pipeline():
-                for text, bound in queued:
-                    self.conn.cursor(binary=True).execute(text, bound)
-                for text, bound in statements:
-                    cur = self.conn.cursor(binary=True)
-                    cur.execute(text, bound)
-                    cursors.append(cur)
-        except psycopg.Error as exc:
-            raise _translate(exc) from None
-        final = cursors.pop() if last is not None else None
-        firsts = [cur.fetchone() if cur.description is not None else None for cur in cursors]
+        results = self._send(statements)[len(queued) :]
+        final = results.pop() if last is not None else None
+        firsts = [r.rows[0] if r.rows else None for r in results]
         if final is None:
             return firsts, []
         self._changes = final.rowcount
-        return firsts, (final.fetchall() if final.description is not None else [])
+        return firsts, final.rows or []
 
     def translate(self, exc: Exception) -> errors.Error:
         return _translate(exc)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        text, order = translate_sql(sql)
-        try:
-            with self.conn.cursor(binary=True) as cur:
-                cur.executemany(text, [[row[i] for i in order] for row in rows])
-        except psycopg.Error as exc:
-            raise _translate(exc) from None
+        """Run ``sql`` once per row of ``rows``, 1,000 rows per round trip."""
+        batch: list[tuple[str, list[Any] | None]] = []
+        for row in rows:
+            batch.append(self._prepare(sql, row))
+            if len(batch) == 1000:
+                self._send(batch)
+                batch = []
+        if batch:
+            self._send(batch)
 
     def changes(self) -> int:
         return self._changes
