@@ -255,6 +255,21 @@ def test_on_conflict_do_nothing_skips_only_conflicting_rows(kv):
     assert q(kv, "SELECT k, v, n FROM kv ORDER BY k") == KV_ROWS + [(9, "nine", 90)]
 
 
+def test_on_conflict_naming_columns_without_a_key_is_refused_before_anything_is_written(fresh_db):
+    """As PostgreSQL: the target must match a PRIMARY KEY or UNIQUE key even when no row clashes."""
+    fresh_db.execute("CREATE TABLE t (a INT, b INT)")
+    head = fresh_db.head
+    for _ in range(2):
+        with pytest.raises(loomdb.ProgrammingError, match="no unique or exclusion constraint"):
+            fresh_db.execute("INSERT INTO t (a, b) VALUES (1, 2) ON CONFLICT (a) DO NOTHING")
+    assert scalar(fresh_db, "SELECT count(*) FROM t") == 0
+    assert fresh_db.head == head
+    fresh_db.execute("CREATE UNIQUE INDEX t_a ON t (a)")
+    fresh_db.execute("INSERT INTO t (a, b) VALUES (1, 2) ON CONFLICT (a) DO NOTHING")
+    fresh_db.execute("INSERT INTO t (a, b) VALUES (1, 3) ON CONFLICT (a) DO NOTHING")
+    assert q(fresh_db, "SELECT a, b FROM t") == [(1, 2)]
+
+
 def test_on_conflict_do_update_merges_into_existing_row(kv):
     cur = kv.execute(
         "INSERT INTO kv (k, v, n) VALUES (%s, %s, %s), (%s, %s, %s) "

@@ -442,6 +442,8 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
         rows.append(row)
 
     conflict = stmt.args.get("conflict")
+    # As PostgreSQL: a target no key matches is an error even when nothing clashes.
+    target = _conflict_target(schema, conflict) if conflict is not None else None
     checker = _KeyChecker(db, schema) if schema.keys else None
     returning = stmt.args.get("returning") is not None
     writer: _VersionWriter | None = None
@@ -454,7 +456,8 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
             assert checker is not None
             if conflict is None:
                 raise checker.violation(clash[0], row)
-            _conflict_target_matches(schema, conflict, clash[0], checker, row)
+            if target is not None and tuple(sorted(clash[0])) != target:
+                raise checker.violation(clash[0], row)  # a key ON CONFLICT does not name
             if not conflict.args.get("expressions"):
                 continue  # ON CONFLICT DO NOTHING
             if writer is None:
@@ -480,23 +483,18 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
     return result
 
 
-def _conflict_target_matches(
-    schema: TableSchema,
-    conflict: exp.OnConflict,
-    key: tuple[str, ...],
-    checker: _KeyChecker,
-    row: dict[str, Any],
-) -> None:
+def _conflict_target(schema: TableSchema, conflict: exp.OnConflict) -> tuple[str, ...] | None:
+    """The key (sorted column names) an ON CONFLICT (columns) clause names, None
+    when it names none; ProgrammingError when no PRIMARY KEY or UNIQUE key matches."""
     targets = conflict.args.get("conflict_keys")
     if not targets:
-        return
+        return None
     wanted = tuple(sorted(_ident(t.this if isinstance(t, exp.Ordered) else t) for t in targets))
     if wanted not in {tuple(sorted(k)) for k in schema.keys}:
         raise errors.ProgrammingError(
             f"there is no unique or exclusion constraint matching the ON CONFLICT specification ({', '.join(wanted)})"
         )
-    if tuple(sorted(key)) != wanted:
-        raise checker.violation(key, row)
+    return wanted
 
 
 def _conflict_update(
