@@ -433,6 +433,20 @@ def test_bad_query_vector_raises_data_error(small, bad, op):
     _assert_usable(db, vecs)
 
 
+@pytest.mark.parametrize("op", OPS)
+def test_wrong_dimension_is_reported_even_when_no_row_is_compared(small, op):
+    """The column's type decides, not the rows: an empty result is no excuse."""
+    db, vecs, _ = small
+    for sql in (
+        f"SELECT id FROM t WHERE g = -1 ORDER BY embedding {op} %s LIMIT 3",
+        f"SELECT id FROM t WHERE g = -1 ORDER BY %s {op} embedding LIMIT 3",
+    ):
+        with pytest.raises(loomdb.DataError, match="has 15 dimensions; the column is VECTOR\\(16\\)"):
+            db.execute(sql, [[1.0] * 15]).fetchall()
+    assert db.execute(f"SELECT id FROM t WHERE g = -1 ORDER BY embedding {op} %s", [[1.0] * 16]).fetchall() == []
+    _assert_usable(db, vecs)
+
+
 @pytest.mark.parametrize("column", ["name", "g"])
 def test_vector_operator_on_non_vector_column(small, column):
     db, vecs, _ = small

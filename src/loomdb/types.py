@@ -432,7 +432,12 @@ def adapt_param(value: Any, ctype: ColumnType | None) -> Any:
     if ctype is None or value is None:
         return adapt_untyped(value)
     if ctype.kind == "vector":
-        return _vector_bytes(value, ctype if ctype.dim else None, "parameter")
+        blob = _vector_bytes(value, None, "parameter")
+        if ctype.dim and len(blob) != 4 * ctype.dim:
+            raise DataError(
+                f"the query vector has {len(blob) // 4} dimensions; the column is VECTOR({ctype.dim})"
+            )
+        return blob
     if ctype.kind == "json" and not isinstance(value, str):
         return _json_text(value, "parameter")
     if ctype.kind in ("timestamp", "date", "numeric", "uuid", "bool"):

@@ -210,6 +210,14 @@ def parameter_types(tree: exp.Expression) -> dict[int, ColumnType]:
             )
         ):
             ctype = VECTOR_ANY
+            # Against a VECTOR(n) column the parameter must have n dimensions,
+            # whether or not any row is compared (both engines say so alike).
+            for other in parent.iter_expressions():
+                if other is not param and isinstance(other, exp.Column):
+                    column = column_type_of(other.type)
+                    if column is not None and column.kind == "vector" and column.dim:
+                        ctype = column
+                    break
         elif isinstance(parent, (exp.ArrayContainsAll, exp.ArrayContainedBy)):
             ctype = JSON_ANY
         elif isinstance(parent, (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.In)):
