@@ -29,6 +29,7 @@ from .errors import (
     Warning,
 )
 from .history import Change, Conflict, DiffStat, MergeResult, TableChanges
+from .run import Resume, Run, Step, StepConflictError, StepNotFoundError
 from .transfer import CopyResult, copy
 
 __version__ = "0.1.0"
@@ -64,7 +65,12 @@ __all__ = [
     "OperationalError",
     "ProgrammingError",
     "ReadOnlyError",
+    "Resume",
     "Row",
+    "Run",
+    "Step",
+    "StepConflictError",
+    "StepNotFoundError",
     "StoreVersionError",
     "Warning",
     "__version__",

@@ -22,6 +22,7 @@ from sqlglot import exp
 from . import errors, executor, history, vectors
 from .catalog import TableSchema
 from .cursor import Cursor, Row, decoders, row_class
+from .run import Run
 from .sql.compile import Compiled, compile_query
 from .sql.dialect import parse
 from .sql.params import bind, normalize
@@ -337,6 +338,18 @@ class Database:
             self._store.refresh()
             target = self if branch is None else self.checkout(branch)
             return history.reset(target, to, message, author)
+
+    # -- agent runs ---------------------------------------------------------------------------
+
+    def run(self, run_id: str, *, table: str = "iterations", dim: int | None = None) -> Run:
+        """The agent run ``run_id`` on this handle's branch (see docs/run.md).
+
+        ``table`` holds the steps (the brief's ``iterations`` schema with
+        PRIMARY KEY (run_id, step), created on first use with VECTOR(``dim``),
+        default 1536); an existing table is used as it is, its dimension
+        checked against ``dim`` when given (DataError).
+        """
+        return Run(self, run_id, table=table, dim=dim)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
