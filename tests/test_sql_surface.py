@@ -508,6 +508,15 @@ def test_jsonb_double_arrow_returns_text(docs):
     assert scalar(docs, "SELECT body -> 'plan' ->> 'steps' FROM docs WHERE id = 2") == "[]"
 
 
+def test_jsonb_keys_and_indexes_may_be_parameters(docs):
+    assert scalar(docs, "SELECT body ->> %s FROM docs WHERE id = 2", ["name"]) == "beta"
+    assert scalar(docs, "SELECT body ->> %s FROM docs WHERE id = 2", ["score"]) == "10"
+    assert scalar(docs, "SELECT body -> 'tags' ->> %s FROM docs WHERE id = 1", [1]) == "y"
+    assert scalar(docs, "SELECT body -> %s FROM docs WHERE id = 3", ["nested"]) == {"a": 1, "b": 2}
+    assert scalar(docs, "SELECT body ->> %s FROM docs WHERE id = 1", ["missing"]) is None
+    assert q(docs, "SELECT id FROM docs WHERE body ->> %s = %s ORDER BY id", ["name", "alpha"]) == [(1,)]
+
+
 def test_jsonb_containment_operator(docs):
     def ids(pattern):
         cur = docs.execute("SELECT id FROM docs WHERE body @> %s ORDER BY id", [pattern])

@@ -174,6 +174,10 @@ def _json_text(self: SQLite.Generator, e: exp.Expression) -> str:
     inner = arrow_json_extract_sql(self, e)
     doc = self.sql(e.this)
     path = self.sql(e.expression)
+    if not isinstance(e.expression, exp.JSONPath):
+        # A key or index given at run time (a parameter): ->> takes it as is,
+        # json_type needs it as a path.
+        path = f"(CASE WHEN typeof({path}) = 'integer' THEN '$[' || {path} || ']' ELSE '$.\"' || {path} || '\"' END)"
     return (
         f"(CASE json_type({doc}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
         f" ELSE CAST({inner} AS TEXT) END)"
