@@ -1,0 +1,248 @@
+"""How LoomSaver turns channel values and writes into columns, and back.
+
+A value is stored in one of two forms:
+
+* an exact JSON primitive (a ``str`` without NUL, an ``int`` that fits 64
+  bits, a finite ``float`` whose ``repr`` has no exponent, a ``bool`` or
+  ``None``) is kept as JSON, so SQL reads it directly;
+* anything else is the saver's serde bytes, with the serde's type tag.
+
+A small value sits in the row that uses it (a checkpoint's
+``channel_values`` map, a write's ``value``/``blob`` columns). From
+``INLINE_MAX`` bytes on it moves to the content-addressed
+``checkpoint_values`` table and the row holds its hash, so the same large
+value is stored once per thread: a node's write and the channel value the
+checkpoint then holds are the same bytes.
+
+Lists grow by appending. When a channel's new value is a msgpack array (or a
+msgpack ext wrapping one, as ``_DeltaSnapshot`` is) whose encoded items start
+with the encoded items of the list stored before, only the appended items are
+stored (as a msgpack array of their own, a content row like any other) plus a
+small ``delta`` row naming that content, the list it extends (``base``) and
+its chain's whole copy (``root``). Reading concatenates the chain. The
+comparison is on bytes, so a rebuilt value decodes exactly as the whole one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+INLINE_MAX = 256
+_INT64 = (-(2**63), 2**63 - 1)
+JSON = "json"
+DELTA = "delta"
+
+
+class Stored(NamedTuple):
+    """A value as a write row's columns ``type, value, blob, ref`` hold it."""
+
+    type: str
+    value: Any  # bound to the JSONB column (JSON text for a str)
+    blob: bytes | None
+    ref: str | None
+
+
+class ValueRow(NamedTuple):
+    """A ``checkpoint_values`` row (without its thread): content, or a list delta."""
+
+    hash: str
+    type: str
+    value: Any = None
+    blob: bytes | None = None
+    ref: str | None = None
+    base: str | None = None
+    root: str | None = None
+    wrap: int | None = None
+    items: int | None = None
+
+
+def is_json_primitive(value: Any) -> bool:
+    """True for values JSON (and PostgreSQL's jsonb) hand back equal and of the same type."""
+    kind = type(value)
+    if value is None or kind is bool:
+        return True
+    if kind is str:
+        return "\x00" not in value and _utf8(value)
+    if kind is int:
+        return _INT64[0] <= value <= _INT64[1]
+    if kind is float:
+        # jsonb turns 1e+16 into an integer and -0.0 into 0: keep those as bytes.
+        negative_zero = value == 0.0 and math.copysign(1.0, value) < 0
+        return math.isfinite(value) and "e" not in repr(value) and not negative_zero
+    return False
+
+
+def _utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # lone surrogates: JSON text cannot carry them
+        return False
+    return True
+
+
+def content_hash(type_: str, payload: bytes) -> str:
+    return hashlib.blake2b(payload, digest_size=16, person=type_.encode()[:16]).hexdigest()
+
+
+def json_bind(value: Any) -> Any:
+    """A JSON primitive as a JSONB parameter (loomdb reads a bound str as JSON text)."""
+    return orjson.dumps(value).decode() if type(value) is str else value
+
+
+def encode(serde: SerializerProtocol, value: Any) -> tuple[Stored, ValueRow | None]:
+    """Encode one value for a write row; the second item is the content row it needs, if any."""
+    if is_json_primitive(value):
+        if type(value) is str and len(value) >= INLINE_MAX:
+            row = json_row(value)
+            return Stored(JSON, None, None, row.hash), row
+        return Stored(JSON, json_bind(value), None, None), None
+    type_, data = serde.dumps_typed(value)
+    if len(data) >= INLINE_MAX:
+        h = content_hash(type_, data)
+        return Stored(type_, None, None, h), ValueRow(h, type_, blob=data)
+    return Stored(type_, None, data, None), None
+
+
+def json_row(text: str) -> ValueRow:
+    return ValueRow(content_hash(JSON, text.encode()), JSON, value=json_bind(text))
+
+
+def decode(serde: SerializerProtocol, type_: str, value: Any, blob: bytes | None) -> Any:
+    """The Python value of a stored ``(type, value, blob)``."""
+    if type_ == JSON:
+        return value
+    return serde.loads_typed((type_, bytes(blob) if blob is not None else b""))
+
+
+# -- msgpack arrays ------------------------------------------------------------------------
+
+
+class ListBody(NamedTuple):
+    """A msgpack array (optionally inside an ext) split into its parts."""
+
+    wrap: int | None  # ext type code around the array, None for a bare array
+    count: int
+    body: bytes  # the encoded items, back to back
+
+
+def split_array(data: bytes) -> ListBody | None:
+    """Split msgpack bytes holding an array, or an ext holding one, else None."""
+    wrap = None
+    if data and data[0] in _EXT_HEADERS:
+        parsed = _ext_payload(data)
+        if parsed is None:
+            return None
+        wrap, data = parsed
+    parsed_array = _array(data)
+    if parsed_array is None:
+        return None
+    count, offset = parsed_array
+    return ListBody(wrap, count, data[offset:])
+
+
+def join_array(wrap: int | None, count: int, body: bytes) -> bytes:
+    """The msgpack bytes of ``count`` encoded items (inside ext ``wrap`` if given)."""
+    payload = array_header(count) + body
+    return payload if wrap is None else ext_header(wrap, len(payload)) + payload
+
+
+def array_header(count: int) -> bytes:
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 0x10000:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def ext_header(code: int, size: int) -> bytes:
+    fixed = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}.get(size)
+    if fixed is not None:
+        return bytes((fixed, code & 0xFF))
+    if size < 0x100:
+        return bytes((0xC7, size, code & 0xFF))
+    if size < 0x10000:
+        return b"\xc8" + size.to_bytes(2, "big") + bytes((code & 0xFF,))
+    return b"\xc9" + size.to_bytes(4, "big") + bytes((code & 0xFF,))
+
+
+_EXT_HEADERS = {0xC7, 0xC8, 0xC9, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8}
+
+
+def _ext_payload(data: bytes) -> tuple[int, bytes] | None:
+    first = data[0]
+    if 0xD4 <= first <= 0xD8:
+        size, start = 1 << (first - 0xD4), 2
+    else:
+        width = {0xC7: 1, 0xC8: 2, 0xC9: 4}[first]
+        if len(data) < 2 + width:
+            return None
+        size, start = int.from_bytes(data[1 : 1 + width], "big"), 2 + width
+    if len(data) != start + size:
+        return None
+    return data[start - 1], data[start:]
+
+
+def _array(data: bytes) -> tuple[int, int] | None:
+    if not data:
+        return None
+    first = data[0]
+    if 0x90 <= first <= 0x9F:
+        return first & 0x0F, 1
+    if first == 0xDC and len(data) >= 3:
+        return int.from_bytes(data[1:3], "big"), 3
+    if first == 0xDD and len(data) >= 5:
+        return int.from_bytes(data[1:5], "big"), 5
+    return None
+
+
+# -- the last list value of each channel, for deltas -------------------------------------------
+
+
+@dataclass(slots=True)
+class ListState:
+    """What a delta against one stored list needs to know about it."""
+
+    ref: str  # the hash a checkpoint names the list by (content or delta row)
+    wrap: int | None
+    count: int
+    body: bytes
+    root: str  # hash of the chain's whole copy
+    root_count: int  # items in that copy
+    chain: int  # deltas since that copy
+
+
+class ListCache:
+    """The newest stored list version per (thread, namespace, channel), bounded (LRU)."""
+
+    def __init__(self, size: int = 256):
+        self._size = size
+        self._items: OrderedDict[tuple[str, str, str], ListState] = OrderedDict()
+
+    def get(self, key: tuple[str, str, str]) -> ListState | None:
+        state = self._items.get(key)
+        if state is not None:
+            self._items.move_to_end(key)
+        return state
+
+    def put(self, key: tuple[str, str, str], state: ListState) -> None:
+        self._items[key] = state
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def forget_threads(self, thread_ids: set[str] | None) -> None:
+        """Drop entries of these threads (all entries for None): their rows may be gone."""
+        if thread_ids is None:
+            self._items.clear()
+            return
+        for key in [k for k in self._items if k[0] in thread_ids]:
+            del self._items[key]

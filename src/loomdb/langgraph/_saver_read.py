@@ -1,0 +1,129 @@
+"""Reading LoomSaver's tables back into LangGraph objects.
+
+Channel values are fetched for many ``(channel, version)`` pairs at once,
+list deltas are rebuilt from their chains, and pending writes are sorted the
+way LangGraph replays them (``writes_sort_key``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from langgraph.checkpoint.base import PendingWrite, writes_sort_key
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from .. import errors
+from ..database import Database
+from ._saver_codec import DELTA, JSON, ListState, decode, join_array, split_array
+from ._saver_schema import VALUE_COLUMNS, WRITE_SELECT, placeholders
+
+# Parameters per IN list: well under SQLite's limit, and short enough to plan quickly.
+CHUNK = 400
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class RawValue:
+    """A stored value before decoding: ``(type, value, blob)``, plus its list state if it is a list."""
+
+    __slots__ = ("type", "value", "blob", "list_state")
+
+    def __init__(self, type_: str, value: Any, blob: bytes | None, list_state: ListState | None = None):
+        self.type, self.value, self.blob, self.list_state = type_, value, blob, list_state
+
+    def decode(self, serde: SerializerProtocol) -> Any:
+        return decode(serde, self.type, self.value, self.blob)
+
+
+def _fetch(db: Database, thread_id: str, hashes: Iterable[str]) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    wanted = sorted(set(hashes))
+    for part in chunks(wanted):
+        sql = (
+            f"SELECT {VALUE_COLUMNS} FROM checkpoint_values"
+            f" WHERE thread_id = %s AND hash IN ({placeholders(len(part))})"
+        )
+        for row in db.execute(sql, [thread_id, *part]):
+            rows[row["hash"]] = row
+    return rows
+
+
+def load_refs(db: Database, thread_id: str, hashes: Iterable[str]) -> dict[str, RawValue]:
+    """The values stored under these hashes (list deltas rebuilt); missing hashes are left out."""
+    out: dict[str, RawValue] = {}
+    for h, row in _fetch(db, thread_id, hashes).items():
+        if row["type"] == DELTA:
+            out[h] = _rebuild(db, thread_id, row)
+        else:
+            out[h] = RawValue(row["type"], row["value"], row["blob"], _whole_list_state(row))
+    return out
+
+
+def _whole_list_state(row: Any) -> ListState | None:
+    if row["type"] == JSON or row["blob"] is None:
+        return None
+    parts = split_array(bytes(row["blob"]))
+    if parts is None:
+        return None
+    return ListState(row["hash"], parts.wrap, parts.count, parts.body, row["hash"], parts.count, 0)
+
+
+def _rebuild(db: Database, thread_id: str, target: Any) -> RawValue:
+    """Concatenate a delta chain, from its whole copy (``root``) to ``target``."""
+    nodes = {
+        row["hash"]: row
+        for row in db.execute(
+            f"SELECT {VALUE_COLUMNS} FROM checkpoint_values WHERE thread_id = %s AND root = %s AND type = %s",
+            [thread_id, target["root"], DELTA],
+        )
+    }
+    path = []
+    node = target
+    while node is not None and node["type"] == DELTA:
+        path.append(node)
+        node = nodes.get(node["base"]) if node["base"] != node["root"] else None
+    if not path or path[-1]["base"] != target["root"]:
+        raise errors.DataError(
+            f"list value {target['hash']!r} of thread {thread_id!r} has lost part of its chain"
+        )
+    contents = _fetch(db, thread_id, [target["root"], *(n["ref"] for n in path if n["ref"] is not None)])
+    bodies = []
+    for part in [contents.get(target["root"]), *reversed(path)]:
+        blob = None
+        if part is not None:
+            blob = (
+                part["blob"]
+                if part["blob"] is not None
+                else getattr(contents.get(part["ref"]), "get", dict)("blob")
+            )
+        parts = split_array(bytes(blob)) if blob is not None else None
+        if parts is None:
+            raise errors.DataError(f"list value {target['hash']!r} of thread {thread_id!r} has lost a part")
+        bodies.append(parts)
+    body = b"".join(p.body for p in bodies)
+    count = int(target["items"])
+    data = join_array(target["wrap"], count, body)
+    state = ListState(target["hash"], target["wrap"], count, body, target["root"], bodies[0].count, len(path))
+    return RawValue("msgpack", None, data, state)
+
+
+def load_writes(
+    db: Database, serde: SerializerProtocol, thread_id: str, ns: str, checkpoint_ids: Sequence[str]
+) -> dict[str, list[PendingWrite]]:
+    """Pending writes per checkpoint id, each list in ``writes_sort_key`` order."""
+    found: dict[str, list[tuple[tuple[str, str, int], PendingWrite]]] = defaultdict(list)
+    for ids in chunks(list(checkpoint_ids)):
+        sql = (
+            f"{WRITE_SELECT} WHERE w.thread_id = %s AND w.checkpoint_ns = %s"
+            f" AND w.checkpoint_id IN ({placeholders(len(ids))})"
+        )
+        for row in db.execute(sql, [thread_id, ns, *ids]):
+            value = decode(serde, row["type"], row["value"], row["blob"])
+            key = writes_sort_key(row["task_path"], row["task_id"], row["idx"])
+            found[row["checkpoint_id"]].append((key, (row["task_id"], row["channel"], value)))
+    return {cid: [w for _, w in sorted(items, key=lambda kw: kw[0])] for cid, items in found.items()}

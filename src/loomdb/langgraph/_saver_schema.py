@@ -1,0 +1,100 @@
+"""The tables LoomSaver keeps its checkpoints in, and the statements it runs on them.
+
+Documented for users in docs/langgraph.md ("Schema"). Every table is an
+ordinary loomdb table: versioned, branchable, readable with SQL.
+"""
+
+from __future__ import annotations
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    checkpoint_id TEXT NOT NULL,
+    parent_checkpoint_id TEXT,
+    run_id TEXT,
+    step INT,
+    source TEXT,
+    ts TIMESTAMP,
+    checkpoint JSONB NOT NULL,
+    metadata JSONB NOT NULL,
+    channel_values JSONB,
+    channel_refs JSONB,
+    PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
+)""",
+    """CREATE TABLE IF NOT EXISTS checkpoint_writes (
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL DEFAULT '',
+    checkpoint_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    idx INT NOT NULL,
+    channel TEXT NOT NULL,
+    task_path TEXT NOT NULL DEFAULT '',
+    type TEXT NOT NULL,
+    value JSONB,
+    blob BYTEA,
+    ref TEXT,
+    PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+)""",
+    """CREATE TABLE IF NOT EXISTS checkpoint_values (
+    thread_id TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    type TEXT NOT NULL,
+    value JSONB,
+    blob BYTEA,
+    ref TEXT,
+    base TEXT,
+    root TEXT,
+    wrap INT,
+    items INT,
+    PRIMARY KEY (thread_id, hash)
+)""",
+)
+
+TABLES = ("checkpoints", "checkpoint_writes", "checkpoint_values")
+
+VALUE_COLUMNS = "hash, type, value, blob, ref, base, root, wrap, items"
+
+INSERT_VALUES = (
+    f"INSERT INTO checkpoint_values (thread_id, {VALUE_COLUMNS})"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (thread_id, hash) DO NOTHING"
+)
+
+UPSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, step,"
+    " source, ts, checkpoint, metadata, channel_values, channel_refs)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET"
+    " parent_checkpoint_id = EXCLUDED.parent_checkpoint_id, run_id = EXCLUDED.run_id,"
+    " step = EXCLUDED.step, source = EXCLUDED.source, ts = EXCLUDED.ts,"
+    " checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata,"
+    " channel_values = EXCLUDED.channel_values, channel_refs = EXCLUDED.channel_refs"
+)
+
+_WRITE_COLUMNS = (
+    "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel,"
+    " task_path, type, value, blob, ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)"
+)
+INSERT_WRITES = _WRITE_COLUMNS + " DO NOTHING"
+UPSERT_WRITES = (
+    _WRITE_COLUMNS + " DO UPDATE SET channel = EXCLUDED.channel, task_path = EXCLUDED.task_path,"
+    " type = EXCLUDED.type, value = EXCLUDED.value, blob = EXCLUDED.blob, ref = EXCLUDED.ref"
+)
+
+CHECKPOINT_COLUMNS = (
+    "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata,"
+    " channel_values, channel_refs"
+)
+
+# A write with its large value joined in: type, value, blob come first.
+WRITE_SELECT = (
+    "SELECT w.type, coalesce(v.value, w.value) AS value, coalesce(v.blob, w.blob) AS blob, w.ref,"
+    " w.checkpoint_id, w.task_id, w.idx, w.channel, w.task_path"
+    " FROM checkpoint_writes w LEFT JOIN checkpoint_values v ON v.thread_id = w.thread_id AND v.hash = w.ref"
+)
+
+
+def placeholders(n: int) -> str:
+    """``%s, %s, ...`` for an IN list of ``n`` parameters."""
+    return ", ".join(["%s"] * n)
