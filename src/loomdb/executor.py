@@ -443,7 +443,7 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
 
     conflict = stmt.args.get("conflict")
     # As PostgreSQL: a target no key matches is an error even when nothing clashes.
-    target = _conflict_target(schema, conflict) if conflict is not None else None
+    target = _conflict_target(db, schema, conflict) if conflict is not None else None
     checker = _KeyChecker(db, schema) if schema.keys else None
     returning = stmt.args.get("returning") is not None
     writer: _VersionWriter | None = None
@@ -483,9 +483,20 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
     return result
 
 
-def _conflict_target(schema: TableSchema, conflict: exp.OnConflict) -> tuple[str, ...] | None:
+def _conflict_target(db: Database, schema: TableSchema, conflict: exp.OnConflict) -> tuple[str, ...] | None:
     """The key (sorted column names) an ON CONFLICT (columns) clause names, None
     when it names none; ProgrammingError when no PRIMARY KEY or UNIQUE key matches."""
+    # Cached per parsed statement and schema (both kept alive by the caches).
+    cache_key = ("conflict target", id(conflict), id(schema))
+    found = db._store.compiled.get(cache_key)
+    if found is not None and found[0] is conflict and found[1] is schema:
+        return found[2]
+    target = _match_conflict_target(schema, conflict)
+    db._store.compiled[cache_key] = (conflict, schema, target)
+    return target
+
+
+def _match_conflict_target(schema: TableSchema, conflict: exp.OnConflict) -> tuple[str, ...] | None:
     targets = conflict.args.get("conflict_keys")
     if not targets:
         return None
