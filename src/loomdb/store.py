@@ -477,10 +477,16 @@ class Store:
         txn = self.txn
         assert txn is not None
         self._saved = (txn.seq, txn.changed, txn.ddl)
-        self.backend.execute("SAVEPOINT loom_statement")
+        # Sent with the statement's first query (no round trip of its own).
+        self.backend.defer("SAVEPOINT loom_statement")
 
     def release_savepoint(self) -> None:
-        self.backend.execute("RELEASE loom_statement")
+        """End the current statement; writes the engine deferred reach the
+        server now at the latest, so their errors belong to this statement."""
+        if self.backend.has_deferred:
+            self.backend.execute("RELEASE loom_statement")
+        else:
+            self.backend.defer("RELEASE loom_statement")
 
     def rollback_to_savepoint(self) -> None:
         """Undo the current statement; the transaction stays open."""

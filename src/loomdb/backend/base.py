@@ -66,6 +66,11 @@ class Backend(Protocol):
         """
         ...
 
+    @property
+    def has_deferred(self) -> bool:
+        """Whether deferred writes wait for the next statement."""
+        ...
+
     def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run a write whose result nobody reads, now or, on an engine where round
         trips are dear, together with the next statement (its errors then

@@ -408,6 +408,10 @@ class PostgresBackend:
         except psycopg.Error as exc:
             raise _translate(exc) from None
 
+    @property
+    def has_deferred(self) -> bool:
+        return bool(self._deferred)
+
     def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Queue a write whose result nobody reads; it is sent with the next
         statement, in the same round trip (a rollback discards it)."""

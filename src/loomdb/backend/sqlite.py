@@ -301,6 +301,8 @@ class SQLiteBackend:
         except errors.Error:
             raise
 
+    has_deferred = False  # defer() runs at once
+
     def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run a write whose result nobody reads (in-process: nothing to save by waiting)."""
         for _ in self.execute(sql, params):
