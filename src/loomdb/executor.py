@@ -468,7 +468,10 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
             continue
         if writer is None:
             writer = _VersionWriter(db, schema, txn)
-        if checker is None and not returning:
+        if not returning:
+            # Nobody needs the version id: the engine may send the INSERT with
+            # the next statement. A later row of this statement with the same
+            # key finds it through the branch view (deferred writes go first).
             writer.insert_blind(row)
             blind += 1
             continue
