@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import empty_checkpoint
-from langgraph.checkpoint.serde.types import INTERRUPT
+from langgraph.checkpoint.serde.types import ERROR, INTERRUPT, RESUME
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
@@ -107,17 +107,15 @@ def test_checkpoints_are_rows_sql_can_query(saver):
         ["t1"],
     ).fetchone()
     assert parents["n"] == 4
-    writes = saver.db.execute(
-        "SELECT channel, value FROM checkpoint_writes WHERE thread_id = %s AND channel = 'note'"
-        " ORDER BY value",
+    rows = saver.db.execute(
+        "SELECT c.step, w.task_path, w.writes FROM checkpoint_writes w JOIN checkpoints c"
+        " ON c.thread_id = w.thread_id AND c.checkpoint_ns = w.checkpoint_ns AND c.checkpoint_id = w.checkpoint_id"
+        """ WHERE w.thread_id = %s AND w.writes @> '[{"channel": "note"}]' ORDER BY c.step""",
         ["t1"],
     ).fetchall()
-    assert [tuple(r) for r in writes] == [
-        ("note", ""),
-        ("note", "did 0"),
-        ("note", "did 1"),
-        ("note", "did 2"),
-    ]
+    notes = [(r["step"], w["value"]) for r in rows for w in r["writes"] if w["channel"] == "note"]
+    assert notes == [(-1, ""), (0, "did 0"), (1, "did 1"), (2, "did 2")]
+    assert [w["channel"] for w in rows[1]["writes"]] == ["step", "note", "history", "branch:to:act"]
 
 
 def test_a_large_value_written_by_a_node_is_stored_once(saver):
@@ -130,13 +128,16 @@ def test_a_large_value_written_by_a_node_is_stored_once(saver):
     graph.add_edge("write", END)
     graph.compile(checkpointer=saver).invoke({"doc": ""}, thread(), durability="sync")
     rows = saver.db.execute(
-        "SELECT type, value FROM checkpoint_values WHERE thread_id = %s AND type = 'json'", ["t1"]
+        "SELECT hash, type, value FROM checkpoint_values WHERE thread_id = %s AND type = 'json'", ["t1"]
     ).fetchall()
     assert [(r["type"], len(r["value"])) for r in rows] == [("json", 5000)]
-    assert (
-        saver.db.execute("SELECT count(*) AS n FROM checkpoint_writes WHERE ref IS NOT NULL").fetchone()[0]
-        == 1
-    )
+    by_ref = [
+        (w["channel"], w["ref"])
+        for r in saver.db.execute("SELECT writes FROM checkpoint_writes").fetchall()
+        for w in r["writes"]
+        if "ref" in w
+    ]
+    assert by_ref == [("doc", rows[0]["hash"])]
 
 
 def test_values_json_cannot_carry_exactly_come_back_with_their_type(saver):
@@ -273,7 +274,9 @@ def test_deferred_writes_commit_with_the_next_checkpoint_and_special_writes_at_o
         try:
             saver.put_writes(config, [("note", "hi")], "task-1")
             saver.put_writes(config, [(INTERRUPT, "stop")], "task-2")
-            seen = other.execute("SELECT task_id, channel FROM checkpoint_writes ORDER BY task_id").fetchall()
+            seen = other.execute(
+                "SELECT task_id, writes->0->>'channel' AS channel FROM checkpoint_writes ORDER BY task_id"
+            ).fetchall()
             assert [tuple(r) for r in seen] == [("task-1", "note"), ("task-2", INTERRUPT)]
             saver.put_writes(config, [("note", "later")], "task-3")
             assert other.execute("SELECT count(*) FROM checkpoint_writes").fetchone()[0] == 2
@@ -281,6 +284,186 @@ def test_deferred_writes_commit_with_the_next_checkpoint_and_special_writes_at_o
             other.close()
     with LoomSaver.from_conn_string(store_path) as saver:  # the context manager flushed task-3
         assert [w[0] for w in saver.get_tuple(thread()).pending_writes] == ["task-1", "task-2", "task-3"]
+
+
+def test_writes_arriving_after_their_checkpoints_successor_commit_at_once(store_path):
+    """LangGraph calls put_writes and the next put from background threads, in
+    either order: writes against a checkpoint that already has a successor
+    have no later put to ride with, and must not wait in memory."""
+    with LoomSaver.from_conn_string(store_path) as saver:
+        first = saver.put(
+            {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}, empty_checkpoint(), {"step": -1}, {}
+        )
+        second = empty_checkpoint()
+        saver.put(first, second, {"step": 0}, {})
+        other = loomdb.connect(store_path)
+        try:
+            saver.put_writes(first, [("note", "late")], "task-1")  # its successor is already stored
+            assert other.execute("SELECT count(*) FROM checkpoint_writes").fetchone()[0] == 1
+        finally:
+            other.close()
+
+
+# -- pending writes: one row per task and put_writes call ----------------------------------------------
+
+
+def first_checkpoint(saver: LoomSaver, thread_id: str = "t1") -> dict[str, Any]:
+    return saver.put(
+        {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}, empty_checkpoint(), {"step": -1}, {}
+    )
+
+
+def write_rows(saver: LoomSaver) -> list[tuple[str, int, list[str]]]:
+    rows = saver.db.execute(
+        "SELECT task_id, idx, writes FROM checkpoint_writes ORDER BY task_id, idx"
+    ).fetchall()
+    return [(r["task_id"], r["idx"], [w["channel"] for w in r["writes"]]) for r in rows]
+
+
+@pytest.mark.parametrize("defer", [True, False], ids=["deferred", "eager"])
+def test_a_step_stores_one_write_row_per_task_and_reads_back_in_langgraph_order(store_path, defer):
+    with LoomSaver.from_conn_string(store_path, defer_writes=defer) as saver:
+        config = first_checkpoint(saver)
+        saver.put_writes(config, [("b", 1), ("a", {"x": [1, 2]}), ("c", "y" * 300)], "task-2", "~p, n2")
+        saver.put_writes(config, [("a", 2), ("d", b"raw")], "task-1", "~p, n1")
+        saver.put_writes(config, [("z", 3)], "task-0", "~p, n3")
+        saver.put_writes(config, [(ERROR, ValueError("boom"))], "task-1", "~p, n1")
+        pending = saver.get_tuple(config).pending_writes
+        # LangGraph's writes_sort_key: task_path, then task_id, then idx (special writes first)
+        assert [(t, ch) for t, ch, _ in pending] == [
+            ("task-1", ERROR),
+            ("task-1", "a"),
+            ("task-1", "d"),
+            ("task-2", "b"),
+            ("task-2", "a"),
+            ("task-2", "c"),
+            ("task-0", "z"),
+        ]
+        values = {(t, ch): v for t, ch, v in pending}
+        assert values[("task-2", "a")] == {"x": [1, 2]} and values[("task-2", "c")] == "y" * 300
+        assert values[("task-1", "d")] == b"raw" and "boom" in str(values[("task-1", ERROR)])
+        assert write_rows(saver) == [
+            ("task-0", 0, ["z"]),
+            ("task-1", -1, [ERROR]),
+            ("task-1", 0, ["a", "d"]),
+            ("task-2", 0, ["b", "a", "c"]),
+        ]
+
+
+def test_a_loop_writes_one_row_per_step_holding_every_channel_the_node_wrote(saver):
+    loop_graph(saver, 6).invoke(START_STATE, thread(), durability="sync")
+    rows = saver.db.execute(
+        "SELECT c.step, w.writes FROM checkpoint_writes w JOIN checkpoints c ON c.thread_id = w.thread_id"
+        " AND c.checkpoint_ns = w.checkpoint_ns AND c.checkpoint_id = w.checkpoint_id ORDER BY c.step"
+    ).fetchall()
+    steps = [r["step"] for r in rows]
+    assert steps == sorted(set(steps)) == list(range(-1, 6))  # one row per step: the step's one task
+    assert [w["channel"] for w in rows[3]["writes"]] == ["step", "note", "history", "branch:to:act"]
+    checkpoints = saver.db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+    assert checkpoints == len(rows) + 1  # the last checkpoint has no writes
+
+
+def test_a_retried_task_keeps_its_first_writes_and_stores_only_what_was_missing(saver):
+    config = first_checkpoint(saver)
+    saver.put_writes(config, [("a", 1), ("b", 2)], "task-1")
+    saver.flush()
+    saver.put_writes(config, [("a", 10), ("b", 20)], "task-1")  # a retry: nothing changes
+    saver.put_writes(config, [("a", 100), ("b", 200), ("c", 300)], "task-1")  # only idx 2 is new
+    saver.put_writes(config, [("a", 1000)], "task-2")
+    saver.put_writes(config, [("a", 2000), ("b", 2001)], "task-2")  # same batch, not yet committed
+    pending = saver.get_tuple(config).pending_writes
+    assert pending == [
+        ("task-1", "a", 1),
+        ("task-1", "b", 2),
+        ("task-1", "c", 300),
+        ("task-2", "a", 1000),
+        ("task-2", "b", 2001),
+    ]
+    assert write_rows(saver) == [
+        ("task-1", 0, ["a", "b"]),
+        ("task-1", 2, ["c"]),
+        ("task-2", 0, ["a"]),
+        ("task-2", 1, ["b"]),
+    ]
+    saver.put_writes(config, [("a", 0), ("b", 0), ("c", 0), ("d", 4)], "task-1")
+    assert [w[2] for w in saver.get_tuple(config).pending_writes if w[0] == "task-1"] == [1, 2, 300, 4]
+
+
+def test_a_special_write_replaces_the_earlier_one_of_its_task(saver):
+    config = first_checkpoint(saver)
+    saver.put_writes(config, [("a", 1)], "task-1")
+    saver.put_writes(config, [(INTERRUPT, "first")], "task-1")
+    saver.put_writes(config, [(INTERRUPT, "second"), (INTERRUPT, "third")], "task-1")  # the last wins
+    saver.put_writes(config, [(RESUME, "yes")], "task-1")
+    # Mixed with ordinary writes, special writes are kept as first stored, like ordinary ones.
+    saver.put_writes(config, [("b", 2), (INTERRUPT, "ignored"), (ERROR, "kept")], "task-2")
+    saver.put_writes(config, [("b", 3), (ERROR, "ignored too")], "task-2")
+    pending = saver.get_tuple(config).pending_writes
+    assert pending == [
+        ("task-1", RESUME, "yes"),
+        ("task-1", INTERRUPT, "third"),
+        ("task-1", "a", 1),
+        ("task-2", INTERRUPT, "ignored"),
+        ("task-2", ERROR, "kept"),
+        ("task-2", "b", 2),
+    ]
+    rows = saver.db.execute("SELECT count(*) FROM checkpoint_writes WHERE task_id = 'task-1'").fetchone()[0]
+    assert rows == 3  # the ordinary writes, the interrupt, the resume
+
+
+def test_writes_are_copied_with_their_thread_deleted_with_their_run_and_kept_by_prune(saver):
+    base = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
+    first = saver.put(base, empty_checkpoint(), {"step": 0, "run_id": "run-a"}, {})
+    saver.put_writes(first, [("note", "a"), ("big", "x" * 400)], "task-1")
+    second = saver.put(first, empty_checkpoint(), {"step": 1, "run_id": "run-b"}, {})
+    saver.put_writes(second, [("note", "b"), ("big", "y" * 400)], "task-2")
+    saver.copy_thread("t1", "t2")
+    listed = [t.pending_writes for t in saver.list(thread("t1"))]
+    assert listed == [
+        [("task-2", "note", "b"), ("task-2", "big", "y" * 400)],
+        [
+            ("task-1", "note", "a"),
+            ("task-1", "big", "x" * 400),
+        ],
+    ]
+    assert [t.pending_writes for t in saver.list(thread("t2"))] == listed
+    saver.delete_for_runs(["run-a"])
+    assert [t.pending_writes for t in saver.list(thread("t2"))] == listed[:1]
+    assert (
+        saver.db.execute("SELECT count(*) FROM checkpoint_values WHERE thread_id = 't1'").fetchone()[0] == 1
+    )
+    saver.put_writes(saver.get_tuple(thread("t1")).config, [("note", "c")], "task-3")
+    saver.prune(["t1"], strategy="keep_latest")
+    assert saver.get_tuple(thread("t1")).pending_writes == [*listed[0], ("task-3", "note", "c")]
+
+
+def test_a_store_with_the_old_write_layout_is_refused_with_a_clear_error(store_path):
+    db = loomdb.connect(store_path)
+    try:
+        db.execute(
+            "CREATE TABLE checkpoint_writes (thread_id TEXT NOT NULL, checkpoint_ns TEXT NOT NULL,"
+            " checkpoint_id TEXT NOT NULL, task_id TEXT NOT NULL, idx INT NOT NULL, channel TEXT NOT NULL,"
+            " task_path TEXT NOT NULL, type TEXT NOT NULL, value JSONB, blob BYTEA, ref TEXT,"
+            " PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx))"
+        )
+        with pytest.raises(loomdb.ProgrammingError, match="earlier LoomSaver"):
+            LoomSaver(db).setup()
+    finally:
+        db.close()
+
+
+def test_checkpoint_id_and_ts_are_stored_once_and_come_back_exactly(saver):
+    config = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
+    for ts in ["2026-01-02T03:04:05.123456+00:00", "2026-01-02T03:04:05+02:00", "2026-01-02T03:04:05Z"]:
+        checkpoint = empty_checkpoint()
+        checkpoint["ts"] = ts
+        config = saver.put(config, checkpoint, {"step": 0}, {})
+        got = saver.get_tuple(config).checkpoint
+        assert (got["id"], got["ts"]) == (checkpoint["id"], ts)
+        body = saver.db.execute(
+            "SELECT checkpoint FROM checkpoints WHERE checkpoint_id = %s", [checkpoint["id"]]
+        ).fetchone()[0]
+        assert "id" not in body and ("ts" in body) == (ts != "2026-01-02T03:04:05.123456+00:00")
 
 
 # -- DeltaChannel -----------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ A value is stored in one of two forms:
 * anything else is the saver's serde bytes, with the serde's type tag.
 
 A small value sits in the row that uses it (a checkpoint's
-``channel_values`` map, a write's ``value``/``blob`` columns). From
+``channel_values`` map, a write's entry in its row's ``writes`` array, its
+bytes in the row's ``blob``). From
 ``INLINE_MAX`` bytes on it moves to the content-addressed
 ``checkpoint_values`` table and the row holds its hash, so the same large
 value is stored once per thread: a node's write and the channel value the
@@ -28,25 +29,19 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from .. import errors
+
 INLINE_MAX = 256
 _INT64 = (-(2**63), 2**63 - 1)
 JSON = "json"
 DELTA = "delta"
-
-
-class Stored(NamedTuple):
-    """A value as a write row's columns ``type, value, blob, ref`` hold it."""
-
-    type: str
-    value: Any  # bound to the JSONB column (JSON text for a str)
-    blob: bytes | None
-    ref: str | None
 
 
 class ValueRow(NamedTuple):
@@ -98,18 +93,83 @@ def json_bind(value: Any) -> Any:
     return orjson.dumps(value).decode() if type(value) is str else value
 
 
-def encode(serde: SerializerProtocol, value: Any) -> tuple[Stored, ValueRow | None]:
-    """Encode one value for a write row; the second item is the content row it needs, if any."""
+class WriteEntry(NamedTuple):
+    """One pending write as a ``checkpoint_writes`` row holds it (see ``pack_writes``)."""
+
+    idx: int
+    channel: str
+    type: str
+    value: Any = None  # the JSON value itself (``type == "json"``, no ``ref``)
+    blob: bytes | None = None  # the serde's bytes, when short
+    ref: str | None = None  # the hash of its ``checkpoint_values`` row, when long
+
+
+def encode_write(
+    serde: SerializerProtocol, idx: int, channel: str, value: Any
+) -> tuple[WriteEntry, ValueRow | None]:
+    """Encode one write; the second item is the content row it needs, if any."""
     if is_json_primitive(value):
         if type(value) is str and len(value) >= INLINE_MAX:
             row = json_row(value)
-            return Stored(JSON, None, None, row.hash), row
-        return Stored(JSON, json_bind(value), None, None), None
+            return WriteEntry(idx, channel, JSON, ref=row.hash), row
+        return WriteEntry(idx, channel, JSON, value=value), None
     type_, data = serde.dumps_typed(value)
     if len(data) >= INLINE_MAX:
         h = content_hash(type_, data)
-        return Stored(type_, None, None, h), ValueRow(h, type_, blob=data)
-    return Stored(type_, None, data, None), None
+        return WriteEntry(idx, channel, type_, ref=h), ValueRow(h, type_, blob=data)
+    return WriteEntry(idx, channel, type_, blob=data), None
+
+
+def pack_writes(entries: Sequence[WriteEntry]) -> tuple[int, list[dict[str, Any]], bytes | None]:
+    """The ``idx``, ``writes`` JSON array and ``blob`` bytes of a ``checkpoint_writes`` row.
+
+    The row's ``idx`` is its first write's. One object per write, in order:
+    ``channel``, then ``value`` (a JSON value, inline), or ``ref`` (the hash
+    of its ``checkpoint_values`` row, which has its type), or ``type`` (the
+    serde's tag) with ``blob`` (``[offset, length]`` of its bytes in the
+    row's ``blob``); and ``idx`` where it is not the row's ``idx`` plus the
+    write's position.
+    """
+    first = min(e.idx for e in entries)
+    out: list[dict[str, Any]] = []
+    parts: list[bytes] = []
+    offset = 0
+    for pos, e in enumerate(entries):
+        item: dict[str, Any] = {"channel": e.channel}
+        if e.idx != first + pos:
+            item["idx"] = e.idx
+        if e.ref is not None:
+            item["ref"] = e.ref  # its checkpoint_values row has its type
+        elif e.blob is not None:
+            item["type"] = e.type
+            item["blob"] = [offset, len(e.blob)]
+            parts.append(e.blob)
+            offset += len(e.blob)
+        else:
+            item["value"] = e.value
+        out.append(item)
+    return first, out, (b"".join(parts) if parts else None)
+
+
+def write_indexes(first: int, items: Sequence[Mapping[str, Any]]) -> list[int]:
+    """The ``idx`` of each write of a ``checkpoint_writes`` row whose ``idx`` is ``first``."""
+    return [int(item.get("idx", first + pos)) for pos, item in enumerate(items)]
+
+
+def unpack_writes(first: int, items: Sequence[Mapping[str, Any]], blob: bytes | None) -> list[WriteEntry]:
+    """The writes of a ``checkpoint_writes`` row (``pack_writes`` reversed)."""
+    out = []
+    for idx, item in zip(write_indexes(first, items), items, strict=True):
+        span = item.get("blob")
+        data = None
+        if span is not None:
+            if blob is None:
+                raise errors.DataError(f"write {item.get('channel')!r} names bytes its row does not have")
+            data = bytes(blob[span[0] : span[0] + span[1]])
+        out.append(
+            WriteEntry(idx, item["channel"], item.get("type", JSON), item.get("value"), data, item.get("ref"))
+        )
+    return out
 
 
 def json_row(text: str) -> ValueRow:

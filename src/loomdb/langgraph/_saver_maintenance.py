@@ -12,20 +12,19 @@ from typing import Any
 from .. import errors
 from ..database import Database
 from ._saver_codec import DELTA
-from ._saver_read import chunks
-from ._saver_schema import TABLES, VALUE_COLUMNS, placeholders
+from ._saver_read import chunks, write_refs
+from ._saver_schema import TABLES, VALUE_COLUMNS, WRITE_COLUMNS, placeholders
 
 _COPY = {
     "checkpoints": "checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, step, source, ts,"
     " checkpoint, metadata, channel_values, channel_refs",
-    "checkpoint_writes": "checkpoint_ns, checkpoint_id, task_id, idx, channel, task_path, type, value,"
-    " blob, ref",
+    "checkpoint_writes": WRITE_COLUMNS,
     "checkpoint_values": VALUE_COLUMNS,
 }
 
 
 def delete_threads(db: Database, thread_ids: list[str]) -> None:
-    """Delete every row of these threads from the four tables, in one commit."""
+    """Delete every row of these threads from the three tables, in one commit."""
     with db.transaction(message="langgraph: delete threads"):
         for ids in chunks(thread_ids):
             for table in TABLES:
@@ -136,10 +135,7 @@ def _collect_garbage(db: Database, thread_id: str) -> None:
     live: set[str] = set()
     for row in db.execute("SELECT channel_refs FROM checkpoints WHERE thread_id = %s", [thread_id]):
         live.update((row["channel_refs"] or {}).values())
-    for row in db.execute(
-        "SELECT ref FROM checkpoint_writes WHERE thread_id = %s AND ref IS NOT NULL", [thread_id]
-    ):
-        live.add(row["ref"])
+    live |= write_refs(db.execute("SELECT writes FROM checkpoint_writes WHERE thread_id = %s", [thread_id]))
     links = {
         row["hash"]: (row["ref"], row["base"], row["root"])
         for row in db.execute(

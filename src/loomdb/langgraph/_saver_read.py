@@ -1,14 +1,14 @@
 """Reading LoomSaver's tables back into LangGraph objects.
 
-Channel values are fetched for many ``(channel, version)`` pairs at once,
-list deltas are rebuilt from their chains, and pending writes are sorted the
-way LangGraph replays them (``writes_sort_key``).
+Values are fetched for many hashes at once, list deltas are rebuilt from
+their chains, and pending writes (one row per task and ``put_writes`` call)
+are unpacked and sorted the way LangGraph replays them (``writes_sort_key``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from langgraph.checkpoint.base import PendingWrite, writes_sort_key
@@ -16,8 +16,8 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from .. import errors
 from ..database import Database
-from ._saver_codec import DELTA, JSON, ListState, decode, join_array, split_array
-from ._saver_schema import VALUE_COLUMNS, WRITE_SELECT, placeholders
+from ._saver_codec import DELTA, JSON, ListState, decode, join_array, split_array, unpack_writes
+from ._saver_schema import VALUE_COLUMNS, WRITE_COLUMNS, placeholders
 
 # Parameters per IN list: well under SQLite's limit, and short enough to plan quickly.
 CHUNK = 400
@@ -112,18 +112,54 @@ def _rebuild(db: Database, thread_id: str, target: Any) -> RawValue:
     return RawValue("msgpack", None, data, state)
 
 
+def fetch_writes(db: Database, thread_id: str, ns: str, checkpoint_ids: Sequence[str]) -> list[Any]:
+    """The ``checkpoint_writes`` rows of these checkpoints (writes still encoded)."""
+    rows: list[Any] = []
+    for ids in chunks(list(checkpoint_ids)):
+        rows.extend(
+            db.execute(
+                f"SELECT {WRITE_COLUMNS} FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_ns = %s"
+                f" AND checkpoint_id IN ({placeholders(len(ids))})",
+                [thread_id, ns, *ids],
+            )
+        )
+    return rows
+
+
+def write_refs(rows: Iterable[Any]) -> set[str]:
+    """The ``checkpoint_values`` hashes the writes of these rows name."""
+    return {item["ref"] for row in rows for item in row["writes"] if item.get("ref") is not None}
+
+
+def decode_writes(
+    serde: SerializerProtocol, thread_id: str, rows: Iterable[Any], raws: Mapping[str, RawValue]
+) -> dict[str, list[PendingWrite]]:
+    """Pending writes per checkpoint id, each list in ``writes_sort_key`` order.
+
+    ``raws`` holds (at least) the values the writes name by hash (``write_refs``).
+    """
+    found: dict[str, list[tuple[tuple[str, str, int], PendingWrite]]] = defaultdict(list)
+    for row in rows:
+        task_id, task_path = row["task_id"], row["task_path"]
+        for e in unpack_writes(row["idx"], row["writes"], row["blob"]):
+            if e.ref is not None:
+                raw = raws.get(e.ref)
+                if raw is None:
+                    raise errors.DataError(
+                        f"a write of task {task_id!r} in thread {thread_id!r} names value {e.ref!r},"
+                        " which is not stored"
+                    )
+                value = raw.decode(serde)
+            else:
+                value = decode(serde, e.type, e.value, e.blob)
+            key = writes_sort_key(task_path, task_id, e.idx)
+            found[row["checkpoint_id"]].append((key, (task_id, e.channel, value)))
+    return {cid: [w for _, w in sorted(items, key=lambda kw: kw[0])] for cid, items in found.items()}
+
+
 def load_writes(
     db: Database, serde: SerializerProtocol, thread_id: str, ns: str, checkpoint_ids: Sequence[str]
 ) -> dict[str, list[PendingWrite]]:
     """Pending writes per checkpoint id, each list in ``writes_sort_key`` order."""
-    found: dict[str, list[tuple[tuple[str, str, int], PendingWrite]]] = defaultdict(list)
-    for ids in chunks(list(checkpoint_ids)):
-        sql = (
-            f"{WRITE_SELECT} WHERE w.thread_id = %s AND w.checkpoint_ns = %s"
-            f" AND w.checkpoint_id IN ({placeholders(len(ids))})"
-        )
-        for row in db.execute(sql, [thread_id, ns, *ids]):
-            value = decode(serde, row["type"], row["value"], row["blob"])
-            key = writes_sort_key(row["task_path"], row["task_id"], row["idx"])
-            found[row["checkpoint_id"]].append((key, (row["task_id"], row["channel"], value)))
-    return {cid: [w for _, w in sorted(items, key=lambda kw: kw[0])] for cid, items in found.items()}
+    rows = fetch_writes(db, thread_id, ns, checkpoint_ids)
+    return decode_writes(serde, thread_id, rows, load_refs(db, thread_id, write_refs(rows)))

@@ -22,18 +22,18 @@ DDL = (
     channel_refs JSONB,
     PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)
 )""",
+    # One row per task per put_writes call: the task's writes, in order, in one JSON array
+    # (a special write, whose idx is negative, has a row of its own). ``idx`` is the
+    # first write's: a re-put of a task's writes meets the same key.
     """CREATE TABLE IF NOT EXISTS checkpoint_writes (
     thread_id TEXT NOT NULL,
     checkpoint_ns TEXT NOT NULL DEFAULT '',
     checkpoint_id TEXT NOT NULL,
     task_id TEXT NOT NULL,
     idx INT NOT NULL,
-    channel TEXT NOT NULL,
     task_path TEXT NOT NULL DEFAULT '',
-    type TEXT NOT NULL,
-    value JSONB,
+    writes JSONB NOT NULL,
     blob BYTEA,
-    ref TEXT,
     PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
 )""",
     """CREATE TABLE IF NOT EXISTS checkpoint_values (
@@ -71,27 +71,21 @@ UPSERT_CHECKPOINT = (
     " channel_values = EXCLUDED.channel_values, channel_refs = EXCLUDED.channel_refs"
 )
 
-_WRITE_COLUMNS = (
-    "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel,"
-    " task_path, type, value, blob, ref) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+WRITE_COLUMNS = "checkpoint_ns, checkpoint_id, task_id, idx, task_path, writes, blob"
+
+_INSERT_WRITES = (
+    f"INSERT INTO checkpoint_writes (thread_id, {WRITE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)"
 )
-INSERT_WRITES = _WRITE_COLUMNS + " DO NOTHING"
+INSERT_WRITES = _INSERT_WRITES + " DO NOTHING"
 UPSERT_WRITES = (
-    _WRITE_COLUMNS + " DO UPDATE SET channel = EXCLUDED.channel, task_path = EXCLUDED.task_path,"
-    " type = EXCLUDED.type, value = EXCLUDED.value, blob = EXCLUDED.blob, ref = EXCLUDED.ref"
+    _INSERT_WRITES
+    + " DO UPDATE SET task_path = EXCLUDED.task_path, writes = EXCLUDED.writes, blob = EXCLUDED.blob"
 )
 
 CHECKPOINT_COLUMNS = (
-    "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata,"
+    "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, ts, checkpoint, metadata,"
     " channel_values, channel_refs"
-)
-
-# A write with its large value joined in: type, value, blob come first.
-WRITE_SELECT = (
-    "SELECT w.type, coalesce(v.value, w.value) AS value, coalesce(v.blob, w.blob) AS blob, w.ref,"
-    " w.checkpoint_id, w.task_id, w.idx, w.channel, w.task_path"
-    " FROM checkpoint_writes w LEFT JOIN checkpoint_values v ON v.thread_id = w.thread_id AND v.hash = w.ref"
 )
 
 

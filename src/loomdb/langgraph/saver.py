@@ -1,6 +1,6 @@
 """``LoomSaver``: a LangGraph checkpointer over a loomdb store (embedded or PostgreSQL).
 
-Checkpoints, channel values and pending writes live in four ordinary loomdb
+Checkpoints, channel values and pending writes live in three ordinary loomdb
 tables (see ``_saver_schema`` and docs/langgraph.md), so they can be read
 with SQL, branched and merged like any other rows. Only ``loomdb.Database``'s
 public API is used.
@@ -9,6 +9,7 @@ public API is used.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import threading
 import weakref
@@ -42,14 +43,17 @@ from ._saver_codec import (
     ListCache,
     ListState,
     ValueRow,
+    WriteEntry,
     array_header,
     content_hash,
-    encode,
+    encode_write,
     is_json_primitive,
     json_row,
+    pack_writes,
     split_array,
+    write_indexes,
 )
-from ._saver_read import RawValue, load_refs, load_writes
+from ._saver_read import RawValue, chunks, decode_writes, fetch_writes, load_refs, write_refs
 from ._saver_schema import (
     CHECKPOINT_COLUMNS,
     DDL,
@@ -57,6 +61,7 @@ from ._saver_schema import (
     INSERT_WRITES,
     UPSERT_CHECKPOINT,
     UPSERT_WRITES,
+    placeholders,
 )
 
 __all__ = ["LoomSaver"]
@@ -104,6 +109,9 @@ class LoomSaver(BaseCheckpointSaver[str]):
         self.defer_writes = defer_writes
         self.list_snapshot_after = list_snapshot_after
         self._pending: dict[str, list[_Writes]] = {}
+        # The newest checkpoint put per (thread, namespace): writes against an
+        # older one have no later put to ride with, so they commit at once.
+        self._newest = _Lru[tuple[str, str], str](4096)
         # Savers made from this one by fork/checkout: a merge commits their deferred writes first.
         self._family: list[weakref.ref[LoomSaver]] = [weakref.ref(self)]
         self._lists = ListCache()
@@ -143,6 +151,13 @@ class LoomSaver(BaseCheckpointSaver[str]):
         """Create the saver's tables if they do not exist (idempotent)."""
         for ddl in DDL:
             self.db.execute(ddl)
+        try:
+            self.db.execute("SELECT writes FROM checkpoint_writes LIMIT 0").fetchall()
+        except errors.ProgrammingError:
+            raise errors.ProgrammingError(
+                "checkpoint_writes has the layout of an earlier LoomSaver (one row per write):"
+                " this one stores a task's writes in one row; drop or rename the table to set it up anew"
+            ) from None
         self._is_setup = True
 
     def _ready(self) -> None:
@@ -225,9 +240,10 @@ class LoomSaver(BaseCheckpointSaver[str]):
         if row is None:
             return None
         stored = _Stored.of(row)
-        raws = load_refs(self.db, thread_id, stored.refs.values())
+        write_rows = fetch_writes(self.db, thread_id, ns, [row["checkpoint_id"]])
+        raws = load_refs(self.db, thread_id, {*stored.refs.values(), *write_refs(write_rows)})
         self._remember(thread_id, ns, row["checkpoint_id"], stored, raws)
-        writes = load_writes(self.db, self.serde, thread_id, ns, [row["checkpoint_id"]])
+        writes = decode_writes(self.serde, thread_id, write_rows, raws)
         return self._tuple(row, stored, raws, writes.get(row["checkpoint_id"], []))
 
     def list(
@@ -281,10 +297,10 @@ class LoomSaver(BaseCheckpointSaver[str]):
             groups.setdefault((row["thread_id"], row["checkpoint_ns"]), []).append(row)
         loaded = {}
         for (thread_id, ns), members in groups.items():
+            write_rows = fetch_writes(self.db, thread_id, ns, [r["checkpoint_id"] for r in members])
             hashes = {h for row in members for h in (row["channel_refs"] or {}).values()}
-            raws = load_refs(self.db, thread_id, hashes)
-            writes = load_writes(self.db, self.serde, thread_id, ns, [r["checkpoint_id"] for r in members])
-            loaded[(thread_id, ns)] = (raws, writes)
+            raws = load_refs(self.db, thread_id, hashes | write_refs(write_rows))
+            loaded[(thread_id, ns)] = (raws, decode_writes(self.serde, thread_id, write_rows, raws))
         for row in rows:
             raws, writes = loaded[(row["thread_id"], row["checkpoint_ns"])]
             yield self._tuple(row, _Stored.of(row), raws, writes.get(row["checkpoint_id"], []))
@@ -294,6 +310,9 @@ class LoomSaver(BaseCheckpointSaver[str]):
     ) -> CheckpointTuple:
         thread_id, ns = row["thread_id"], row["checkpoint_ns"]
         checkpoint = dict(row["checkpoint"])
+        checkpoint["id"] = row["checkpoint_id"]
+        if "ts" not in checkpoint and row["ts"] is not None:
+            checkpoint["ts"] = row["ts"].astimezone(dt.UTC).isoformat()
         values = {}
         for ch in checkpoint["channel_versions"]:
             if ch in stored.inline:
@@ -365,15 +384,19 @@ class LoomSaver(BaseCheckpointSaver[str]):
                 new_lists[ch] = state
         with self._lock:
             pending = self._pending.pop(thread_id, [])
+            self._newest.put((thread_id, ns), checkpoint["id"])
         rows = self._unknown(thread_id, [*(r for w in pending for r in w.values), *rows])
-        body = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        # The id and (when the ts column gives it back exactly) ts are columns: not stored twice.
+        body = {k: v for k, v in checkpoint.items() if k not in ("channel_values", "id")}
+        if _ts_in_column(body.get("ts")):
+            del body["ts"]
         meta = get_serializable_checkpoint_metadata(config, metadata)
         try:
             with self.db.transaction():
                 if rows:
                     self.db.executemany(INSERT_VALUES, [(thread_id, *r) for r in rows])
                 if pending:
-                    self.db.executemany(INSERT_WRITES, [row for w in pending for row in w.rows])
+                    self._store_writes(thread_id, pending)
                 self._upsert_checkpoint(
                     thread_id, ns, checkpoint, parent_id, meta, body, stored.inline_json(), stored.refs
                 )
@@ -480,12 +503,12 @@ class LoomSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """Store a task's writes against a checkpoint.
+        """Store a task's writes against a checkpoint: one row per call (and per special write).
 
         Writes to special channels (errors, interrupts, ...) replace an earlier
-        one of the task and commit at once; others are kept as first stored (a
-        retry is a no-op) and, with ``defer_writes``, commit with the thread's
-        next checkpoint (or the next read, ``flush()``).
+        one of the task and commit at once; others are kept as first stored,
+        per ``(task_id, idx)`` (a retry is a no-op) and, with ``defer_writes``,
+        commit with the thread's next checkpoint (or the next read, ``flush()``).
         """
         if not writes:
             return
@@ -493,42 +516,100 @@ class LoomSaver(BaseCheckpointSaver[str]):
         thread_id, ns, checkpoint_id = _address(config)
         if not checkpoint_id:
             raise errors.ProgrammingError("put_writes needs config['configurable']['checkpoint_id']")
-        value_rows: list[ValueRow] = []
-        rows = []
+        entries: list[WriteEntry] = []
+        contents: dict[str, ValueRow] = {}
         for idx, (channel, value) in enumerate(writes):
-            stored, extra = encode(self.serde, value)
+            entry, extra = encode_write(self.serde, WRITES_IDX_MAP.get(channel, idx), channel, value)
+            entries.append(entry)
             if extra is not None:
-                value_rows.append(extra)
-            rows.append(
-                (thread_id, ns, checkpoint_id, task_id, WRITES_IDX_MAP.get(channel, idx), channel, task_path)
-                + tuple(stored)
-            )
+                contents[extra.hash] = extra
         special = all(ch in WRITES_IDX_MAP for ch, _ in writes)
-        batch = _Writes(rows, value_rows)
-        if self.defer_writes and not any(ch in WRITES_IDX_MAP for ch, _ in writes):
+        # A special write (negative idx) has a row of its own, so a later one can replace it.
+        # In a call of special writes only, the last of an idx wins (they replace); else the first.
+        singles: dict[int, WriteEntry] = {}
+        for e in entries:
+            if e.idx < 0 and (special or e.idx not in singles):
+                singles[e.idx] = e
+        groups = [(e,) for e in singles.values()]
+        regular = tuple(e for e in entries if e.idx >= 0)
+        if regular:
+            groups.insert(0, regular)
+        rows = [_WriteRow(ns, checkpoint_id, task_id, task_path, group) for group in groups]
+        values = [contents[e.ref] for row in rows for e in row.entries if e.ref is not None]
+        batch = _Writes(rows, values, special)
+        if self.defer_writes and not singles:
             with self._lock:
-                self._pending.setdefault(thread_id, []).append(batch)
-            return
+                # LangGraph runs put_writes and the next put in background
+                # threads, in either order: a write that arrives after its
+                # checkpoint's successor was put must not wait for another put.
+                newest = self._newest.get((thread_id, ns))
+                if newest is None or newest == checkpoint_id:
+                    self._pending.setdefault(thread_id, []).append(batch)
+                    return
         with self._lock:
             pending = self._pending.pop(thread_id, [])
-        self._commit_writes(thread_id, [*pending, batch], UPSERT_WRITES if special else INSERT_WRITES)
+        self._commit_writes(thread_id, [*pending, batch])
 
-    def _commit_writes(self, thread_id: str, batches: list[_Writes], last_sql: str = INSERT_WRITES) -> None:
-        """Commit write batches of one thread (the last one with ``last_sql``) in one transaction."""
+    def _commit_writes(self, thread_id: str, batches: list[_Writes]) -> None:
+        """Commit write batches of one thread in one transaction."""
         values = self._unknown(thread_id, [r for b in batches for r in b.values])
         try:
             with self.db.transaction():
                 if values:
                     self.db.executemany(INSERT_VALUES, [(thread_id, *r) for r in values])
-                if len(batches) > 1:
-                    self.db.executemany(INSERT_WRITES, [row for b in batches[:-1] for row in b.rows])
-                self.db.executemany(last_sql, batches[-1].rows)
+                self._store_writes(thread_id, batches)
         except BaseException:
-            self._requeue(thread_id, batches if last_sql == INSERT_WRITES else batches[:-1])
+            self._requeue(thread_id, [b for b in batches if not b.replace])
             raise
         with self._lock:
             for r in values:
                 self._known.put((thread_id, r.hash), None)
+
+    def _store_writes(self, thread_id: str, batches: list[_Writes]) -> None:
+        """Write the rows of these batches (inside a transaction): one statement per kind.
+
+        Ordinary rows are inserted unless their key is taken. A taken key is
+        an earlier ``put_writes`` of the same task: its writes are kept, and
+        those of ours it lacks (a longer retry) get a row of their own.
+        """
+        inserts = [row for b in batches if not b.replace for row in b.rows]
+        if inserts:
+            cur = self.db.executemany(INSERT_WRITES, [row.params(thread_id) for row in inserts])
+            if cur.rowcount < len(inserts):
+                self._fill_gaps(thread_id, inserts)
+        replaces = [row for b in batches if b.replace for row in b.rows]
+        if replaces:
+            self.db.executemany(UPSERT_WRITES, [row.params(thread_id) for row in replaces])
+
+    def _fill_gaps(self, thread_id: str, rows: list[_WriteRow]) -> None:
+        """Store the ordinary writes of ``rows`` whose ``(task_id, idx)`` no stored row holds."""
+        tasks = {(r.ns, r.checkpoint_id, r.task_id) for r in rows}
+        held: dict[tuple[str, str, str], set[int]] = {t: set() for t in tasks}
+        ids = sorted({r.checkpoint_id for r in rows})
+        for part in chunks(ids):
+            for found in self.db.execute(
+                "SELECT checkpoint_ns, checkpoint_id, task_id, idx, writes FROM checkpoint_writes"
+                f" WHERE thread_id = %s AND idx >= 0 AND checkpoint_id IN ({placeholders(len(part))})",
+                [thread_id, *part],
+            ):
+                key = (found["checkpoint_ns"], found["checkpoint_id"], found["task_id"])
+                if key in held:
+                    held[key].update(write_indexes(found["idx"], found["writes"]))
+        missing: dict[tuple[str, str, str, str], list[WriteEntry]] = {}
+        for r in rows:
+            taken = held[(r.ns, r.checkpoint_id, r.task_id)]
+            for e in r.entries:
+                if e.idx >= 0 and e.idx not in taken:
+                    taken.add(e.idx)
+                    missing.setdefault((r.ns, r.checkpoint_id, r.task_id, r.task_path), []).append(e)
+        if missing:
+            self.db.executemany(
+                INSERT_WRITES,
+                [
+                    _WriteRow(ns, cid, task, path, tuple(sorted(es, key=lambda e: e.idx))).params(thread_id)
+                    for (ns, cid, task, path), es in missing.items()
+                ],
+            )
 
     def _unknown(self, thread_id: str, rows: list[ValueRow]) -> list[ValueRow]:
         """The value rows not known to be stored already, each hash once."""
@@ -638,9 +719,11 @@ class LoomSaver(BaseCheckpointSaver[str]):
         self.flush()
         thread_id, ns, checkpoint_id = _address(config)
         walk = maintenance.delta_walk(self.db, thread_id, ns, checkpoint_id, list(channels))
-        seeds = load_refs(self.db, thread_id, [h for h in walk.seed_ref.values() if h is not None])
         all_ids = sorted({cid for ids in walk.chain.values() for cid in ids})
-        writes = load_writes(self.db, self.serde, thread_id, ns, all_ids)
+        write_rows = fetch_writes(self.db, thread_id, ns, all_ids)
+        seed_refs = {h for h in walk.seed_ref.values() if h is not None}
+        seeds = load_refs(self.db, thread_id, seed_refs | write_refs(write_rows))
+        writes = decode_writes(self.serde, thread_id, write_rows, seeds)
         result: dict[str, DeltaChannelHistory] = {}
         for ch in channels:
             collected = [w for cid in reversed(walk.chain[ch]) for w in writes.get(cid, []) if w[1] == ch]
@@ -731,15 +814,41 @@ def _address(config: RunnableConfig) -> tuple[str, str, str | None]:
     return str(thread_id), configurable.get("checkpoint_ns") or "", get_checkpoint_id(config)
 
 
+def _ts_in_column(ts: Any) -> bool:
+    """Whether the ``ts`` column gives this checkpoint ``ts`` back as the same text (UTC ISO 8601)."""
+    if type(ts) is not str:
+        return False
+    try:
+        parsed = dt.datetime.fromisoformat(ts)
+    except ValueError:
+        return False
+    return parsed.utcoffset() == dt.timedelta(0) and parsed.astimezone(dt.UTC).isoformat() == ts
+
+
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
 
 
-class _Writes(NamedTuple):
-    """One deferred ``put_writes`` call: its write rows and the value rows they need."""
+class _WriteRow(NamedTuple):
+    """A ``checkpoint_writes`` row: writes of one task from one ``put_writes`` call."""
 
-    rows: list[tuple]
+    ns: str
+    checkpoint_id: str
+    task_id: str
+    task_path: str
+    entries: tuple[WriteEntry, ...]
+
+    def params(self, thread_id: str) -> tuple:
+        idx, writes, blob = pack_writes(self.entries)
+        return (thread_id, self.ns, self.checkpoint_id, self.task_id, idx, self.task_path, writes, blob)
+
+
+class _Writes(NamedTuple):
+    """One ``put_writes`` call: its rows, the value rows they need, whether they replace."""
+
+    rows: list[_WriteRow]
     values: list[ValueRow]
+    replace: bool
 
 
 class _Stored:
