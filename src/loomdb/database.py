@@ -116,7 +116,9 @@ class Database:
             if isinstance(tree, _READ_STATEMENTS):
                 if not self._store.backend.cheap_change_check:
                     return self._select_probed(text, tree, values)
-                self._store.refresh()
+                if self._store.txn is None:
+                    # Inside a write transaction nobody else can commit on SQLite.
+                    self._store.refresh()
                 return self._select(text, tree, values)
             # A write refreshes its caches after taking the write lock.
             return self._write(text, tree, [values])
@@ -125,7 +127,8 @@ class Database:
         """Run one statement once per parameter set, all in one commit."""
         with self._store.lock:
             self._check_open()
-            self._store.refresh()
+            # No refresh here: _write refreshes after taking the write lock, and
+            # inside an open transaction the lock keeps this branch's schema still.
             batches = list(seq_of_params)
             has_params = bool(batches)
             text, plan = normalize(sql, has_params)
