@@ -232,3 +232,28 @@ def test_serial_columns_count_up_across_branches_and_after_explicit_values(store
         db.execute("INSERT INTO notes (body) VALUES ('e')")
         ids = [r[0] for r in db.execute("SELECT id FROM notes ORDER BY id")]
         assert len(ids) == len(set(ids)) == 6 and ids[-1] > main_ids[-1]
+
+
+def test_stores_with_different_schemas_never_share_compiled_queries(new_store):
+    """Connections share compiled statements when their schema histories are
+    identical; any difference (column order, types, a later ALTER) keeps them apart."""
+    first, second = loomdb.connect(new_store()), loomdb.connect(new_store())
+    try:
+        first.execute("CREATE TABLE t (a INT, b TEXT)")
+        second.execute("CREATE TABLE t (b TEXT, a INT)")
+        first.execute("INSERT INTO t VALUES (1, 'x')")
+        second.execute("INSERT INTO t VALUES ('y', 2)")
+        query = "SELECT * FROM t WHERE a > %s"
+        assert [tuple(r) for r in first.execute(query, [0])] == [(1, "x")]
+        assert [tuple(r) for r in second.execute(query, [0])] == [("y", 2)]
+        second.execute("ALTER TABLE t ADD COLUMN c INT DEFAULT 7")
+        assert [tuple(r) for r in second.execute(query, [0])] == [("y", 2, 7)]
+        assert [tuple(r) for r in first.execute(query, [0])] == [(1, "x")]
+        # The same history as `first`, in a third store: the same answers.
+        with loomdb.connect(new_store()) as third:
+            third.execute("CREATE TABLE t (a INT, b TEXT)")
+            third.execute("INSERT INTO t VALUES (5, 'z')")
+            assert [tuple(r) for r in third.execute(query, [0])] == [(5, "z")]
+    finally:
+        first.close()
+        second.close()

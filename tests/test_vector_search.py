@@ -443,7 +443,9 @@ def test_wrong_dimension_is_reported_even_when_no_row_is_compared(small, op):
     ):
         with pytest.raises(loomdb.DataError, match="has 15 dimensions; the column is VECTOR\\(16\\)"):
             db.execute(sql, [[1.0] * 15]).fetchall()
-    assert db.execute(f"SELECT id FROM t WHERE g = -1 ORDER BY embedding {op} %s", [[1.0] * 16]).fetchall() == []
+    assert (
+        db.execute(f"SELECT id FROM t WHERE g = -1 ORDER BY embedding {op} %s", [[1.0] * 16]).fetchall() == []
+    )
     _assert_usable(db, vecs)
 
 

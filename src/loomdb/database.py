@@ -57,6 +57,11 @@ _READ_STATEMENTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Values
 # cheap change check (see Database._compile_probed).
 _EPOCH_PROBE = "LOOM_EPOCH_PROBE"
 
+# Compiled queries shared by every connection of the process, keyed by the
+# store's schema fingerprint and the per-store cache key (see _compile).
+_SHARED_COMPILED: dict[Any, Compiled] = {}
+_SHARED_COMPILED_MAX = 4096
+
 
 class Database:
     """A handle on a loomdb store, bound to one branch (see ``loomdb.connect``)."""
@@ -420,8 +425,15 @@ class Database:
     ) -> Compiled:
         cache_key = (key, self._lineage, hidden_alias, vid_param, vid_alias)
         compiled = self._store.compiled.get(cache_key)
+        if compiled is not None:
+            return compiled
+        # Another connection of this process with the same schema history may
+        # have compiled it already (qualifying and typing with sqlglot costs
+        # milliseconds, a fresh connection's first statements most of all).
+        store, lineage = self._store, self._lineage
+        shared_key = (store.schema_fingerprint(), cache_key)
+        compiled = _SHARED_COMPILED.get(shared_key)
         if compiled is None:
-            store, lineage = self._store, self._lineage
             compiled = compile_query(
                 tree,
                 self._schemas(),
@@ -432,7 +444,10 @@ class Database:
                 vid_param_probe=vid_param,
                 vid_alias=vid_alias,
             )
-            self._store.compiled[cache_key] = compiled
+            if len(_SHARED_COMPILED) >= _SHARED_COMPILED_MAX:
+                _SHARED_COMPILED.clear()
+            _SHARED_COMPILED[shared_key] = compiled
+        store.compiled[cache_key] = compiled
         return compiled
 
     def _adapt(self, compiled: Compiled, values: Sequence[Any]) -> list[Any]:

@@ -8,6 +8,7 @@ commit is written per write statement (or per ``transaction()`` block).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import threading
@@ -92,6 +93,7 @@ class Store:
         self.closed = False
         self._epoch = -1
         self._schema_rows: list[tuple[int, int, str, str | None]] | None = None
+        self._fingerprint: bytes | None = None
         self._schemas: dict[Lineage, dict[str, TableSchema]] = {}
         self._lineages: dict[tuple[int, int | None], Lineage] = {}
         self._branches: dict[int, BranchInfo] = {}
@@ -528,11 +530,7 @@ class Store:
 
     # -- schemas ---------------------------------------------------------------------------
 
-    def schemas(self, lineage: Lineage) -> dict[str, TableSchema]:
-        """The tables visible through ``lineage`` (newest schema entry per name)."""
-        found = self._schemas.get(lineage)
-        if found is not None:
-            return found
+    def _load_schema_rows(self) -> list[tuple[int, int, str, str | None]]:
         if self._schema_rows is None:
             self._schema_rows = [
                 (int(b), int(s), n, d)
@@ -540,8 +538,26 @@ class Store:
                     "SELECT bid, seq, name, definition FROM loom_schema ORDER BY id"
                 )
             ]
+            self._fingerprint = None
+        return self._schema_rows
+
+    def schema_fingerprint(self) -> bytes:
+        """A digest of the whole schema history (with the engine's name): two
+        stores with the same fingerprint compile every statement alike, so
+        compiled queries can be shared between them (see Database._compile)."""
+        rows = self._load_schema_rows()
+        if self._fingerprint is None:
+            text = json.dumps([self.backend.name, rows], separators=(",", ":"))
+            self._fingerprint = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        return self._fingerprint
+
+    def schemas(self, lineage: Lineage) -> dict[str, TableSchema]:
+        """The tables visible through ``lineage`` (newest schema entry per name)."""
+        found = self._schemas.get(lineage)
+        if found is not None:
+            return found
         best: dict[str, tuple[int, str | None]] = {}
-        for bid, seq, name, definition in self._schema_rows:
+        for bid, seq, name, definition in self._load_schema_rows():
             if lineage.contains(bid, seq):
                 previous = best.get(name)
                 if previous is None or seq >= previous[0]:
