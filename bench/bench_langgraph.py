@@ -431,10 +431,15 @@ def sqlite_saver_side(path: str) -> Side:
     return Side(SQLITE_SAVER, saver, measure, close, lambda: sqlite3_statements(saver.conn))
 
 
-def loom_sqlite_side(path: str, name: str = LOOM, **options: Any) -> Side:
-    import loomdb
-
-    db = loomdb.connect(path, durability="full")
+def _loom_side(
+    db: Any,
+    name: str,
+    options: dict[str, Any],
+    stored_bytes: Callable[[], dict[str, int]],
+    sent: Callable[[], Any],
+) -> Side:
+    """LoomSaver on ``db`` (closed if the saver cannot be set up) as a Side; its
+    bytes are read by ``stored_bytes`` once the store is closed."""
     try:
         saver = make_loom_saver(db, **options)
     except BaseException:
@@ -453,9 +458,18 @@ def loom_sqlite_side(path: str, name: str = LOOM, **options: Any) -> Side:
 
     def measure() -> dict[str, int]:
         close()
-        return sqlite_file_bytes(path)
+        return stored_bytes()
 
-    return Side(name, saver, measure, close, lambda: apsw_statements(loom_backend(db).conn))
+    return Side(name, saver, measure, close, sent)
+
+
+def loom_sqlite_side(path: str, name: str = LOOM, **options: Any) -> Side:
+    import loomdb
+
+    db = loomdb.connect(path, durability="full")
+    return _loom_side(
+        db, name, options, lambda: sqlite_file_bytes(path), lambda: apsw_statements(loom_backend(db).conn)
+    )
 
 
 class PgServer:
@@ -536,27 +550,9 @@ def loom_pg_side(pg: PgServer, schema_name: str, name: str = LOOM, **options: An
 
     schema = pg.schema(schema_name)
     db = loomdb.connect(pg.server.loom_url(schema), durability="full")
-    try:
-        saver = make_loom_saver(db, **options)
-    except BaseException:
-        db.close()
-        raise
-    closed = False
-
-    def close() -> None:
-        nonlocal closed
-        if not closed:
-            closed = True
-            with contextlib.suppress(Exception):
-                if hasattr(saver, "close"):
-                    saver.close()
-            db.close()
-
-    def measure() -> dict[str, int]:
-        close()
-        return pg.schema_bytes(schema)
-
-    return Side(name, saver, measure, close, lambda: pq_round_trips(loom_backend(db)))
+    return _loom_side(
+        db, name, options, lambda: pg.schema_bytes(schema), lambda: pq_round_trips(loom_backend(db))
+    )
 
 
 # --------------------------------------------------------------------------- measuring
