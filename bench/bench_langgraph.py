@@ -284,6 +284,30 @@ class Side:
     trace: Callable[[], Any] | None = None
 
 
+def closing_side(
+    name: str,
+    saver: Any,
+    release: Callable[[], None],
+    stored_bytes: Callable[[], dict[str, int]],
+    trace: Callable[[], Any] | None,
+) -> Side:
+    """A Side whose close runs ``release`` once and whose bytes are read, by
+    ``stored_bytes``, only after it is closed (so everything is on disk)."""
+    closed = False
+
+    def close() -> None:
+        nonlocal closed
+        if not closed:
+            closed = True
+            release()
+
+    def measure() -> dict[str, int]:
+        close()
+        return stored_bytes()
+
+    return Side(name, saver, measure, close, trace)
+
+
 @contextlib.contextmanager
 def sqlite3_statements(conn: sqlite3.Connection):
     """Statements run on a ``sqlite3`` connection (its trace callback), BEGIN and COMMIT included."""
@@ -416,19 +440,13 @@ def sqlite_saver_side(path: str) -> Side:
     sync = saver.conn.execute("PRAGMA synchronous").fetchone()[0]
     if (mode, sync) != ("wal", 2):
         raise RuntimeError(f"SqliteSaver's connection: journal_mode={mode}, synchronous={sync}")
-    closed = False
-
-    def close() -> None:
-        nonlocal closed
-        if not closed:
-            closed = True
-            stack.close()
-
-    def measure() -> dict[str, int]:
-        close()
-        return sqlite_file_bytes(path)
-
-    return Side(SQLITE_SAVER, saver, measure, close, lambda: sqlite3_statements(saver.conn))
+    return closing_side(
+        SQLITE_SAVER,
+        saver,
+        stack.close,
+        lambda: sqlite_file_bytes(path),
+        lambda: sqlite3_statements(saver.conn),
+    )
 
 
 def _loom_side(
@@ -445,22 +463,14 @@ def _loom_side(
     except BaseException:
         db.close()
         raise
-    closed = False
 
-    def close() -> None:
-        nonlocal closed
-        if not closed:
-            closed = True
-            with contextlib.suppress(Exception):
-                if hasattr(saver, "close"):
-                    saver.close()
-            db.close()
+    def release() -> None:
+        with contextlib.suppress(Exception):
+            if hasattr(saver, "close"):
+                saver.close()
+        db.close()
 
-    def measure() -> dict[str, int]:
-        close()
-        return stored_bytes()
-
-    return Side(name, saver, measure, close, sent)
+    return closing_side(name, saver, release, stored_bytes, sent)
 
 
 def loom_sqlite_side(path: str, name: str = LOOM, **options: Any) -> Side:
@@ -530,19 +540,9 @@ def pg_saver_side(pg: PgServer, name: str) -> Side:
     sc = saver.conn.execute("SHOW synchronous_commit").fetchone()
     if list(sc.values())[0] != "on":
         raise RuntimeError(f"PostgresSaver's connection: synchronous_commit={sc}")
-    closed = False
-
-    def close() -> None:
-        nonlocal closed
-        if not closed:
-            closed = True
-            stack.close()
-
-    def measure() -> dict[str, int]:
-        close()
-        return pg.schema_bytes(schema)
-
-    return Side(PG_SAVER, saver, measure, close, lambda: pq_round_trips(saver.conn))
+    return closing_side(
+        PG_SAVER, saver, stack.close, lambda: pg.schema_bytes(schema), lambda: pq_round_trips(saver.conn)
+    )
 
 
 def loom_pg_side(pg: PgServer, schema_name: str, name: str = LOOM, **options: Any) -> Side:
