@@ -8,8 +8,10 @@ PostgreSQL machinery itself, so they take ``pg_url``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -25,6 +27,28 @@ def schemas(pg_store):
 
 def _admin(pg_url: str) -> psycopg.Connection:
     return psycopg.connect(pg_url, autocommit=True)
+
+
+@contextlib.contextmanager
+def transaction_held_open(db: loomdb.Database, sql: str) -> Iterator[None]:
+    """Run ``sql`` in a transaction of ``db`` on another thread and keep that
+    transaction (and its branch lock) open until the with-block ends; then it commits."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.transaction():
+            db.execute(sql)
+            inside.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert inside.wait(30)
+        yield
+    finally:
+        release.set()
+        thread.join(30)
 
 
 def test_stores_in_two_schemas_of_one_database_are_independent(pg_url, schemas):
@@ -139,27 +163,12 @@ def test_writers_on_different_branches_do_not_wait_and_one_branch_is_ordered(pg_
     holder = loomdb.connect(url, branch="a")
     other_branch = loomdb.connect(url, branch="b", timeout=5)
     same_branch = loomdb.connect(url, branch="a", timeout=0.5)
-    inside = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with holder.transaction():
-            holder.execute("INSERT INTO t VALUES ('holder', 1)")
-            inside.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert inside.wait(30)
+    with transaction_held_open(holder, "INSERT INTO t VALUES ('holder', 1)"):
         # Branch b's writer goes straight through while a's lock is held ...
         other_branch.execute("INSERT INTO t VALUES ('b', 1)")
         # ... and a second writer on branch a waits, here past its lock timeout.
         with pytest.raises(loomdb.OperationalError, match="locked"):
             same_branch.execute("INSERT INTO t VALUES ('a2', 1)")
-    finally:
-        release.set()
-        thread.join(30)
     same_branch.execute("INSERT INTO t VALUES ('a2', 2)")
     assert sorted(same_branch.execute("SELECT who, n FROM t").fetchall()) == [("a2", 2), ("holder", 1)]
     assert other_branch.execute("SELECT who FROM t").fetchall() == [("b",)]
@@ -207,22 +216,8 @@ def test_writers_on_two_branches_share_a_serial_counter_without_waiting(pg_url, 
         db.branch("b")
     holder = loomdb.connect(url, branch="a")
     other = loomdb.connect(url, branch="b", timeout=2)
-    inside, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with holder.transaction():
-            holder.execute("INSERT INTO notes (body) VALUES ('a')")
-            inside.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    try:
-        assert inside.wait(30)
+    with transaction_held_open(holder, "INSERT INTO notes (body) VALUES ('a')"):
         other.execute("INSERT INTO notes (body) VALUES ('b')")  # would time out waiting on the counter
-    finally:
-        release.set()
-        thread.join(30)
     (a_id,) = holder.execute("SELECT id FROM notes").fetchone()
     (b_id,) = other.execute("SELECT id FROM notes").fetchone()
     assert {a_id, b_id} == {1, 2}
