@@ -182,12 +182,20 @@ class Wire:
             while not pgconn.is_busy():
                 res = pgconn.get_result()
                 if res is None:
+                    if pgconn.status == pq.ConnStatus.BAD:  # no more results will ever come
+                        raise error or psycopg.OperationalError("the connection to the server was lost")
                     continue  # the end of one statement's results
                 status = res.status
                 if status == _PIPELINE_SYNC:
                     if error is not None:
                         raise error
                     return results
+                if position == len(slots):
+                    # A result no statement asked for: the server saying why it
+                    # ends the session (pg_terminate_backend, shutdown).
+                    if error is None and status == _FATAL_ERROR:
+                        error = pgerrors.error_from_result(res, encoding=self.encoding)
+                    continue
                 slot = slots[position]
                 position += 1
                 if status in _DONE:
