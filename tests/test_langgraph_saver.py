@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import operator
+import random
+import zlib
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -77,8 +79,10 @@ def stored_list_items(saver: LoomSaver, thread_id: str) -> int:
                 parts.add(r["base"])
     total = 0
     for h in parts:
-        blob = by_hash[h]["blob"]
-        items = saver.serde.loads_typed(("msgpack", bytes(blob)))
+        blob = bytes(by_hash[h]["blob"])
+        if by_hash[h]["type"] == "zlib+msgpack":  # stored compressed (docs/langgraph.md)
+            blob = zlib.decompress(blob)
+        items = saver.serde.loads_typed(("msgpack", blob))
         total += len(items)
     return total
 
@@ -138,6 +142,44 @@ def test_a_large_value_written_by_a_node_is_stored_once(saver):
         if "ref" in w
     ]
     assert by_ref == [("doc", rows[0]["hash"])]
+
+
+def test_serde_bytes_that_compress_are_stored_compressed_and_read_back_exactly(store_path):
+    class Doc(TypedDict):
+        notes: dict
+        vector: list
+
+    rng = random.Random(7)
+    words = ["plan", "tool", "result", "observe", "retry", "answer", "search", "file"]
+    notes = {f"k{i}": " ".join(rng.choice(words) for _ in range(40)) for i in range(20)}  # ~5 KB, repetitive
+    vector = [rng.gauss(0.0, 1.0) for _ in range(512)]  # random floats: do not compress
+
+    graph = StateGraph(Doc)
+    graph.add_node("write", lambda s: {"notes": notes, "vector": vector})
+    graph.add_edge(START, "write")
+    graph.add_edge("write", END)
+    with LoomSaver.from_conn_string(store_path) as saver:
+        graph.compile(checkpointer=saver).invoke({"notes": {}, "vector": []}, thread(), durability="sync")
+        rows = saver.db.execute(
+            "SELECT type, octet_length(blob) AS n FROM checkpoint_values"
+            " WHERE thread_id = %s AND octet_length(blob) >= 1024 ORDER BY n",
+            ["t1"],
+        ).fetchall()
+        notes_raw, vector_raw = (len(saver.serde.dumps_typed(v)[1]) for v in (notes, vector))
+    # The notes shrink to less than half; the floats are kept as they are (they would not shrink).
+    assert [r["type"] for r in rows] == ["zlib+msgpack", "msgpack"]
+    assert rows[0]["n"] < notes_raw // 2
+    assert rows[1]["n"] == vector_raw
+    with LoomSaver.from_conn_string(store_path) as fresh:  # a new connection reads them back exactly
+        values = graph.compile(checkpointer=fresh).get_state(thread()).values
+        assert values == {"notes": notes, "vector": vector}
+        assert [type(x) for x in values["vector"]] == [float] * len(vector)
+        # Bytes damaged behind the saver's back are reported as such, not as a serde crash.
+        fresh.db.execute(
+            "UPDATE checkpoint_values SET blob = %s WHERE type = 'zlib+msgpack'", [b"not zlib at all"]
+        )
+        with pytest.raises(loomdb.DataError, match="cannot be decompressed"):
+            graph.compile(checkpointer=fresh).get_state(thread())
 
 
 def test_values_json_cannot_carry_exactly_come_back_with_their_type(saver):

@@ -22,12 +22,18 @@ stored (as a msgpack array of their own, a content row like any other) plus a
 small ``delta`` row naming that content, the list it extends (``base``) and
 its chain's whole copy (``root``). Reading concatenates the chain. The
 comparison is on bytes, so a rebuilt value decodes exactly as the whole one.
+
+Serde bytes of a content row are stored zlib-compressed when that saves at
+least an eighth (type ``zlib+<serde type>``; see :func:`for_storage`). The
+hash is always of the bytes before compression, and every read of a content
+row goes through :func:`from_storage`, so nothing else sees the difference.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import zlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +48,9 @@ INLINE_MAX = 256
 _INT64 = (-(2**63), 2**63 - 1)
 JSON = "json"
 DELTA = "delta"
+ZLIB = "zlib+"  # type prefix of a content row whose blob is zlib-compressed serde bytes
+COMPRESS_MIN = 1024  # smaller blobs are stored as they are
+_PROBE = 1024  # compress this much first, and the rest only if it shrank enough
 
 
 class ValueRow(NamedTuple):
@@ -86,6 +95,41 @@ def _utf8(text: str) -> bool:
 
 def content_hash(type_: str, payload: bytes) -> str:
     return hashlib.blake2b(payload, digest_size=16, person=type_.encode()[:16]).hexdigest()
+
+
+def for_storage(row: ValueRow) -> ValueRow:
+    """``row`` as it is stored: its blob zlib-compressed (type ``zlib+<type>``) when that
+    saves an eighth or more, else unchanged.
+
+    Deltas (whose bytes are spliced into lists) and small blobs are left alone;
+    bytes that do not compress (a float vector) cost one probe of their first
+    kilobyte, not a full compression."""
+    data = row.blob
+    if data is None or row.type == DELTA or len(data) < COMPRESS_MIN:
+        return row
+    if len(zlib.compress(data[:_PROBE], 1)) > _PROBE * 7 // 8:
+        return row
+    packed = zlib.compress(data, 1)
+    if len(packed) > len(data) * 7 // 8:
+        return row
+    return row._replace(type=ZLIB + row.type, blob=packed)
+
+
+def from_storage(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A ``checkpoint_values`` row as read, with a compressed blob (see :func:`for_storage`)
+    decompressed and its type back to the serde's."""
+    type_ = row["type"]
+    if not type_.startswith(ZLIB):
+        return row
+    out = dict(row)
+    try:
+        out["blob"] = zlib.decompress(row["blob"])
+    except (zlib.error, TypeError) as exc:
+        raise errors.DataError(
+            f"value {row['hash']!r} is stored compressed but cannot be decompressed: {exc}"
+        ) from None
+    out["type"] = type_[len(ZLIB) :]
+    return out
 
 
 def json_bind(value: Any) -> Any:

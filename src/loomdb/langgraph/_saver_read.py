@@ -16,7 +16,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from .. import errors
 from ..database import Database
-from ._saver_codec import DELTA, JSON, ListState, decode, join_array, split_array, unpack_writes
+from ._saver_codec import DELTA, JSON, ListState, decode, from_storage, join_array, split_array, unpack_writes
 from ._saver_schema import VALUE_COLUMNS, WRITE_COLUMNS, placeholders
 
 # Parameters per IN list: well under SQLite's limit, and short enough to plan quickly.
@@ -49,7 +49,7 @@ def _fetch(db: Database, thread_id: str, hashes: Iterable[str]) -> dict[str, Any
             f" WHERE thread_id = %s AND hash IN ({placeholders(len(part))})"
         )
         for row in db.execute(sql, [thread_id, *part]):
-            rows[row["hash"]] = row
+            rows[row["hash"]] = from_storage(row)
     return rows
 
 

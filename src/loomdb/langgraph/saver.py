@@ -47,6 +47,7 @@ from ._saver_codec import (
     array_header,
     content_hash,
     encode_write,
+    for_storage,
     is_json_primitive,
     json_row,
     pack_writes,
@@ -394,7 +395,7 @@ class LoomSaver(BaseCheckpointSaver[str]):
         try:
             with self.db.transaction():
                 if rows:
-                    self.db.executemany(INSERT_VALUES, [(thread_id, *r) for r in rows])
+                    self.db.executemany(INSERT_VALUES, [(thread_id, *for_storage(r)) for r in rows])
                 if pending:
                     self._store_writes(thread_id, pending)
                 self._upsert_checkpoint(
@@ -556,7 +557,7 @@ class LoomSaver(BaseCheckpointSaver[str]):
         try:
             with self.db.transaction():
                 if values:
-                    self.db.executemany(INSERT_VALUES, [(thread_id, *r) for r in values])
+                    self.db.executemany(INSERT_VALUES, [(thread_id, *for_storage(r)) for r in values])
                 self._store_writes(thread_id, batches)
         except BaseException:
             self._requeue(thread_id, [b for b in batches if not b.replace])
