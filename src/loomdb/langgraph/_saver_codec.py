@@ -23,10 +23,13 @@ small ``delta`` row naming that content, the list it extends (``base``) and
 its chain's whole copy (``root``). Reading concatenates the chain. The
 comparison is on bytes, so a rebuilt value decodes exactly as the whole one.
 
-Serde bytes of a content row are stored zlib-compressed when that saves at
-least an eighth (type ``zlib+<serde type>``; see :func:`for_storage`). The
-hash is always of the bytes before compression, and every read of a content
-row goes through :func:`from_storage`, so nothing else sees the difference.
+A content row's serde bytes are stored in a smaller form where one applies
+(see :func:`for_storage`): a msgpack array of float64s (an embedding) as its
+bare 8-byte values (type ``f64+msgpack``: msgpack spends 9 bytes a float),
+other bytes zlib-compressed when that saves at least an eighth (type
+``zlib+<serde type>``). The hash is always of the serde's bytes, and every
+read of a content row goes through :func:`from_storage`, so nothing else sees
+the difference.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
@@ -49,6 +53,8 @@ _INT64 = (-(2**63), 2**63 - 1)
 JSON = "json"
 DELTA = "delta"
 ZLIB = "zlib+"  # type prefix of a content row whose blob is zlib-compressed serde bytes
+F64 = "f64+"  # type prefix of a msgpack array of float64s stored as its bare 8-byte values
+_F64_MARK = 0xCB  # msgpack's float64 tag
 COMPRESS_MIN = 1024  # smaller blobs are stored as they are
 _PROBE = 1024  # compress this much first, and the rest only if it shrank enough
 
@@ -98,15 +104,20 @@ def content_hash(type_: str, payload: bytes) -> str:
 
 
 def for_storage(row: ValueRow) -> ValueRow:
-    """``row`` as it is stored: its blob zlib-compressed (type ``zlib+<type>``) when that
-    saves an eighth or more, else unchanged.
+    """``row`` as it is stored: a msgpack array of float64s as its bare 8-byte values
+    (type ``f64+msgpack``), other serde bytes zlib-compressed (type ``zlib+<type>``)
+    when that saves an eighth or more, else unchanged.
 
     Deltas (whose bytes are spliced into lists) and small blobs are left alone;
-    bytes that do not compress (a float vector) cost one probe of their first
-    kilobyte, not a full compression."""
+    bytes that do not compress cost one probe of their first kilobyte, not a
+    full compression."""
     data = row.blob
     if data is None or row.type == DELTA or len(data) < COMPRESS_MIN:
         return row
+    if row.type == "msgpack":
+        floats = _bare_floats(data)
+        if floats is not None:
+            return row._replace(type=F64 + row.type, blob=floats)
     if len(zlib.compress(data[:_PROBE], 1)) > _PROBE * 7 // 8:
         return row
     packed = zlib.compress(data, 1)
@@ -116,20 +127,48 @@ def for_storage(row: ValueRow) -> ValueRow:
 
 
 def from_storage(row: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A ``checkpoint_values`` row as read, with a compressed blob (see :func:`for_storage`)
-    decompressed and its type back to the serde's."""
+    """A ``checkpoint_values`` row as read, its blob back to the serde's bytes and its
+    type to the serde's tag (:func:`for_storage` reversed)."""
     type_ = row["type"]
-    if not type_.startswith(ZLIB):
-        return row
-    out = dict(row)
-    try:
-        out["blob"] = zlib.decompress(row["blob"])
-    except (zlib.error, TypeError) as exc:
-        raise errors.DataError(
-            f"value {row['hash']!r} is stored compressed but cannot be decompressed: {exc}"
-        ) from None
-    out["type"] = type_[len(ZLIB) :]
-    return out
+    if type_.startswith(ZLIB):
+        try:
+            blob = zlib.decompress(row["blob"])
+        except (zlib.error, TypeError) as exc:
+            raise errors.DataError(
+                f"value {row['hash']!r} is stored compressed but cannot be decompressed: {exc}"
+            ) from None
+        return {**dict(row), "type": type_[len(ZLIB) :], "blob": blob}
+    if type_.startswith(F64):
+        packed = row["blob"]
+        if packed is None or len(packed) % 8:
+            raise errors.DataError(
+                f"value {row['hash']!r} is stored as float64s but its bytes are not a whole number of them"
+            )
+        return {**dict(row), "type": type_[len(F64) :], "blob": _msgpack_floats(bytes(packed))}
+    return row
+
+
+def _bare_floats(data: bytes) -> bytes | None:
+    """The 8-byte values of msgpack bytes holding an array of float64s only, else None."""
+    parsed = _array(data)
+    if parsed is None:
+        return None
+    count, offset = parsed
+    if count == 0 or len(data) != offset + 9 * count:
+        return None
+    items = np.frombuffer(data, np.uint8, offset=offset).reshape(count, 9)
+    if not (items[:, 0] == _F64_MARK).all():
+        return None
+    return items[:, 1:].tobytes()
+
+
+def _msgpack_floats(packed: bytes) -> bytes:
+    """The msgpack array of the float64s ``packed`` holds (:func:`_bare_floats` reversed)."""
+    count = len(packed) // 8
+    items = np.empty((count, 9), np.uint8)
+    items[:, 0] = _F64_MARK
+    items[:, 1:] = np.frombuffer(packed, np.uint8).reshape(count, 8)
+    return array_header(count) + items.tobytes()
 
 
 def json_bind(value: Any) -> Any:
