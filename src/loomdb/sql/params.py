@@ -96,7 +96,7 @@ def normalize(sql: str, has_params: bool) -> tuple[str, Plan]:
         else:
             out.append(c)
             i += 1
-    text = "".join(out)
+    text = _end_clear("".join(out))
     if positional:
         if _max_dollar(sql):
             raise ProgrammingError("cannot mix %s and $n placeholders in one statement")
@@ -107,6 +107,13 @@ def normalize(sql: str, has_params: bool) -> tuple[str, Plan]:
     if top:
         return _space_dollars(text), ("numbered", top, ())
     return text, ("none", 0, ())
+
+
+def _end_clear(sql: str) -> str:
+    """``sql`` with a space after a closing quote at its very end: sqlglot's
+    tokenizer fails on a statement with a $n placeholder that ends with the
+    literal ``''`` (sqlglot 30.x)."""
+    return sql + " " if sql.endswith("'") else sql
 
 
 def _space_dollars(sql: str) -> str:
@@ -131,7 +138,7 @@ def _space_dollars(sql: str) -> str:
                 i = j
                 continue
         i += 1
-    return "".join(out)
+    return _end_clear("".join(out))
 
 
 def _max_dollar(sql: str) -> int:
