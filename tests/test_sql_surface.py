@@ -569,6 +569,19 @@ def test_dollar_number_parameters_can_repeat_and_reorder(kv):
     assert q(kv, "SELECT * FROM kv WHERE k = $1 OR n = $1 * 10 ORDER BY k", [6]) == [(6, "six", 60)]
 
 
+@pytest.mark.parametrize(
+    "sql, params",
+    [
+        ("SELECT k FROM kv WHERE k > %s AND v <> ''", [0]),
+        ("SELECT k FROM kv WHERE k > %(low)s AND v <> ''", {"low": 0}),
+        ("SELECT k FROM kv WHERE k > $1 AND v <> ''", [0]),
+    ],
+    ids=["percent-s", "named", "dollar"],
+)
+def test_a_statement_with_parameters_may_end_with_an_empty_string_literal(kv, sql, params):
+    assert sorted(q(kv, sql, params)) == q(kv, sql + " ORDER BY k", params) == [(1,), (2,), (3,)]
+
+
 def test_parameter_values_are_never_interpolated_as_sql(kv):
     evil = "x'); DROP TABLE kv; --"
     kv.execute("INSERT INTO kv VALUES (%s, %s, %s)", [7, evil, 0])
@@ -1250,6 +1263,42 @@ def test_a_failed_statement_inside_a_transaction_leaves_no_rows_behind(fresh_db)
         fresh_db.execute("INSERT INTO t VALUES (2, 'two')")
     assert q(fresh_db, "SELECT k FROM t ORDER BY k") == [(1,), (2,), (3,)]
     assert fresh_db.log(limit=1)[0].message == "mixed"
+
+
+def test_without_savepoints_a_failed_statement_fails_the_whole_transaction(fresh_db):
+    fresh_db.execute("CREATE TABLE t (k INT PRIMARY KEY, v TEXT)")
+    fresh_db.execute("INSERT INTO t VALUES (3, 'three')")
+    head = fresh_db.head
+    with (
+        pytest.raises(loomdb.TransactionFailedError, match="IntegrityError"),
+        fresh_db.transaction(message="all or nothing", savepoints=False),
+    ):
+        fresh_db.execute("INSERT INTO t VALUES (1, 'one')")
+        with pytest.raises(loomdb.IntegrityError):
+            fresh_db.execute("INSERT INTO t VALUES (10, 'a'), (3, 'dup')")
+        # The block goes on, but the transaction is gone: reads and writes refuse.
+        with pytest.raises(loomdb.TransactionFailedError, match="rolled back"):
+            fresh_db.execute("SELECT k FROM t")
+        with pytest.raises(loomdb.TransactionFailedError):
+            fresh_db.executemany("INSERT INTO t VALUES (%s, %s)", [(2, "two")])
+    assert fresh_db.head == head
+    assert q(fresh_db, "SELECT k FROM t ORDER BY k") == [(3,)]
+    # The handle is usable at once, and a block that does not fail commits once.
+    with fresh_db.transaction(message="clean", savepoints=False):
+        fresh_db.executemany("INSERT INTO t VALUES (%s, %s)", [(1, "one"), (2, "two")])
+        fresh_db.execute("UPDATE t SET v = 'THREE' WHERE k = 3")
+        assert q(fresh_db, "SELECT count(*) FROM t") == [(3,)]  # sees its own writes
+    assert q(fresh_db, "SELECT k, v FROM t ORDER BY k") == [(1, "one"), (2, "two"), (3, "THREE")]
+    assert fresh_db.log(limit=1)[0].message == "clean" and fresh_db.log(limit=2)[1].id == head
+
+
+def test_without_savepoints_an_exception_from_the_block_rolls_everything_back(fresh_db):
+    fresh_db.execute("CREATE TABLE t (k INT PRIMARY KEY)")
+    head = fresh_db.head
+    with pytest.raises(KeyError), fresh_db.transaction(savepoints=False):
+        fresh_db.execute("INSERT INTO t VALUES (1)")
+        raise KeyError("the agent crashed")
+    assert fresh_db.head == head and q(fresh_db, "SELECT count(*) FROM t") == [(0,)]
 
 
 def test_a_failed_first_statement_inside_a_transaction_still_allows_a_commit(fresh_db):

@@ -26,6 +26,7 @@ from .errors import (
     ProgrammingError,
     ReadOnlyError,
     StoreVersionError,
+    TransactionFailedError,
     Warning,
 )
 from .history import Change, Conflict, DiffStat, MergeResult, TableChanges
@@ -72,6 +73,7 @@ __all__ = [
     "StepConflictError",
     "StepNotFoundError",
     "StoreVersionError",
+    "TransactionFailedError",
     "Warning",
     "__version__",
     "connect",

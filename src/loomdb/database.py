@@ -115,6 +115,7 @@ class Database:
             raise errors.ProgrammingError(f"SQL must be a str, not {type(sql).__name__}")
         with self._store.lock:
             self._check_open()
+            self._check_not_failed()
             text, plan = normalize(sql, params is not None)
             tree = parse(text)
             values = bind(plan, params)
@@ -164,11 +165,20 @@ class Database:
         """PEP 249 ``rollback``: nothing is pending outside ``transaction()``, so a no-op."""
 
     @contextlib.contextmanager
-    def transaction(self, message: str | None = None, author: str | None = None) -> Iterator[Database]:
+    def transaction(
+        self, message: str | None = None, author: str | None = None, *, savepoints: bool = True
+    ) -> Iterator[Database]:
         """Make every statement in the block one commit; roll back if the block raises.
 
         The block holds the store's write lock throughout (other writers wait).
-        Nested blocks join the outer one.
+        ``savepoints``: with True (the default) a statement that fails inside
+        the block is undone alone and the block may go on. With False, as in
+        PostgreSQL itself, a failing statement fails the whole transaction: it
+        is rolled back at once, and every later statement of the block, and the
+        block's end, raise TransactionFailedError. Statements then cost no
+        savepoint, and on PostgreSQL a write whose result nobody needs travels
+        with the next statement instead of taking a round trip of its own.
+        Nested blocks join the outer one (and its ``savepoints``).
         """
         store = self._store
         with store.lock:
@@ -178,12 +188,16 @@ class Database:
                 self._check_txn_branch(store.txn)
                 yield self
                 return
-            store.begin(self._bid, self._fork(), message, author, explicit=True)
+            txn = store.begin(self._bid, self._fork(), message, author, explicit=True)
+            txn.savepoints = savepoints
             try:
                 yield self
             except BaseException:
                 store.finish(commit=False)
                 raise
+            if txn.failed is not None:
+                store.finish(commit=False)
+                raise _failed(txn)
             store.finish(commit=True)
 
     # -- branches and history -------------------------------------------------------------
@@ -385,6 +399,11 @@ class Database:
     def _check_open(self) -> None:
         if self._closed or self._store.closed:
             raise errors.InterfaceError("this loomdb handle is closed")
+
+    def _check_not_failed(self) -> None:
+        txn = self._store.txn
+        if txn is not None and txn.failed is not None:
+            raise _failed(txn)
 
     def _check_writable(self) -> None:
         if self._snapshot is not None:
@@ -623,29 +642,38 @@ class Database:
         runner = _WRITERS.get(type(tree))
         if runner is None:
             raise _unsupported(tree)
-        own = store.txn is None
-        if own:
+        txn = store.txn
+        own = txn is None
+        if txn is None:
             store.begin(self._bid, self._fork(), None, None, explicit=False)
         else:
-            self._check_txn_branch(store.txn)  # type: ignore[arg-type]
-            # Inside transaction(), a failed statement must leave no trace even
-            # when the caller catches the error and carries on.
-            store.savepoint()
+            self._check_txn_branch(txn)
+            self._check_not_failed()
+            if txn.savepoints:
+                # Inside transaction(), a failed statement must leave no trace even
+                # when the caller catches the error and carries on.
+                store.savepoint()
         try:
             total = 0
             result = None
-            for values in batches:
-                result = runner(self, tree, values, key)
-                total += result.rowcount
-            if not own:
-                # Writes the engine deferred reach the server here at the
-                # latest: their errors belong to this statement.
-                store.release_savepoint()
-        except BaseException:
-            if own:
-                store.finish(commit=False)
+            if len(batches) > 1 and type(tree) is exp.Insert:
+                result = executor.run_insert_many(self, tree, batches, key)
+                total = result.rowcount
             else:
+                for values in batches:
+                    result = runner(self, tree, values, key)
+                    total += result.rowcount
+            if txn is not None and txn.savepoints:
+                # Writes the engine deferred reach the server here at the latest:
+                # their errors belong to this statement.
+                store.release_savepoint()
+        except BaseException as exc:
+            if txn is None:
+                store.finish(commit=False)
+            elif txn.savepoints:
                 store.rollback_to_savepoint()
+            else:
+                store.fail(f"{type(exc).__name__}: {exc}")
             raise
         if own:
             store.finish(commit=True)
@@ -685,6 +713,32 @@ class Database:
         row = next(self._store.backend.execute(sql, list(values)), None)
         return None if row is None else (int(row[0]), int(row[1]))
 
+    def _lookup_keys(
+        self, schema: TableSchema, key: tuple[str, ...], wanted: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[Any, ...], tuple[int, int]] | None:
+        """``(row identity, version id)`` of the visible rows whose ``key`` is one of
+        ``wanted``; None when a row found does not read back equal to what was asked
+        (a type whose stored form differs), so absence cannot be told."""
+        view = self._store.view_sql(schema, self._lineage, "t", True)
+        names = ", ".join(f't."{c}"' for c in key)
+        one = "(" + " AND ".join(f't."{c}" = ?' for c in key) + ")"
+        found: dict[tuple[Any, ...], tuple[int, int]] = {}
+        per_query = max(1, _KEYS_PER_QUERY // len(key))
+        for start in range(0, len(wanted), per_query):
+            part = wanted[start : start + per_query]
+            cache_key = ("keys", schema.tid, schema.physical, key, self._lineage, id(schema), len(part))
+            sql = self._store.compiled.get(cache_key)
+            if sql is None:
+                sql = f"SELECT {names}, t._loom_rid, t._loom_vid FROM {view} AS t WHERE {' OR '.join([one] * len(part))}"
+                self._store.compiled[cache_key] = sql
+            asked = set(part)
+            for row in self._store.backend.execute(sql, [v for values in part for v in values]):
+                values = tuple(row[: len(key)])
+                if values not in asked:
+                    return None
+                found[values] = (int(row[-2]), int(row[-1]))
+        return found
+
     def _first_duplicate(self, schema: TableSchema, cols: tuple[str, ...]) -> tuple[Any, ...] | None:
         view = self._store.view_sql(schema, self._lineage, "t", False)
         names = ", ".join(f't."{c}"' for c in cols)
@@ -705,6 +759,8 @@ def _run_create(db: Database, tree: exp.Create, values: list[Any], key: str) -> 
         return executor.run_create_index(db, tree)
     raise errors.NotSupportedError(f"CREATE {kind} is not supported by loomdb")
 
+
+_KEYS_PER_QUERY = 200  # key values looked up by one query of an executemany
 
 _WRITERS = {
     exp.Insert: executor.run_insert,
@@ -752,6 +808,13 @@ _POSTGRES_STATEMENTS = {
     "SAVEPOINT",
     "RELEASE",
 }
+
+
+def _failed(txn: Txn) -> errors.TransactionFailedError:
+    return errors.TransactionFailedError(
+        f"the transaction was rolled back when a statement of it failed ({txn.failed});"
+        " leave the transaction() block and start again"
+    )
 
 
 def _unsupported(tree: exp.Expression) -> errors.Error:

@@ -59,6 +59,11 @@ class CommitNotFoundError(ProgrammingError):
     """No commit with that id, or no commit at or before that time, on the lineage."""
 
 
+class TransactionFailedError(InternalError):
+    """A statement of a ``transaction(savepoints=False)`` block failed, so the whole
+    transaction was rolled back; later statements of the block, and its end, raise this."""
+
+
 class ReadOnlyError(ProgrammingError):
     """A write was attempted through a read-only (``as_of``) handle."""
 
@@ -103,5 +108,6 @@ __all__ = [
     "ProgrammingError",
     "ReadOnlyError",
     "StoreVersionError",
+    "TransactionFailedError",
     "Warning",
 ]

@@ -194,6 +194,30 @@ class _KeyChecker:
                 return key, found[0], found[1]
         return None
 
+    def prefetch(self, rows: list[dict[str, Any]]) -> None:
+        """Look up the keys of ``rows`` now, in one query per key (in chunks),
+        so that :meth:`conflict` finds them without a query per row."""
+        for index, key in enumerate(self.schema.keys):
+            wanted = {
+                values
+                for row in rows
+                if (values := tuple(row.get(c) for c in key)) not in self.seen[index]
+                and all(v is not None for v in values)
+            }
+            if len(wanted) < 2:
+                continue
+            found = self.db._lookup_keys(self.schema, key, sorted(wanted, key=repr))
+            if found is None:
+                continue  # each row looks its key up when it comes
+            for values in wanted:
+                self.seen[index][values] = found.get(values)
+
+    def unknown(self, row: dict[str, Any]) -> None:
+        """Forget what is known of ``row``'s keys: the next row with one of them
+        looks it up (and finds ``row``, written blind)."""
+        for index, key in enumerate(self.schema.keys):
+            self.seen[index].pop(tuple(row.get(c) for c in key), None)
+
     def remember(self, row: dict[str, Any], rid: int, vid: int) -> None:
         for index, key in enumerate(self.schema.keys):
             values = tuple(row.get(c) for c in key)
@@ -424,8 +448,51 @@ _DEFAULT = object()
 def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> WriteResult:
     txn = db._require_txn()
     plan = _insert_plan(db, stmt, key)
+    rows = _insert_rows(db, plan, params, key, _Defaults(db, plan.schema, txn))
+    checker = _KeyChecker(db, plan.schema) if plan.schema.keys else None
+    return _insert(db, stmt, plan, rows, params, key, txn, checker, None)
+
+
+def run_insert_many(db: Database, stmt: exp.Insert, batches: list[list[Any]], key: str) -> WriteResult:
+    """``run_insert`` once per parameter set (executemany), with the keys of every
+    row looked up in one query (per key) rather than one per row.
+
+    The result is that of running the sets one after another: a row meets
+    the rows of earlier sets as it would. (An INSERT ... SELECT runs set by
+    set: its query may read what an earlier set wrote.)
+    """
+    txn = db._require_txn()
+    plan = _insert_plan(db, stmt, key)
+    if plan.query is not None or len(batches) < 2:
+        results = [run_insert(db, stmt, params, key) for params in batches]
+        return _summed(results)
+    defaults = _Defaults(db, plan.schema, txn)
+    per_set = [_insert_rows(db, plan, params, key, defaults) for params in batches]
+    checker = _KeyChecker(db, plan.schema) if plan.schema.keys else None
+    if checker is not None:
+        checker.prefetch([row for rows in per_set for row in rows])
+    writer: list[_VersionWriter] = []  # one for the whole statement, made at its first write
+    results = [
+        _insert(db, stmt, plan, rows, params, key, txn, checker, writer)
+        for rows, params in zip(per_set, batches, strict=True)
+    ]
+    return _summed(results)
+
+
+def _summed(results: list[WriteResult]) -> WriteResult:
+    """The result of a statement run once per parameter set: the last set's RETURNING,
+    every set's rows counted."""
+    if not results:
+        return WriteResult(0)
+    last = results[-1]
+    return WriteResult(sum(r.rowcount for r in results), last.returning, last.returning_rows)
+
+
+def _insert_rows(
+    db: Database, plan: _InsertPlan, params: list[Any], key: str, defaults: _Defaults
+) -> list[dict[str, Any]]:
+    """The rows one run of the INSERT writes, in storage form, defaults filled in."""
     schema = plan.schema
-    defaults = _Defaults(db, schema, txn)
     rows: list[dict[str, Any]] = []
     for values in _raw_rows(db, plan, params, key):
         row: dict[str, Any] = {}
@@ -440,13 +507,28 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
         for column in plan.unlisted:
             row[column.name] = defaults.value(column)
         rows.append(row)
+    return rows
 
+
+def _insert(
+    db: Database,
+    stmt: exp.Insert,
+    plan: _InsertPlan,
+    rows: list[dict[str, Any]],
+    params: list[Any],
+    key: str,
+    txn: Txn,
+    checker: _KeyChecker | None,
+    shared_writer: list[_VersionWriter] | None,
+) -> WriteResult:
+    """Write ``rows`` (one run of the INSERT), meeting keys through ``checker``;
+    ``shared_writer`` keeps one version writer across the runs of an executemany."""
+    schema = plan.schema
     conflict = stmt.args.get("conflict")
     # As PostgreSQL: a target no key matches is an error even when nothing clashes.
     target = _conflict_target(db, schema, conflict) if conflict is not None else None
-    checker = _KeyChecker(db, schema) if schema.keys else None
     returning = stmt.args.get("returning") is not None
-    writer: _VersionWriter | None = None
+    writer: _VersionWriter | None = shared_writer[0] if shared_writer else None
     written: list[int] = []
     blind = 0  # rows appended without their version id (no key to track, no RETURNING)
     for row in rows:
@@ -461,18 +543,20 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
             if not conflict.args.get("expressions"):
                 continue  # ON CONFLICT DO NOTHING
             if writer is None:
-                writer = _VersionWriter(db, schema, txn)
+                writer = _new_writer(db, schema, txn, shared_writer)
             vid = _conflict_update(db, schema, stmt, conflict, row, clash[2], params, key, checker, writer)
             if vid is not None:
                 written.append(vid)
             continue
         if writer is None:
-            writer = _VersionWriter(db, schema, txn)
+            writer = _new_writer(db, schema, txn, shared_writer)
         if not returning:
             # Nobody needs the version id: the engine may send the INSERT with
             # the next statement. A later row of this statement with the same
             # key finds it through the branch view (deferred writes go first).
             writer.insert_blind(row)
+            if checker is not None:
+                checker.unknown(row)
             blind += 1
             continue
         vid = writer.insert(row)
@@ -484,6 +568,15 @@ def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> W
     if stmt.args.get("returning") is not None:
         _returning(db, schema, plan.table, stmt.args["returning"], written, params, key, result)
     return result
+
+
+def _new_writer(
+    db: Database, schema: TableSchema, txn: Txn, shared: list[_VersionWriter] | None
+) -> _VersionWriter:
+    writer = _VersionWriter(db, schema, txn)
+    if shared is not None:
+        shared.append(writer)
+    return writer
 
 
 def _conflict_target(db: Database, schema: TableSchema, conflict: exp.OnConflict) -> tuple[str, ...] | None:

@@ -81,6 +81,10 @@ class Txn:
     #: Whether anything was written (only then does the transaction commit).
     changed: bool = False
     ddl: bool = False
+    #: False: a failing statement fails the whole transaction (no savepoint per statement).
+    savepoints: bool = True
+    #: Why the transaction was rolled back early (a statement failed), else None.
+    failed: str | None = None
 
 
 class Store:
@@ -505,11 +509,22 @@ class Store:
         # Version ids handed out by the undone statement are free again.
         self.next_vids.clear()
 
+    def fail(self, reason: str) -> None:
+        """Roll the open transaction back now, because one of its statements failed;
+        it stays open (and failed) until :meth:`finish`."""
+        txn = self.txn
+        assert txn is not None
+        if txn.failed is None:
+            txn.failed = reason
+            self._roll_back(txn)
+
     def finish(self, commit: bool) -> None:
         """End the write transaction: commit when it changed something, else roll back."""
         txn, self.txn = self.txn, None
         if txn is None:
             return
+        if txn.failed is not None:
+            return  # rolled back already, by fail()
         if commit and txn.changed:
             try:
                 self.backend.commit()
@@ -521,12 +536,15 @@ class Store:
                 raise
             self._heads[txn.bid] = txn.seq
         else:
-            self.backend.rollback()
-            if txn.seq is not None:
-                self.next_vids.clear()
-                self._heads.clear()
-            if txn.ddl:
-                self.invalidate()
+            self._roll_back(txn)
+
+    def _roll_back(self, txn: Txn) -> None:
+        self.backend.rollback()
+        if txn.seq is not None:
+            self.next_vids.clear()
+            self._heads.clear()
+        if txn.ddl:
+            self.invalidate()
 
     # -- schemas ---------------------------------------------------------------------------
 

@@ -393,7 +393,8 @@ class LoomSaver(BaseCheckpointSaver[str]):
             del body["ts"]
         meta = get_serializable_checkpoint_metadata(config, metadata)
         try:
-            with self.db.transaction():
+            # One commit; a failing statement fails it all (no savepoint per statement).
+            with self.db.transaction(savepoints=False):
                 if rows:
                     self.db.executemany(INSERT_VALUES, [(thread_id, *for_storage(r)) for r in rows])
                 if pending:
@@ -555,7 +556,8 @@ class LoomSaver(BaseCheckpointSaver[str]):
         """Commit write batches of one thread in one transaction."""
         values = self._unknown(thread_id, [r for b in batches for r in b.values])
         try:
-            with self.db.transaction():
+            # One commit; a failing statement fails it all (no savepoint per statement).
+            with self.db.transaction(savepoints=False):
                 if values:
                     self.db.executemany(INSERT_VALUES, [(thread_id, *for_storage(r)) for r in values])
                 self._store_writes(thread_id, batches)
