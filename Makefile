@@ -4,8 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+BENCH_VENV := .bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: demo test test-fast test-upstream bench lint clean
+.PHONY: demo test test-fast test-upstream bench bench-peers lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +46,17 @@ bench: $(STAMP)
 	$(PY) bench/bench_merge.py
 	$(PY) bench/bench_postgres.py
 	$(PY) bench/bench_langgraph.py
+
+# loomdb against its peers (LangGraph's savers, Deeplake, raw apsw and psycopg), in their own
+# virtual environment; QUICK=1 for a sanity run of under 3 minutes.
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[bench-peers]'
+	touch $@
+
+bench-peers: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/bench_peers.py $(if $(QUICK),--quick,)
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench examples

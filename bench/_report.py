@@ -295,6 +295,7 @@ def update_docs(
 
 def write_json(out: Path, report: Report, mach: dict[str, Any], command: str, started: Any) -> None:
     """Write the run (config, machine, metrics, details) to ``out``."""
+    judged = [m for m in report.metrics if m.met is not None or m.error]
     payload = {
         "date": started.strftime("%Y-%m-%d"),
         "started": started.isoformat(),
@@ -303,7 +304,7 @@ def write_json(out: Path, report: Report, mach: dict[str, Any], command: str, st
         "machine": mach,
         "metrics": [asdict(m) for m in report.metrics],
         "details": report.details,
-        "goals_met": all(m.met for m in report.metrics if m.met is not None or m.error),
+        "goals_met": all(m.met for m in judged) if judged else None,  # None: no metric has a goal
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
