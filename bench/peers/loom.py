@@ -3,12 +3,13 @@
 Persist is ``db.run(run_id).persist(step, ...)`` (docs/run.md: one INSERT, one
 commit, on the ``iterations`` table the Run API creates with
 ``PRIMARY KEY (run_id, step)``) at ``loomdb.connect(..., durability="full")``,
-the default. Resume is ``run.resume()``; vector search is pgvector's
-``ORDER BY embedding <=> %s LIMIT 10`` in SQL (exact: loomdb's in-memory copy of
-the column on SQLite, a pgvector scan on PostgreSQL, no ANN index); a branch is
-``db.branch(name)``; the merge is ``db.merge(name, into="main")`` and a
-conflicting edit raises ``loomdb.MergeConflict``. The bulk store is loaded with
-``executemany`` inside ``db.transaction()``, one transaction per batch.
+the default. Resume is the raw floors' query (the newest step and its state);
+vector search is pgvector's ``ORDER BY embedding <=> %s LIMIT 10`` in SQL
+(exact: loomdb's in-memory copy of the column on SQLite, a pgvector scan on
+PostgreSQL, no ANN index); a branch is ``db.branch(name)``; the merge is
+``db.merge(name, into="main")`` and a conflicting edit raises
+``loomdb.MergeConflict``. The bulk store is loaded with ``executemany`` inside
+``db.transaction()``, one transaction per batch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 from typing import Any
 
 from _report import close_quietly
-from _workload import LOOM_INSERT
+from _workload import LOOM_INSERT, LOOM_RESUME
 from bench_engine import checkpointed_size
 
 from .base import Context, Peer, unit
@@ -36,7 +37,8 @@ class LoomPeer(Peer):
         self.runs: dict[str, Any] = {}
         self.how = {
             "persist": "db.run(run_id).persist(step, ...): one INSERT, one commit",
-            "resume": "run.resume(): the newest step (a whole Step) and its state",
+            "resume": "the raw floors' query, SELECT step, state_snapshot ... ORDER BY step DESC LIMIT 1"
+            " (run.resume() reads the whole step, embedding and all)",
             "top10": "SQL ORDER BY embedding <=> %s LIMIT 10 over all runs (exact)",
             "branch": "db.branch(name): one catalog row, no copy",
             "merge": "db.merge(name, into='main'), three-way, row- and cell-level",
@@ -76,8 +78,9 @@ class LoomPeer(Peer):
             self.db.executemany(LOOM_INSERT, rows)
 
     def resume(self, run_id: str) -> tuple[int, dict]:
-        r = self.run(run_id).resume()
-        return r.next_step - 1, r.state
+        # The same work as the raw floors' resume: the newest step and its state.
+        row = self.db.execute(LOOM_RESUME, [run_id]).fetchone()
+        return row[0], row[1]
 
     def top10(self, query) -> list[tuple[str, int]]:
         return [(r[0], r[1]) for r in self.db.execute(TOP10_SQL, [unit(query)]).fetchall()]
