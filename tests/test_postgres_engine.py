@@ -223,3 +223,36 @@ def test_writers_on_two_branches_share_a_serial_counter_without_waiting(pg_url, 
     assert {a_id, b_id} == {1, 2}
     holder.close()
     other.close()
+
+
+def test_a_key_looked_up_with_begin_sees_the_row_the_writer_before_committed(pg_url, schemas):
+    """The key lookup of a one-row INSERT travels with BEGIN; it must run after the
+    branch lock, so a writer that held the lock and inserted the key is seen."""
+    url = f"{pg_url}?schema={schemas()}"
+    with loomdb.connect(url) as db:
+        db.execute("CREATE TABLE steps (run_id TEXT, step INT, note TEXT, PRIMARY KEY (run_id, step))")
+    first, second = loomdb.connect(url), loomdb.connect(url)
+    outcome: dict[str, object] = {}
+
+    def insert_while_locked() -> None:
+        try:
+            cur = second.execute(
+                "INSERT INTO steps VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", ["r1", 7, "second"]
+            )
+            outcome["rowcount"] = cur.rowcount
+        except Exception as exc:  # pragma: no cover - reported by the assertion below
+            outcome["error"] = exc
+
+    with transaction_held_open(first, "INSERT INTO steps VALUES ('r1', 7, 'first')"):
+        waiter = threading.Thread(target=insert_while_locked)
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive()  # queued behind the branch lock, its lookup not yet run
+    waiter.join(30)
+    assert outcome == {"rowcount": 0}
+    assert [tuple(r) for r in second.execute("SELECT run_id, step, note FROM steps")] == [("r1", 7, "first")]
+    # Without ON CONFLICT the same insert is refused, naming the key.
+    with pytest.raises(loomdb.IntegrityError, match="duplicate key"):
+        second.execute("INSERT INTO steps VALUES (%s, %s, %s)", ["r1", 7, "again"])
+    first.close()
+    second.close()

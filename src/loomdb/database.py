@@ -645,7 +645,14 @@ class Database:
         txn = store.txn
         own = txn is None
         if txn is None:
-            store.begin(self._bid, self._fork(), None, None, explicit=False)
+            # On an engine where BEGIN is a round trip, the key lookups of a
+            # one-row INSERT ride with it (they run after the branch lock).
+            probes = (
+                executor.key_probes(self, tree, batches[0], key)
+                if store.backend.eager_commit and len(batches) == 1 and type(tree) is exp.Insert
+                else []
+            )
+            store.begin(self._bid, self._fork(), None, None, explicit=False, lookups=probes)
         else:
             self._check_txn_branch(txn)
             self._check_not_failed()
@@ -703,6 +710,11 @@ class Database:
         self, schema: TableSchema, key: tuple[str, ...], values: tuple[Any, ...]
     ) -> tuple[int, int] | None:
         """``(row identity, version id)`` of the visible row whose ``key`` equals ``values``."""
+        row = next(self._store.backend.execute(self._lookup_key_sql(schema, key), list(values)), None)
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def _lookup_key_sql(self, schema: TableSchema, key: tuple[str, ...]) -> str:
+        """The query ``_lookup_key`` runs (parameters: the key's values)."""
         cache_key = ("key", schema.tid, schema.physical, key, self._lineage, id(schema))
         sql = self._store.compiled.get(cache_key)
         if sql is None:
@@ -710,8 +722,7 @@ class Database:
             cond = " AND ".join(f't."{c}" = ?' for c in key)
             sql = f"SELECT t._loom_rid, t._loom_vid FROM {view} AS t WHERE {cond} LIMIT 1"
             self._store.compiled[cache_key] = sql
-        row = next(self._store.backend.execute(sql, list(values)), None)
-        return None if row is None else (int(row[0]), int(row[1]))
+        return sql
 
     def _lookup_keys(
         self, schema: TableSchema, key: tuple[str, ...], wanted: Sequence[tuple[Any, ...]]

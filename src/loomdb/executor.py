@@ -21,6 +21,7 @@ from sqlglot import exp
 from . import errors
 from .catalog import Column, Index, TableSchema
 from .sql.compile import Compiled, table_key
+from .store import KeyProbe
 from .types import ColumnType, to_storage
 from .versioning.lineage import INF_SEQ
 
@@ -177,6 +178,14 @@ class _KeyChecker:
     def __init__(self, db: Database, schema: TableSchema):
         self.db, self.schema = db, schema
         self.seen: list[dict[tuple[Any, ...], tuple[int, int] | None]] = [{} for _ in schema.keys]
+        txn = db._store.txn
+        if txn is not None and txn.known_keys:
+            # Looked up with BEGIN, for this statement (see key_probes): used once.
+            known, txn.known_keys = txn.known_keys, {}
+            for index, key in enumerate(schema.keys):
+                for (tid, cols, values), found in known.items():
+                    if tid == schema.tid and cols == key:
+                        self.seen[index][values] = found
 
     def conflict(
         self, row: dict[str, Any], own_rid: int | None = None
@@ -443,6 +452,35 @@ def _raw_rows(db: Database, plan: _InsertPlan, params: list[Any], key: str) -> l
 
 
 _DEFAULT = object()
+
+
+def key_probes(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> list[KeyProbe]:
+    """The key lookups of a one-row ``INSERT ... VALUES`` whose key values are
+    parameters or literals, for BEGIN to carry (``Store.begin``). Empty when a
+    key takes a default or an expression, and whenever working them out fails:
+    the statement then looks its keys up, and fails, on its usual path."""
+    try:
+        plan = _insert_plan(db, stmt, key)
+        if plan.query is not None or plan.rows is None or len(plan.rows) != 1:
+            return []
+        sources = plan.rows[0]
+        position = {c.name: i for i, c in enumerate(plan.columns)}
+        probes = []
+        for cols in plan.schema.keys:
+            values = []
+            for name in cols:
+                i = position.get(name)
+                if i is None or sources[i][0] not in ("p", "v"):
+                    return []
+                value = params[sources[i][1]] if sources[i][0] == "p" else sources[i][1]
+                values.append(to_storage(value, plan.columns[i].type, name))
+            if any(v is None for v in values):  # a NULL clashes with nothing
+                continue
+            sql = db._lookup_key_sql(plan.schema, cols)
+            probes.append(KeyProbe((plan.schema.tid, cols, tuple(values)), sql, values))
+        return probes
+    except (errors.Error, IndexError):
+        return []
 
 
 def run_insert(db: Database, stmt: exp.Insert, params: list[Any], key: str) -> WriteResult:

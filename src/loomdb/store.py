@@ -12,8 +12,9 @@ import hashlib
 import json
 import re
 import threading
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from . import errors
 from .catalog import TableSchema
@@ -65,6 +66,14 @@ class BranchInfo:
     start: int = 0
 
 
+class KeyProbe(NamedTuple):
+    """A key lookup sent with BEGIN: ``key`` = (table id, key columns, values)."""
+
+    key: tuple[int, tuple[str, ...], tuple[Any, ...]]
+    sql: str
+    params: list[Any]
+
+
 @dataclass
 class Txn:
     """The write transaction open on this connection."""
@@ -85,6 +94,10 @@ class Txn:
     savepoints: bool = True
     #: Why the transaction was rolled back early (a statement failed), else None.
     failed: str | None = None
+    #: Keys looked up with BEGIN: (table id, key columns, values) -> (rid, vid) or None.
+    known_keys: dict[tuple[int, tuple[str, ...], tuple[Any, ...]], tuple[int, int] | None] = field(
+        default_factory=dict
+    )
 
 
 class Store:
@@ -417,8 +430,17 @@ class Store:
     # -- write transactions ----------------------------------------------------------------
 
     def begin(
-        self, bid: int, fork: int | None, message: str | None, author: str | None, explicit: bool
+        self,
+        bid: int,
+        fork: int | None,
+        message: str | None,
+        author: str | None,
+        explicit: bool,
+        lookups: Sequence[KeyProbe] = (),
     ) -> Txn:
+        """Open the write transaction. ``lookups``: key lookups to run in the same
+        round trip, after the lock (engines with ``eager_commit`` only); their
+        answers land in ``txn.known_keys`` unless the schema changed meanwhile."""
         now = now_text()
         txn = Txn(bid, fork, message, author, now, explicit)
         self.backend.set_statement_time(now)
@@ -426,13 +448,19 @@ class Store:
             # One round trip: take the branch lock, then write the commit row
             # (a transaction that changes nothing rolls it back) and read the
             # schema epoch, which may have changed before we got the lock.
-            (commit,) = self.backend.begin_write(bid, probes=[self._commit_insert(txn, with_epoch=True)])
+            commit, *found = self.backend.begin_write(
+                bid, probes=[self._commit_insert(txn, with_epoch=True), *((p.sql, p.params) for p in lookups)]
+            )
             if commit is None:
                 self.backend.rollback()
                 raise errors.BranchNotFoundError(f"branch {self.branch_by_id(bid).name!r} was dropped")
             txn.seq = int(commit[0])
             self.txn = txn
-            self.refresh(epoch_text=commit[1])
+            if not self.refresh(epoch_text=commit[1]):  # else the lookups used a stale schema
+                txn.known_keys = {
+                    p.key: None if row is None else (int(row[0]), int(row[1]))
+                    for p, row in zip(lookups, found, strict=True)
+                }
         else:
             self.backend.begin_write(bid)
             self.txn = txn
