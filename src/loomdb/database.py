@@ -740,7 +740,8 @@ class Database:
             cache_key = ("keys", schema.tid, schema.physical, key, self._lineage, id(schema), len(part))
             sql = self._store.compiled.get(cache_key)
             if sql is None:
-                sql = f"SELECT {names}, t._loom_rid, t._loom_vid FROM {view} AS t WHERE {' OR '.join([one] * len(part))}"
+                where = " OR ".join([one] * len(part))
+                sql = f"SELECT {names}, t._loom_rid, t._loom_vid FROM {view} AS t WHERE {where}"
                 self._store.compiled[cache_key] = sql
             asked = set(part)
             for row in self._store.backend.execute(sql, [v for values in part for v in values]):
