@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
-import sys
-from pathlib import Path
 
+import example_scripts
 import pytest
 
 import loomdb
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "agent_loop.py"
-
 
 def load_example():
-    """examples/agent_loop.py as a module, for the script its expected numbers come from."""
-    if "loomdb_agent_loop" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("loomdb_agent_loop", EXAMPLE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["loomdb_agent_loop"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["loomdb_agent_loop"]
+    """examples/agent_loop.py as a module, for the script its expected values come from."""
+    return example_scripts.load("agent_loop.py")
 
 
 def run_example(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, env=env, timeout=120
-    )
+    return example_scripts.run("agent_loop.py", *args, env=env)
 
 
 @pytest.fixture(scope="module")

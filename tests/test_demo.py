@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
+import example_scripts
 import pytest
 
 import loomdb
 
-DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.py"
-
 
 def load_demo():
     """examples/demo.py as a module, for the script its expected numbers come from."""
-    if "loomdb_demo" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("loomdb_demo", DEMO)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["loomdb_demo"] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-    return sys.modules["loomdb_demo"]
+    return example_scripts.load("demo.py")
 
 
 def table_row(output: str, first_cell: str) -> list[str]:
@@ -38,9 +27,7 @@ def table_row(output: str, first_cell: str) -> list[str]:
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "LOOMDB_DEMO_DIR": str(folder), "COLUMNS": "200"}
-    proc = subprocess.run([sys.executable, str(DEMO)], capture_output=True, text=True, env=env, timeout=120)
-    return proc, folder
+    return example_scripts.run("demo.py", env={"LOOMDB_DEMO_DIR": str(folder)}), folder
 
 
 def test_demo_exits_0(demo_run):
@@ -133,9 +120,6 @@ def test_demo_merges_approach_a_into_main(demo_run):
 
 @pytest.mark.slow
 def test_demo_starts_fresh_each_run(tmp_path):
-    env = {**os.environ, "LOOMDB_DEMO_DIR": str(tmp_path), "COLUMNS": "200"}
     for _ in range(2):
-        proc = subprocess.run(
-            [sys.executable, str(DEMO)], capture_output=True, text=True, env=env, timeout=120
-        )
+        proc = example_scripts.run("demo.py", env={"LOOMDB_DEMO_DIR": str(tmp_path)})
         assert proc.returncode == 0, proc.stdout + proc.stderr

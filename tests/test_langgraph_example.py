@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
-import sys
-from pathlib import Path
 
+import example_scripts
 import pytest
 from durability.common import integrity_check
 from langchain_core.messages import ToolMessage
@@ -15,24 +12,14 @@ from langchain_core.messages import ToolMessage
 import loomdb
 from loomdb.langgraph import LoomSaver
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "langgraph_agent.py"
-
 
 def load_example():
     """examples/langgraph_agent.py as a module, for the script its expected values come from."""
-    if "loomdb_langgraph_agent" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("loomdb_langgraph_agent", EXAMPLE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["loomdb_langgraph_agent"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["loomdb_langgraph_agent"]
+    return example_scripts.load("langgraph_agent.py")
 
 
 def run_example(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.run(
-        [sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, env=env, timeout=120
-    )
+    return example_scripts.run("langgraph_agent.py", *args, env=env)
 
 
 @pytest.fixture(scope="module")
