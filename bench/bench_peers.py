@@ -160,21 +160,21 @@ def alive(peers: list[Peer], errors: dict[str, str]) -> list[Peer]:
     return [p for p in peers if p.key not in errors]
 
 
-def bulk_stage(peers, wl, cfg, first_step, steps, exact, res: Results) -> None:
-    for p in alive(peers, res.bulk_errors):
+def call_each(peers: list[Peer], errors: dict[str, str], method: str) -> None:
+    """``peer.<method>()`` on every peer without an error yet; a failure is recorded in ``errors``."""
+    for p in alive(peers, errors):
         try:
-            p.begin_load()
+            getattr(p, method)()
         except Exception as exc:
             traceback.print_exc()
-            res.bulk_errors[p.key] = phases.error_text(exc)
+            errors[p.key] = phases.error_text(exc)
+
+
+def bulk_stage(peers, wl, cfg, first_step, steps, exact, res: Results) -> None:
+    call_each(peers, res.bulk_errors, "begin_load")
     batches = phases.bulk_batches(wl, cfg.runs, first_step, steps, cfg.load_batch, cfg.seed, cfg.noise)
     phases.load(alive(peers, res.bulk_errors), batches, exact, res.load_s, res.bulk_errors)
-    for p in alive(peers, res.bulk_errors):
-        try:
-            p.end_load()
-        except Exception as exc:
-            traceback.print_exc()
-            res.bulk_errors[p.key] = phases.error_text(exc)
+    call_each(peers, res.bulk_errors, "end_load")
 
 
 def run_phases(peers: list[Peer], cfg: Config) -> Results:
