@@ -730,16 +730,16 @@ class Database:
         """``(row identity, version id)`` of the visible rows whose ``key`` is one of
         ``wanted``; None when a row found does not read back equal to what was asked
         (a type whose stored form differs), so absence cannot be told."""
-        view = self._store.view_sql(schema, self._lineage, "t", True)
-        names = ", ".join(f't."{c}"' for c in key)
-        one = "(" + " AND ".join(f't."{c}" = ?' for c in key) + ")"
         found: dict[tuple[Any, ...], tuple[int, int]] = {}
         per_query = max(1, _KEYS_PER_QUERY // len(key))
         for start in range(0, len(wanted), per_query):
             part = wanted[start : start + per_query]
             cache_key = ("keys", schema.tid, schema.physical, key, self._lineage, id(schema), len(part))
             sql = self._store.compiled.get(cache_key)
-            if sql is None:
+            if sql is None:  # the view's SQL is built only here, not on every executemany
+                view = self._store.view_sql(schema, self._lineage, "t", True)
+                names = ", ".join(f't."{c}"' for c in key)
+                one = "(" + " AND ".join(f't."{c}" = ?' for c in key) + ")"
                 where = " OR ".join([one] * len(part))
                 sql = f"SELECT {names}, t._loom_rid, t._loom_vid FROM {view} AS t WHERE {where}"
                 self._store.compiled[cache_key] = sql
