@@ -26,7 +26,7 @@ from .run import Run
 from .sql.compile import Compiled, compile_query
 from .sql.dialect import parse
 from .sql.params import bind, normalize
-from .store import EPOCH_SQL, Store, Txn
+from .store import EPOCH_SQL, KeyProbe, Store, Txn
 from .types import ColumnType, adapt_param, parse_timestamp
 from .versioning.lineage import Lineage
 
@@ -142,6 +142,63 @@ class Database:
             if isinstance(tree, _READ_STATEMENTS):
                 raise errors.ProgrammingError("executemany() runs writes; use execute() for queries")
             return self._write(text, tree, [bind(plan, p) for p in batches])
+
+    def execute_batch(
+        self, statements: Sequence[tuple[str, Iterable[Sequence[Any] | Mapping[str, Any]]]]
+    ) -> list[Cursor]:
+        """Run write statements in order, each once per parameter set, as one commit;
+        return one cursor per statement.
+
+        ``statements``: ``(sql, seq_of_params)`` pairs, as ``executemany`` takes
+        them. The result is that of ``executemany`` for each inside
+        ``transaction(savepoints=False)``: a failing statement rolls the whole
+        batch back and raises its error. Inside an open ``transaction()`` the
+        batch joins it (and its rules). Outside one, on PostgreSQL, the key
+        lookups of every INSERT travel with BEGIN, and the writes with COMMIT:
+        two round trips for the whole batch where statement by statement costs
+        one or more each.
+        """
+        with self._store.lock:
+            self._check_open()
+            self._check_not_failed()
+            parsed: list[tuple[str, exp.Expression, list[list[Any]]]] = []
+            for sql, seq_of_params in statements:
+                if not isinstance(sql, str):
+                    raise errors.ProgrammingError(f"SQL must be a str, not {type(sql).__name__}")
+                batches = list(seq_of_params)
+                text, plan = normalize(sql, bool(batches))
+                tree = parse(text)
+                if isinstance(tree, _READ_STATEMENTS):
+                    raise errors.ProgrammingError("execute_batch() runs writes; use execute() for queries")
+                parsed.append((text, tree, [bind(plan, p) for p in batches]))
+            store = self._store
+            if store.txn is not None:
+                return [self._write(text, tree, values) for text, tree, values in parsed]
+            self._check_writable()
+            probes = self._batch_probes(parsed) if store.backend.eager_commit else []
+            txn = store.begin(self._bid, self._fork(), None, None, explicit=True, lookups=probes)
+            txn.savepoints = False
+            try:
+                cursors = [self._write(text, tree, values) for text, tree, values in parsed]
+            except BaseException:
+                store.finish(commit=False)
+                raise
+            store.finish(commit=True)
+            return cursors
+
+    def _batch_probes(self, parsed: list[tuple[str, exp.Expression, list[list[Any]]]]) -> list[KeyProbe]:
+        """The key lookups of a batch's INSERTs, one per row, for BEGIN to carry
+        (at most ``_BATCH_PROBES``: later rows look their keys up as usual)."""
+        probes: dict[Any, KeyProbe] = {}
+        for text, tree, batches in parsed:
+            if type(tree) is not exp.Insert:
+                continue
+            for values in batches:
+                for probe in executor.key_probes(self, tree, values, text):
+                    probes.setdefault(probe.key, probe)
+                if len(probes) >= _BATCH_PROBES:
+                    return list(probes.values())
+        return list(probes.values())
 
     def explain(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> str:
         """The SQL loomdb runs for a query on this branch, and the engine's plan for it."""
@@ -656,6 +713,10 @@ class Database:
         else:
             self._check_txn_branch(txn)
             self._check_not_failed()
+            if txn.known_keys and type(tree) is not exp.Insert:
+                # Keys looked up with BEGIN are good until their table changes;
+                # only an INSERT into it (which takes them) is tracked.
+                txn.known_keys.clear()
             if txn.savepoints:
                 # Inside transaction(), a failed statement must leave no trace even
                 # when the caller catches the error and carries on.
@@ -773,6 +834,7 @@ def _run_create(db: Database, tree: exp.Create, values: list[Any], key: str) -> 
 
 
 _KEYS_PER_QUERY = 200  # key values looked up by one query of an executemany
+_BATCH_PROBES = 64  # key lookups an execute_batch sends with BEGIN
 
 _WRITERS = {
     exp.Insert: executor.run_insert,

@@ -180,12 +180,16 @@ class _KeyChecker:
         self.seen: list[dict[tuple[Any, ...], tuple[int, int] | None]] = [{} for _ in schema.keys]
         txn = db._store.txn
         if txn is not None and txn.known_keys:
-            # Looked up with BEGIN, for this statement (see key_probes): used once.
-            known, txn.known_keys = txn.known_keys, {}
+            # Looked up with BEGIN (see key_probes), for the first statement on
+            # this table: used once, so a later statement looks up what this
+            # one changed.
+            mine = [k for k in txn.known_keys if k[0] == schema.tid]
             for index, key in enumerate(schema.keys):
-                for (tid, cols, values), found in known.items():
-                    if tid == schema.tid and cols == key:
-                        self.seen[index][values] = found
+                for k in mine:
+                    if k[1] == key:
+                        self.seen[index][k[2]] = txn.known_keys[k]
+            for k in mine:
+                del txn.known_keys[k]
 
     def conflict(
         self, row: dict[str, Any], own_rid: int | None = None
