@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
 import threading
 import weakref
@@ -69,6 +70,9 @@ __all__ = ["LoomSaver"]
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+
+# Releases the GIL for a moment (Unix); elsewhere a no-op.
+_yield_gil: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
 
 
 class LoomSaver(BaseCheckpointSaver[str]):
@@ -360,6 +364,10 @@ class LoomSaver(BaseCheckpointSaver[str]):
         list as the items it appended).
         """
         self._ready()
+        # LangGraph submits a step's put_writes before its put, to other threads:
+        # let a put_writes waiting for the GIL go first (sched_yield releases it),
+        # so its writes ride with this commit rather than needing one of their own.
+        _yield_gil()
         thread_id, ns, parent_id = _address(config)
         versions = checkpoint["channel_versions"]
         values = checkpoint["channel_values"]
@@ -367,6 +375,9 @@ class LoomSaver(BaseCheckpointSaver[str]):
         stored = _Stored({}, {}, {})
         rows: list[ValueRow] = []
         new_lists: dict[str, ListState] = {}
+        with self._lock:
+            encoded = [w.encoded for w in self._pending.get(thread_id, ())]
+        known = {k: v for e in encoded for k, v in e.items()} if encoded else {}
         for ch, version in versions.items():
             if ch not in new_versions and parent is not None and parent.holds(ch, version):
                 stored.carry(parent, ch, version)
@@ -378,7 +389,10 @@ class LoomSaver(BaseCheckpointSaver[str]):
             if is_json_primitive(value) and not (type(value) is str and len(value) >= INLINE_MAX):
                 stored.inline[ch] = value
                 continue
-            ref, extra, state = self._encode_channel(thread_id, ns, ch, value)
+            hit = known.get(id(value))
+            ref, extra, state = self._encode_channel(
+                thread_id, ns, ch, value, hit[1] if hit is not None and hit[0] is value else None
+            )
             stored.refs[ch] = ref
             rows.extend(extra)
             if state is not None:
@@ -393,15 +407,13 @@ class LoomSaver(BaseCheckpointSaver[str]):
             del body["ts"]
         meta = get_serializable_checkpoint_metadata(config, metadata)
         try:
-            # One commit; a failing statement fails it all (no savepoint per statement).
-            with self.db.transaction(savepoints=False):
-                if rows:
-                    self.db.executemany(INSERT_VALUES, [(thread_id, *for_storage(r)) for r in rows])
-                if pending:
-                    self._store_writes(thread_id, pending)
-                self._upsert_checkpoint(
-                    thread_id, ns, checkpoint, parent_id, meta, body, stored.inline_json(), stored.refs
-                )
+            # One commit (on PostgreSQL two round trips), all or nothing.
+            self._write_batch(
+                thread_id,
+                rows,
+                pending,
+                [self._checkpoint_params(thread_id, ns, checkpoint, parent_id, meta, body, stored)],
+            )
         except BaseException:
             self._requeue(thread_id, pending)
             raise
@@ -413,7 +425,7 @@ class LoomSaver(BaseCheckpointSaver[str]):
                 self._lists.put((thread_id, ns, ch), state)
         return _config(thread_id, ns, checkpoint["id"])
 
-    def _upsert_checkpoint(
+    def _checkpoint_params(
         self,
         thread_id: str,
         ns: str,
@@ -421,27 +433,24 @@ class LoomSaver(BaseCheckpointSaver[str]):
         parent_id: str | None,
         meta: Mapping[str, Any],
         body: dict[str, Any],
-        inline: dict[str, Any],
-        refs: dict[str, str],
-    ) -> None:
+        stored: _Stored,
+    ) -> list[Any]:
+        """The parameters of UPSERT_CHECKPOINT for ``checkpoint``."""
         run_id, step, source = meta.get("run_id"), meta.get("step"), meta.get("source")
-        self.db.execute(
-            UPSERT_CHECKPOINT,
-            [
-                thread_id,
-                ns,
-                checkpoint["id"],
-                parent_id,
-                run_id if isinstance(run_id, str) else None,
-                step if type(step) is int else None,
-                source if isinstance(source, str) else None,
-                checkpoint.get("ts") or None,
-                body,
-                dict(meta),
-                inline,
-                refs,
-            ],
-        )
+        return [
+            thread_id,
+            ns,
+            checkpoint["id"],
+            parent_id,
+            run_id if isinstance(run_id, str) else None,
+            step if type(step) is int else None,
+            source if isinstance(source, str) else None,
+            checkpoint.get("ts") or None,
+            body,
+            dict(meta),
+            stored.inline_json(),
+            stored.refs,
+        ]
 
     def _parent(self, thread_id: str, ns: str, parent_id: str) -> _Stored | None:
         """What the parent checkpoint stores per channel: from memory, else from its row."""
@@ -457,14 +466,20 @@ class LoomSaver(BaseCheckpointSaver[str]):
         return _Stored.of(row) if row is not None else None
 
     def _encode_channel(
-        self, thread_id: str, ns: str, ch: str, value: Any
+        self, thread_id: str, ns: str, ch: str, value: Any, encoded: ValueRow | None = None
     ) -> tuple[str, list[ValueRow], ListState | None]:
-        """Store one channel value: whole, or as the items appended to the list stored before it."""
+        """Store one channel value: whole, or as the items appended to the list stored before it.
+
+        ``encoded``: the content row a pending write made of this very object, if any.
+        """
         if type(value) is str and is_json_primitive(value):  # a long string: content-addressed, still JSON
-            row = json_row(value)
+            row = encoded if encoded is not None else json_row(value)
             return row.hash, [row], None
-        type_, data = self.serde.dumps_typed(value)
-        whole = ValueRow(content_hash(type_, data), type_, blob=data)
+        if encoded is not None and encoded.blob is not None:
+            type_, data, whole = encoded.type, encoded.blob, encoded
+        else:
+            type_, data = self.serde.dumps_typed(value)
+            whole = ValueRow(content_hash(type_, data), type_, blob=data)
         parts = split_array(data) if type_ == "msgpack" else None
         if parts is None:
             return whole.hash, [whole], None
@@ -520,11 +535,13 @@ class LoomSaver(BaseCheckpointSaver[str]):
             raise errors.ProgrammingError("put_writes needs config['configurable']['checkpoint_id']")
         entries: list[WriteEntry] = []
         contents: dict[str, ValueRow] = {}
+        encoded: dict[int, tuple[Any, ValueRow]] = {}
         for idx, (channel, value) in enumerate(writes):
             entry, extra = encode_write(self.serde, WRITES_IDX_MAP.get(channel, idx), channel, value)
             entries.append(entry)
             if extra is not None:
                 contents[extra.hash] = extra
+                encoded[id(value)] = (value, extra)
         special = all(ch in WRITES_IDX_MAP for ch, _ in writes)
         # A special write (negative idx) has a row of its own, so a later one can replace it.
         # In a call of special writes only, the last of an idx wins (they replace); else the first.
@@ -538,7 +555,7 @@ class LoomSaver(BaseCheckpointSaver[str]):
             groups.insert(0, regular)
         rows = [_WriteRow(ns, checkpoint_id, task_id, task_path, group) for group in groups]
         values = [contents[e.ref] for row in rows for e in row.entries if e.ref is not None]
-        batch = _Writes(rows, values, special)
+        batch = _Writes(rows, values, special, encoded)
         if self.defer_writes and not singles:
             with self._lock:
                 # LangGraph runs put_writes and the next put in background
@@ -556,11 +573,7 @@ class LoomSaver(BaseCheckpointSaver[str]):
         """Commit write batches of one thread in one transaction."""
         values = self._unknown(thread_id, [r for b in batches for r in b.values])
         try:
-            # One commit; a failing statement fails it all (no savepoint per statement).
-            with self.db.transaction(savepoints=False):
-                if values:
-                    self.db.executemany(INSERT_VALUES, [(thread_id, *for_storage(r)) for r in values])
-                self._store_writes(thread_id, batches)
+            self._write_batch(thread_id, values, batches, [])
         except BaseException:
             self._requeue(thread_id, [b for b in batches if not b.replace])
             raise
@@ -568,21 +581,35 @@ class LoomSaver(BaseCheckpointSaver[str]):
             for r in values:
                 self._known.put((thread_id, r.hash), None)
 
-    def _store_writes(self, thread_id: str, batches: list[_Writes]) -> None:
-        """Write the rows of these batches (inside a transaction): one statement per kind.
+    def _write_batch(
+        self, thread_id: str, values: list[ValueRow], batches: list[_Writes], checkpoints: list[list[Any]]
+    ) -> None:
+        """Store value rows, write rows and checkpoint rows in one commit.
 
-        Ordinary rows are inserted unless their key is taken. A taken key is
-        an earlier ``put_writes`` of the same task: its writes are kept, and
-        those of ours it lacks (a longer retry) get a row of their own.
+        Ordinary write rows are inserted unless their key is taken. A taken key
+        is an earlier ``put_writes`` of the same task: its writes are kept, and
+        those of ours it lacks (a longer retry) get a row of their own, in a
+        second commit. (Checking first would cost every step a round trip on
+        PostgreSQL; a lost second commit loses pending writes only, as a crash
+        before a deferred write is committed does.)
         """
+        statements: list[tuple[str, list[Any]]] = []
+        if values:
+            statements.append((INSERT_VALUES, [(thread_id, *for_storage(r)) for r in values]))
         inserts = [row for b in batches if not b.replace for row in b.rows]
         if inserts:
-            cur = self.db.executemany(INSERT_WRITES, [row.params(thread_id) for row in inserts])
-            if cur.rowcount < len(inserts):
-                self._fill_gaps(thread_id, inserts)
+            statements.append((INSERT_WRITES, [row.params(thread_id) for row in inserts]))
         replaces = [row for b in batches if b.replace for row in b.rows]
         if replaces:
-            self.db.executemany(UPSERT_WRITES, [row.params(thread_id) for row in replaces])
+            statements.append((UPSERT_WRITES, [row.params(thread_id) for row in replaces]))
+        if checkpoints:
+            statements.append((UPSERT_CHECKPOINT, checkpoints))
+        if not statements:
+            return
+        cursors = self.db.execute_batch(statements)
+        if inserts and cursors[1 if values else 0].rowcount < len(inserts):
+            with self.db.transaction(savepoints=False):
+                self._fill_gaps(thread_id, inserts)
 
     def _fill_gaps(self, thread_id: str, rows: list[_WriteRow]) -> None:
         """Store the ordinary writes of ``rows`` whose ``(task_id, idx)`` no stored row holds."""
@@ -852,6 +879,10 @@ class _Writes(NamedTuple):
     rows: list[_WriteRow]
     values: list[ValueRow]
     replace: bool
+    # id(value) -> (value, its content row): a checkpoint put next holds the same
+    # objects as channel values (LangGraph's LastValue keeps what was written),
+    # and reuses the bytes and hash instead of encoding them again.
+    encoded: dict[int, tuple[Any, ValueRow]]
 
 
 class _Stored:
