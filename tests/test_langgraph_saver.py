@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import operator
-import random
 from typing import Annotated, Any, TypedDict
 
+import numpy as np
 import pytest
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import empty_checkpoint
@@ -140,37 +141,65 @@ def test_a_large_value_written_by_a_node_is_stored_once(saver):
     assert by_ref == [("doc", rows[0]["hash"])]
 
 
-def test_a_float_vector_is_stored_as_bare_float64s_and_read_back_exactly(store_path):
+def test_float_lists_are_stored_compactly_and_read_back_bit_for_bit(store_path):
+    """An embedding that was a float32 array (``tolist()``) costs about 3.5 bytes a
+    value; the few values float32 cannot hold bit for bit keep all 64 bits; a list
+    of float64s costs about 7.3 (msgpack: 9); a list with ints among its floats
+    is not a float list (it is compressed as a whole)."""
+
     class Doc(TypedDict):
-        vector: list
+        embedding: list
+        odd: list
+        wide: list
         mixed: list
 
-    rng = random.Random(7)
-    vector = [rng.gauss(0.0, 1.0) for _ in range(512)]  # 8 bytes a float, not msgpack's 9
-    mixed = [1, 2.5] * 150  # ints among the floats: not a float vector, stored as msgpack has it
+    rng = np.random.default_rng(3)
+    embedding = rng.standard_normal(1536).astype(np.float32).tolist()
+    odd = list(embedding[:512])
+    odd[0] = 123456789.0  # beyond float32's 24-bit integers
+    odd[1] = 1e300  # beyond its range
+    odd[2] = -0.0  # float32 holds these two
+    odd[3] = float("nan")
+    odd[4] = 0.1  # float32 has no exact 0.1
+    wide = rng.standard_normal(1536).tolist()  # float64s
+    mixed = [1, 2.5] * 150  # stored as msgpack has it (compressed)
 
     graph = StateGraph(Doc)
-    graph.add_node("write", lambda s: {"vector": vector, "mixed": mixed})
+    graph.add_node("write", lambda s: {"embedding": embedding, "odd": odd, "wide": wide, "mixed": mixed})
     graph.add_edge(START, "write")
     graph.add_edge("write", END)
     with LoomSaver.from_conn_string(store_path) as saver:
-        graph.compile(checkpointer=saver).invoke({"vector": [], "mixed": []}, thread(), durability="sync")
+        graph.compile(checkpointer=saver).invoke(
+            {"embedding": [], "odd": [], "wide": [], "mixed": []}, thread()
+        )
         rows = saver.db.execute(
-            "SELECT type, octet_length(blob) AS n FROM checkpoint_values"
-            " WHERE thread_id = %s AND octet_length(blob) >= 1024 ORDER BY n",
-            ["t1"],
+            "SELECT type, octet_length(blob) AS n FROM checkpoint_values WHERE type LIKE '%+msgpack'"
         ).fetchall()
-    mixed_raw = len(saver.serde.dumps_typed(mixed)[1])
-    assert [(r["type"], r["n"]) for r in rows] == [("msgpack", mixed_raw), ("f64+msgpack", 8 * len(vector))]
+        sizes = {r["type"]: sorted(x["n"] for x in rows if x["type"] == r["type"]) for r in rows}
+    assert sorted(sizes) == ["f32+msgpack", "f64z+msgpack", "z+msgpack"]
+    (small_f32, big_f32), (f64,), (zipped,) = sizes["f32+msgpack"], sizes["f64z+msgpack"], sizes["z+msgpack"]
+    assert zipped < len(saver.serde.dumps_typed(mixed)[1]) / 8
+    assert 3 * len(embedding) < big_f32 < 4 * len(embedding)
+    assert 3 * len(odd) + 3 * 12 < small_f32 < 4 * len(odd) + 3 * 12  # 3 values apart: position + float64
+    assert 7 * len(wide) < f64 < 7.5 * len(wide)
     with LoomSaver.from_conn_string(store_path) as fresh:  # a new connection reads them back exactly
         values = graph.compile(checkpointer=fresh).get_state(thread()).values
-        assert values == {"vector": vector, "mixed": mixed}
-        assert [type(x) for x in values["vector"]] == [float] * len(vector)
+        assert values["embedding"] == embedding and values["wide"] == wide and values["mixed"] == mixed
+        got = values["odd"]
+        assert got[:3] == odd[:3] and math.copysign(1.0, got[2]) == -1.0
+        assert math.isnan(got[3]) and got[4:] == odd[4:]
+        # The bytes the serde reads are exactly those it wrote.
+        assert fresh.serde.dumps_typed(got)[1] == fresh.serde.dumps_typed(odd)[1]
         assert [type(x) for x in values["mixed"][:2]] == [int, float]
-        # Bytes damaged behind the saver's back are reported as such, not as a serde crash.
-        fresh.db.execute("UPDATE checkpoint_values SET blob = %s WHERE type = 'f64+msgpack'", [b"12345"])
-        with pytest.raises(loomdb.DataError, match="not a whole number of them"):
-            graph.compile(checkpointer=fresh).get_state(thread())
+    # Bytes damaged behind the saver's back are reported as such, not as a serde crash.
+    for kind in ("f32", "f64z", "z"):
+        with LoomSaver.from_conn_string(store_path) as damaged:
+            damaged.db.execute(
+                "UPDATE checkpoint_values SET blob = %s WHERE type = %s",
+                [b"\xff\xff\x00\x00\x01", f"{kind}+msgpack"],
+            )
+            with pytest.raises(loomdb.DataError, match="do not parse|does not decompress"):
+                graph.compile(checkpointer=damaged).get_state(thread())
 
 
 def test_values_json_cannot_carry_exactly_come_back_with_their_type(saver):
