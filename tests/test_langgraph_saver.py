@@ -176,8 +176,12 @@ def test_float_lists_are_stored_compactly_and_read_back_bit_for_bit(store_path):
             "SELECT type, octet_length(blob) AS n FROM checkpoint_values WHERE type LIKE '%+msgpack'"
         ).fetchall()
         sizes = {r["type"]: sorted(x["n"] for x in rows if x["type"] == r["type"]) for r in rows}
-    assert sorted(sizes) == ["f32+msgpack", "f64z+msgpack", "z+msgpack"]
-    (small_f32, big_f32), (f64,), (zipped,) = sizes["f32+msgpack"], sizes["f64z+msgpack"], sizes["z+msgpack"]
+    assert sorted(sizes) == ["f32+msgpack", "f64z+msgpack", "zstd+msgpack"]
+    (small_f32, big_f32), (f64,), (zipped,) = (
+        sizes["f32+msgpack"],
+        sizes["f64z+msgpack"],
+        sizes["zstd+msgpack"],
+    )
     assert zipped < len(saver.serde.dumps_typed(mixed)[1]) / 8
     assert 3 * len(embedding) < big_f32 < 4 * len(embedding)
     assert 3 * len(odd) + 3 * 12 < small_f32 < 4 * len(odd) + 3 * 12  # 3 values apart: position + float64
@@ -192,7 +196,7 @@ def test_float_lists_are_stored_compactly_and_read_back_bit_for_bit(store_path):
         assert fresh.serde.dumps_typed(got)[1] == fresh.serde.dumps_typed(odd)[1]
         assert [type(x) for x in values["mixed"][:2]] == [int, float]
     # Bytes damaged behind the saver's back are reported as such, not as a serde crash.
-    for kind in ("f32", "f64z", "z"):
+    for kind in ("f32", "f64z", "zstd"):
         with LoomSaver.from_conn_string(store_path) as damaged:
             damaged.db.execute(
                 "UPDATE checkpoint_values SET blob = %s WHERE type = %s",
