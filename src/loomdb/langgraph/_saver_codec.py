@@ -121,13 +121,13 @@ def for_storage(row: ValueRow) -> ValueRow:
     data = row.blob
     if data is None or row.type != "msgpack" or len(data) < PACK_MIN:
         return row
-    floats = _bare_floats(data)
+    floats = _float_items(data)
     if floats is None:
         packed = zstd.compress(data)
         if len(packed) <= len(data) * _ZSTD_KEEP:
             return row._replace(type=ZSTD + row.type, blob=packed)
         return row
-    form, packed = float_forms.pack(floats)
+    form, packed = float_forms.pack(data, floats, 9)
     return row._replace(type=f"{form}+{row.type}", blob=packed)
 
 
@@ -154,19 +154,20 @@ def from_storage(row: Mapping[str, Any]) -> Mapping[str, Any]:
     return row
 
 
-def _bare_floats(data: bytes) -> bytes | None:
-    """The 8-byte values of msgpack bytes holding an array of float64s only, else None."""
+def _float_items(data: bytes) -> int | None:
+    """Where the items start in msgpack bytes holding an array of float64s only
+    (each a tag byte and 8 bytes), else None."""
     parsed = _array(data)
     if parsed is None:
         return None
     count, offset = parsed
     if count == 0 or len(data) != offset + 9 * count or data[offset::9] != _F64_TAGS[:1] * count:
         return None
-    return np.frombuffer(data, np.uint8, offset=offset).reshape(count, 9)[:, 1:].tobytes()
+    return offset
 
 
 def _msgpack_floats(packed: bytes) -> bytes:
-    """The msgpack array of the float64s ``packed`` holds (:func:`_bare_floats` reversed)."""
+    """The msgpack array of the big-endian float64s ``packed`` holds."""
     count = len(packed) // 8
     items = np.empty((count, 9), np.uint8)
     items[:, 0] = _F64_MARK

@@ -33,16 +33,27 @@ from . import _saver_zstd as zstd
 ODD_SHARE = 8  # float32s only when at most 1 value in this many needs its float64
 
 
-def pack(floats: bytes) -> tuple[str, bytes]:
-    """Big-endian float64s in storage form: ``(format, bytes)``."""
-    wide = np.frombuffer(floats, ">f8")
-    with np.errstate(over="ignore", invalid="ignore"):
-        narrow = wide.astype(">f4")
-    odd = np.flatnonzero(narrow.astype(">f8").view(">u8") != wide.view(">u8"))
-    if len(odd) * ODD_SHARE <= len(wide):
-        head = b"".join((len(odd).to_bytes(4, "big"), odd.astype(">u4").tobytes(), wide[odd].tobytes()))
-        return "f32", head + _planes(narrow.tobytes(), 4)
-    return "f64z", _planes(floats, 8)
+def pack(data: bytes, offset: int = 0, stride: int = 8) -> tuple[str, bytes]:
+    """Float64s in storage form: ``(format, bytes)``.
+
+    The values are ``data``'s big-endian float64s from ``offset`` on, one every
+    ``stride`` bytes, each in the last 8 bytes of its ``stride`` (9 for
+    msgpack's array items, whose first byte is their tag).
+    """
+    skip = stride - 8
+    count = (len(data) - offset) // stride
+    grid = np.frombuffer(data, np.uint8, count * stride, offset).reshape(count, stride)[:, skip:]
+    # A float32's float64 ends in 29 zero bits: test the last byte before converting.
+    if data[offset + skip + 7 :: stride].count(0) * ODD_SHARE >= count * (ODD_SHARE - 1):
+        wide = np.ascontiguousarray(grid).view(">f8").ravel()
+        with np.errstate(over="ignore", invalid="ignore"):
+            narrow = wide.astype(">f4")
+        odd = np.flatnonzero(narrow.astype(">f8").view(">u8") != wide.view(">u8"))
+        if len(odd) * ODD_SHARE <= count:
+            head = b"".join((len(odd).to_bytes(4, "big"), odd.astype(">u4").tobytes(), wide[odd].tobytes()))
+            raw = narrow.tobytes()
+            return "f32", head + _plane(raw[0::4]) + narrow.view(np.uint8).reshape(count, 4)[:, 1:].tobytes()
+    return "f64z", _plane(data[offset + skip :: stride]) + grid[:, 1:].tobytes()
 
 
 def unpack(form: str, data: bytes) -> bytes | None:
@@ -66,17 +77,15 @@ def unpack(form: str, data: bytes) -> bytes | None:
     return wide.tobytes()
 
 
-def _planes(values: bytes, width: int) -> bytes:
-    """``values`` (``width`` bytes each): their first bytes as a plane, then the rest."""
-    grid = np.frombuffer(values, np.uint8).reshape(-1, width)
-    first = grid[:, 0].tobytes()
+def _plane(first: bytes) -> bytes:
+    """The byte plane of the values' first bytes: its zstd frame, or them as they are."""
     packed = zstd.compress(first)
-    plane = len(packed).to_bytes(4, "big") + packed if len(packed) < len(first) else bytes(4) + first
-    return plane + grid[:, 1:].tobytes()
+    return len(packed).to_bytes(4, "big") + packed if len(packed) < len(first) else bytes(4) + first
 
 
 def _unplanes(data: bytes, width: int) -> bytes | None:
-    """:func:`_planes` reversed, or None when ``data`` is not its form."""
+    """A byte plane and the values' other bytes (``width`` bytes a value in all) back
+    to the values, or None when ``data`` is not that form."""
     if len(data) < 4:
         return None
     z = int.from_bytes(data[:4], "big")
