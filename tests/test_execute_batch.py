@@ -196,6 +196,108 @@ def test_on_postgresql_a_batch_of_inserts_is_two_round_trips(pg_store):
         ]
 
 
+@pytest.mark.parametrize("on_branch", [False, True], ids=["main", "branch"])
+def test_a_batch_of_do_nothing_inserts_does_what_executemany_does(fresh_db, on_branch):
+    """On PostgreSQL such a batch is one round trip, the server deciding which rows
+    are new: duplicates within the batch, rows on the branch, rows inherited."""
+    db = fresh_db
+    names = ("a_ref", "b_ref", "a_got", "b_got")
+    make_tables(db, names)
+    if on_branch:
+        db = db.branch("work")
+        for t in names:
+            db.execute(f"DELETE FROM {t} WHERE k = 2")
+            db.execute(f"INSERT INTO {t} VALUES (4, 'b', 400)")
+    sql = STATEMENTS["do nothing"]
+    rng = random.Random(f"do-nothing-{on_branch}")
+    for round_ in range(30):
+        batch = [
+            (
+                rng.choice("ab"),
+                [(rng.randint(1, 8), rng.choice("ab"), rng.randint(1, 9)) for _ in range(rng.randint(1, 4))],
+            )
+            for _ in range(rng.randint(1, 3))
+        ]
+
+        def reference(batch=batch):
+            with db.transaction(savepoints=False):
+                return [db.executemany(sql.format(t=f"{t}_ref"), sets).rowcount for t, sets in batch]
+
+        expected = outcome(reference)
+        head = db.head
+        got = outcome(
+            lambda batch=batch: [
+                c.rowcount for c in db.execute_batch([(sql.format(t=f"{t}_got"), sets) for t, sets in batch])
+            ]
+        )
+        assert got == expected, (round_, batch)
+        if not any(got[1]):
+            assert db.head == head  # nothing inserted: no commit
+        else:
+            assert db.log(limit=2)[1].id == head  # one commit
+        for t in "ab":
+            assert contents(db, f"{t}_got") == contents(db, f"{t}_ref"), (round_, batch)
+
+
+def test_on_postgresql_a_batch_of_do_nothing_inserts_is_one_round_trip(pg_store):
+    with loomdb.connect(pg_store()) as db:
+        db.execute("CREATE TABLE a (k TEXT PRIMARY KEY, v BYTEA, at TIMESTAMPTZ DEFAULT now())")
+        db.execute("CREATE TABLE b (k TEXT, n INT, v JSONB, PRIMARY KEY (k, n))")
+        db.execute("INSERT INTO a (k) VALUES ('old')")
+        head = db.head
+        counted = round_trips(db)
+        cursors = db.execute_batch(
+            [
+                (
+                    "INSERT INTO a (k, v) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    [("old", b"x"), ("new", b"y"), ("new", b"z")],
+                ),
+                (
+                    "INSERT INTO b VALUES (%s, %s, %s) ON CONFLICT (k, n) DO NOTHING",
+                    [("new", n, {"n": n}) for n in range(3)],
+                ),
+            ]
+        )
+        assert counted[0] == 1
+        assert [c.rowcount for c in cursors] == [1, 3]
+        assert db.log(limit=2)[1].id == head
+        rows = [tuple(r) for r in db.execute("SELECT k, v, at IS NOT NULL FROM a ORDER BY k")]
+        assert rows == [("new", b"y", True), ("old", None, True)]
+        assert db.execute("SELECT v FROM b WHERE n = 2").fetchone()[0] == {"n": 2}
+        # Nothing new: one round trip still, and no commit left behind.
+        counted[0] = 0
+        cursors = db.execute_batch(
+            [("INSERT INTO a (k) VALUES (%s) ON CONFLICT DO NOTHING", [("old",), ("new",)])]
+        )
+        assert counted[0] == 1 and cursors[0].rowcount == 0
+        assert db.log(limit=1)[0].id == db.head and len(db.log()) == len(db.log())
+        assert db.head == db.log(limit=1)[0].id
+
+
+def test_on_postgresql_a_one_trip_batch_meets_a_schema_changed_meanwhile_and_server_errors(pg_store):
+    """A batch planned on a schema another connection has changed since inserts
+    nothing that way and runs the usual way; a value the server refuses rolls the
+    batch back and is reported as usual."""
+    url = pg_store()
+    with loomdb.connect(url) as db, loomdb.connect(url) as other:
+        db.execute("CREATE TABLE t (k INT PRIMARY KEY, n INT)")
+        ins = "INSERT INTO t (k, n) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        db.execute_batch([(ins, [(1, 1)])])  # plans and caches the statement
+        other.execute("ALTER TABLE t ADD COLUMN note TEXT DEFAULT 'fresh'")
+        counted = round_trips(db)
+        cursors = db.execute_batch([(ins, [(1, 9), (2, 2)])])
+        assert counted[0] > 1  # the one-trip try inserted nothing; the usual path (schema reloaded) did
+        assert cursors[0].rowcount == 1
+        assert [tuple(r) for r in db.execute("SELECT k, n, note FROM t ORDER BY k")] == [
+            (1, 1, "fresh"),  # as in PostgreSQL, ADD COLUMN ... DEFAULT fills the rows there
+            (2, 2, "fresh"),
+        ]
+        head = db.head
+        with pytest.raises(loomdb.DataError, match="out of range"):
+            db.execute_batch([(ins, [(3, 3), (4, 2**40)])])  # integer: PostgreSQL refuses 2**40
+        assert db.head == head and db.execute("SELECT count(*) FROM t").fetchone()[0] == 2
+
+
 def test_on_postgresql_keys_looked_up_with_begin_see_the_writer_before(pg_store):
     """The lookups run after the branch lock: a writer holding it, which inserts a
     key, is seen by a batch queued behind it."""

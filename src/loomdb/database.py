@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from sqlglot import exp
 
-from . import errors, executor, history, vectors
+from . import batch_insert, errors, executor, history, vectors
 from .catalog import TableSchema
 from .cursor import Cursor, Row, decoders, row_class
 from .run import Run
@@ -156,7 +156,9 @@ class Database:
         batch joins it (and its rules). Outside one, on PostgreSQL, the key
         lookups of every INSERT travel with BEGIN, and the writes with COMMIT:
         two round trips for the whole batch where statement by statement costs
-        one or more each.
+        one or more each; a batch of ``INSERT ... ON CONFLICT DO NOTHING``
+        only (into tables with one key, of values the client has) is one
+        round trip (see ``batch_insert``).
         """
         with self._store.lock:
             self._check_open()
@@ -175,6 +177,10 @@ class Database:
             if store.txn is not None:
                 return [self._write(text, tree, values) for text, tree, values in parsed]
             self._check_writable()
+            if store.backend.eager_commit:
+                done = batch_insert.run(self, parsed)
+                if done is not None:
+                    return done
             probes = self._batch_probes(parsed) if store.backend.eager_commit else []
             txn = store.begin(self._bid, self._fork(), None, None, explicit=True, lookups=probes)
             txn.savepoints = False

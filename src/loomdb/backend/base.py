@@ -122,6 +122,24 @@ class Backend(Protocol):
         """After a bulk load with explicit ids, move id generators past them."""
         ...
 
+    # Engines with ``eager_commit`` only (see loomdb.batch_insert):
+
+    def absent_insert_sql(
+        self, table: str, columns: Sequence[tuple[str, ColumnType]], view: str, key: Sequence[tuple[str, int]]
+    ) -> str:
+        """An INSERT of one new row that inserts nothing when a row of ``view`` has
+        its ``key`` ((user name, index into columns) pairs), or when the schema
+        epoch is not parameter ?2; ?1 is the branch, then the columns."""
+        ...
+
+    def write_in_one_trip(
+        self, lock: int, steps: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[tuple[tuple[Any, ...] | None, int]]:
+        """BEGIN, the lock of branch ``lock``, ``steps``, COMMIT in one round trip:
+        each step's first row (or None) and row count. On an error nothing is
+        committed, the transaction is rolled back, and the error is raised."""
+        ...
+
     def commit(self) -> None:
         """Make the open transaction durable (per the durability setting)."""
         ...

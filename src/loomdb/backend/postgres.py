@@ -48,6 +48,10 @@ from ..types import ColumnType, VectorBlob, format_timestamp
 from .pg_wire import Result, Wire
 
 CATALOG_LOCK = 0  # advisory lock key for catalog changes; branch locks use the branch id
+INF_SEQ = 9223372036854775807  # _end of a version nobody has superseded yet
+# The transaction-local setting that holds a one-round-trip batch's commit id.
+BATCH_SEQ = "loom.batch_seq"
+_EPOCH_SQL = "SELECT value FROM loom_meta WHERE key = 'epoch'"
 
 # Native column types by loomdb kind. Text compares bytewise (COLLATE "C"),
 # as on SQLite, so ORDER BY and comparisons agree across engines.
@@ -566,6 +570,47 @@ class PostgresBackend:
             f" CAST(?4 AS bigint), CAST(?5 AS smallint){values}"
             f" FROM (SELECT nextval('\"{table}__vid\"') AS v) AS n RETURNING _vid"
         )
+
+    def absent_insert_sql(
+        self, table: str, columns: Sequence[tuple[str, ColumnType]], view: str, key: Sequence[tuple[str, int]]
+    ) -> str:
+        """The INSERT of one new row that inserts nothing when a row of ``view``
+        (a branch view) has its ``key`` already: ``(user name, index into
+        columns)`` pairs. Its _vid comes from the table's sequence, its commit id
+        from the transaction's ``loom.seq`` setting (see ``run_batch``).
+        Parameters: ?1 the branch, ?2 the schema epoch the caller planned with
+        (nothing is inserted under another), then the columns. Typed casts, as
+        in ``allocating_insert_sql``."""
+        names = "".join(f', "{phys}"' for phys, _ in columns)
+        casts = [f"CAST(?{i + 3} AS {self._cast_type(ctype)})" for i, (_, ctype) in enumerate(columns)]
+        same = " AND ".join(f't."{name}" = {casts[i]}' for name, i in key)
+        return (
+            f'INSERT INTO "{table}" (_vid, _rid, _bid, _seq, _end, _del{names})'
+            f" SELECT n.v, n.v, CAST(?1 AS bigint), CAST(current_setting('{BATCH_SEQ}') AS bigint),"
+            f" {INF_SEQ}, 0{''.join(', ' + c for c in casts)}"
+            f" FROM (SELECT nextval('\"{table}__vid\"') AS v) AS n"
+            f" WHERE ({_EPOCH_SQL}) = CAST(?2 AS text) AND NOT EXISTS (SELECT 1 FROM {view} AS t WHERE {same})"
+        )
+
+    def write_in_one_trip(
+        self, lock: int, steps: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[tuple[tuple[Any, ...] | None, int]]:
+        """BEGIN, take branch ``lock``'s advisory lock, run ``steps``, COMMIT: one
+        round trip. Returns each step's first row (or None) and row count. The
+        first error aborts the rest (COMMIT included): the transaction is rolled
+        back and the error raised."""
+        statements = [
+            ("BEGIN ISOLATION LEVEL READ COMMITTED", ()),
+            (f"SELECT pg_advisory_xact_lock(hashtext(current_schema()), {int(lock)})", ()),
+            *steps,
+            ("COMMIT", ()),
+        ]
+        try:
+            results = self._send([self._prepare(sql, params) for sql, params in statements])
+        except errors.Error:
+            self.rollback()
+            raise
+        return [(r.rows[0] if r.rows else None, r.rowcount) for r in results[2:-1]]
 
     def sync_sequences(self, physical_tables: Sequence[str]) -> None:
         """After rows were written with explicit ids (a copy), make every

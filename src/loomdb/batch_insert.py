@@ -1,0 +1,135 @@
+"""Batches of ``INSERT ... ON CONFLICT DO NOTHING`` in one round trip, on engines
+where a round trip is what a write costs (PostgreSQL).
+
+``execute_batch``'s usual path there takes two round trips: BEGIN with every
+key lookup, then the writes with COMMIT, because the client decides from the
+lookups what to write. When every statement of a batch is an ``INSERT ...
+ON CONFLICT DO NOTHING`` into a table with one key, of rows the client can
+build alone (values from parameters or literals, defaults that are constants,
+``now()`` or a random UUID), the server can decide instead, and the batch is
+one round trip:
+
+    BEGIN; the branch lock; the commit row (its id kept in the transaction's
+    ``loom.batch_seq`` setting); one INSERT per row, which inserts nothing
+    when the branch view has the row's key already; deleting the commit row
+    when no row was inserted; COMMIT.
+
+Each row's INSERT also checks that the schema epoch is the one the client
+planned with, and inserts nothing otherwise: the client then refreshes its
+caches and runs the batch the usual way. So it does after any error (the
+server skips the rest of the batch, COMMIT included, and the client rolls
+back): the usual path reports what is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from . import errors, executor
+from .cursor import Cursor, Row
+from .store import Txn
+from .types import now_text
+
+if TYPE_CHECKING:
+    from .database import Database
+
+_SEQ = "CAST(current_setting('loom.batch_seq') AS bigint)"
+
+
+def run(db: Database, parsed: list[tuple[str, exp.Expression, list[list[Any]]]]) -> list[Cursor] | None:
+    """Run the batch in one round trip and return its cursors, or None when it
+    does not qualify (or the schema moved): the caller then takes the usual path."""
+    store = db._store
+    txn = Txn(db._bid, db._fork(), None, None, now_text(), True)
+    steps: list[tuple[str, list[Any]]] = []
+    owners: list[int] = []  # for each row's INSERT, the statement it belongs to
+    tables: set[str] = set()
+    for index, (text, tree, batches) in enumerate(parsed):
+        plan = _plan(db, tree, text)
+        if plan is None:
+            return None
+        sql = _absent_insert_sql(db, plan)
+        defaults = executor._Defaults(db, plan.schema, txn)
+        for params in batches:
+            for row in executor._insert_rows(db, plan, params, text, defaults):
+                executor._check_row(plan.schema, row)
+                steps.append(
+                    (sql, [txn.bid, str(store._epoch), *(row.get(c.name) for c in plan.schema.columns)])
+                )
+                owners.append(index)
+        tables.add(plan.schema.physical)
+    if not steps:
+        return None
+    commit_sql, commit_params = store._commit_insert(txn)
+    commit = (
+        f"WITH c AS ({commit_sql}) SELECT c.seq, ({_EPOCH}),"
+        " set_config('loom.batch_seq', CAST(c.seq AS text), true) FROM c",
+        list(commit_params),
+    )
+    unused = " AND ".join(f'NOT EXISTS (SELECT 1 FROM "{t}" WHERE _seq = {_SEQ})' for t in sorted(tables))
+    cleanup = (f"DELETE FROM loom_commits WHERE seq = {_SEQ} AND {unused}", [])
+    try:
+        results = store.backend.write_in_one_trip(txn.bid, [commit, *steps, cleanup])
+    except errors.Error:
+        return None  # rolled back; the usual path runs the batch and reports what is wrong
+    (seq, epoch, _), _ = results[0]
+    if int(epoch or 0) != store._epoch:
+        store.refresh(epoch_text=epoch)  # nothing was inserted, and the commit row is gone
+        return None
+    counts = [0] * len(parsed)
+    for owner, (_, rowcount) in zip(owners, results[1:-1], strict=True):
+        counts[owner] += rowcount
+    if any(counts):
+        store._heads[txn.bid] = int(seq)
+    return [Cursor(None, rowcount=n, row_type=Row) for n in counts]
+
+
+_EPOCH = "SELECT value FROM loom_meta WHERE key = 'epoch'"
+
+
+def _plan(db: Database, tree: exp.Expression, text: str) -> executor._InsertPlan | None:
+    """The INSERT's plan when it can run as conditional INSERTs, else None."""
+    if type(tree) is not exp.Insert or tree.args.get("returning") is not None:
+        return None
+    conflict = tree.args.get("conflict")
+    if conflict is None or conflict.args.get("expressions") or conflict.args.get("constraint"):
+        return None
+    try:
+        plan = executor._insert_plan(db, tree, text)
+        if plan.query is not None or plan.rows is None or len(plan.schema.keys) != 1:
+            return None
+        executor._conflict_target(db, plan.schema, conflict)  # raises for a target that is no key
+    except errors.Error:
+        return None
+    defaulted = list(plan.unlisted)
+    for sources in plan.rows:
+        for column, source in zip(plan.columns, sources, strict=True):
+            if source[0] == "d":
+                defaulted.append(column)
+            elif source[0] not in ("p", "v"):
+                return None  # an expression: computed by the server on the usual path
+    for column in defaulted:
+        if column.type.kind == "serial":
+            return None
+        if column.default is not None and executor._default_kind(db, column)[0] == "expr":
+            return None
+    return plan
+
+
+def _absent_insert_sql(db: Database, plan: executor._InsertPlan) -> str:
+    schema = plan.schema
+    cache_key = ("absent-insert", schema.tid, schema.physical, db._lineage, id(schema))
+    sql = db._store.compiled.get(cache_key)
+    if sql is None:
+        position = {c.name: i for i, c in enumerate(schema.columns)}
+        view = db._store.view_sql(schema, db._lineage, "t", False)
+        sql = db._store.backend.absent_insert_sql(
+            schema.physical,
+            [(c.phys, c.type) for c in schema.columns],
+            view,
+            [(name, position[name]) for name in schema.keys[0]],
+        )
+        db._store.compiled[cache_key] = sql
+    return sql
