@@ -352,6 +352,28 @@ def test_deferred_writes_commit_with_the_next_checkpoint_and_special_writes_at_o
         assert [w[0] for w in saver.get_tuple(thread()).pending_writes] == ["task-1", "task-2", "task-3"]
 
 
+def test_a_checkpoint_put_again_replaces_the_stored_one_whoever_stored_it(store_path):
+    """A step's batch inserts its checkpoint unless the id is taken; an id this saver
+    stored is upserted, and one another saver (or process) stored is replaced next."""
+    config = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
+    checkpoint = empty_checkpoint()
+    with LoomSaver.from_conn_string(store_path) as first:
+        first.put(config, checkpoint, {"step": 1, "note": "first"}, {})
+        first.put(config, checkpoint, {"step": 1, "note": "again"}, {})  # known to this saver
+        assert first.get_tuple(thread()).metadata["note"] == "again"
+    with LoomSaver.from_conn_string(store_path) as other:  # knows nothing of the id
+        other.put_writes(
+            {"configurable": {**config["configurable"], "checkpoint_id": checkpoint["id"]}},
+            [("x", 1)],
+            "task",
+        )
+        other.put(config, checkpoint, {"step": 1, "note": "other"}, {})
+        got = other.get_tuple(thread())
+        assert got.metadata["note"] == "other" and [w[1:] for w in got.pending_writes] == [("x", 1)]
+        rows = other.db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+        assert rows == 1
+
+
 def test_writes_arriving_after_their_checkpoints_successor_commit_at_once(store_path):
     """LangGraph calls put_writes and the next put from background threads, in
     either order: writes against a checkpoint that already has a successor

@@ -60,11 +60,17 @@ INSERT_VALUES = (
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (thread_id, hash) DO NOTHING"
 )
 
-UPSERT_CHECKPOINT = (
+_INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, step,"
     " source, ts, checkpoint, metadata, channel_values, channel_refs)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET"
+    " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)"
+)
+# A checkpoint id LangGraph has just made is new: DO NOTHING lets a step's batch be
+# one round trip on PostgreSQL (Database.execute_batch); the saver upserts when not.
+INSERT_CHECKPOINT = _INSERT_CHECKPOINT + " DO NOTHING"
+UPSERT_CHECKPOINT = (
+    _INSERT_CHECKPOINT + " DO UPDATE SET"
     " parent_checkpoint_id = EXCLUDED.parent_checkpoint_id, run_id = EXCLUDED.run_id,"
     " step = EXCLUDED.step, source = EXCLUDED.source, ts = EXCLUDED.ts,"
     " checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata,"

@@ -59,6 +59,7 @@ from ._saver_read import RawValue, chunks, decode_writes, fetch_writes, load_ref
 from ._saver_schema import (
     CHECKPOINT_COLUMNS,
     DDL,
+    INSERT_CHECKPOINT,
     INSERT_VALUES,
     INSERT_WRITES,
     UPSERT_CHECKPOINT,
@@ -406,13 +407,18 @@ class LoomSaver(BaseCheckpointSaver[str]):
         if _ts_in_column(body.get("ts")):
             del body["ts"]
         meta = get_serializable_checkpoint_metadata(config, metadata)
+        with self._lock:
+            # An id this saver stored already is put again (LangGraph updates a
+            # checkpoint in place): upsert. Any other id LangGraph has just made.
+            again = (thread_id, ns, checkpoint["id"]) in self._heads
         try:
-            # One commit (on PostgreSQL two round trips), all or nothing.
+            # One commit (on PostgreSQL one round trip), all or nothing.
             self._write_batch(
                 thread_id,
                 rows,
                 pending,
-                [self._checkpoint_params(thread_id, ns, checkpoint, parent_id, meta, body, stored)],
+                self._checkpoint_params(thread_id, ns, checkpoint, parent_id, meta, body, stored),
+                again,
             )
         except BaseException:
             self._requeue(thread_id, pending)
@@ -435,7 +441,7 @@ class LoomSaver(BaseCheckpointSaver[str]):
         body: dict[str, Any],
         stored: _Stored,
     ) -> list[Any]:
-        """The parameters of UPSERT_CHECKPOINT for ``checkpoint``."""
+        """The parameters of INSERT_CHECKPOINT and UPSERT_CHECKPOINT for ``checkpoint``."""
         run_id, step, source = meta.get("run_id"), meta.get("step"), meta.get("source")
         return [
             thread_id,
@@ -573,7 +579,7 @@ class LoomSaver(BaseCheckpointSaver[str]):
         """Commit write batches of one thread in one transaction."""
         values = self._unknown(thread_id, [r for b in batches for r in b.values])
         try:
-            self._write_batch(thread_id, values, batches, [])
+            self._write_batch(thread_id, values, batches)
         except BaseException:
             self._requeue(thread_id, [b for b in batches if not b.replace])
             raise
@@ -582,16 +588,27 @@ class LoomSaver(BaseCheckpointSaver[str]):
                 self._known.put((thread_id, r.hash), None)
 
     def _write_batch(
-        self, thread_id: str, values: list[ValueRow], batches: list[_Writes], checkpoints: list[list[Any]]
+        self,
+        thread_id: str,
+        values: list[ValueRow],
+        batches: list[_Writes],
+        checkpoint: list[Any] | None = None,
+        again: bool = False,
     ) -> None:
-        """Store value rows, write rows and checkpoint rows in one commit.
+        """Store value rows, write rows and a checkpoint row in one commit.
+
+        A checkpoint row is inserted unless its key is taken (``again``: it is
+        upserted). A taken key means the id was stored by another saver or
+        before a restart, and it is then replaced, in a second commit.
 
         Ordinary write rows are inserted unless their key is taken. A taken key
         is an earlier ``put_writes`` of the same task: its writes are kept, and
         those of ours it lacks (a longer retry) get a row of their own, in a
-        second commit. (Checking first would cost every step a round trip on
-        PostgreSQL; a lost second commit loses pending writes only, as a crash
-        before a deferred write is committed does.)
+        second commit.
+
+        (Checking first would cost every step a round trip on PostgreSQL, where
+        a batch of inserts that skip taken keys is one round trip. A lost second
+        commit loses what a crash just before the first would have.)
         """
         statements: list[tuple[str, list[Any]]] = []
         if values:
@@ -602,14 +619,19 @@ class LoomSaver(BaseCheckpointSaver[str]):
         replaces = [row for b in batches if b.replace for row in b.rows]
         if replaces:
             statements.append((UPSERT_WRITES, [row.params(thread_id) for row in replaces]))
-        if checkpoints:
-            statements.append((UPSERT_CHECKPOINT, checkpoints))
+        if checkpoint is not None:
+            statements.append((UPSERT_CHECKPOINT if again else INSERT_CHECKPOINT, [checkpoint]))
         if not statements:
             return
-        cursors = self.db.execute_batch(statements)
-        if inserts and cursors[1 if values else 0].rowcount < len(inserts):
+        counts = [c.rowcount for c in self.db.execute_batch(statements)]
+        gaps = bool(inserts) and counts[1 if values else 0] < len(inserts)
+        taken = checkpoint is not None and not again and counts[-1] == 0
+        if gaps or taken:
             with self.db.transaction(savepoints=False):
-                self._fill_gaps(thread_id, inserts)
+                if gaps:
+                    self._fill_gaps(thread_id, inserts)
+                if taken:
+                    self.db.execute(UPSERT_CHECKPOINT, checkpoint)
 
     def _fill_gaps(self, thread_id: str, rows: list[_WriteRow]) -> None:
         """Store the ordinary writes of ``rows`` whose ``(task_id, idx)`` no stored row holds."""
