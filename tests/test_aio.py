@@ -170,6 +170,13 @@ def test_async_database_mirrors_branch_diff_and_fetch(store_path):
         async with await loomdb.aio.connect(store_path) as db:
             await db.execute("CREATE TABLE notes (id INT PRIMARY KEY, body TEXT)")
             await db.executemany("INSERT INTO notes VALUES (%s, %s)", [(1, "a"), (2, "b")])
+            done = await db.execute_batch(
+                [
+                    ("INSERT INTO notes VALUES (%s, %s) ON CONFLICT DO NOTHING", [(2, "x"), (3, "c")]),
+                    ("DELETE FROM notes WHERE id = %s", [(3,)]),
+                ]
+            )
+            assert [c.rowcount for c in done] == [1, 1]
             side = await db.branch("side")
             assert isinstance(side, loomdb.aio.AsyncDatabase) and side.branch_name == "side"
             await side.execute("UPDATE notes SET body = 'B' WHERE id = 2")

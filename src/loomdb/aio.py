@@ -121,6 +121,11 @@ class AsyncDatabase:
     ) -> Cursor:
         return await self._conn.call(self._db.executemany, sql, list(seq_of_params))
 
+    async def execute_batch(
+        self, statements: Sequence[tuple[str, Iterable[Sequence[Any] | Mapping[str, Any]]]]
+    ) -> list[Cursor]:
+        return await self._conn.call(self._db.execute_batch, [(sql, list(seq)) for sql, seq in statements])
+
     async def fetchone(self, sql: str, params: Params = None) -> Row | None:
         """``execute(sql, params).fetchone()``, decoded in the worker thread."""
         return await self._conn.call(lambda: self._db.execute(sql, params).fetchone())
