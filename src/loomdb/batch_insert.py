@@ -1,5 +1,7 @@
-"""Batches of ``INSERT ... ON CONFLICT DO NOTHING`` in one round trip, on engines
-where a round trip is what a write costs (PostgreSQL).
+"""Batches of ``INSERT ... ON CONFLICT DO NOTHING`` as one INSERT per row that
+skips the row when the branch already has its key: no key lookups of their own.
+On PostgreSQL the batch is then one round trip; on SQLite it is fewer
+statements and less Python.
 
 ``execute_batch``'s usual path there takes two round trips: BEGIN with every
 key lookup, then the writes with COMMIT, because the client decides from the
@@ -19,6 +21,11 @@ planned with, and inserts nothing otherwise: the client then refreshes its
 caches and runs the batch the usual way. So it does after any error (the
 server skips the rest of the batch, COMMIT included, and the client rolls
 back): the usual path reports what is wrong.
+
+On SQLite, where statements cost no round trip, the batch takes the write
+lock first and plans after it, so the schema cannot move under it; each
+row's INSERT carries its version id, and a batch that inserted nothing is
+rolled back (no commit).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from . import errors, executor
 from .cursor import Cursor, Row
 from .store import Txn
 from .types import now_text
+from .versioning.lineage import INF_SEQ
 
 if TYPE_CHECKING:
     from .database import Database
@@ -38,9 +46,68 @@ if TYPE_CHECKING:
 _SEQ = "CAST(current_setting('loom.batch_seq') AS bigint)"
 
 
-def run(db: Database, parsed: list[tuple[str, exp.Expression, list[list[Any]]]]) -> list[Cursor] | None:
-    """Run the batch in one round trip and return its cursors, or None when it
-    does not qualify (or the schema moved): the caller then takes the usual path."""
+Parsed = list[tuple[str, exp.Expression, list[list[Any]]]]
+
+
+def run(db: Database, parsed: Parsed) -> list[Cursor] | None:
+    """Run the batch (outside any transaction) and return its cursors, or None when
+    it does not qualify (or, on PostgreSQL, the schema moved): the caller then
+    takes the usual path."""
+    if any(_plan(db, tree, text) is None for text, tree, _ in parsed):
+        return None
+    return _one_trip(db, parsed) if db._store.backend.eager_commit else _local(db, parsed)
+
+
+def _local(db: Database, parsed: Parsed) -> list[Cursor] | None:
+    store = db._store
+    txn = store.begin(db._bid, db._fork(), None, None, explicit=True)
+    try:
+        counts = []
+        for text, tree, batches in parsed:
+            plan = _plan(db, tree, text)  # after the lock: on the schema as it is now
+            if plan is None:
+                store.finish(commit=False)
+                return None
+            schema = plan.schema
+            sql = _local_sql(db, plan)
+            defaults = executor._Defaults(db, schema, txn)
+            inserted = 0
+            for params in batches:
+                for row in executor._insert_rows(db, plan, params, text, defaults):
+                    executor._check_row(schema, row)
+                    seq = store.ensure_commit(txn)
+                    values = [row.get(c.name) for c in schema.columns]
+                    store.backend.execute(sql, [store.allocate_vid(schema.physical), txn.bid, seq, *values])
+                    inserted += store.backend.changes()
+            counts.append(inserted)
+    except BaseException:
+        store.finish(commit=False)
+        raise
+    store.finish(commit=any(counts))
+    return [Cursor(None, rowcount=n, row_type=Row) for n in counts]
+
+
+def _local_sql(db: Database, plan: executor._InsertPlan) -> str:
+    """The row INSERT of SQLite: ?1 its _vid, ?2 the branch, ?3 the commit, then the columns."""
+    schema = plan.schema
+    cache_key = ("absent-insert-local", schema.tid, schema.physical, db._lineage, id(schema))
+    sql = db._store.compiled.get(cache_key)
+    if sql is None:
+        position = {c.name: i for i, c in enumerate(schema.columns)}
+        view = db._store.view_sql(schema, db._lineage, "t", False)
+        names = "".join(f', "{c.phys}"' for c in schema.columns)
+        marks = "".join(f", ?{i + 4}" for i in range(len(schema.columns)))
+        same = " AND ".join(f't."{name}" = ?{position[name] + 4}' for name in schema.keys[0])
+        sql = (
+            f'INSERT INTO "{schema.physical}" (_vid, _rid, _bid, _seq, _end, _del{names})'
+            f" SELECT ?1, ?1, ?2, ?3, {INF_SEQ}, 0{marks}"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {view} AS t WHERE {same})"
+        )
+        db._store.compiled[cache_key] = sql
+    return sql
+
+
+def _one_trip(db: Database, parsed: Parsed) -> list[Cursor] | None:
     store = db._store
     txn = Txn(db._bid, db._fork(), None, None, now_text(), True)
     steps: list[tuple[str, list[Any]]] = []
@@ -48,8 +115,7 @@ def run(db: Database, parsed: list[tuple[str, exp.Expression, list[list[Any]]]])
     tables: set[str] = set()
     for index, (text, tree, batches) in enumerate(parsed):
         plan = _plan(db, tree, text)
-        if plan is None:
-            return None
+        assert plan is not None  # run() checked
         sql = _absent_insert_sql(db, plan)
         defaults = executor._Defaults(db, plan.schema, txn)
         for params in batches:

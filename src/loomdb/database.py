@@ -177,10 +177,9 @@ class Database:
             if store.txn is not None:
                 return [self._write(text, tree, values) for text, tree, values in parsed]
             self._check_writable()
-            if store.backend.eager_commit:
-                done = batch_insert.run(self, parsed)
-                if done is not None:
-                    return done
+            done = batch_insert.run(self, parsed)
+            if done is not None:
+                return done
             probes = self._batch_probes(parsed) if store.backend.eager_commit else []
             txn = store.begin(self._bid, self._fork(), None, None, explicit=True, lookups=probes)
             txn.savepoints = False
