@@ -264,14 +264,52 @@ def test_on_postgresql_a_batch_of_do_nothing_inserts_is_one_round_trip(pg_store)
         rows = [tuple(r) for r in db.execute("SELECT k, v, at IS NOT NULL FROM a ORDER BY k")]
         assert rows == [("new", b"y", True), ("old", None, True)]
         assert db.execute("SELECT v FROM b WHERE n = 2").fetchone()[0] == {"n": 2}
-        # Nothing new: one round trip still, and no commit left behind.
+        # Nothing new: rolled back (the batch, then ROLLBACK: no commit, no WAL flush).
+        head, commits = db.head, len(db.log())
         counted[0] = 0
         cursors = db.execute_batch(
             [("INSERT INTO a (k) VALUES (%s) ON CONFLICT DO NOTHING", [("old",), ("new",)])]
         )
-        assert counted[0] == 1 and cursors[0].rowcount == 0
-        assert db.log(limit=1)[0].id == db.head and len(db.log()) == len(db.log())
-        assert db.head == db.log(limit=1)[0].id
+        assert counted[0] == 2 and cursors[0].rowcount == 0
+        assert db.head == head and len(db.log()) == commits
+        # And the connection goes on: the next batch commits.
+        assert (
+            db.execute_batch([("INSERT INTO a (k) VALUES (%s) ON CONFLICT DO NOTHING", [("newer",)])])[
+                0
+            ].rowcount
+            == 1
+        )
+        assert db.head != head
+
+
+def test_on_postgresql_one_insert_that_skips_or_cannot_clash_is_one_round_trip(pg_store):
+    """Run.persist (ON CONFLICT DO NOTHING) and a plain INSERT into a table without
+    keys, outside a transaction; a plain INSERT into a keyed table stays two (a
+    taken key is an error there)."""
+    with loomdb.connect(pg_store()) as db:
+        run = db.run("r1")
+        run.persist(0, action="start")  # creates the table
+        db.execute("CREATE TABLE log (note TEXT, at TIMESTAMPTZ DEFAULT now())")
+        db.execute("CREATE TABLE keyed (k INT PRIMARY KEY)")
+        run.persist(1, action="warm")  # the schema, changed above, is read again
+        db.execute("INSERT INTO log (note) VALUES ('warm')")
+        db.execute("INSERT INTO keyed VALUES (0)")
+        counted = round_trips(db)
+        assert run.persist(2, action="go", embedding=[0.5] * 1536) is True
+        assert counted[0] == 1
+        assert run.persist(2, action="go", embedding=[0.5] * 1536) is False  # idempotent: a read confirms
+        counted[0] = 0
+        assert db.execute("INSERT INTO log (note) VALUES (%s)", ["x"]).rowcount == 1
+        assert counted[0] == 1
+        counted[0] = 0
+        db.execute("INSERT INTO keyed VALUES (1)")
+        assert counted[0] == 2
+        with pytest.raises(loomdb.IntegrityError, match="duplicate key"):
+            db.execute("INSERT INTO keyed VALUES (1)")
+        actions = [r["action"] for r in db.execute("SELECT action FROM iterations ORDER BY step")]
+        assert actions == ["start", "warm", "go"]
+        notes = db.execute("SELECT note, at IS NOT NULL FROM log ORDER BY note").fetchall()
+        assert [tuple(r) for r in notes] == [("warm", True), ("x", True)]
 
 
 def test_on_postgresql_a_one_trip_batch_meets_a_schema_changed_meanwhile_and_server_errors(pg_store):

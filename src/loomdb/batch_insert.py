@@ -1,20 +1,22 @@
-"""Batches of ``INSERT ... ON CONFLICT DO NOTHING`` as one INSERT per row that
-skips the row when the branch already has its key: no key lookups of their own.
-On PostgreSQL the batch is then one round trip; on SQLite it is fewer
-statements and less Python.
+"""Batches of ``INSERT ... ON CONFLICT DO NOTHING`` (or plain INSERTs into tables
+without keys) as one INSERT per row that skips the row when the branch already
+has its key: no key lookups of their own. On PostgreSQL the batch is then one
+round trip; on SQLite it is fewer statements and less Python. A single INSERT
+outside a transaction is such a batch too.
 
 ``execute_batch``'s usual path there takes two round trips: BEGIN with every
 key lookup, then the writes with COMMIT, because the client decides from the
 lookups what to write. When every statement of a batch is an ``INSERT ...
-ON CONFLICT DO NOTHING`` into a table with one key, of rows the client can
-build alone (values from parameters or literals, defaults that are constants,
-``now()`` or a random UUID), the server can decide instead, and the batch is
-one round trip:
+ON CONFLICT DO NOTHING`` into a table with one key, or an INSERT into a table
+with none, of rows the client can build alone (values from parameters or
+literals, defaults that are constants, ``now()`` or a random UUID), the
+server can decide instead, and the batch is one round trip:
 
     BEGIN; the branch lock; the commit row (its id kept in the transaction's
     ``loom.batch_seq`` setting); one INSERT per row, which inserts nothing
-    when the branch view has the row's key already; deleting the commit row
-    when no row was inserted; COMMIT.
+    when the branch view has the row's key already; a check that fails on
+    purpose when no row was inserted, so that COMMIT is skipped and the
+    transaction rolled back (no commit, no WAL flush); COMMIT.
 
 Each row's INSERT also checks that the schema epoch is the one the client
 planned with, and inserts nothing otherwise: the client then refreshes its
@@ -53,9 +55,13 @@ def run(db: Database, parsed: Parsed) -> list[Cursor] | None:
     """Run the batch (outside any transaction) and return its cursors, or None when
     it does not qualify (or, on PostgreSQL, the schema moved): the caller then
     takes the usual path."""
-    if any(_plan(db, tree, text) is None for text, tree, _ in parsed):
+    plans = [_plan(db, tree, text) for text, tree, _ in parsed]
+    if any(plan is None for plan in plans):
         return None
-    return _one_trip(db, parsed) if db._store.backend.eager_commit else _local(db, parsed)
+    if db._store.backend.eager_commit:
+        return _one_trip(db, parsed)
+    # On SQLite the gain is the key lookups skipped: none for tables without keys.
+    return _local(db, parsed) if any(plan is not None and plan.schema.keys for plan in plans) else None
 
 
 def _local(db: Database, parsed: Parsed) -> list[Cursor] | None:
@@ -97,12 +103,10 @@ def _local_sql(db: Database, plan: executor._InsertPlan) -> str:
         view = db._store.view_sql(schema, db._lineage, "t", False)
         names = "".join(f', "{c.phys}"' for c in schema.columns)
         marks = "".join(f", ?{i + 4}" for i in range(len(schema.columns)))
-        same = " AND ".join(f't."{name}" = ?{position[name] + 4}' for name in schema.keys[0])
-        sql = (
-            f'INSERT INTO "{schema.physical}" (_vid, _rid, _bid, _seq, _end, _del{names})'
-            f" SELECT ?1, ?1, ?2, ?3, {INF_SEQ}, 0{marks}"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {view} AS t WHERE {same})"
-        )
+        sql = f'INSERT INTO "{schema.physical}" (_vid, _rid, _bid, _seq, _end, _del{names}) SELECT ?1, ?1, ?2, ?3, {INF_SEQ}, 0{marks}'
+        if schema.keys:
+            same = " AND ".join(f't."{name}" = ?{position[name] + 4}' for name in schema.keys[0])
+            sql += f" WHERE NOT EXISTS (SELECT 1 FROM {view} AS t WHERE {same})"
         db._store.compiled[cache_key] = sql
     return sql
 
@@ -135,17 +139,27 @@ def _one_trip(db: Database, parsed: Parsed) -> list[Cursor] | None:
         list(commit_params),
     )
     unused = " AND ".join(f'NOT EXISTS (SELECT 1 FROM "{t}" WHERE _seq = {_SEQ})' for t in sorted(tables))
+    # Nothing inserted under another epoch: the commit row goes, and COMMIT runs.
     cleanup = (f"DELETE FROM loom_commits WHERE seq = {_SEQ} AND {unused}", [])
+    # Nothing inserted under ours: fail on purpose, so that COMMIT (and its WAL
+    # flush) is skipped and the transaction rolled back, as the usual path does.
+    check = (
+        f"SELECT CAST(CASE WHEN ({_EPOCH}) <> CAST(?1 AS text) OR NOT ({unused}) THEN '0'"
+        f" ELSE '{_NOTHING} ' || current_setting('loom.batch_seq') END AS integer)",
+        [str(store._epoch)],
+    )
     try:
-        results = store.backend.write_in_one_trip(txn.bid, [commit, *steps, cleanup])
-    except errors.Error:
+        results = store.backend.write_in_one_trip(txn.bid, [commit, *steps, cleanup, check])
+    except errors.Error as exc:
+        if _NOTHING in str(exc):  # rolled back: every row's key was taken
+            return [Cursor(None, rowcount=0, row_type=Row) for _ in parsed]
         return None  # rolled back; the usual path runs the batch and reports what is wrong
     (seq, epoch, _), _ = results[0]
     if int(epoch or 0) != store._epoch:
         store.refresh(epoch_text=epoch)  # nothing was inserted, and the commit row is gone
         return None
     counts = [0] * len(parsed)
-    for owner, (_, rowcount) in zip(owners, results[1:-1], strict=True):
+    for owner, (_, rowcount) in zip(owners, results[1:-2], strict=True):
         counts[owner] += rowcount
     if any(counts):
         store._heads[txn.bid] = int(seq)
@@ -153,6 +167,7 @@ def _one_trip(db: Database, parsed: Parsed) -> list[Cursor] | None:
 
 
 _EPOCH = "SELECT value FROM loom_meta WHERE key = 'epoch'"
+_NOTHING = "loomdb: the batch inserted nothing"
 
 
 def _plan(db: Database, tree: exp.Expression, text: str) -> executor._InsertPlan | None:
@@ -160,13 +175,17 @@ def _plan(db: Database, tree: exp.Expression, text: str) -> executor._InsertPlan
     if type(tree) is not exp.Insert or tree.args.get("returning") is not None:
         return None
     conflict = tree.args.get("conflict")
-    if conflict is None or conflict.args.get("expressions") or conflict.args.get("constraint"):
+    if conflict is not None and (conflict.args.get("expressions") or conflict.args.get("constraint")):
         return None
     try:
         plan = executor._insert_plan(db, tree, text)
-        if plan.query is not None or plan.rows is None or len(plan.schema.keys) != 1:
+        if plan.query is not None or plan.rows is None or len(plan.schema.keys) > 1:
             return None
-        executor._conflict_target(db, plan.schema, conflict)  # raises for a target that is no key
+        if conflict is None:
+            if plan.schema.keys:
+                return None  # a taken key is an error, which the usual path raises
+        else:
+            executor._conflict_target(db, plan.schema, conflict)  # raises for a target that is no key
     except errors.Error:
         return None
     defaulted = list(plan.unlisted)
@@ -195,7 +214,7 @@ def _absent_insert_sql(db: Database, plan: executor._InsertPlan) -> str:
             schema.physical,
             [(c.phys, c.type) for c in schema.columns],
             view,
-            [(name, position[name]) for name in schema.keys[0]],
+            [(name, position[name]) for name in (schema.keys[0] if schema.keys else ())],
         )
         db._store.compiled[cache_key] = sql
     return sql

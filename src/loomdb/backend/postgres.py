@@ -576,20 +576,23 @@ class PostgresBackend:
     ) -> str:
         """The INSERT of one new row that inserts nothing when a row of ``view``
         (a branch view) has its ``key`` already: ``(user name, index into
-        columns)`` pairs. Its _vid comes from the table's sequence, its commit id
+        columns)`` pairs (none: a table without keys). Its _vid comes from the table's sequence, its commit id
         from the transaction's ``loom.seq`` setting (see ``run_batch``).
         Parameters: ?1 the branch, ?2 the schema epoch the caller planned with
         (nothing is inserted under another), then the columns. Typed casts, as
         in ``allocating_insert_sql``."""
         names = "".join(f', "{phys}"' for phys, _ in columns)
         casts = [f"CAST(?{i + 3} AS {self._cast_type(ctype)})" for i, (_, ctype) in enumerate(columns)]
-        same = " AND ".join(f't."{name}" = {casts[i]}' for name, i in key)
+        absent = ""
+        if key:
+            same = " AND ".join(f't."{name}" = {casts[i]}' for name, i in key)
+            absent = f" AND NOT EXISTS (SELECT 1 FROM {view} AS t WHERE {same})"
         return (
             f'INSERT INTO "{table}" (_vid, _rid, _bid, _seq, _end, _del{names})'
             f" SELECT n.v, n.v, CAST(?1 AS bigint), CAST(current_setting('{BATCH_SEQ}') AS bigint),"
             f" {INF_SEQ}, 0{''.join(', ' + c for c in casts)}"
             f" FROM (SELECT nextval('\"{table}__vid\"') AS v) AS n"
-            f" WHERE ({_EPOCH_SQL}) = CAST(?2 AS text) AND NOT EXISTS (SELECT 1 FROM {view} AS t WHERE {same})"
+            f" WHERE ({_EPOCH_SQL}) = CAST(?2 AS text){absent}"
         )
 
     def write_in_one_trip(
