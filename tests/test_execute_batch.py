@@ -10,25 +10,13 @@ import threading
 import pytest
 
 import loomdb
-from tests.test_executemany import STATEMENTS
-
-
-def make_tables(db: loomdb.Database, names: tuple[str, ...]) -> None:
-    for t in names:
-        db.execute(f"CREATE TABLE {t} (k INT, tag TEXT, v INT, PRIMARY KEY (k, tag))")
-        db.execute(f"INSERT INTO {t} VALUES (1, 'a', 100), (2, 'b', 200), (3, 'a', 300)")
-
-
-def contents(db: loomdb.Database, table: str) -> list[tuple]:
-    return [tuple(r) for r in db.execute(f"SELECT k, tag, v FROM {table} ORDER BY k, tag").fetchall()]
+from tests.test_executemany import STATEMENTS, contents, make_tables
+from tests.test_executemany import outcome as shared_outcome
 
 
 def outcome(run) -> tuple[str, object]:
     """What ``run`` did: its rowcounts, or the error it raised (type and message)."""
-    try:
-        return "ok", run()
-    except loomdb.Error as exc:
-        return type(exc).__name__, str(exc).replace("_ref", "").replace("_got", "")
+    return shared_outcome(run, {"_ref": "", "_got": ""})
 
 
 @pytest.mark.parametrize("on_branch", [False, True], ids=["main", "branch"])

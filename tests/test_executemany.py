@@ -17,8 +17,8 @@ STATEMENTS = {
 }
 
 
-def make_tables(db: loomdb.Database) -> None:
-    for t in ("one_by_one", "many"):
+def make_tables(db: loomdb.Database, names: tuple[str, ...] = ("one_by_one", "many")) -> None:
+    for t in names:
         db.execute(f"CREATE TABLE {t} (k INT, tag TEXT, v INT, PRIMARY KEY (k, tag))")
         db.execute(f"INSERT INTO {t} VALUES (1, 'a', 100), (2, 'b', 200), (3, 'a', 300)")
 
@@ -27,12 +27,16 @@ def contents(db: loomdb.Database, table: str) -> list[tuple]:
     return [tuple(r) for r in db.execute(f"SELECT k, tag, v FROM {table} ORDER BY k, tag").fetchall()]
 
 
-def outcome(run) -> tuple[str, object]:
-    """What running ``run`` did: its rowcount, or the error it raised (type and message)."""
+def outcome(run, rename: dict[str, str] | None = None) -> tuple[str, object]:
+    """What running ``run`` did: its result, or the error it raised (type and
+    message, each table name in ``rename`` replaced, so two tables compare)."""
     try:
         return "ok", run()
     except loomdb.Error as exc:
-        return type(exc).__name__, str(exc).replace("one_by_one", "T").replace("many", "T")
+        message = str(exc)
+        for old, new in (rename or {"one_by_one": "T", "many": "T"}).items():
+            message = message.replace(old, new)
+        return type(exc).__name__, message
 
 
 @pytest.mark.parametrize("kind", sorted(STATEMENTS))

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from . import errors, executor
+from .catalog import TableSchema
 from .cursor import Cursor, Row
 from .store import Txn
 from .types import now_text
@@ -75,7 +76,7 @@ def _local(db: Database, parsed: Parsed) -> list[Cursor] | None:
                 store.finish(commit=False)
                 return None
             schema = plan.schema
-            sql = _local_sql(db, plan)
+            sql = _row_insert_sql(db, plan)
             defaults = executor._Defaults(db, schema, txn)
             inserted = 0
             for params in batches:
@@ -93,21 +94,14 @@ def _local(db: Database, parsed: Parsed) -> list[Cursor] | None:
     return [Cursor(None, rowcount=n, row_type=Row) for n in counts]
 
 
-def _local_sql(db: Database, plan: executor._InsertPlan) -> str:
+def _local_sql(schema: TableSchema, view: str, key: list[tuple[str, int]]) -> str:
     """The row INSERT of SQLite: ?1 its _vid, ?2 the branch, ?3 the commit, then the columns."""
-    schema = plan.schema
-    cache_key = ("absent-insert-local", schema.tid, schema.physical, db._lineage, id(schema))
-    sql = db._store.compiled.get(cache_key)
-    if sql is None:
-        position = {c.name: i for i, c in enumerate(schema.columns)}
-        view = db._store.view_sql(schema, db._lineage, "t", False)
-        names = "".join(f', "{c.phys}"' for c in schema.columns)
-        marks = "".join(f", ?{i + 4}" for i in range(len(schema.columns)))
-        sql = f'INSERT INTO "{schema.physical}" (_vid, _rid, _bid, _seq, _end, _del{names}) SELECT ?1, ?1, ?2, ?3, {INF_SEQ}, 0{marks}'
-        if schema.keys:
-            same = " AND ".join(f't."{name}" = ?{position[name] + 4}' for name in schema.keys[0])
-            sql += f" WHERE NOT EXISTS (SELECT 1 FROM {view} AS t WHERE {same})"
-        db._store.compiled[cache_key] = sql
+    names = "".join(f', "{c.phys}"' for c in schema.columns)
+    marks = "".join(f", ?{i + 4}" for i in range(len(schema.columns)))
+    sql = f'INSERT INTO "{schema.physical}" (_vid, _rid, _bid, _seq, _end, _del{names}) SELECT ?1, ?1, ?2, ?3, {INF_SEQ}, 0{marks}'
+    if key:
+        same = " AND ".join(f't."{name}" = ?{i + 4}' for name, i in key)
+        sql += f" WHERE NOT EXISTS (SELECT 1 FROM {view} AS t WHERE {same})"
     return sql
 
 
@@ -120,7 +114,7 @@ def _one_trip(db: Database, parsed: Parsed) -> list[Cursor] | None:
     for index, (text, tree, batches) in enumerate(parsed):
         plan = _plan(db, tree, text)
         assert plan is not None  # run() checked
-        sql = _absent_insert_sql(db, plan)
+        sql = _row_insert_sql(db, plan)
         defaults = executor._Defaults(db, plan.schema, txn)
         for params in batches:
             for row in executor._insert_rows(db, plan, params, text, defaults):
@@ -203,18 +197,22 @@ def _plan(db: Database, tree: exp.Expression, text: str) -> executor._InsertPlan
     return plan
 
 
-def _absent_insert_sql(db: Database, plan: executor._InsertPlan) -> str:
+def _row_insert_sql(db: Database, plan: executor._InsertPlan) -> str:
+    """The INSERT of one of ``plan``'s rows that skips a key the branch has (cached):
+    the engine's own on PostgreSQL, :func:`_local_sql` on SQLite."""
     schema = plan.schema
+    backend = db._store.backend
     cache_key = ("absent-insert", schema.tid, schema.physical, db._lineage, id(schema))
     sql = db._store.compiled.get(cache_key)
     if sql is None:
         position = {c.name: i for i, c in enumerate(schema.columns)}
+        key = [(name, position[name]) for name in (schema.keys[0] if schema.keys else ())]
         view = db._store.view_sql(schema, db._lineage, "t", False)
-        sql = db._store.backend.absent_insert_sql(
-            schema.physical,
-            [(c.phys, c.type) for c in schema.columns],
-            view,
-            [(name, position[name]) for name in (schema.keys[0] if schema.keys else ())],
-        )
+        if backend.eager_commit:
+            sql = backend.absent_insert_sql(
+                schema.physical, [(c.phys, c.type) for c in schema.columns], view, key
+            )
+        else:
+            sql = _local_sql(schema, view, key)
         db._store.compiled[cache_key] = sql
     return sql
