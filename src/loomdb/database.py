@@ -156,9 +156,9 @@ class Database:
         batch joins it (and its rules). Outside one, on PostgreSQL, the key
         lookups of every INSERT travel with BEGIN, and the writes with COMMIT:
         two round trips for the whole batch where statement by statement costs
-        one or more each; a batch of ``INSERT ... ON CONFLICT DO NOTHING``
-        only (into tables with one key, of values the client has) is one
-        round trip (see ``batch_insert``).
+        one or more each. A batch of ``INSERT ... ON CONFLICT DO NOTHING``
+        into tables with one key, or of INSERTs into tables without keys, of
+        rows the client builds alone, is one round trip (see ``batch_insert``).
         """
         with self._store.lock:
             self._check_open()
