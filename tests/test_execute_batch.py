@@ -227,6 +227,19 @@ def test_a_batch_of_do_nothing_inserts_does_what_executemany_does(fresh_db, on_b
             assert contents(db, f"{t}_got") == contents(db, f"{t}_ref"), (round_, batch)
 
 
+def test_a_large_batch_with_repeated_keys_counts_each_new_key_once(fresh_db):
+    """More rows than one INSERT carries, every key twice, some already stored."""
+    db = fresh_db
+    db.execute("CREATE TABLE t (k INT PRIMARY KEY, v TEXT)")
+    db.executemany("INSERT INTO t VALUES (%s, %s)", [(k, "old") for k in range(0, 1300, 13)])
+    rows = [(k, f"v{k}-{n}") for n in range(2) for k in range(1300)]
+    (cursor,) = db.execute_batch([("INSERT INTO t VALUES (%s, %s) ON CONFLICT DO NOTHING", rows)])
+    assert cursor.rowcount == 1300 - 100
+    stored = dict(tuple(r) for r in db.execute("SELECT k, v FROM t"))
+    assert len(stored) == 1300
+    assert all(stored[k] == ("old" if k % 13 == 0 else f"v{k}-0") for k in range(1300))
+
+
 def test_on_postgresql_a_batch_of_do_nothing_inserts_is_one_round_trip(pg_store):
     with loomdb.connect(pg_store()) as db:
         db.execute("CREATE TABLE a (k TEXT PRIMARY KEY, v BYTEA, at TIMESTAMPTZ DEFAULT now())")
