@@ -4,10 +4,12 @@ float64 bit for bit, and refuse bytes that are not in the form they name."""
 from __future__ import annotations
 
 import numpy as np
+import ormsgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loomdb.langgraph import _saver_floats as floats
+from loomdb.langgraph._saver_codec import from_storage
 
 # Any 64-bit pattern: NaNs with payloads, infinities, -0.0, subnormals.
 any_bits = st.integers(min_value=0, max_value=2**64 - 1)
@@ -53,3 +55,12 @@ def test_an_embedding_of_float32s_takes_about_three_and_a_half_bytes_a_value():
     wide = rng.standard_normal(1536).astype(">f8")
     form, packed = floats.pack(wide.tobytes())
     assert form == "f64z" and len(packed) < 7.5 * 1536
+
+
+def test_rows_of_earlier_versions_bare_float64s_still_read_back():
+    """``f64+msgpack`` rows (bare big-endian float64s) were written before the
+    compact forms; reading one gives the serde's msgpack bytes exactly."""
+    values = np.random.default_rng(1).standard_normal(300).tolist()
+    stored = {"hash": "h", "type": "f64+msgpack", "blob": np.array(values, ">f8").tobytes()}
+    read = from_storage(stored)
+    assert read["type"] == "msgpack" and read["blob"] == ormsgpack.packb(values)

@@ -121,13 +121,13 @@ def for_storage(row: ValueRow) -> ValueRow:
     data = row.blob
     if data is None or row.type != "msgpack" or len(data) < PACK_MIN:
         return row
-    floats = _float_items(data)
-    if floats is None:
+    items = _float_items(data)
+    if items is None:
         packed = zstd.compress(data)
         if len(packed) <= len(data) * _ZSTD_KEEP:
             return row._replace(type=ZSTD + row.type, blob=packed)
         return row
-    form, packed = float_forms.pack(data, floats, 9)
+    form, packed = float_forms.pack(data, items, 9)
     return row._replace(type=f"{form}+{row.type}", blob=packed)
 
 
