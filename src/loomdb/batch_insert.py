@@ -39,7 +39,7 @@ from sqlglot import exp
 from . import errors, executor
 from .catalog import TableSchema
 from .cursor import Cursor, Row
-from .store import Txn
+from .store import EPOCH_SQL, Txn
 from .types import now_text
 from .versioning.lineage import INF_SEQ
 
@@ -56,13 +56,16 @@ def run(db: Database, parsed: Parsed) -> list[Cursor] | None:
     """Run the batch (outside any transaction) and return its cursors, or None when
     it does not qualify (or, on PostgreSQL, the schema moved): the caller then
     takes the usual path."""
-    plans = [_plan(db, tree, text) for text, tree, _ in parsed]
-    if any(plan is None for plan in plans):
-        return None
+    plans = []
+    for text, tree, _ in parsed:
+        plan = _plan(db, tree, text)
+        if plan is None:
+            return None
+        plans.append(plan)
     if db._store.backend.eager_commit:
-        return _one_trip(db, parsed)
+        return _one_trip(db, parsed, plans)
     # On SQLite the gain is the key lookups skipped: none for tables without keys.
-    return _local(db, parsed) if any(plan is not None and plan.schema.keys for plan in plans) else None
+    return _local(db, parsed) if any(plan.schema.keys for plan in plans) else None
 
 
 def _local(db: Database, parsed: Parsed) -> list[Cursor] | None:
@@ -105,15 +108,13 @@ def _local_sql(schema: TableSchema, view: str, key: list[tuple[str, int]]) -> st
     return sql
 
 
-def _one_trip(db: Database, parsed: Parsed) -> list[Cursor] | None:
+def _one_trip(db: Database, parsed: Parsed, plans: list[executor._InsertPlan]) -> list[Cursor] | None:
     store = db._store
     txn = Txn(db._bid, db._fork(), None, None, now_text(), True)
     steps: list[tuple[str, list[Any]]] = []
     owners: list[int] = []  # for each row's INSERT, the statement it belongs to
     tables: set[str] = set()
-    for index, (text, tree, batches) in enumerate(parsed):
-        plan = _plan(db, tree, text)
-        assert plan is not None  # run() checked
+    for index, ((text, _, batches), plan) in enumerate(zip(parsed, plans, strict=True)):
         sql = _row_insert_sql(db, plan)
         defaults = executor._Defaults(db, plan.schema, txn)
         for params in batches:
@@ -128,7 +129,7 @@ def _one_trip(db: Database, parsed: Parsed) -> list[Cursor] | None:
         return None
     commit_sql, commit_params = store._commit_insert(txn)
     commit = (
-        f"WITH c AS ({commit_sql}) SELECT c.seq, ({_EPOCH}),"
+        f"WITH c AS ({commit_sql}) SELECT c.seq, ({EPOCH_SQL}),"
         " set_config('loom.batch_seq', CAST(c.seq AS text), true) FROM c",
         list(commit_params),
     )
@@ -138,7 +139,7 @@ def _one_trip(db: Database, parsed: Parsed) -> list[Cursor] | None:
     # Nothing inserted under ours: fail on purpose, so that COMMIT (and its WAL
     # flush) is skipped and the transaction rolled back, as the usual path does.
     check = (
-        f"SELECT CAST(CASE WHEN ({_EPOCH}) <> CAST(?1 AS text) OR NOT ({unused}) THEN '0'"
+        f"SELECT CAST(CASE WHEN ({EPOCH_SQL}) <> CAST(?1 AS text) OR NOT ({unused}) THEN '0'"
         f" ELSE '{_NOTHING} ' || current_setting('loom.batch_seq') END AS integer)",
         [str(store._epoch)],
     )
@@ -160,7 +161,6 @@ def _one_trip(db: Database, parsed: Parsed) -> list[Cursor] | None:
     return [Cursor(None, rowcount=n, row_type=Row) for n in counts]
 
 
-_EPOCH = "SELECT value FROM loom_meta WHERE key = 'epoch'"
 _NOTHING = "loomdb: the batch inserted nothing"
 
 

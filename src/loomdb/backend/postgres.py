@@ -51,7 +51,7 @@ CATALOG_LOCK = 0  # advisory lock key for catalog changes; branch locks use the 
 INF_SEQ = 9223372036854775807  # _end of a version nobody has superseded yet
 # The transaction-local setting that holds a one-round-trip batch's commit id.
 BATCH_SEQ = "loom.batch_seq"
-_EPOCH_SQL = "SELECT value FROM loom_meta WHERE key = 'epoch'"
+_EPOCH_SQL = "SELECT value FROM loom_meta WHERE key = 'epoch'"  # store.EPOCH_SQL (a backend imports no store)
 
 # Native column types by loomdb kind. Text compares bytewise (COLLATE "C"),
 # as on SQLite, so ORDER BY and comparisons agree across engines.

@@ -57,7 +57,7 @@ _INT64 = (-(2**63), 2**63 - 1)
 JSON = "json"
 DELTA = "delta"
 _FLOAT_FORMS = ("f32", "f64z", "f64")  # float list forms (_saver_floats); "f64": earlier versions
-ZSTD = "zstd+"  # type prefix of a value stored zstd-compressed
+ZSTD = "zstd"  # type prefix (before the "+") of a value stored zstd-compressed
 _ZSTD_KEEP = 7 / 8  # compressed bytes are kept when at most this share of the original
 _F64_MARK = 0xCB  # msgpack's float64 tag
 _F64_TAGS = bytes((_F64_MARK,))
@@ -125,7 +125,7 @@ def for_storage(row: ValueRow) -> ValueRow:
     if items is None:
         packed = zstd.compress(data)
         if len(packed) <= len(data) * _ZSTD_KEEP:
-            return row._replace(type=ZSTD + row.type, blob=packed)
+            return row._replace(type=f"{ZSTD}+{row.type}", blob=packed)
         return row
     form, packed = float_forms.pack(data, items, 9)
     return row._replace(type=f"{form}+{row.type}", blob=packed)
@@ -146,7 +146,7 @@ def from_storage(row: Mapping[str, Any]) -> Mapping[str, Any]:
                 f"value {row['hash']!r} is stored as {form} floats but its bytes do not parse as them"
             )
         return {**dict(row), "type": base, "blob": _msgpack_floats(floats)}
-    if type_.startswith(ZSTD):
+    if form == ZSTD:
         data = zstd.decompress(bytes(row["blob"] or b""))
         if data is None:
             raise errors.DataError(f"value {row['hash']!r} is stored compressed but does not decompress")
