@@ -92,6 +92,11 @@ PG_SAVER = "PostgresSaver"
 PG_DELTA = "PostgresSaver+DeltaChannel"
 FLOOR = "InMemorySaver"
 DURABLE_FLOOR = "InMemorySaver + 1 durable INSERT"  # the least a durable saver can do per step
+# Lower bounds below the floor: LangGraph's own cost per step with a saver that
+# stores nothing, and with one that only commits one INSERT of fixed bytes
+# (nothing serialized): what the step-time goal leaves a saver to spend.
+LANGGRAPH_ALONE = "LangGraph alone (a saver that stores nothing)"
+ONE_INSERT = "1 durable INSERT, nothing serialized"
 LOOM_EAGER = "LoomSaver(defer_writes=False)"  # every put_writes committed on its own, as SqliteSaver does
 EAGER = {"defer_writes": False}
 
@@ -614,7 +619,7 @@ def bench_steps(makers: dict[str, Callable[[], Side]], payloads: Payloads, cfg: 
             f"  {label}: {cfg.warmup_runs + cfg.runs} runs x {len(names)} sides in {time.monotonic() - t_start:.1f}s"
         )
         for name, (graph, _, _side) in graphs.items():
-            if results[name].error:
+            if results[name].error or name in (LANGGRAPH_ALONE, ONE_INSERT):  # they keep no state
                 continue
             try:
                 verify_step_state(
@@ -719,6 +724,42 @@ def floor_side() -> Side:
     return Side(FLOOR, InMemorySaver(), lambda: {}, lambda: None)
 
 
+def stores_nothing_saver(commit: Callable[[str, str, bytes], None] | None = None, data: bytes = b"") -> Any:
+    """A saver that serializes and keeps nothing: the step time is LangGraph's own.
+    With ``commit``, each ``put`` also calls ``commit(thread_id, checkpoint_id, data)``
+    with the same fixed ``data``: one durable INSERT a step and no other work."""
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    class StoresNothing(BaseCheckpointSaver):
+        def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+            c = config["configurable"]
+            if commit is not None:
+                commit(c["thread_id"], checkpoint["id"], data)
+            return {"configurable": {**c, "checkpoint_id": checkpoint["id"]}}
+
+        def put_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+            pass
+
+        def get_tuple(self, config: Any) -> Any:
+            return None
+
+    return StoresNothing()
+
+
+def langgraph_alone_side() -> Side:
+    return Side(LANGGRAPH_ALONE, stores_nothing_saver(), lambda: {}, lambda: None)
+
+
+def step_bytes(payloads: Payloads) -> bytes:
+    """As many random (incompressible) bytes as LangGraph's serde makes of one step's values:
+    what ``ONE_INSERT`` commits each step."""
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    serde = JsonPlusSerializer()
+    size = sum(len(serde.dumps_typed(v)[1]) for v in payloads.step("size", 1).values())
+    return np.random.default_rng(0).bytes(size)
+
+
 def durable_floor_saver(commit: Callable[[str, str, bytes], None]) -> Any:
     """InMemorySaver that also makes each checkpoint durable in one statement and one commit:
     ``commit(thread_id, checkpoint_id, data)`` with the bytes InMemorySaver serialized for it
@@ -740,8 +781,9 @@ def durable_floor_saver(commit: Callable[[str, str, bytes], None]) -> Any:
     return DurableFloor()
 
 
-def sqlite_floor_side(path: str) -> Side:
-    """The durable floor on raw apsw: WAL, ``synchronous=FULL``, one INSERT per checkpoint."""
+def sqlite_floor_side(path: str, data: bytes | None = None) -> Side:
+    """The durable floor on raw apsw: WAL, ``synchronous=FULL``, one INSERT per checkpoint;
+    with ``data``, ``ONE_INSERT``: that INSERT of ``data`` and nothing else."""
     conn = apsw.Connection(path)
     conn.execute("PRAGMA journal_mode=WAL").fetchall()
     conn.execute("PRAGMA synchronous=FULL")
@@ -752,16 +794,16 @@ def sqlite_floor_side(path: str) -> Side:
     def commit(tid: str, cid: str, data: bytes) -> None:
         conn.execute("INSERT INTO steps VALUES (?, ?, ?)", (tid, cid, data))  # autocommit: one fsync'd commit
 
-    return closing_side(
-        DURABLE_FLOOR, durable_floor_saver(commit), conn.close, lambda: sqlite_file_bytes(path), None
-    )
+    name, saver = floor_saver(commit, data)
+    return closing_side(name, saver, conn.close, lambda: sqlite_file_bytes(path), None)
 
 
-def pg_floor_side(pg: PgServer) -> Side:
-    """The durable floor on raw psycopg: autocommit, ``synchronous_commit=on``, one INSERT per checkpoint."""
+def pg_floor_side(pg: PgServer, data: bytes | None = None) -> Side:
+    """The durable floor on raw psycopg: autocommit, ``synchronous_commit=on``, one INSERT per
+    checkpoint; with ``data``, ``ONE_INSERT``: that INSERT of ``data`` and nothing else."""
     import psycopg
 
-    schema = pg.schema("floor")
+    schema = pg.schema("floor" if data is None else "one_insert")
     conn = psycopg.connect(pg.libpq_url(schema), autocommit=True, prepare_threshold=1)
     conn.execute(f'CREATE SCHEMA "{schema}"')
     conn.execute(
@@ -771,9 +813,15 @@ def pg_floor_side(pg: PgServer) -> Side:
     def commit(tid: str, cid: str, data: bytes) -> None:
         conn.execute("INSERT INTO steps VALUES (%s, %s, %s)", (tid, cid, data))
 
-    return closing_side(
-        DURABLE_FLOOR, durable_floor_saver(commit), conn.close, lambda: pg.schema_bytes(schema), None
-    )
+    name, saver = floor_saver(commit, data)
+    return closing_side(name, saver, conn.close, lambda: pg.schema_bytes(schema), None)
+
+
+def floor_saver(commit: Callable[[str, str, bytes], None], data: bytes | None) -> tuple[str, Any]:
+    """The durable floor's saver, or with ``data`` the one that commits only ``data``."""
+    if data is None:
+        return DURABLE_FLOOR, durable_floor_saver(commit)
+    return ONE_INSERT, stores_nothing_saver(commit, data)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -927,6 +975,35 @@ def step_metrics(
                     None,
                 ),
             )
+    if LANGGRAPH_ALONE in st and ONE_INSERT in st and peer in st:
+        alone = st[LANGGRAPH_ALONE]["median_ms"]
+        add(
+            report,
+            metric(
+                f"{engine.lower()}_step_one_insert",
+                f"{engine}: step time with one durable INSERT and nothing serialized, median (vs {peer}), "
+                f"in the {LOOM} column",
+                "ms",
+                get(ONE_INSERT, "median_ms"),
+                get(peer, "median_ms"),
+                note=f"{ONE_INSERT}: a saver that only commits, with fsync, one INSERT of as many random bytes as "
+                "LangGraph's serde makes of a step's values, on raw apsw / psycopg; nothing any saver stores "
+                f"per step in one commit can cost less. {LANGGRAPH_ALONE}: {alone:.3f} ms, LangGraph's own work",
+            ),
+        )
+        add(
+            report,
+            metric(
+                f"{engine.lower()}_step_goal_budget",
+                f"{engine}: one durable INSERT's time (in the {LOOM} column) against the time the "
+                f"{GOAL_STEP_TIME}× goal leaves a saver (in the {peer} column)",
+                "ms",
+                get(ONE_INSERT, "median_ms") - alone,
+                GOAL_STEP_TIME * get(peer, "median_ms") - alone,
+                note=f"both above {LANGGRAPH_ALONE}'s median; a ratio of 1× or more means no saver that commits "
+                "each step durably can meet the step-time goal on this machine, whatever it does besides",
+            ),
+        )
     wall = {n: float(np.median(r.per_step_wall)) / 1e6 for n, r in res.items() if r.per_step_wall}
     add(
         report,
@@ -1235,6 +1312,7 @@ def pg_makers(pg: PgServer, prefix: str, eager: bool = False) -> dict[str, Calla
 def run(cfg: Config) -> tuple[_report.Report, dict[str, Any]]:
     report = _report.Report(cfg)
     payloads = Payloads(cfg.seed)
+    one_insert = step_bytes(payloads)
     cls, why = loom_saver_class()
     info: dict[str, Any] = {"loomsaver": "available" if cls else f"unavailable ({why})", **versions()}
     if cls is None:
@@ -1250,6 +1328,8 @@ def run(cfg: Config) -> tuple[_report.Report, dict[str, Any]]:
                 f"SQLite 1/2: step graph, {cfg.warmup_runs + cfg.runs} runs x {cfg.steps_per_run} steps per side"
             )
             makers = {
+                LANGGRAPH_ALONE: langgraph_alone_side,
+                ONE_INSERT: lambda: sqlite_floor_side(os.path.join(tmp, "one-insert.sqlite"), one_insert),
                 FLOOR: floor_side,
                 DURABLE_FLOOR: lambda: sqlite_floor_side(os.path.join(tmp, "floor.sqlite")),
                 **sqlite_makers(tmp, "steps", eager=True),
@@ -1279,6 +1359,8 @@ def run(cfg: Config) -> tuple[_report.Report, dict[str, Any]]:
                     f"PostgreSQL 1/2: step graph, {cfg.warmup_runs + cfg.runs} runs x {cfg.steps_per_run} steps"
                 )
                 makers = {
+                    LANGGRAPH_ALONE: langgraph_alone_side,
+                    ONE_INSERT: lambda: pg_floor_side(pg, one_insert),
                     FLOOR: floor_side,
                     DURABLE_FLOOR: lambda: pg_floor_side(pg),
                     **pg_makers(pg, "steps", eager=True),
