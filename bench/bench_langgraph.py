@@ -989,7 +989,7 @@ def step_metrics(
         alone = st[LANGGRAPH_ALONE]["median_ms"]
         budget = GOAL_STEP_TIME * get(peer, "median_ms") - alone
         how = (
-            f"above {LANGGRAPH_ALONE}'s median ({alone:.3f} ms, LangGraph's own work per step), against what the "
+            f"above the median of {LANGGRAPH_ALONE}, {alone:.3f} ms (LangGraph's own work per step), against what the "
             f"{GOAL_STEP_TIME}× goal leaves a saver: {GOAL_STEP_TIME} × {peer}'s median minus that. "
         )
         if ONE_INSERT in st:
