@@ -122,30 +122,40 @@ def test_everything_survives_reopening(store_path):
     db.close()
 
 
-def test_two_processes_creating_one_new_store_at_once_both_succeed(store_path):
-    """Creation races: one process commits the new catalog while another is
-    between its checks; the latecomer must open the store, not call it foreign."""
-    path = store_path
-    # All processes connect at the same instant, after their (slow) imports.
+def test_processes_creating_one_new_store_at_once_all_succeed(new_store):
+    """Creation races: one process commits the new catalog (on SQLite: switches
+    the new file to WAL) while others are between their checks; the latecomers
+    must open the store, not call it foreign or give up on a lock. The race is
+    run on several new stores, one after another, by the same processes."""
+    paths = [new_store(f"race{i}") for i in range(RACES)]
+    # All processes connect to each store at the same instant, after their (slow) imports.
     code = (
         "import sys, time, loomdb\n"
-        "while time.time() < float(sys.argv[2]): pass\n"
-        "db = loomdb.connect(sys.argv[1])\n"
-        "db.execute('CREATE TABLE IF NOT EXISTS t (a INT)')\n"
-        "db.execute('INSERT INTO t VALUES (1)')\n"
-        "db.close()\n"
+        "start = float(sys.argv[1])\n"
+        "for i, path in enumerate(sys.argv[2:]):\n"
+        "    while time.time() < start + 0.5 * i: pass\n"
+        "    db = loomdb.connect(path)\n"
+        "    db.execute('CREATE TABLE IF NOT EXISTS t (a INT)')\n"
+        "    db.execute('INSERT INTO t VALUES (1)')\n"
+        "    db.close()\n"
     )
     start = str(time.time() + 2.0)
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, path, start], stderr=subprocess.PIPE) for _ in range(8)
+        subprocess.Popen([sys.executable, "-c", code, start, *paths], stderr=subprocess.PIPE)
+        for _ in range(RACERS)
     ]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()
-    db = loomdb.connect(path)
-    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 8
-    assert [b.name for b in db.branches()] == ["main"]
-    db.close()
+    for path in paths:
+        db = loomdb.connect(path)
+        assert db.execute("SELECT count(*) FROM t").fetchone()[0] == RACERS
+        assert [b.name for b in db.branches()] == ["main"]
+        db.close()
+
+
+RACES = 6  # new stores raced for, one after another
+RACERS = 8  # processes racing for each
 
 
 def test_explain_shows_the_branch_view_and_the_plan(fresh_db, engine):

@@ -228,8 +228,26 @@ class SQLiteBackend:
         return f"(SELECT value FROM json_each(?{param}))"
 
     def prepare_new_store(self) -> None:
-        """Switch a new file to WAL mode (readers never wait for the writer)."""
-        mode = next(self.execute("PRAGMA journal_mode=WAL"))[0]
+        """Switch a new file to WAL mode (readers never wait for the writer).
+
+        Processes creating one store at once can each hold the new file's read
+        lock and ask for its write lock to switch it; SQLite refuses all but
+        one at once, without calling the busy handler (waiting would
+        deadlock). The refused ones retry until the switch is done (then the
+        PRAGMA finds WAL mode already) or the busy timeout has passed.
+        """
+        sql = "PRAGMA journal_mode=WAL"
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                mode = next(self.conn.execute(sql))[0]
+                break
+            except apsw.BusyError as exc:
+                if time.monotonic() > deadline:
+                    raise _translate(exc, sql) from None
+                time.sleep(random.uniform(0.0005, 0.005))
+            except apsw.Error as exc:
+                raise _translate(exc, sql) from None
         if str(mode).lower() != "wal":
             raise errors.OperationalError(f"could not switch {self.path} to WAL mode (got {mode})")
 
