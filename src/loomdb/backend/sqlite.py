@@ -237,15 +237,15 @@ class SQLiteBackend:
         PRAGMA finds WAL mode already) or the busy timeout has passed.
         """
         sql = "PRAGMA journal_mode=WAL"
-        deadline = time.monotonic() + self.timeout
+        refusals = 0
         while True:
             try:
                 mode = next(self.conn.execute(sql))[0]
                 break
             except apsw.BusyError as exc:
-                if time.monotonic() > deadline:
+                if not self._busy(refusals):  # the busy handler's waits and timeout
                     raise _translate(exc, sql) from None
-                time.sleep(random.uniform(0.0005, 0.005))
+                refusals += 1
             except apsw.Error as exc:
                 raise _translate(exc, sql) from None
         if str(mode).lower() != "wal":
