@@ -97,6 +97,7 @@ DURABLE_FLOOR = "serde once + 1 durable INSERT"  # the least a durable saver can
 # (nothing serialized): what the step-time goal leaves a saver to spend.
 LANGGRAPH_ALONE = "LangGraph alone (a saver that stores nothing)"
 ONE_INSERT = "1 durable INSERT, nothing serialized"
+GIVE_NOTHING_BACK = (LANGGRAPH_ALONE, ONE_INSERT, DURABLE_FLOOR)  # sides whose state cannot be read back
 LOOM_EAGER = "LoomSaver(defer_writes=False)"  # every put_writes committed on its own, as SqliteSaver does
 EAGER = {"defer_writes": False}
 
@@ -619,11 +620,7 @@ def bench_steps(makers: dict[str, Callable[[], Side]], payloads: Payloads, cfg: 
             f"  {label}: {cfg.warmup_runs + cfg.runs} runs x {len(names)} sides in {time.monotonic() - t_start:.1f}s"
         )
         for name, (graph, _, _side) in graphs.items():
-            if results[name].error or name in (
-                LANGGRAPH_ALONE,
-                ONE_INSERT,
-                DURABLE_FLOOR,
-            ):  # they give nothing back
+            if results[name].error or name in GIVE_NOTHING_BACK:
                 continue
             try:
                 verify_step_state(
