@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .connect import connect
 from .cursor import Cursor, Row
-from .database import Branch, Commit, Database
+from .database import Database
 from .errors import (
     BranchExistsError,
     BranchNotFoundError,
@@ -29,7 +29,7 @@ from .errors import (
     TransactionFailedError,
     Warning,
 )
-from .history import Change, Conflict, DiffStat, MergeResult, TableChanges
+from .results import Branch, Change, Commit, Conflict, DiffStat, MergeResult, TableChanges
 from .run import Resume, Run, Step, StepConflictError, StepNotFoundError
 from .transfer import CopyResult, copy
 

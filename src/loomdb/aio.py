@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 from . import errors
 from .connect import connect as _connect
 from .cursor import Cursor, Row
-from .database import Branch, Commit, Database
-from .history import Change, Conflict, DiffStat, MergeResult
+from .database import Database
+from .results import Branch, Change, Commit, Conflict, DiffStat, MergeResult
 from .run import Resume, Run, Step
 
 T = TypeVar("T")

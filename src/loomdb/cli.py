@@ -202,7 +202,7 @@ def change_text(change: Any) -> Text:
 
 
 def changes_table(changes: Sequence[Any]) -> Table:
-    """A Rich table of :class:`loomdb.history.Change` rows."""
+    """A Rich table of :class:`loomdb.Change` rows."""
     table = Table(show_header=True, header_style="bold", show_lines=False)
     table.add_column("", no_wrap=True)
     table.add_column("table")
@@ -222,7 +222,7 @@ def changes_table(changes: Sequence[Any]) -> Table:
 def diff_summary(stats: dict[str, Any]) -> str:
     """One line from ``db.diff_stat``.
 
-    >>> from loomdb.history import DiffStat
+    >>> from loomdb import DiffStat
     >>> diff_summary({"steps": DiffStat(added=3, removed=1, modified=2)})
     '6 rows differ: 3 added, 1 removed, 2 modified (steps: +3 −1 ~2)'
     >>> diff_summary({})
@@ -244,7 +244,7 @@ def diff_summary(stats: dict[str, Any]) -> str:
 
 
 def conflicts_table(conflicts: Sequence[Any]) -> Table:
-    """A Rich table of :class:`loomdb.history.Conflict` rows: ours against theirs."""
+    """A Rich table of :class:`loomdb.Conflict` rows: ours against theirs."""
     table = Table(show_header=True, header_style="bold", show_lines=True)
     for name in ("table", "key", "kind", "columns", "ours", "theirs"):
         table.add_column(name)

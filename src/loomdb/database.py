@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from sqlglot import exp
@@ -22,6 +22,7 @@ from sqlglot import exp
 from . import batch_insert, errors, executor, history, vectors
 from .catalog import TableSchema
 from .cursor import Cursor, Row, decoders, row_class
+from .results import Branch, Change, Commit, Conflict, DiffStat, MergeResult
 from .run import Run
 from .sql.compile import Compiled, compile_query
 from .sql.dialect import parse
@@ -29,28 +30,6 @@ from .sql.params import bind, normalize
 from .store import EPOCH_SQL, KeyProbe, Store, Txn
 from .types import ColumnType, adapt_param, parse_timestamp
 from .versioning.lineage import Lineage
-
-
-class Commit(NamedTuple):
-    """One commit in ``Database.log()``."""
-
-    id: int
-    branch: str
-    message: str | None
-    author: str | None
-    time: dt.datetime
-    parents: tuple[int, ...]
-
-
-class Branch(NamedTuple):
-    """One branch in ``Database.branches()``."""
-
-    name: str
-    parent: str | None
-    fork: int | None
-    head: int
-    created: dt.datetime
-
 
 _READ_STATEMENTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Values)
 # Placeholder of the schema-epoch column a query carries on engines without a
@@ -369,10 +348,10 @@ class Database:
         self,
         source: str,
         into: str | None = None,
-        on_conflict: str | Callable[[history.Conflict], dict[str, Any] | None] = "fail",
+        on_conflict: str | Callable[[Conflict], dict[str, Any] | None] = "fail",
         message: str | None = None,
         author: str | None = None,
-    ) -> history.MergeResult:
+    ) -> MergeResult:
         """Merge branch ``source`` into ``into`` (default: this handle's branch), three-way.
 
         Raises MergeConflict (changing nothing) when rows clash and
@@ -386,16 +365,14 @@ class Database:
 
     def diff(
         self, a: str | int | dt.datetime, b: str | int | dt.datetime, table: str | None = None
-    ) -> Iterator[history.Change]:
+    ) -> Iterator[Change]:
         """The rows that differ between snapshots ``a`` and ``b`` (branch, commit id or datetime)."""
         with self._store.lock:
             self._check_open()
             self._store.refresh()
             return iter(list(history.diff(self, a, b, table)))
 
-    def diff_stat(
-        self, a: str | int | dt.datetime, b: str | int | dt.datetime
-    ) -> dict[str, history.DiffStat]:
+    def diff_stat(self, a: str | int | dt.datetime, b: str | int | dt.datetime) -> dict[str, DiffStat]:
         """Per table, how many rows ``b`` added, removed and modified compared with ``a``."""
         with self._store.lock:
             self._check_open()

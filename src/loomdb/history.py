@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import errors
 from .catalog import TableSchema
 from .executor import _KeyChecker, _VersionWriter
+from .results import Change, Conflict, DiffStat, MergeResult, TableChanges
 from .types import from_storage, to_storage
 from .versioning.lineage import Lineage
 from .versioning.merge import Conflicted, difference, intersection, merge_row, resolve
@@ -26,64 +26,6 @@ if TYPE_CHECKING:
     from .store import Store
 
 HIDDEN = 4  # _loom_vid, _loom_rid, _loom_bid, _loom_seq follow the user columns
-
-
-class TableChanges(NamedTuple):
-    added: int
-    modified: int
-    deleted: int
-
-
-class DiffStat(NamedTuple):
-    added: int
-    removed: int
-    modified: int
-
-
-class Conflict(NamedTuple):
-    """One row that changed on both sides of a merge in ways that clash."""
-
-    table: str
-    key: dict[str, Any]
-    kind: str
-    base: dict[str, Any] | None
-    ours: dict[str, Any] | None
-    theirs: dict[str, Any] | None
-    columns: tuple[str, ...]
-
-
-class Change(NamedTuple):
-    """One row that differs between two snapshots."""
-
-    table: str
-    kind: str  # "added", "removed", "modified"
-    key: dict[str, Any]
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    columns: tuple[str, ...]
-
-
-@dataclass
-class MergeResult:
-    """What a merge did: the merge commit and row counts per table."""
-
-    source: str
-    target: str
-    commit: int | None
-    tables: dict[str, TableChanges] = field(default_factory=dict)
-    conflicts_resolved: int = 0
-
-    @property
-    def added(self) -> int:
-        return sum(t.added for t in self.tables.values())
-
-    @property
-    def modified(self) -> int:
-        return sum(t.modified for t in self.tables.values())
-
-    @property
-    def deleted(self) -> int:
-        return sum(t.deleted for t in self.tables.values())
 
 
 # ----------------------------------------------------------------------------- reading versions

@@ -32,7 +32,7 @@ from . import errors
 
 if TYPE_CHECKING:
     from .database import Database
-    from .history import Conflict, MergeResult
+    from .results import Conflict, MergeResult
 
 DEFAULT_DIM = 1536
 FIRST_STEP = 1  # the step ``resume()`` proposes for a run with no steps yet

@@ -36,7 +36,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from .. import errors
 from ..connect import connect
 from ..database import Database
-from ..history import Conflict, MergeResult
+from ..results import Conflict, MergeResult
 from . import _saver_maintenance as maintenance
 from ._saver_codec import (
     DELTA,
