@@ -356,7 +356,7 @@ def pq_round_trips(conn: Any) -> Any:
 
 def loom_backend(db: Any) -> Any:
     """The backend under a loomdb handle (tracing only: not public API)."""
-    return db._store.backend
+    return db._conn.store.backend
 
 
 class LoomUnavailable(RuntimeError):

@@ -292,7 +292,7 @@ def open_loom(url: str):
 
 def pg_backend(db: Any) -> Any:
     """The PostgreSQL backend under a loomdb handle (for tracing only)."""
-    return db._store.backend
+    return db._conn.store.backend
 
 
 # --------------------------------------------------------------------------- CPU accounting

@@ -152,7 +152,7 @@ def test_a_batch_refuses_queries_and_bad_input_and_changes_nothing(fresh_db):
 
 def round_trips(db: loomdb.Database) -> list[int]:
     """Counts the round trips of ``db``'s PostgreSQL connection from now on."""
-    wire = db._store.backend._wire
+    wire = db._conn.store.backend._wire
     counted = [0]
     run = wire.run
 

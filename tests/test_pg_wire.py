@@ -26,7 +26,7 @@ def db(pg_store):
 
 
 def _backend(db):
-    return db._store.backend
+    return db._conn.store.backend
 
 
 def _prepared(db) -> int:

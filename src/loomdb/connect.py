@@ -7,37 +7,19 @@ from typing import Any
 
 from . import errors
 from .database import Database
-from .store import Store
+from .engine.local import LocalConnection
+from .engine.store import Store
 
 
-def connect(
+def open_store(
     path: str | os.PathLike[str],
-    branch: str = "main",
     durability: str = "full",
     timeout: float = 60.0,
     vfs: str | None = None,
     schema: str | None = None,
     create: bool = True,
-) -> Database:
-    """Open (or create) a loomdb store and return a handle on ``branch``.
-
-    ``path`` is a file path (the embedded engine: one SQLite file) or a
-    ``postgresql://user@host:port/db`` URL (the PostgreSQL engine; the store
-    lives in ``schema``, or in ``?schema=`` of the URL, default ``public``).
-    ``durability``: ``"full"`` (default) makes every returned commit survive
-    a power cut (SQLite: fsync per commit; PostgreSQL:
-    ``synchronous_commit=on``); ``"normal"`` makes it survive a killed
-    process (PostgreSQL: ``synchronous_commit=off``). ``timeout``: seconds a
-    writer waits in line for a lock before OperationalError. ``vfs``: an
-    apsw VFS name to open a SQLite file through (tests use it to simulate
-    power cuts). ``create=False`` opens only an existing store and raises
-    OperationalError (creating nothing) when there is none.
-
-    Raises NotALoomStoreError (the file or schema is something else; it is
-    left untouched), StoreVersionError (written by a newer loomdb),
-    BranchNotFoundError (no such branch) or OperationalError (cannot open
-    or connect).
-    """
+) -> Store:
+    """The engine's store at ``path`` (see :func:`connect` for the arguments and errors)."""
     target = os.fspath(path)
     if target.startswith(("postgresql://", "postgres://")):
         if vfs is not None:
@@ -68,12 +50,41 @@ def connect(
         if not create and not os.path.exists(target):
             raise errors.OperationalError(f"no store at {target!r}")
         backend = SQLiteBackend(target, durability=durability, timeout=timeout, vfs=vfs)
-    store = Store(backend, create=create)
-    if branch == "main":
-        return Database(store, 1, "main", owner=True)
+    return Store(backend, create=create)
+
+
+def connect(
+    path: str | os.PathLike[str],
+    branch: str = "main",
+    durability: str = "full",
+    timeout: float = 60.0,
+    vfs: str | None = None,
+    schema: str | None = None,
+    create: bool = True,
+) -> Database:
+    """Open (or create) a loomdb store and return a handle on ``branch``.
+
+    ``path`` is a file path (the embedded engine: one SQLite file) or a
+    ``postgresql://user@host:port/db`` URL (the PostgreSQL engine; the store
+    lives in ``schema``, or in ``?schema=`` of the URL, default ``public``).
+    ``durability``: ``"full"`` (default) makes every returned commit survive
+    a power cut (SQLite: fsync per commit; PostgreSQL:
+    ``synchronous_commit=on``); ``"normal"`` makes it survive a killed
+    process (PostgreSQL: ``synchronous_commit=off``). ``timeout``: seconds a
+    writer waits in line for a lock before OperationalError. ``vfs``: an
+    apsw VFS name to open a SQLite file through (tests use it to simulate
+    power cuts). ``create=False`` opens only an existing store and raises
+    OperationalError (creating nothing) when there is none.
+
+    Raises NotALoomStoreError (the file or schema is something else; it is
+    left untouched), StoreVersionError (written by a newer loomdb),
+    BranchNotFoundError (no such branch) or OperationalError (cannot open
+    or connect).
+    """
+    store = open_store(path, durability, timeout, vfs, schema, create)
     try:
-        info = store.branch_by_name(branch)
+        connection = LocalConnection.open(store, branch)
     except errors.Error:
         store.close()
         raise
-    return Database(store, info.bid, info.name, owner=True)
+    return Database(connection, owner=True)

@@ -70,6 +70,16 @@ CATALOG_DDL = (
     " PRIMARY KEY (tid, phys))",
 )
 
+#: The catalog tables and their columns, in the order a copy writes them.
+CATALOG_TABLES = (
+    ("loom_meta", ("key", "value")),
+    ("loom_branches", ("bid", "name", "parent", "fork", "start", "created", "dropped")),
+    ("loom_commits", ("seq", "bid", "parent", "merge_parent", "merge_bid", "message", "author", "time")),
+    ("loom_schema", ("id", "bid", "seq", "name", "definition")),
+    ("loom_tables", ("tid", "physical", "columns")),
+    ("loom_serial", ("tid", "phys", "value")),
+)
+
 
 def physical_table(tid: int) -> str:
     """The name of the physical table of table id ``tid``."""

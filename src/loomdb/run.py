@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from . import errors
+from .database import register_run_factory
 
 if TYPE_CHECKING:
     from .database import Database
@@ -521,5 +522,7 @@ def _json_default(value: Any) -> Any:
         return dict(value)
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
+
+register_run_factory(Run)
 
 __all__ = ["DEFAULT_DIM", "FIRST_STEP", "Resume", "Run", "Step", "StepConflictError", "StepNotFoundError"]

@@ -126,7 +126,7 @@ def _dataset_class() -> type:
             self._db = db
             self._pid = os.getpid()
             # Where a worker process re-opens the store: a connection must not cross a fork.
-            self._path = db._store.backend.path
+            self._path = db.location
             self._branch = db.branch_name
             self._snapshot = db.head if db.read_only else None
 

@@ -36,15 +36,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from . import errors, executor
-from .catalog import TableSchema
-from .cursor import Cursor, Row
-from .store import EPOCH_SQL, Txn
-from .types import now_text
-from .versioning.lineage import INF_SEQ
+from .. import errors
+from ..catalog import TableSchema
+from ..cursor import Cursor, Row
+from ..layout import EPOCH_SQL, INF_SEQ, version_insert_sql
+from ..types import now_text
+from .transaction import Txn
+from .writes.common import Defaults, check_row, default_kind
+from .writes.insert import InsertPlan, conflict_target, insert_plan, insert_rows
 
 if TYPE_CHECKING:
-    from .database import Database
+    from .session import Session
 
 _SEQ = "CAST(current_setting('loom.batch_seq') AS bigint)"
 
@@ -52,82 +54,87 @@ _SEQ = "CAST(current_setting('loom.batch_seq') AS bigint)"
 Parsed = list[tuple[str, exp.Expression, list[list[Any]]]]
 
 
-def run(db: Database, parsed: Parsed) -> list[Cursor] | None:
+def run(session: Session, parsed: Parsed) -> list[Cursor] | None:
     """Run the batch (outside any transaction) and return its cursors, or None when
     it does not qualify (or, on PostgreSQL, the schema moved): the caller then
     takes the usual path."""
     plans = []
     for text, tree, _ in parsed:
-        plan = _plan(db, tree, text)
+        plan = _plan(session, tree, text)
         if plan is None:
             return None
         plans.append(plan)
-    if db._store.backend.eager_commit:
-        return _one_trip(db, parsed, plans)
+    if session.store.backend.eager_commit:
+        return _one_trip(session, parsed, plans)
     # On SQLite the gain is the key lookups skipped: none for tables without keys.
-    return _local(db, parsed) if any(plan.schema.keys for plan in plans) else None
+    return _local(session, parsed) if any(plan.schema.keys for plan in plans) else None
 
 
-def _local(db: Database, parsed: Parsed) -> list[Cursor] | None:
-    store = db._store
-    txn = store.begin(db._bid, db._fork(), None, None, explicit=True)
+def _local(session: Session, parsed: Parsed) -> list[Cursor] | None:
+    store = session.store
+    counts: list[int] = []
     try:
-        counts = []
-        for text, tree, batches in parsed:
-            plan = _plan(db, tree, text)  # after the lock: on the schema as it is now
-            if plan is None:
-                store.finish(commit=False)
-                return None
-            schema = plan.schema
-            sql = _row_insert_sql(db, plan)
-            defaults = executor._Defaults(db, schema, txn)
-            inserted = 0
-            for params in batches:
-                for row in executor._insert_rows(db, plan, params, text, defaults):
-                    executor._check_row(schema, row)
-                    seq = store.ensure_commit(txn)
-                    values = [row.get(c.name) for c in schema.columns]
-                    store.backend.execute(sql, [store.allocate_vid(schema.physical), txn.bid, seq, *values])
-                    inserted += store.backend.changes()
-            counts.append(inserted)
-    except BaseException:
-        store.finish(commit=False)
-        raise
-    store.finish(commit=any(counts))
+        with store.write_transaction(session.bid, session.fork(), explicit=True) as txn:
+            for text, tree, batches in parsed:
+                plan = _plan(session, tree, text)  # after the lock: on the schema as it is now
+                if plan is None:
+                    raise _Unplanned
+                schema = plan.schema
+                sql = _row_insert_sql(session, plan)
+                defaults = Defaults(session, schema, txn)
+                inserted = 0
+                for params in batches:
+                    for row in insert_rows(session, plan, params, text, defaults):
+                        check_row(schema, row)
+                        seq = store.ensure_commit(txn)
+                        values = [row.get(c.name) for c in schema.columns]
+                        store.backend.execute(
+                            sql, [store.allocate_vid(schema.physical), txn.bid, seq, *values]
+                        )
+                        inserted += store.backend.changes()
+                counts.append(inserted)
+            # Every key was taken: no commit (the commit row goes with the rollback).
+            txn.changed = any(counts)
+    except _Unplanned:
+        return None
     return [Cursor(None, rowcount=n, row_type=Row) for n in counts]
+
+
+class _Unplanned(Exception):
+    """A statement of the batch cannot run as conditional INSERTs (rolled back, then run the usual way)."""
 
 
 def _local_sql(schema: TableSchema, view: str, key: list[tuple[str, int]]) -> str:
     """The row INSERT of SQLite: ?1 its _vid, ?2 the branch, ?3 the commit, then the columns."""
-    names = "".join(f', "{c.phys}"' for c in schema.columns)
     marks = "".join(f", ?{i + 4}" for i in range(len(schema.columns)))
-    sql = f'INSERT INTO "{schema.physical}" (_vid, _rid, _bid, _seq, _end, _del{names}) SELECT ?1, ?1, ?2, ?3, {INF_SEQ}, 0{marks}'
+    head = version_insert_sql(schema.physical, [c.phys for c in schema.columns])
+    sql = f"{head} SELECT ?1, ?1, ?2, ?3, {INF_SEQ}, 0{marks}"
     if key:
         same = " AND ".join(f't."{name}" = ?{i + 4}' for name, i in key)
         sql += f" WHERE NOT EXISTS (SELECT 1 FROM {view} AS t WHERE {same})"
     return sql
 
 
-def _one_trip(db: Database, parsed: Parsed, plans: list[executor._InsertPlan]) -> list[Cursor] | None:
-    store = db._store
-    txn = Txn(db._bid, db._fork(), None, None, now_text(), True)
+def _one_trip(session: Session, parsed: Parsed, plans: list[InsertPlan]) -> list[Cursor] | None:
+    store = session.store
+    txn = Txn(session.bid, session.fork(), None, None, now_text(), True)
     steps: list[tuple[str, list[Any]]] = []
     owners: list[int] = []  # for each row's INSERT, the statement it belongs to
     tables: set[str] = set()
     for index, ((text, _, batches), plan) in enumerate(zip(parsed, plans, strict=True)):
-        sql = _row_insert_sql(db, plan)
-        defaults = executor._Defaults(db, plan.schema, txn)
+        sql = _row_insert_sql(session, plan)
+        defaults = Defaults(session, plan.schema, txn)
         for params in batches:
-            for row in executor._insert_rows(db, plan, params, text, defaults):
-                executor._check_row(plan.schema, row)
+            for row in insert_rows(session, plan, params, text, defaults):
+                check_row(plan.schema, row)
                 steps.append(
-                    (sql, [txn.bid, str(store._epoch), *(row.get(c.name) for c in plan.schema.columns)])
+                    (sql, [txn.bid, str(store.epoch), *(row.get(c.name) for c in plan.schema.columns)])
                 )
                 owners.append(index)
         tables.add(plan.schema.physical)
     if not steps:
         return None
-    commit_sql, commit_params = store._commit_insert(txn)
+    commit_sql, commit_params = store.commit_row_sql(txn)
     commit = (
         f"WITH c AS ({commit_sql}) SELECT c.seq, ({EPOCH_SQL}),"
         " set_config('loom.batch_seq', CAST(c.seq AS text), true) FROM c",
@@ -141,30 +148,31 @@ def _one_trip(db: Database, parsed: Parsed, plans: list[executor._InsertPlan]) -
     check = (
         f"SELECT CAST(CASE WHEN ({EPOCH_SQL}) <> CAST(?1 AS text) OR NOT ({unused}) THEN '0'"
         f" ELSE '{_NOTHING} ' || current_setting('loom.batch_seq') END AS integer)",
-        [str(store._epoch)],
+        [str(store.epoch)],
     )
     try:
-        results = store.backend.write_in_one_trip(txn.bid, [commit, *steps, cleanup, check])
+        results = store.transactions.one_trip(txn.bid, [commit, *steps, cleanup, check])
     except errors.Error as exc:
         if _NOTHING in str(exc):  # rolled back: every row's key was taken
             return [Cursor(None, rowcount=0, row_type=Row) for _ in parsed]
         return None  # rolled back; the usual path runs the batch and reports what is wrong
     (seq, epoch, _), _ = results[0]
-    if int(epoch or 0) != store._epoch:
+    if int(epoch or 0) != store.epoch:
         store.refresh(epoch_text=epoch)  # nothing was inserted, and the commit row is gone
         return None
     counts = [0] * len(parsed)
     for owner, (_, rowcount) in zip(owners, results[1:-2], strict=True):
         counts[owner] += rowcount
     if any(counts):
-        store._heads[txn.bid] = int(seq)
+        txn.seq = int(seq)
+        store.committed(txn)
     return [Cursor(None, rowcount=n, row_type=Row) for n in counts]
 
 
 _NOTHING = "loomdb: the batch inserted nothing"
 
 
-def _plan(db: Database, tree: exp.Expression, text: str) -> executor._InsertPlan | None:
+def _plan(session: Session, tree: exp.Expression, text: str) -> InsertPlan | None:
     """The INSERT's plan when it can run as conditional INSERTs, else None."""
     if type(tree) is not exp.Insert or tree.args.get("returning") is not None:
         return None
@@ -172,14 +180,14 @@ def _plan(db: Database, tree: exp.Expression, text: str) -> executor._InsertPlan
     if conflict is not None and (conflict.args.get("expressions") or conflict.args.get("constraint")):
         return None
     try:
-        plan = executor._insert_plan(db, tree, text)
+        plan = insert_plan(session, tree, text)
         if plan.query is not None or plan.rows is None or len(plan.schema.keys) > 1:
             return None
         if conflict is None:
             if plan.schema.keys:
                 return None  # a taken key is an error, which the usual path raises
         else:
-            executor._conflict_target(db, plan.schema, conflict)  # raises for a target that is no key
+            conflict_target(session, plan.schema, conflict)  # raises for a target that is no key
     except errors.Error:
         return None
     defaulted = list(plan.unlisted)
@@ -192,27 +200,27 @@ def _plan(db: Database, tree: exp.Expression, text: str) -> executor._InsertPlan
     for column in defaulted:
         if column.type.kind == "serial":
             return None
-        if column.default is not None and executor._default_kind(db, column)[0] == "expr":
+        if column.default is not None and default_kind(session, column)[0] == "expr":
             return None
     return plan
 
 
-def _row_insert_sql(db: Database, plan: executor._InsertPlan) -> str:
+def _row_insert_sql(session: Session, plan: InsertPlan) -> str:
     """The INSERT of one of ``plan``'s rows that skips a key the branch has (cached):
     the engine's own on PostgreSQL, :func:`_local_sql` on SQLite."""
     schema = plan.schema
-    backend = db._store.backend
-    cache_key = ("absent-insert", schema.tid, schema.physical, db._lineage, id(schema))
-    sql = db._store.compiled.get(cache_key)
+    backend = session.store.backend
+    cache_key = (schema.tid, schema.physical, session.lineage, id(schema))
+    sql = session.store.plans.absent_inserts.get(cache_key)
     if sql is None:
         position = {c.name: i for i, c in enumerate(schema.columns)}
         key = [(name, position[name]) for name in (schema.keys[0] if schema.keys else ())]
-        view = db._store.view_sql(schema, db._lineage, "t", False)
+        view = session.store.view_sql(schema, session.lineage, "t", False)
         if backend.eager_commit:
             sql = backend.absent_insert_sql(
                 schema.physical, [(c.phys, c.type) for c in schema.columns], view, key
             )
         else:
             sql = _local_sql(schema, view, key)
-        db._store.compiled[cache_key] = sql
+        session.store.plans.absent_inserts[cache_key] = sql
     return sql

@@ -1,8 +1,9 @@
 """One open store: the connection, the catalog (branches, commits, schemas), caches.
 
-Every :class:`~loomdb.database.Database` handle derived from one ``connect``
-shares one Store. The Store owns the write transaction state, so that one
-commit is written per write statement (or per ``transaction()`` block).
+Every session derived from one ``connect`` shares one Store. The Store owns
+the write transaction (:meth:`Store.write_transaction`, the one primitive
+every write path goes through), so that one commit is written per write
+statement (or per ``transaction()`` block), and all of loomdb's catalog SQL.
 """
 
 from __future__ import annotations
@@ -13,37 +14,18 @@ import json
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
 
-from . import errors
-from .catalog import TableSchema
-from .sql.compile import Compiled
-from .types import now_text, parse_timestamp
-from .versioning.lineage import INF_SEQ, Lineage, build_lineage, commits_sql, visibility_sql
-
-FORMAT_VERSION = 1
-
-_CATALOG = [
-    "CREATE TABLE loom_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    # start: the newest commit when the branch was created; every version the
-    # branch writes comes after it, which bounds scans for its changes.
-    "CREATE TABLE loom_branches (bid INTEGER PRIMARY KEY, name TEXT NOT NULL, parent INTEGER,"
-    " fork INTEGER, start INTEGER NOT NULL DEFAULT 0, created TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0)",
-    "CREATE UNIQUE INDEX loom_branches_live_name ON loom_branches (name) WHERE dropped = 0",
-    "CREATE TABLE loom_commits (seq INTEGER PRIMARY KEY, bid INTEGER NOT NULL, parent INTEGER,"
-    " merge_parent INTEGER, merge_bid INTEGER, message TEXT, author TEXT, time TEXT NOT NULL)",
-    # Main's commits stay out of this index (one page less per commit on main);
-    # main's head is found by reading the commit table backwards instead.
-    "CREATE INDEX loom_commits_branch ON loom_commits (bid, seq) WHERE bid > 1",
-    "CREATE TABLE loom_schema (id INTEGER PRIMARY KEY, bid INTEGER NOT NULL, seq INTEGER NOT NULL,"
-    " name TEXT NOT NULL, definition TEXT)",
-    "CREATE TABLE loom_tables (tid INTEGER PRIMARY KEY, physical TEXT NOT NULL, columns TEXT NOT NULL)",
-    "CREATE TABLE loom_serial (tid INTEGER NOT NULL, phys TEXT NOT NULL, value INTEGER NOT NULL,"
-    " PRIMARY KEY (tid, phys))",
-]
-
-EPOCH_SQL = "SELECT value FROM loom_meta WHERE key = 'epoch'"
+from .. import errors
+from ..catalog import TableSchema
+from ..layout import CATALOG_DDL, CATALOG_TABLES, EPOCH_SQL, FORMAT_VERSION, MAIN_BID
+from ..types import format_timestamp, now_text, parse_timestamp
+from ..versioning.lineage import Lineage, build_lineage, commits_sql
+from . import views
+from .plans import PlanCache
+from .transaction import KeyProbe, Txn, WriteTransactions
 
 # The newest commit of branch ?1: main's commits stay out of the branch index,
 # so main reads the commit table backwards instead.
@@ -66,55 +48,21 @@ class BranchInfo:
     start: int = 0
 
 
-class KeyProbe(NamedTuple):
-    """A key lookup sent with BEGIN: ``key`` = (table id, key columns, values)."""
-
-    key: tuple[int, tuple[str, ...], tuple[Any, ...]]
-    sql: str
-    params: list[Any]
-
-
-@dataclass
-class Txn:
-    """The write transaction open on this connection."""
-
-    bid: int
-    fork: int | None
-    message: str | None
-    author: str | None
-    now: str
-    explicit: bool
-    #: The commit id: allocated at the first change, or at BEGIN on an engine
-    #: where a round trip costs more than a rolled-back commit row.
-    seq: int | None = None
-    #: Whether anything was written (only then does the transaction commit).
-    changed: bool = False
-    ddl: bool = False
-    #: False: a failing statement fails the whole transaction (no savepoint per statement).
-    savepoints: bool = True
-    #: Why the transaction was rolled back early (a statement failed), else None.
-    failed: str | None = None
-    #: Keys looked up with BEGIN: (table id, key columns, values) -> (rid, vid) or None.
-    known_keys: dict[tuple[int, tuple[str, ...], tuple[Any, ...]], tuple[int, int] | None] = field(
-        default_factory=dict
-    )
-
-
 class Store:
     """Catalog access and caches over one backend connection."""
 
     def __init__(self, backend: Any, create: bool = True):
         self.backend = backend
         self.lock = threading.RLock()
-        self.txn: Txn | None = None
+        self.transactions = WriteTransactions(self)
         self.closed = False
-        self._epoch = -1
+        self.epoch = -1
         self._schema_rows: list[tuple[int, int, str, str | None]] | None = None
         self._fingerprint: bytes | None = None
         self._schemas: dict[Lineage, dict[str, TableSchema]] = {}
         self._lineages: dict[tuple[int, int | None], Lineage] = {}
         self._branches: dict[int, BranchInfo] = {}
-        self.compiled: dict[tuple[Any, ...], Any] = {}
+        self.plans = PlanCache()
         # Valid only while no other connection has committed (see refresh):
         # the next free _vid per physical table and each branch's head commit.
         self.next_vids: dict[str, int] = {}
@@ -163,7 +111,7 @@ class Store:
             if backend.has_table("loom_meta"):  # another process got there first
                 backend.commit()
                 return
-            for statement in _CATALOG:
+            for statement in CATALOG_DDL:
                 for _ in backend.execute(backend.catalog_sql(statement)):
                     pass
             now = now_text()
@@ -206,8 +154,8 @@ class Store:
         self.next_vids.clear()
         self._heads.clear()
         epoch = int((epoch_text if epoch_text is not None else self._meta("epoch")) or 0)
-        if epoch != self._epoch or force:
-            self._epoch = epoch
+        if epoch != self.epoch or force:
+            self.epoch = epoch
             self.invalidate()
             return True
         return False
@@ -215,7 +163,7 @@ class Store:
     def invalidate(self) -> None:
         self._schema_rows = None
         self._schemas.clear()
-        self.compiled.clear()
+        self.plans.clear()
 
     def bump_epoch(self) -> None:
         """Record a schema change (inside the open write transaction)."""
@@ -223,7 +171,7 @@ class Store:
         self.backend.execute(
             "UPDATE loom_meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'epoch'"
         )
-        self._epoch = int(self._meta("epoch") or 0)
+        self.epoch = int(self._meta("epoch") or 0)
         self.invalidate()
         if self.txn is not None:
             self.txn.ddl = True
@@ -314,9 +262,9 @@ class Store:
         return name
 
     def create_branch(self, name: str, parent: int, fork: int) -> BranchInfo:
+        """Write branch ``name`` forking from ``parent`` at commit ``fork`` (one catalog row)."""
         self.validate_branch_name(name)
-        self.begin_catalog_write()
-        try:
+        with self.transactions.catalog():
             exists = next(
                 self.backend.execute("SELECT 1 FROM loom_branches WHERE name = ? AND dropped = 0", (name,)),
                 None,
@@ -338,10 +286,6 @@ class Store:
                     (name, parent, fork, now_text()),
                 )
             )
-            self.end_catalog_write(commit=True)
-        except BaseException:
-            self.end_catalog_write(commit=False)
-            raise
         return self.branch_by_id(int(row[0]))
 
     def allocate_vid(self, physical: str) -> int:
@@ -357,33 +301,14 @@ class Store:
         return vid
 
     def drop_branch(self, name: str) -> None:
+        """Mark branch ``name`` dropped (not main); its versions stay for its descendants."""
         info = self.branch_by_name(name)
-        if info.bid == 1:
+        if info.bid == MAIN_BID:
             raise errors.ProgrammingError("branch 'main' cannot be dropped")
-        self.begin_catalog_write()
-        try:
+        with self.transactions.catalog():
             self.backend.execute("UPDATE loom_branches SET dropped = 1 WHERE bid = ?", (info.bid,))
-            self.end_catalog_write(commit=True)
-            self._heads.pop(info.bid, None)
-        except BaseException:
-            self.end_catalog_write(commit=False)
-            raise
+        self._heads.pop(info.bid, None)
         self._branches.pop(info.bid, None)
-
-    def begin_catalog_write(self) -> None:
-        """Catalog writes join an open transaction, or make their own."""
-        self._catalog_own_txn = self.txn is None
-        if self._catalog_own_txn:
-            self.backend.begin_write()
-        else:
-            self.backend.lock_catalog()
-
-    def end_catalog_write(self, commit: bool) -> None:
-        if self._catalog_own_txn:
-            if commit:
-                self.backend.commit()
-            else:
-                self.backend.rollback()
 
     # -- commits -------------------------------------------------------------------------
 
@@ -398,8 +323,6 @@ class Store:
 
     def commit_at(self, lineage: Lineage, when: dt.datetime) -> int:
         """The newest commit of ``lineage`` at or before ``when``."""
-        from .types import format_timestamp
-
         row = next(
             self.backend.execute(
                 f"SELECT max(c.seq) FROM loom_commits AS c WHERE {commits_sql(lineage)} AND c.time <= ?",
@@ -411,6 +334,38 @@ class Store:
                 f"no commit at or before {when.isoformat()} on this branch's history"
             )
         return int(row[0])
+
+    def commit_parent(self, seq: int) -> int | None:
+        """The commit before ``seq`` on its branch (None: ``seq`` created the store)."""
+        row = next(self.backend.execute("SELECT parent FROM loom_commits WHERE seq = ?", (seq,)))
+        return None if row[0] is None else int(row[0])
+
+    def changed_schema(self, seq: int) -> bool:
+        """Whether commit ``seq`` changed a schema."""
+        return (
+            next(self.backend.execute("SELECT 1 FROM loom_schema WHERE seq = ? LIMIT 1", (seq,)), None)
+            is not None
+        )
+
+    def last_merge_between(self, a: int, b: int) -> tuple[int, int, int] | None:
+        """``(merge commit, branch merged into, merged branch's head)`` of the newest
+        merge between branches ``a`` and ``b`` in either direction (None: none)."""
+        row = next(
+            self.backend.execute(
+                "SELECT seq, bid, merge_parent FROM loom_commits"
+                " WHERE (bid = ? AND merge_bid = ?) OR (bid = ? AND merge_bid = ?) ORDER BY seq DESC LIMIT 1",
+                (b, a, a, b),
+            ),
+            None,
+        )
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    def record_merge(self, txn: Txn, source_head: int, source_bid: int) -> None:
+        """Mark ``txn``'s commit as the merge of branch ``source_bid`` at ``source_head``."""
+        self.backend.execute(
+            "UPDATE loom_commits SET merge_parent = ?, merge_bid = ? WHERE seq = ?",
+            (source_head, source_bid, txn.seq),
+        )
 
     def log(self, lineage: Lineage, limit: int | None) -> list[tuple[Any, ...]]:
         sql = (
@@ -429,46 +384,34 @@ class Store:
 
     # -- write transactions ----------------------------------------------------------------
 
-    def begin(
+    @property
+    def txn(self) -> Txn | None:
+        """The write transaction open on this connection (None: none is)."""
+        return self.transactions.current
+
+    def write_transaction(
         self,
         bid: int,
         fork: int | None,
-        message: str | None,
-        author: str | None,
+        message: str | None = None,
+        author: str | None = None,
+        *,
         explicit: bool,
+        savepoints: bool = True,
         lookups: Sequence[KeyProbe] = (),
-    ) -> Txn:
-        """Open the write transaction. ``lookups``: key lookups to run in the same
-        round trip, after the lock (engines with ``eager_commit`` only); their
-        answers land in ``txn.known_keys`` unless the schema changed meanwhile."""
-        now = now_text()
-        txn = Txn(bid, fork, message, author, now, explicit)
-        self.backend.set_statement_time(now)
-        if self.backend.eager_commit:
-            # One round trip: take the branch lock, then write the commit row
-            # (a transaction that changes nothing rolls it back) and read the
-            # schema epoch, which may have changed before we got the lock.
-            commit, *found = self.backend.begin_write(
-                bid, probes=[self._commit_insert(txn, with_epoch=True), *((p.sql, p.params) for p in lookups)]
-            )
-            if commit is None:
-                self.backend.rollback()
-                raise errors.BranchNotFoundError(f"branch {self.branch_by_id(bid).name!r} was dropped")
-            txn.seq = int(commit[0])
-            self.txn = txn
-            if not self.refresh(epoch_text=commit[1]):  # else the lookups used a stale schema
-                txn.known_keys = {
-                    p.key: None if row is None else (int(row[0]), int(row[1]))
-                    for p, row in zip(lookups, found, strict=True)
-                }
-        else:
-            self.backend.begin_write(bid)
-            self.txn = txn
-            # The schema may have changed between our last look and taking the lock.
-            self.refresh()
-        return txn
+    ) -> AbstractContextManager[Txn]:
+        """The write transaction of branch ``bid`` as a context manager (see
+        :meth:`WriteTransactions.write`): committed when the block ends, rolled
+        back when it raises anything at all."""
+        return self.transactions.write(
+            bid, fork, message, author, explicit=explicit, savepoints=savepoints, lookups=lookups
+        )
 
-    def _commit_insert(self, txn: Txn, with_epoch: bool = False) -> tuple[str, tuple[Any, ...]]:
+    def ensure_commit(self, txn: Txn) -> int:
+        """Record that ``txn`` changes something; returns its commit id."""
+        return self.transactions.ensure_commit(txn)
+
+    def commit_row_sql(self, txn: Txn, with_epoch: bool = False) -> tuple[str, tuple[Any, ...]]:
         """The INSERT of ``txn``'s commit row, returning its id (and, with
         ``with_epoch``, the schema epoch); it finds the branch head (or fork
         point) itself and inserts nothing when the branch was dropped."""
@@ -481,97 +424,35 @@ class Store:
             (txn.bid, txn.fork, txn.message, txn.author, txn.now),
         )
 
-    def ensure_commit(self, txn: Txn) -> int:
-        """Record that ``txn`` changes something; returns its commit id (allocated
-        now unless the engine allocated it at BEGIN)."""
-        if txn.seq is None:
-            parent = self._heads.get(txn.bid)
-            if parent is not None:
-                row = next(
-                    self.backend.execute(
-                        "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)"
-                        " RETURNING seq",
-                        (txn.bid, parent, txn.message, txn.author, txn.now),
-                    )
+    def insert_commit_row(self, txn: Txn) -> int | None:
+        """Write ``txn``'s commit row and return its id (None: the branch was dropped).
+
+        With the branch head cached (nobody else committed since) this is a
+        plain INSERT; without, the INSERT finds the head itself."""
+        parent = self._heads.get(txn.bid)
+        if parent is None:
+            row = next(self.backend.execute(*self.commit_row_sql(txn)), None)
+        else:
+            row = next(
+                self.backend.execute(
+                    "INSERT INTO loom_commits (bid, parent, message, author, time) VALUES (?, ?, ?, ?, ?)"
+                    " RETURNING seq",
+                    (txn.bid, parent, txn.message, txn.author, txn.now),
                 )
-            else:
-                # No cached head: another connection may have committed on, or
-                # dropped, this branch since we last looked.
-                row = next(self.backend.execute(*self._commit_insert(txn)), None)
-                if row is None:
-                    raise errors.BranchNotFoundError(
-                        f"branch {self.branch_by_id(txn.bid).name!r} was dropped"
-                    )
-            txn.seq = int(row[0])
-        txn.changed = True
-        return txn.seq
+            )
+        return None if row is None else int(row[0])
 
-    def savepoint(self) -> None:
-        """Mark the start of one statement inside an explicit transaction."""
-        txn = self.txn
-        assert txn is not None
-        self._saved = (txn.seq, txn.changed, txn.ddl)
-        # Sent with the statement's first query (no round trip of its own).
-        self.backend.defer("SAVEPOINT loom_statement")
-
-    def release_savepoint(self) -> None:
-        """End the current statement; writes the engine deferred reach the
-        server now at the latest, so their errors belong to this statement."""
-        if self.backend.has_deferred:
-            self.backend.execute("RELEASE loom_statement")
-        else:
-            self.backend.defer("RELEASE loom_statement")
-
-    def rollback_to_savepoint(self) -> None:
-        """Undo the current statement; the transaction stays open."""
-        txn = self.txn
-        assert txn is not None
-        self.backend.execute("ROLLBACK TO loom_statement")
-        self.backend.execute("RELEASE loom_statement")
-        seq, changed, ddl = self._saved
-        txn.seq = seq  # None again when the undone statement wrote the commit row
-        txn.changed = changed
-        if txn.ddl and not ddl:
-            self.invalidate()
-        txn.ddl = ddl
-        # Version ids handed out by the undone statement are free again.
-        self.next_vids.clear()
-
-    def fail(self, reason: str) -> None:
-        """Roll the open transaction back now, because one of its statements failed;
-        it stays open (and failed) until :meth:`finish`."""
-        txn = self.txn
-        assert txn is not None
-        if txn.failed is None:
-            txn.failed = reason
-            self._roll_back(txn)
-
-    def finish(self, commit: bool) -> None:
-        """End the write transaction: commit when it changed something, else roll back."""
-        txn, self.txn = self.txn, None
-        if txn is None:
-            return
-        if txn.failed is not None:
-            return  # rolled back already, by fail()
-        if commit and txn.changed:
-            try:
-                self.backend.commit()
-            except BaseException:
-                self.backend.rollback()
-                self.next_vids.clear()
-                self._heads.clear()
-                self.invalidate()
-                raise
-            self._heads[txn.bid] = txn.seq
-        else:
-            self._roll_back(txn)
-
-    def _roll_back(self, txn: Txn) -> None:
-        self.backend.rollback()
+    def committed(self, txn: Txn) -> None:
+        """``txn`` committed: its commit is its branch's head now."""
         if txn.seq is not None:
-            self.next_vids.clear()
-            self._heads.clear()
-        if txn.ddl:
+            self._heads[txn.bid] = txn.seq
+
+    def forget_writes(self, schema_changed: bool) -> None:
+        """Drop what a rolled-back (or interrupted) transaction may have made
+        stale: the next version ids, the branch heads and, after DDL, the schemas."""
+        self.next_vids.clear()
+        self._heads.clear()
+        if schema_changed:
             self.invalidate()
 
     # -- schemas ---------------------------------------------------------------------------
@@ -687,6 +568,39 @@ class Store:
             (tid, phys, value),
         )
 
+    # -- copying a whole store --------------------------------------------------------------
+
+    def has_history(self) -> bool:
+        """Whether anything was written since the store was created (a commit or a branch)."""
+        for table in ("loom_commits", "loom_branches"):
+            if int(next(self.backend.execute(f"SELECT count(*) FROM {table}"))[0]) > 1:
+                return True
+        return False
+
+    def catalog_rows(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """Every catalog table's rows (columns as in ``layout.CATALOG_TABLES``), in copy order."""
+        return [
+            (table, list(self.backend.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY 1")))
+            for table, columns in CATALOG_TABLES
+        ]
+
+    def replace_catalog(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        """Replace catalog ``table``'s rows with ``rows`` (inside the open transaction)."""
+        columns = dict(CATALOG_TABLES)[table]
+        self.backend.execute(f"DELETE FROM {table}")
+        marks = ", ".join("?" for _ in columns)
+        self.backend.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+    def table_definitions(self) -> list[TableSchema]:
+        """Every table schema ever written, on any branch."""
+        rows = self.backend.execute("SELECT definition FROM loom_schema WHERE definition IS NOT NULL")
+        return [TableSchema.from_json(d) for (d,) in rows]
+
+    def physical_tables(self) -> list[tuple[int, str, dict[str, str]]]:
+        """``(table id, physical table, {physical column: affinity})`` of every physical table."""
+        rows = self.backend.execute("SELECT tid, physical, columns FROM loom_tables ORDER BY tid")
+        return [(int(tid), physical, json.loads(columns)) for tid, physical, columns in rows]
+
     # -- views -----------------------------------------------------------------------------
 
     def view_sql(
@@ -698,50 +612,11 @@ class Store:
         vid_param: int | None = None,
         rid_param: int | None = None,
     ) -> str:
-        """The SQL of ``schema``'s rows visible through ``lineage``, columns under their user names."""
-        cols = []
-        for column in schema.columns:
-            expr = f'_p."{column.phys}"'
-            if column.added_seq is not None and column.fill is not None:
-                expr = (
-                    f"CASE WHEN _p._seq < {column.added_seq} THEN {_sql_literal(column.fill)} ELSE {expr} END"
-                )
-            cols.append(f'{expr} AS "{column.name}"')
-        if hidden:
-            cols += [
-                "_p._vid AS _loom_vid",
-                "_p._rid AS _loom_rid",
-                "_p._bid AS _loom_bid",
-                "_p._seq AS _loom_seq",
-            ]
-        where = visibility_sql(lineage, schema.physical, "_p", self.backend.plus_hints)
-        if vid_param is not None:
-            where += f" AND _p._vid IN {self.backend.id_list_sql(vid_param)}"
-        if rid_param is not None:
-            # A row's first version is found by its rowid (= _rid), later ones
-            # through the partial (_rid, ...) index, whose condition is repeated.
-            ids = self.backend.id_list_sql(rid_param)
-            where += f" AND (_p._vid IN {ids} OR (_p._rid IN {ids} AND (_p._bid > 1 OR _p._vid <> _p._rid)))"
-        return f'(SELECT {", ".join(cols)} FROM "{schema.physical}" AS _p WHERE {where})'
+        """The SQL of ``schema``'s rows visible through ``lineage`` (see :func:`views.view_sql`)."""
+        return views.view_sql(self.backend, schema, lineage, hidden, vid_param, rid_param)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            if self.txn is not None:
-                self.finish(commit=False)
+            self.transactions.abandon()
             self.backend.close()
-
-
-def _sql_literal(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, bytes):
-        return "X'" + value.hex() + "'"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-__all__ = ["INF_SEQ", "BranchInfo", "Compiled", "Store", "Txn"]

@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 from sqlglot import exp
 
-from . import errors
-from .catalog import TableSchema
-from .sql.compile import table_key
-from .versioning.lineage import INF_SEQ, Lineage
+from .. import errors
+from ..catalog import TableSchema
+from ..layout import INF_SEQ
+from ..sql.compile import table_key
+from ..versioning.lineage import Lineage
 
 BLOCK = 4096
 

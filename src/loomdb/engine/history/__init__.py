@@ -1,0 +1,1 @@
+"""Whole-branch operations over row versions: merge (base, schemas, rows), diff, revert and reset."""

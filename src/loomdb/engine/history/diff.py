@@ -1,0 +1,86 @@
+"""diff and diff_stat: the rows that differ between two snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ...catalog import TableSchema
+from ...results import Change, DiffStat
+from ...versioning.lineage import Lineage
+from ...versioning.merge import difference
+from .merge_base import snapshot_lineage
+from .rows import Version, by_identity, changed_rids, decode_row, row_key, rows_at, version_of
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+
+def _paired_tables(
+    a: dict[str, TableSchema], b: dict[str, TableSchema]
+) -> Iterator[tuple[str, TableSchema | None, TableSchema | None]]:
+    for name in sorted(set(a) | set(b)):
+        yield name, a.get(name), b.get(name)
+
+
+def diff(session: Session, a: Any, b: Any, table: str | None) -> Iterator[Change]:
+    store = session.store
+    la, lb = snapshot_lineage(session, a), snapshot_lineage(session, b)
+    ranges = difference(la, lb) + difference(lb, la)
+    for name, sa, sb in _paired_tables(store.schemas(la), store.schemas(lb)):
+        if table is not None and name != table:
+            continue
+        if sa is not None and sb is not None and sa.tid == sb.tid:
+            names_a = set(sa.column_names)
+            schema = sa.with_columns(sa.columns + tuple(c for c in sb.columns if c.name not in names_a))
+            rids = changed_rids(store, schema.physical, ranges)
+            before, after = rows_at(store, schema, la, rids), rows_at(store, schema, lb, rids)
+        else:  # the table exists on one side only (or is a different table): every row differs
+            schema = sa or sb  # type: ignore[assignment]
+            before = _all_rows(session, sa, la) if sa is not None else {}
+            after = _all_rows(session, sb, lb) if sb is not None else {}
+            if sa is not None and sb is not None:
+                schema = sb
+            rids = set(before) | set(after)
+        before_by, after_by = by_identity(schema, before), by_identity(schema, after)
+        for ident in sorted(set(before_by) | set(after_by), key=repr):
+            old, new = before_by.get(ident), after_by.get(ident)
+            rid = (new or old).rid  # type: ignore[union-attr]
+            ov, nv = (old.values if old else None), (new.values if new else None)
+            if ov == nv:
+                continue
+            if ov is None:
+                kind, columns = "added", tuple(schema.column_names)
+            elif nv is None:
+                kind, columns = "removed", tuple(schema.column_names)
+            else:
+                kind = "modified"
+                columns = tuple(c.name for c, x, y in zip(schema.columns, ov, nv, strict=True) if x != y)
+            yield Change(
+                name,
+                kind,
+                row_key(schema, nv or ov, rid),
+                decode_row(schema, ov),
+                decode_row(schema, nv),
+                columns,
+            )
+
+
+def _all_rows(session: Session, schema: TableSchema, lineage: Lineage) -> dict[int, Version]:
+    view = session.store.view_sql(schema, lineage, "t", True)
+    out = {}
+    for row in session.store.backend.execute(f"SELECT * FROM {view} AS t"):
+        version = version_of(row)
+        out[version.rid] = version
+    return out
+
+
+def diff_stat(session: Session, a: Any, b: Any) -> dict[str, DiffStat]:
+    counts: dict[str, list[int]] = {}
+    for change in diff(session, a, b, None):
+        slot = counts.setdefault(change.table, [0, 0, 0])
+        slot[("added", "removed", "modified").index(change.kind)] += 1
+    return {name: DiffStat(*c) for name, c in counts.items()}
+
+
+# ----------------------------------------------------------------------------- revert and reset

@@ -1,0 +1,1 @@
+"""Writes as appends of row and schema versions: INSERT, UPDATE, DELETE, DDL."""

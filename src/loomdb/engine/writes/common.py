@@ -1,0 +1,161 @@
+"""What every write shares: the result of a write, the target table, simple values and defaults."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from ... import errors
+from ...catalog import Column, TableSchema
+from ...sql.compile import Compiled, table_key
+from ...types import to_storage
+from ..transaction import Txn
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+_NOW_FUNCTIONS = {
+    "now",
+    "current_timestamp",
+    "transaction_timestamp",
+    "localtimestamp",
+    "statement_timestamp",
+}
+
+
+@dataclass
+class WriteResult:
+    rowcount: int
+    returning: Compiled | None = None
+    returning_rows: list[tuple[Any, ...]] | None = None
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def target_schema(session: Session, table: exp.Table) -> TableSchema:
+    if not isinstance(table, exp.Table):
+        raise errors.NotSupportedError(f"cannot write to {table.sql(dialect='postgres')!r}")
+    schema = session.schemas().get(table_key(table))
+    if schema is None:
+        raise errors.ProgrammingError(f'relation "{table_key(table)}" does not exist')
+    return schema
+
+
+def column_of(schema: TableSchema, name: str) -> Column:
+    column = schema.column(name)
+    if column is None:
+        raise errors.ProgrammingError(f'column "{name}" of relation "{schema.name}" does not exist')
+    return column
+
+
+def ident(node: exp.Expression) -> str:
+    ident = node.this if isinstance(node, exp.Column) else node
+    if isinstance(ident, exp.Identifier):
+        return ident.this if ident.quoted else ident.this.lower()
+    return str(node.name).lower()
+
+
+# Casts the column's own conversion already performs, so ``%s::jsonb`` into a
+# JSONB column binds the parameter directly.
+_PASSTHROUGH_CASTS = {
+    exp.DataType.Type.JSON,
+    exp.DataType.Type.JSONB,
+    exp.DataType.Type.VECTOR,
+    exp.DataType.Type.TIMESTAMP,
+    exp.DataType.Type.TIMESTAMPTZ,
+    exp.DataType.Type.UUID,
+}
+
+
+def unwrap(node: exp.Expression) -> exp.Expression:
+    if (
+        isinstance(node, exp.Cast)
+        and node.to.this in _PASSTHROUGH_CASTS
+        and isinstance(node.this, (exp.Parameter, exp.Literal, exp.Null))
+    ):
+        return node.this
+    return node
+
+
+def simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any]:
+    """Evaluate a VALUES item in Python when it is a parameter or a literal."""
+    node = unwrap(node)
+    if isinstance(node, exp.Parameter):
+        return True, params[int(node.this.name) - 1]
+    if isinstance(node, exp.Literal):
+        return True, node.this
+    if isinstance(node, exp.Null):
+        return True, None
+    if isinstance(node, exp.Boolean):
+        return True, bool(node.this)
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
+        return True, "-" + node.this.this
+    return False, None
+
+
+def is_default(node: exp.Expression) -> bool:
+    return isinstance(node, exp.Var) and node.name.upper() == "DEFAULT"
+
+
+class Defaults:
+    """Produces each column's DEFAULT (storage form) for one statement."""
+
+    def __init__(self, session: Session, schema: TableSchema, txn: Txn):
+        self.session, self.schema, self.txn = session, schema, txn
+
+    def value(self, column: Column) -> Any:
+        if column.type.kind == "serial":
+            return self.session.store.next_serial(self.schema.tid, column.phys)
+        if column.default is None:
+            return None
+        kind, payload = default_kind(self.session, column)
+        if kind == "now":
+            if column.type.kind == "timestamp":
+                return self.txn.now  # already in storage form
+            return to_storage(self.txn.now, column.type, column.name)
+        if kind == "uuid":
+            return to_storage(str(uuid.uuid4()), column.type, column.name)
+        if kind == "const":
+            return payload
+        return to_storage(self.session.evaluate([payload], [])[0], column.type, column.name)
+
+
+def default_kind(session: Session, column: Column) -> tuple[str, Any]:
+    """Classify a DEFAULT once: now(), a random uuid, a constant, or an expression."""
+    cache_key = (column.default, column.type)
+    found = session.store.plans.defaults.get(cache_key)
+    if found is None:
+        tree = session.parse_fragment(column.default or "NULL")
+        if isinstance(tree, exp.CurrentTimestamp) or func_name(tree) in _NOW_FUNCTIONS:
+            found = ("now", None)
+        elif isinstance(tree, exp.Uuid) or func_name(tree) in (
+            "gen_random_uuid",
+            "uuid_generate_v4",
+        ):
+            found = ("uuid", None)
+        else:
+            ok, value = simple_value(tree, ())
+            found = ("const", to_storage(value, column.type, column.name)) if ok else ("expr", tree)
+        session.store.plans.defaults[cache_key] = found
+    return found
+
+
+def func_name(node: exp.Expression) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).lower()
+    if isinstance(node, exp.Func):
+        return node.sql_name().lower()
+    return ""
+
+
+def check_row(schema: TableSchema, row: dict[str, Any]) -> None:
+    for column in schema.columns:
+        if row.get(column.name) is None and (column.not_null or column.name in schema.primary_key):
+            raise errors.IntegrityError(
+                f'null value in column "{column.name}" of relation "{schema.name}" violates not-null constraint'
+            )

@@ -1,0 +1,197 @@
+"""UPDATE, DELETE and TRUNCATE: new versions (or tombstones) of the rows a WHERE selects."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from ... import errors
+from ...catalog import TableSchema
+from ...types import ColumnType, to_storage
+from .common import WriteResult, check_row, column_of, ident, target_schema
+from .keys import KeyChecker
+from .versions import VersionWriter
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+# ----------------------------------------------------------------------------- UPDATE / DELETE
+
+
+def select_targets(
+    session: Session,
+    schema: TableSchema,
+    table: exp.Table,
+    alias: str,
+    assignments: list[tuple[exp.Expression, exp.Expression]],
+    condition: exp.Expression | None,
+    params: list[Any],
+    key: Any,
+    *,
+    from_: exp.From | None = None,
+    joins: list[exp.Expression] | None = None,
+    vid_filter: int | None = None,
+) -> list[tuple[Any, ...]]:
+    """Rows to change: (vid, rid, bid, seq, *new values, *old values) per visible match."""
+    projections = [exp.alias_(value.copy(), f"_loom_set_{i}") for i, (_, value) in enumerate(assignments)]
+    projections += [exp.column(c.name, table=alias, quoted=True) for c in schema.columns]
+    select = exp.Select(expressions=projections or [exp.Literal.number(1)])
+    select.set("from_", exp.From(this=table))
+    extra_tables: list[exp.Expression] = []
+    if from_ is not None:
+        extra_tables.append(exp.Join(this=from_.this.copy()))
+    for join in joins or []:
+        extra_tables.append(join.copy())
+    if extra_tables:
+        select.set("joins", extra_tables)
+    hints: dict[int, ColumnType] = {}
+    for target, value in assignments:
+        if isinstance(value, exp.Parameter):
+            hints[int(value.this.name)] = column_of(schema, ident(target)).type
+    vid_param = None
+    if vid_filter is not None:
+        vid_param = len(params) + 1
+        params = [*params, vid_filter]
+    if condition is not None:
+        select.set("where", exp.Where(this=condition))
+    compiled = session.compile(select, key=key, hidden_alias=alias, hints=hints, vid_param=vid_param)
+    rows = session.run_compiled(compiled, params)
+    seen: set[int] = set()
+    out = []
+    for row in rows:
+        if row[0] not in seen:  # UPDATE ... FROM may match one row more than once
+            seen.add(row[0])
+            out.append(row)
+    return out
+
+
+def apply_updates(
+    session: Session,
+    schema: TableSchema,
+    assignments: list[tuple[exp.Expression, exp.Expression]],
+    matched: list[tuple[Any, ...]],
+    checker: KeyChecker,
+    writer: VersionWriter,
+) -> list[int]:
+    targets = [column_of(schema, ident(t)) for t, _ in assignments]
+    nset = len(assignments)
+    written = []
+    for found in matched:
+        vid, rid, bid, seq = found[:4]
+        new_values = found[4 : 4 + nset]
+        old = dict(zip(schema.column_names, found[4 + nset :], strict=True))
+        row = dict(old)
+        for column, value in zip(targets, new_values, strict=True):
+            row[column.name] = to_storage(value, column.type, column.name)
+        check_row(schema, row)
+        if any(row.get(c) != old.get(c) for key in schema.keys for c in key):
+            checker.forget(old)
+            clash = checker.conflict(row, own_rid=rid)
+            if clash is not None:
+                raise checker.violation(clash[0], row)
+        new_vid = writer.supersede((vid, rid, bid, seq), row)
+        if new_vid is not None:
+            checker.remember(row, rid, new_vid)
+            written.append(new_vid)
+    return written
+
+
+def run_update(session: Session, stmt: exp.Update, params: list[Any], key: str) -> WriteResult:
+    txn = session.require_txn()
+    table = stmt.this
+    schema = target_schema(session, table)
+    alias = table.alias_or_name
+    assignments = []
+    for eq in stmt.expressions:
+        if not isinstance(eq, exp.EQ) or not isinstance(eq.this, exp.Column):
+            raise errors.NotSupportedError(f"SET {eq.sql(dialect='postgres')} is not supported")
+        column_of(schema, ident(eq.this))
+        assignments.append((eq.this, eq.expression))
+    where = stmt.args.get("where")
+    matched = select_targets(
+        session,
+        schema,
+        table.copy(),
+        alias,
+        assignments,
+        where.this.copy() if where is not None else None,
+        params,
+        key,
+        from_=stmt.args.get("from_") or stmt.args.get("from"),
+        joins=stmt.args.get("joins"),
+    )
+    result = WriteResult(len(matched))
+    if not matched:
+        if stmt.args.get("returning") is not None:
+            returning_rows(session, schema, table, stmt.args["returning"], [], params, key, result)
+        return result
+    writer = VersionWriter(session, schema, txn)
+    written = apply_updates(session, schema, assignments, matched, KeyChecker(session, schema), writer)
+    if stmt.args.get("returning") is not None:
+        returning_rows(session, schema, table, stmt.args["returning"], written, params, key, result)
+    return result
+
+
+def run_delete(session: Session, stmt: exp.Delete, params: list[Any], key: str) -> WriteResult:
+    txn = session.require_txn()
+    table = stmt.this
+    schema = target_schema(session, table)
+    alias = table.alias_or_name
+    where = stmt.args.get("where")
+    using = stmt.args.get("using") or []
+    joins = [exp.Join(this=t.copy()) for t in using]
+    matched = select_targets(
+        session,
+        schema,
+        table.copy(),
+        alias,
+        [],
+        where.this.copy() if where is not None else None,
+        params,
+        key,
+        joins=joins,
+    )
+    result = WriteResult(len(matched))
+    if stmt.args.get("returning") is not None:
+        returning_rows(
+            session, schema, table, stmt.args["returning"], [m[0] for m in matched], params, key, result
+        )
+    if matched:
+        writer = VersionWriter(session, schema, txn)
+        for found in matched:
+            writer.supersede(tuple(found[:4]), None)
+    return result
+
+
+def returning_rows(
+    session: Session,
+    schema: TableSchema,
+    table: exp.Table,
+    returning: exp.Returning,
+    vids: list[int],
+    params: list[Any],
+    key: Any,
+    result: WriteResult,
+) -> None:
+    alias = table.alias_or_name
+    select = exp.Select(expressions=[e.copy() for e in returning.expressions])
+    select.set("from_", exp.From(this=table.copy()))
+    compiled = session.compile(select, key=(key, "returning"), vid_alias=alias)
+    # The version ids travel as one JSON array in the last parameter slot.
+    own = list(params[: compiled.nparams - 1])
+    own += [None] * (compiled.nparams - 1 - len(own))
+    rows = session.run_compiled(compiled, [*own, json.dumps(vids)])
+    order = {vid: i for i, vid in enumerate(vids)}
+    rows.sort(key=lambda r: order.get(r[-1], 0))
+    result.returning = compiled
+    result.returning_rows = [tuple(r[:-1]) for r in rows]
+
+
+def run_truncate(session: Session, stmt: exp.TruncateTable, key: str) -> WriteResult:
+    total = 0
+    for table in stmt.expressions:
+        delete = exp.Delete(this=table.copy())
+        total += run_delete(session, delete, [], f"{key}:{table.name}").rowcount
+    return WriteResult(total)
