@@ -26,8 +26,10 @@ class Connection(Protocol):
     """One store seen from one branch (and maybe a snapshot). Every method raises
     loomdb errors only; see ``Database`` for what each promises."""
 
-    #: Serialises the statements of every handle sharing this connection.
-    lock: AbstractContextManager[Any]
+    @property
+    def lock(self) -> AbstractContextManager[Any]:
+        """Serialises the statements of every handle sharing this connection."""
+        ...
 
     @property
     def branch_name(self) -> str:

@@ -17,23 +17,21 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import errors
 from .connection import Connection
 from .cursor import Cursor
 from .results import Branch, Change, Commit, Conflict, DiffStat, MergeResult
 
-if TYPE_CHECKING:
-    from .run import Run
-
 Params = Sequence[Any] | Mapping[str, Any]
 
-#: Makes ``Database.run``'s Run objects; set by ``loomdb.run`` (an upper layer) when it is imported.
-_run_factory: Callable[..., Run] | None = None
+#: Makes ``Database.run``'s ``loomdb.Run`` objects; set by ``loomdb.run`` (an upper
+#: layer, which the facade does not import) when it is imported.
+_run_factory: Callable[..., Any] | None = None
 
 
-def register_run_factory(factory: Callable[..., Run]) -> None:
+def register_run_factory(factory: Callable[..., Any]) -> None:
     """Let ``Database.run`` build runs with ``factory`` (``loomdb.run.Run``)."""
     global _run_factory
     _run_factory = factory
@@ -234,7 +232,7 @@ class Database:
 
     # -- agent runs ---------------------------------------------------------------------------
 
-    def run(self, run_id: str, *, table: str = "iterations", dim: int | None = None) -> Run:
+    def run(self, run_id: str, *, table: str = "iterations", dim: int | None = None) -> Any:
         """The agent run ``run_id`` on this handle's branch (see docs/run.md).
 
         ``table`` holds the steps (the brief's ``iterations`` schema with

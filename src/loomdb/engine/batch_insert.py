@@ -41,9 +41,10 @@ from ..catalog import TableSchema
 from ..cursor import Cursor, Row
 from ..layout import EPOCH_SQL, INF_SEQ, version_insert_sql
 from ..types import now_text
+from .plans import InsertPlan
 from .transaction import Txn
 from .writes.common import Defaults, check_row, default_kind
-from .writes.insert import InsertPlan, conflict_target, insert_plan, insert_rows
+from .writes.insert import conflict_target, insert_plan, insert_rows
 
 if TYPE_CHECKING:
     from .session import Session
@@ -142,7 +143,7 @@ def _one_trip(session: Session, parsed: Parsed, plans: list[InsertPlan]) -> list
     )
     unused = " AND ".join(f'NOT EXISTS (SELECT 1 FROM "{t}" WHERE _seq = {_SEQ})' for t in sorted(tables))
     # Nothing inserted under another epoch: the commit row goes, and COMMIT runs.
-    cleanup = (f"DELETE FROM loom_commits WHERE seq = {_SEQ} AND {unused}", [])
+    cleanup: tuple[str, list[Any]] = (f"DELETE FROM loom_commits WHERE seq = {_SEQ} AND {unused}", [])
     # Nothing inserted under ours: fail on purpose, so that COMMIT (and its WAL
     # flush) is skipped and the transaction rolled back, as the usual path does.
     check = (

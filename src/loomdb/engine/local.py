@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
 
 from .. import errors
 from ..connection import ConflictPolicy, Connection, Params, Snapshot
 from ..cursor import Cursor
 from ..results import Branch, Change, Commit, DiffStat, MergeResult
 from ..types import parse_timestamp
-from . import statements
+from . import statements as stmts
 from .history import diff as history_diff
 from .history import revert_reset, row_merge
 from .session import Session
@@ -29,7 +31,10 @@ class LocalConnection:
     def __init__(self, session: Session):
         self.session = session
         self.store: Store = session.store
-        self.lock = session.store.lock
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]:
+        return self.store.lock
 
     @classmethod
     def open(cls, store: Store, branch: str) -> LocalConnection:
@@ -66,16 +71,16 @@ class LocalConnection:
     # -- statements ----------------------------------------------------------------------------
 
     def execute(self, sql: str, params: Params | None) -> Cursor:
-        return statements.execute(self.session, sql, params)
+        return stmts.execute(self.session, sql, params)
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Cursor:
-        return statements.executemany(self.session, sql, seq_of_params)
+        return stmts.executemany(self.session, sql, seq_of_params)
 
-    def execute_batch(self, batch: Sequence[tuple[str, Iterable[Params]]]) -> list[Cursor]:
-        return statements.execute_batch(self.session, batch)
+    def execute_batch(self, statements: Sequence[tuple[str, Iterable[Params]]]) -> list[Cursor]:
+        return stmts.execute_batch(self.session, statements)
 
     def explain(self, sql: str, params: Params | None) -> str:
-        return statements.explain(self.session, sql, params)
+        return stmts.explain(self.session, sql, params)
 
     @contextlib.contextmanager
     def transaction(self, message: str | None, author: str | None, savepoints: bool) -> Iterator[None]:

@@ -11,20 +11,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from ..catalog import TableSchema
+from sqlglot import exp
+
+from ..catalog import Column, TableSchema
 from ..sql.compile import Compiled
 from ..versioning.lineage import Lineage
 
 if TYPE_CHECKING:
-    from sqlglot import exp
-
     from .vectors import VectorPlan
-    from .writes.insert import InsertPlan
 
 #: A compiled query: (statement key, lineage, hidden alias, vid parameter, vid alias).
 QueryKey = tuple[Any, Lineage, str | None, int | None, str | None]
 #: A key lookup: (table id, physical table, key columns, lineage, id(schema)[, rows asked]).
 LookupKey = tuple[Any, ...]
+
+
+@dataclass
+class InsertPlan:
+    """What one INSERT statement does, worked out once per statement text and branch.
+
+    ``rows`` holds, per VALUES row, one source per target column: ``("p", i)``
+    parameter $i, ``("v", text)`` a literal, ``("d",)`` the column default,
+    ``("x", expr)`` an expression SQLite must compute.
+    """
+
+    schema: TableSchema
+    table: exp.Table
+    columns: list[Column]
+    rows: list[list[tuple[Any, ...]]] | None
+    query: exp.Query | None
+    unlisted: list[Column]
 
 
 @dataclass

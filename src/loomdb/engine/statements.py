@@ -268,7 +268,7 @@ def _run_writer(
         result = insert.run_insert_many(session, tree, batches, key)
         return result, result.rowcount
     total = 0
-    result = None
+    result: WriteResult | None = None
     for values in batches:
         result = runner(session, tree, values, key)
         total += result.rowcount

@@ -20,13 +20,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from .. import errors
 from ..types import now_text
-
-if TYPE_CHECKING:
-    from .store import Store
 
 
 class KeyProbe(NamedTuple):
@@ -63,6 +60,28 @@ class Txn:
     )
 
 
+class TransactionHost(Protocol):
+    """What a write transaction needs from its store: the engine, the catalog's
+    commit rows, and the caches a transaction's outcome makes stale."""
+
+    backend: Any
+    next_vids: dict[str, int]
+
+    def refresh(self, force: bool = False, epoch_text: str | None = None) -> bool: ...
+
+    def invalidate(self) -> None: ...
+
+    def branch_by_id(self, bid: int, fresh: bool = False) -> Any: ...
+
+    def commit_row_sql(self, txn: Txn, with_epoch: bool = False) -> tuple[str, tuple[Any, ...]]: ...
+
+    def insert_commit_row(self, txn: Txn) -> int | None: ...
+
+    def committed(self, txn: Txn) -> None: ...
+
+    def forget_writes(self, schema_changed: bool) -> None: ...
+
+
 def failed_error(txn: Txn) -> errors.TransactionFailedError:
     """The error every statement of a failed transaction raises."""
     return errors.TransactionFailedError(
@@ -78,7 +97,7 @@ _ROLLBACK_TRIES = 5
 class WriteTransactions:
     """The write transaction of one store's connection (at most one at a time)."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: TransactionHost):
         self._store = store
         self.current: Txn | None = None
         self._saved: tuple[int | None, bool, bool] = (None, False, False)

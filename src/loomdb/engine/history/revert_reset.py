@@ -82,8 +82,8 @@ def rewrite(
                 if (mine.to_json() if mine else None) != (goal.to_json() if goal else None):
                     store.write_schema(txn, name, goal)
         for name, schema in schemas.items():
-            mine = session.schemas().get(name)
-            if mine is None or mine.tid != schema.tid:
+            current = session.schemas().get(name)
+            if current is None or current.tid != schema.tid:
                 continue
             rids = candidates(schema)
             old = rows_at(store, schema, base, rids) if base is not None else {}

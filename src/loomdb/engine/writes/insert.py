@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from ... import errors
-from ...catalog import Column, TableSchema
+from ...catalog import TableSchema
 from ...types import to_storage
+from ..plans import InsertPlan
 from ..transaction import KeyProbe, Txn
 from .common import (
     Defaults,
@@ -30,23 +30,6 @@ if TYPE_CHECKING:
     from ..session import Session
 
 # ----------------------------------------------------------------------------- INSERT
-
-
-@dataclass
-class InsertPlan:
-    """What one INSERT statement does, worked out once per statement text and branch.
-
-    ``rows`` holds, per VALUES row, one source per target column: ``("p", i)``
-    parameter $i, ``("v", text)`` a literal, ``("d",)`` the column default,
-    ``("x", expr)`` an expression SQLite must compute.
-    """
-
-    schema: TableSchema
-    table: exp.Table
-    columns: list[Column]
-    rows: list[list[tuple[Any, ...]]] | None
-    query: exp.Query | None
-    unlisted: list[Column]
 
 
 def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
