@@ -1,7 +1,7 @@
 """``LoomSaver``: a LangGraph checkpointer over a loomdb store (embedded or PostgreSQL).
 
 Checkpoints, channel values and pending writes live in three ordinary loomdb
-tables (see ``_saver_schema`` and docs/langgraph.md), so they can be read
+tables (see ``schema`` and docs/langgraph.md), so they can be read
 with SQL, branched and merged like any other rows. Only ``loomdb.Database``'s
 public API is used.
 """
@@ -33,12 +33,12 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from .. import errors
-from ..connect import connect
-from ..database import Database
-from ..results import Conflict, MergeResult
-from . import _saver_maintenance as maintenance
-from ._saver_codec import (
+from ... import errors
+from ...connect import connect
+from ...database import Database
+from ...results import Conflict, MergeResult
+from . import maintenance
+from .codec import (
     DELTA,
     INLINE_MAX,
     ListCache,
@@ -55,8 +55,8 @@ from ._saver_codec import (
     split_array,
     write_indexes,
 )
-from ._saver_read import RawValue, chunks, decode_writes, fetch_writes, load_refs, write_refs
-from ._saver_schema import (
+from .read import RawValue, chunks, decode_writes, fetch_writes, load_refs, write_refs
+from .schema import (
     CHECKPOINT_COLUMNS,
     DDL,
     INSERT_CHECKPOINT,

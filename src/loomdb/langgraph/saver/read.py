@@ -14,10 +14,10 @@ from typing import Any
 from langgraph.checkpoint.base import PendingWrite, writes_sort_key
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from .. import errors
-from ..database import Database
-from ._saver_codec import DELTA, JSON, ListState, decode, from_storage, join_array, split_array, unpack_writes
-from ._saver_schema import VALUE_COLUMNS, WRITE_COLUMNS, placeholders
+from ... import errors
+from ...database import Database
+from .codec import DELTA, JSON, ListState, decode, from_storage, join_array, split_array, unpack_writes
+from .schema import VALUE_COLUMNS, WRITE_COLUMNS, placeholders
 
 # Parameters per IN list: well under SQLite's limit, and short enough to plan quickly.
 CHUNK = 400

@@ -24,7 +24,7 @@ its chain's whole copy (``root``). Reading concatenates the chain. The
 comparison is on bytes, so a rebuilt value decodes exactly as the whole one.
 
 A msgpack array of float64s (an embedding) is stored in a compact lossless
-form (types ``f32+msgpack`` and ``f64z+msgpack``, see :mod:`._saver_floats`):
+form (types ``f32+msgpack`` and ``f64z+msgpack``, see :mod:`.floats`):
 about 3.5 bytes a value for an embedding that was float32s, 7.3 for any
 other, where msgpack spends 9. Any other msgpack value of 1 KB or more (a
 state dict, a message history) is stored zstd-compressed (type
@@ -48,15 +48,15 @@ import numpy as np
 import orjson
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from .. import errors
-from . import _saver_floats as float_forms
-from . import _saver_zstd as zstd
+from ... import errors
+from . import floats as float_forms
+from . import zstd
 
 INLINE_MAX = 256
 _INT64 = (-(2**63), 2**63 - 1)
 JSON = "json"
 DELTA = "delta"
-_FLOAT_FORMS = ("f32", "f64z", "f64")  # float list forms (_saver_floats); "f64": earlier versions
+_FLOAT_FORMS = ("f32", "f64z", "f64")  # float list forms (floats.py); "f64": earlier versions
 ZSTD = "zstd"  # type prefix (before the "+") of a value stored zstd-compressed
 _ZSTD_KEEP = 7 / 8  # compressed bytes are kept when at most this share of the original
 _F64_MARK = 0xCB  # msgpack's float64 tag
@@ -114,7 +114,7 @@ def content_hash(type_: str, payload: bytes) -> str:
 
 def for_storage(row: ValueRow) -> ValueRow:
     """``row`` as it is stored: a msgpack array of float64s (1 KB or more) in a
-    float form of :mod:`._saver_floats` (type ``f32+msgpack`` or
+    float form of :mod:`.floats` (type ``f32+msgpack`` or
     ``f64z+msgpack``); any other msgpack value as long zstd-compressed (type
     ``zstd+msgpack``) when that saves an eighth or more; anything else unchanged.
     Idempotent: a row already in storage form is returned as it is."""
