@@ -386,10 +386,7 @@ class ListCache:
         while len(self._items) > self._size:
             self._items.popitem(last=False)
 
-    def forget_threads(self, thread_ids: set[str] | None) -> None:
-        """Drop entries of these threads (all entries for None): their rows may be gone."""
-        if thread_ids is None:
-            self._items.clear()
-            return
+    def forget_threads(self, thread_ids: set[str]) -> None:
+        """Drop the entries of these threads: their rows may be gone."""
         for key in [k for k in self._items if k[0] in thread_ids]:
             del self._items[key]

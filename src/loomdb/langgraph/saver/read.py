@@ -155,11 +155,3 @@ def decode_writes(
             key = writes_sort_key(task_path, task_id, e.idx)
             found[row["checkpoint_id"]].append((key, (task_id, e.channel, value)))
     return {cid: [w for _, w in sorted(items, key=lambda kw: kw[0])] for cid, items in found.items()}
-
-
-def load_writes(
-    db: Database, serde: SerializerProtocol, thread_id: str, ns: str, checkpoint_ids: Sequence[str]
-) -> dict[str, list[PendingWrite]]:
-    """Pending writes per checkpoint id, each list in ``writes_sort_key`` order."""
-    rows = fetch_writes(db, thread_id, ns, checkpoint_ids)
-    return decode_writes(serde, thread_id, rows, load_refs(db, thread_id, write_refs(rows)))
