@@ -260,6 +260,7 @@ def unpack_writes(first: int, items: Sequence[Mapping[str, Any]], blob: bytes | 
 
 
 def json_row(text: str) -> ValueRow:
+    """The content row of a long string, kept as JSON (hashed as its UTF-8)."""
     return ValueRow(content_hash(JSON, text.encode()), JSON, value=json_bind(text))
 
 
@@ -303,6 +304,7 @@ def join_array(wrap: int | None, count: int, body: bytes) -> bytes:
 
 
 def array_header(count: int) -> bytes:
+    """The msgpack header of an array of ``count`` items."""
     if count < 16:
         return bytes((0x90 | count,))
     if count < 0x10000:
@@ -311,6 +313,7 @@ def array_header(count: int) -> bytes:
 
 
 def ext_header(code: int, size: int) -> bytes:
+    """The msgpack header of an ext of type ``code`` holding ``size`` bytes."""
     fixed = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}.get(size)
     if fixed is not None:
         return bytes((fixed, code & 0xFF))

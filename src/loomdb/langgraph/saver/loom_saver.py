@@ -138,6 +138,7 @@ class LoomSaver(SaverWrites, SaverThreads, SaverAsync):
     # -- branches ------------------------------------------------------------------------------
 
     def _on(self, db: Database) -> LoomSaver:
+        """A saver with this one's settings on handle ``db``, in this one's family (see ``merge``)."""
         clone = LoomSaver(
             db, serde=self.serde, defer_writes=self.defer_writes, list_snapshot_after=self.list_snapshot_after
         )
@@ -263,6 +264,7 @@ class LoomSaver(SaverWrites, SaverThreads, SaverAsync):
             yield from self._tuples(rows[start : start + page])
 
     def _tuples(self, rows: Sequence[Any]) -> Iterator[CheckpointTuple]:
+        """The CheckpointTuples of ``rows``, in order; values and writes are loaded per thread and namespace."""
         groups: dict[tuple[str, str], list[Any]] = {}
         for row in rows:
             groups.setdefault((row["thread_id"], row["checkpoint_ns"]), []).append(row)
@@ -277,6 +279,7 @@ class LoomSaver(SaverWrites, SaverThreads, SaverAsync):
             yield self._tuple(row, Stored.of(row), raws, writes.get(row["checkpoint_id"], []))
 
     def _tuple(self, row: Any, stored: Stored, raws: Mapping[str, RawValue], writes: list) -> CheckpointTuple:
+        """The CheckpointTuple of a ``checkpoints`` row, its channel values from ``stored`` and ``raws``."""
         thread_id, ns = row["thread_id"], row["checkpoint_ns"]
         checkpoint = dict(row["checkpoint"])
         checkpoint["id"] = row["checkpoint_id"]
@@ -301,6 +304,7 @@ class LoomSaver(SaverWrites, SaverThreads, SaverAsync):
     def _remember(
         self, thread_id: str, ns: str, checkpoint_id: str, stored: Stored, raws: Mapping[str, RawValue]
     ) -> None:
+        """Remember what a read of a checkpoint found, for the thread's next put."""
         # A thread is read before a run continues it: what was read lets its next put
         # carry unchanged channels, skip stored values and store lists as deltas.
         with self._lock:

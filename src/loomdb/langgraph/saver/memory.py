@@ -56,6 +56,7 @@ class WriteRow(NamedTuple):
     entries: tuple[WriteEntry, ...]
 
     def params(self, thread_id: str) -> tuple:
+        """The row's parameters for INSERT_WRITES and UPSERT_WRITES, in thread ``thread_id``."""
         idx, writes, blob = pack_writes(self.entries)
         return (thread_id, self.ns, self.checkpoint_id, self.task_id, idx, self.task_path, writes, blob)
 
@@ -82,13 +83,16 @@ class Stored:
 
     @classmethod
     def of(cls, row: Any) -> Stored:
+        """Where the checkpoint of a ``checkpoints`` row keeps each channel."""
         versions = {ch: str(v) for ch, v in row["checkpoint"]["channel_versions"].items()}
         return cls(versions, dict(row["channel_values"] or {}), dict(row["channel_refs"] or {}))
 
     def holds(self, ch: str, version: Any) -> bool:
+        """Whether this checkpoint stores a value for channel ``ch`` at ``version``."""
         return self.versions.get(ch) == str(version) and (ch in self.inline or ch in self.refs)
 
     def carry(self, other: Stored, ch: str, version: Any) -> None:
+        """Keep channel ``ch`` (at ``version``) as ``other`` keeps it: the same inline value or hash."""
         self.versions[ch] = str(version)
         if ch in other.inline:
             self.inline[ch] = other.inline[ch]
@@ -96,6 +100,7 @@ class Stored:
             self.refs[ch] = other.refs[ch]
 
     def inline_json(self) -> dict[str, Any]:
+        """The ``channel_values`` column: the channels kept inline, by name."""
         return self.inline
 
 
@@ -110,17 +115,20 @@ class Lru(Generic[K, V]):
         return key in self._items
 
     def get(self, key: K) -> V | None:
+        """The value of ``key``, or None; a value found becomes the most recently used."""
         value = self._items.get(key)
         if value is not None:
             self._items.move_to_end(key)
         return value
 
     def put(self, key: K, value: V) -> None:
+        """Set ``key`` (now the most recently used); past the size, the least recently used goes."""
         self._items[key] = value
         self._items.move_to_end(key)
         if len(self._items) > self._size:
             self._items.popitem(last=False)
 
     def drop(self, doomed: Callable[[K], bool]) -> None:
+        """Remove every key ``doomed`` is true for."""
         for key in [k for k in self._items if doomed(k)]:
             del self._items[key]

@@ -24,6 +24,7 @@ CHUNK = 400
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    """``items`` in consecutive slices of at most ``size`` (one IN list each)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -37,6 +38,7 @@ class RawValue:
         self.type, self.value, self.blob, self.list_state = type_, value, blob, list_state
 
     def decode(self, serde: SerializerProtocol) -> Any:
+        """The Python value (JSON as it is, anything else through ``serde``)."""
         return decode(serde, self.type, self.value, self.blob)
 
 

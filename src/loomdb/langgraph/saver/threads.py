@@ -86,6 +86,7 @@ class SaverThreads(SaverState):
         self._forget(set(ids))
 
     def _forget(self, thread_ids: set[str]) -> None:
+        """Forget what this saver remembers of these threads."""
         # Rows of these threads may be gone: nothing remembered about them may be trusted.
         with self._lock:
             self._lists.forget_threads(thread_ids)

@@ -225,6 +225,7 @@ class SaverWrites(SaverState):
         return whole.hash, [whole], state
 
     def _time_for_whole_copy(self, prev: ListState, count: int) -> bool:
+        """Whether a list of ``count`` items extending ``prev`` is stored whole rather than as a delta."""
         return prev.chain + 1 >= self.list_snapshot_after and count - prev.root_count >= prev.root_count
 
     def put_writes(
@@ -381,6 +382,7 @@ class SaverWrites(SaverState):
         return list(out.values())
 
     def _requeue(self, thread_id: str, batches: list[Writes]) -> None:
+        """Put write batches whose commit failed back, ahead of the thread's other deferred ones."""
         if batches:
             with self._lock:
                 self._pending[thread_id] = batches + self._pending.get(thread_id, [])
