@@ -1,4 +1,4 @@
-"""LoomSaver's float list forms (loomdb.langgraph._saver_floats) give back every
+"""LoomSaver's float list forms (loomdb.langgraph.saver.floats) give back every
 float64 bit for bit, and refuse bytes that are not in the form they name."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import ormsgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loomdb.langgraph import _saver_floats as floats
-from loomdb.langgraph._saver_codec import from_storage
+from loomdb.langgraph.saver import floats
+from loomdb.langgraph.saver.codec import from_storage
 
 # Any 64-bit pattern: NaNs with payloads, infinities, -0.0, subnormals.
 any_bits = st.integers(min_value=0, max_value=2**64 - 1)

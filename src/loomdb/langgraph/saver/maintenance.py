@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import errors
-from ..database import Database
-from ._saver_codec import DELTA
-from ._saver_read import chunks, write_refs
-from ._saver_schema import TABLES, VALUE_COLUMNS, WRITE_COLUMNS, placeholders
+from ... import errors
+from ...database import Database
+from .codec import DELTA
+from .read import chunks, write_refs
+from .schema import TABLES, VALUE_COLUMNS, WRITE_COLUMNS, placeholders
 
 _COPY = {
     "checkpoints": "checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, step, source, ts,"

@@ -9,7 +9,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from ..errors import DataError
+from ...errors import DataError
 
 Vector = list[float]
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _saver_zstd as zstd
+from . import zstd
 
 ODD_SHARE = 8  # float32s only when at most 1 value in this many needs its float64
 

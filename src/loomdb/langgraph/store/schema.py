@@ -24,9 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..database import Database
-from ..errors import ProgrammingError
-from ._store_errors import StoreInputError
+from ...database import Database
+from ...errors import ProgrammingError
+from .errors import StoreInputError
 
 ITEMS = "langgraph_store"
 VECTORS = "langgraph_store_vectors"

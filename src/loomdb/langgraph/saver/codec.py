@@ -24,7 +24,7 @@ its chain's whole copy (``root``). Reading concatenates the chain. The
 comparison is on bytes, so a rebuilt value decodes exactly as the whole one.
 
 A msgpack array of float64s (an embedding) is stored in a compact lossless
-form (types ``f32+msgpack`` and ``f64z+msgpack``, see :mod:`._saver_floats`):
+form (types ``f32+msgpack`` and ``f64z+msgpack``, see :mod:`.floats`):
 about 3.5 bytes a value for an embedding that was float32s, 7.3 for any
 other, where msgpack spends 9. Any other msgpack value of 1 KB or more (a
 state dict, a message history) is stored zstd-compressed (type
@@ -48,15 +48,15 @@ import numpy as np
 import orjson
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from .. import errors
-from . import _saver_floats as float_forms
-from . import _saver_zstd as zstd
+from ... import errors
+from . import floats as float_forms
+from . import zstd
 
 INLINE_MAX = 256
 _INT64 = (-(2**63), 2**63 - 1)
 JSON = "json"
 DELTA = "delta"
-_FLOAT_FORMS = ("f32", "f64z", "f64")  # float list forms (_saver_floats); "f64": earlier versions
+_FLOAT_FORMS = ("f32", "f64z", "f64")  # float list forms (floats.py); "f64": earlier versions
 ZSTD = "zstd"  # type prefix (before the "+") of a value stored zstd-compressed
 _ZSTD_KEEP = 7 / 8  # compressed bytes are kept when at most this share of the original
 _F64_MARK = 0xCB  # msgpack's float64 tag
@@ -114,7 +114,7 @@ def content_hash(type_: str, payload: bytes) -> str:
 
 def for_storage(row: ValueRow) -> ValueRow:
     """``row`` as it is stored: a msgpack array of float64s (1 KB or more) in a
-    float form of :mod:`._saver_floats` (type ``f32+msgpack`` or
+    float form of :mod:`.floats` (type ``f32+msgpack`` or
     ``f64z+msgpack``); any other msgpack value as long zstd-compressed (type
     ``zstd+msgpack``) when that saves an eighth or more; anything else unchanged.
     Idempotent: a row already in storage form is returned as it is."""
@@ -260,6 +260,7 @@ def unpack_writes(first: int, items: Sequence[Mapping[str, Any]], blob: bytes | 
 
 
 def json_row(text: str) -> ValueRow:
+    """The content row of a long string, kept as JSON (hashed as its UTF-8)."""
     return ValueRow(content_hash(JSON, text.encode()), JSON, value=json_bind(text))
 
 
@@ -303,6 +304,7 @@ def join_array(wrap: int | None, count: int, body: bytes) -> bytes:
 
 
 def array_header(count: int) -> bytes:
+    """The msgpack header of an array of ``count`` items."""
     if count < 16:
         return bytes((0x90 | count,))
     if count < 0x10000:
@@ -311,6 +313,7 @@ def array_header(count: int) -> bytes:
 
 
 def ext_header(code: int, size: int) -> bytes:
+    """The msgpack header of an ext of type ``code`` holding ``size`` bytes."""
     fixed = {1: 0xD4, 2: 0xD5, 4: 0xD6, 8: 0xD7, 16: 0xD8}.get(size)
     if fixed is not None:
         return bytes((fixed, code & 0xFF))
@@ -386,10 +389,7 @@ class ListCache:
         while len(self._items) > self._size:
             self._items.popitem(last=False)
 
-    def forget_threads(self, thread_ids: set[str] | None) -> None:
-        """Drop entries of these threads (all entries for None): their rows may be gone."""
-        if thread_ids is None:
-            self._items.clear()
-            return
+    def forget_threads(self, thread_ids: set[str]) -> None:
+        """Drop the entries of these threads: their rows may be gone."""
         for key in [k for k in self._items if k[0] in thread_ids]:
             del self._items[key]

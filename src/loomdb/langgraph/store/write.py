@@ -9,9 +9,9 @@ from typing import Any
 
 from langgraph.store.base import PutOp
 
-from ..database import Database
-from ._store_plan import DocText, ItemId
-from ._store_schema import ITEMS, VECTORS, to_prefix
+from ...database import Database
+from .plan import DocText, ItemId
+from .schema import ITEMS, VECTORS, to_prefix
 
 UPSERT = f"""
 INSERT INTO {ITEMS} (prefix, key, namespace, value, created_at, updated_at, expires_at, ttl_minutes)

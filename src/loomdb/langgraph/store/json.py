@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ._store_errors import StoreInputError
+from .errors import StoreInputError
 
 
 def plain_json(value: Any, where: str) -> Any:

@@ -23,8 +23,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ._store_errors import StoreInputError
-from ._store_json import plain_json
+from .errors import StoreInputError
+from .json import plain_json
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

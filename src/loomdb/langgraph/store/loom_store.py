@@ -1,6 +1,6 @@
 """LoomStore: LangGraph's long-term memory store (``BaseStore``) on a loomdb store.
 
-Items live in two ordinary loomdb tables (see ``_store_schema``), so they
+Items live in two ordinary loomdb tables (see ``schema``), so they
 are durable, versioned, branchable and queryable with SQL, on SQLite or on
 PostgreSQL. Semantic search (``query=``) ranks items by the cosine
 similarity of their closest embedded field, computed with loomdb's
@@ -25,15 +25,15 @@ from typing import Any
 
 from langgraph.store.base import BaseStore, GetOp, IndexConfig, Op, Result, TTLConfig, ensure_embeddings
 
-from .. import connect
-from ..database import Database
-from ._store_embed import embed_async, embed_sync
-from ._store_errors import StoreInputError
-from ._store_plan import FieldPaths, Plan, plan_batch, tokenized_fields
-from ._store_read import Found, get_items, list_namespaces, search_items
-from ._store_schema import ITEMS, VECTORS, Schema, ensure_schema
-from ._store_sweeper import Sweeper
-from ._store_write import Refresh, write_batch
+from ...connect import connect
+from ...database import Database
+from .embed import embed_async, embed_sync
+from .errors import StoreInputError
+from .plan import FieldPaths, Plan, plan_batch, tokenized_fields
+from .read import Found, get_items, list_namespaces, search_items
+from .schema import ITEMS, VECTORS, Schema, ensure_schema
+from .sweeper import Sweeper
+from .write import Refresh, write_batch
 
 __all__ = ["LoomStore", "StoreInputError"]
 

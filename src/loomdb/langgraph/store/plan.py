@@ -24,9 +24,9 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
-from ._store_errors import StoreInputError
-from ._store_filter import check_filter
-from ._store_json import plain_json
+from .errors import StoreInputError
+from .filter import check_filter
+from .json import plain_json
 
 ItemId = tuple[tuple[str, ...], str]
 FieldPaths = list[tuple[str, Any]]  # (path as written, tokenized path or "$")

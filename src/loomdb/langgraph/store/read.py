@@ -13,9 +13,9 @@ from typing import Any
 
 from langgraph.store.base import Item, ListNamespacesOp, MatchCondition, SearchItem, SearchOp
 
-from ..database import Database
-from ._store_filter import matches, prefilter
-from ._store_schema import ITEMS, VECTORS, from_prefix, prefix_condition, to_prefix
+from ...database import Database
+from .filter import matches, prefilter
+from .schema import ITEMS, VECTORS, from_prefix, prefix_condition, to_prefix
 
 LIVE = "(s.expires_at IS NULL OR s.expires_at > %s)"
 COLUMNS = "s.prefix, s.key, s.value, s.created_at, s.updated_at, s.ttl_minutes"

@@ -14,16 +14,17 @@ from typing import Any
 from langgraph.checkpoint.base import PendingWrite, writes_sort_key
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from .. import errors
-from ..database import Database
-from ._saver_codec import DELTA, JSON, ListState, decode, from_storage, join_array, split_array, unpack_writes
-from ._saver_schema import VALUE_COLUMNS, WRITE_COLUMNS, placeholders
+from ... import errors
+from ...database import Database
+from .codec import DELTA, JSON, ListState, decode, from_storage, join_array, split_array, unpack_writes
+from .schema import VALUE_COLUMNS, WRITE_COLUMNS, placeholders
 
 # Parameters per IN list: well under SQLite's limit, and short enough to plan quickly.
 CHUNK = 400
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    """``items`` in consecutive slices of at most ``size`` (one IN list each)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -37,6 +38,7 @@ class RawValue:
         self.type, self.value, self.blob, self.list_state = type_, value, blob, list_state
 
     def decode(self, serde: SerializerProtocol) -> Any:
+        """The Python value (JSON as it is, anything else through ``serde``)."""
         return decode(serde, self.type, self.value, self.blob)
 
 
@@ -155,11 +157,3 @@ def decode_writes(
             key = writes_sort_key(task_path, task_id, e.idx)
             found[row["checkpoint_id"]].append((key, (task_id, e.channel, value)))
     return {cid: [w for _, w in sorted(items, key=lambda kw: kw[0])] for cid, items in found.items()}
-
-
-def load_writes(
-    db: Database, serde: SerializerProtocol, thread_id: str, ns: str, checkpoint_ids: Sequence[str]
-) -> dict[str, list[PendingWrite]]:
-    """Pending writes per checkpoint id, each list in ``writes_sort_key`` order."""
-    rows = fetch_writes(db, thread_id, ns, checkpoint_ids)
-    return decode_writes(serde, thread_id, rows, load_refs(db, thread_id, write_refs(rows)))

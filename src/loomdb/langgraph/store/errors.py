@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import ProgrammingError
+from ...errors import ProgrammingError
 
 
 class StoreInputError(ProgrammingError, ValueError):
