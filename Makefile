@@ -23,8 +23,9 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-# Our suite, then LangGraph's own tests against loomdb's adapters.
+# The layering contracts, our suite, then LangGraph's own tests against loomdb's adapters.
 test: $(TEST_STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 -q
 	$(MAKE) --no-print-directory test-upstream
 
@@ -61,6 +62,8 @@ bench-peers: $(BENCH_STAMP)
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests bench examples
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy src/loomdb/engine src/loomdb/backend
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build dist src/*.egg-info .demo
