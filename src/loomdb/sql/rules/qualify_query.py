@@ -9,7 +9,7 @@ construct that cannot be resolved is a ProgrammingError naming it.
 'SELECT t.id AS id, t.body AS body FROM t AS t WHERE t.id > 1'
 >>> [p.type.sql() for p in tree.selects]
 ['INT', 'TEXT']
->>> qualify_query(tree_of("SELECT nope FROM t"), ctx)
+>>> qualify_query(tree_of("SELECT nope FROM t"), ctx)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 loomdb.errors.ProgrammingError: column does not exist: Column 'nope' could not be resolved...
