@@ -18,6 +18,7 @@ from typing import Any
 from sqlglot import exp
 
 from ...catalog import Column, TableSchema
+from ...layout import physical_table
 from ...types import ColumnType
 from ..dialect import parse
 
@@ -66,7 +67,7 @@ class Context:
             for spec in columns.split(","):
                 col, _, ctype = spec.strip().partition(" ")
                 cols.append(Column(col, ColumnType.parse(ctype), f"c{len(cols) + 1}"))
-            schemas[name] = TableSchema(name, tid, f"loom_t{tid}", tuple(cols))
+            schemas[name] = TableSchema(name, tid, physical_table(tid), tuple(cols))
         return cls(schemas, _example_view, dialect)
 
 
