@@ -2,15 +2,16 @@
 output dialect and the caller's options; and the keys under which rules
 record what they learn in the root's ``meta``.
 
->>> ctx = Context.example(t="id INT, body TEXT")
->>> sorted(ctx.schemas), ctx.schemas["t"].column_names
-(['t'], ['id', 'body'])
+>>> ctx = Context.example(t="id INT, body TEXT, price NUMERIC(10, 2)")
+>>> sorted(ctx.schemas), [c.type.sql for c in ctx.schemas["t"].columns]
+(['t'], ['INT', 'TEXT', 'NUMERIC(10, 2)'])
 >>> ctx.view_sql(ctx.schemas["t"], "x", True, 3)
 '(VIEW t WITH VERSIONS LISTED IN $3)'
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,7 @@ class Context:
         schemas = {}
         for tid, (name, columns) in enumerate(tables.items(), start=1):
             cols = []
-            for spec in columns.split(","):
+            for spec in re.split(r",(?![^(]*\))", columns):
                 col, _, ctype = spec.strip().partition(" ")
                 cols.append(Column(col, ColumnType.parse(ctype), f"c{len(cols) + 1}"))
             schemas[name] = TableSchema(name, tid, physical_table(tid), tuple(cols))
