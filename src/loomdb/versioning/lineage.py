@@ -4,7 +4,7 @@ A branch at a snapshot sees, for every row identity (``_rid``), the newest
 version along its lineage ``[(self, head), (parent, fork), (grandparent,
 parent's fork), ...]``, unless that version is a tombstone. Versions carry
 ``[_seq, _end)``: the commit that wrote them and the commit on the *same*
-branch that superseded them (``INF`` while current). A version written on a
+branch that superseded them (``layout.INF_SEQ`` while current). A version written on a
 nearer branch always wins over one from an ancestor, because a child's
 commits all come after its fork point.
 
@@ -20,11 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-INF_SEQ = 9223372036854775807
-
-# The condition of the physical (_rid, _bid, _seq) index: every version but
-# the plain appends on main. A query must repeat it for SQLite to use the index.
-INDEXED_VERSION = "(_s._bid > 1 OR _s._vid <> _s._rid)"
+# INF_SEQ is also imported from here by the engine (executor, store, vectors...).
+from ..layout import INF_SEQ, indexed_version
 
 
 @dataclass(frozen=True)
@@ -39,10 +36,12 @@ class Lineage:
 
     @property
     def bid(self) -> int:
+        """The handle's own branch."""
         return self.levels[0][0]
 
     @property
     def snapshot(self) -> int | None:
+        """The newest commit the handle sees (None: the live head of its branch)."""
         return self.levels[0][1]
 
     def contains(self, bid: int, seq: int) -> bool:
@@ -76,7 +75,7 @@ def visibility_sql(lineage: Lineage, table: str, alias: str, plus_hints: bool = 
     each level of a lineage is a different branch, and SQLite evaluates the
     CASE about twice as fast as the equivalent OR of conjunctions.
     The probe repeats the partial version index's condition so SQLite can
-    use that index (a nearer branch is never main, bid 1). With
+    use that index (a nearer branch is never main, ``layout.MAIN_BID``). With
     ``plus_hints`` (SQLite) a unary ``+`` keeps SQLite from driving a scan
     through that index, which would be slower than the table scan for the
     common case of a branch holding most rows. PostgreSQL's planner needs
@@ -94,7 +93,7 @@ def visibility_sql(lineage: Lineage, table: str, alias: str, plus_hints: bool = 
             bound = "" if nearer_limit is None else f" AND _s._seq <= {nearer_limit}"
             cond += (
                 f' AND NOT EXISTS (SELECT 1 FROM "{table}" AS _s'
-                f" WHERE {INDEXED_VERSION} AND _s._rid = {alias}._rid AND _s._bid = {nearer_bid}{bound})"
+                f" WHERE {indexed_version('_s')} AND _s._rid = {alias}._rid AND _s._bid = {nearer_bid}{bound})"
             )
         levels.append((bid, cond))
     if len(levels) == 1:

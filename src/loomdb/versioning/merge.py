@@ -19,11 +19,15 @@ Row = tuple[Any, ...] | None
 
 
 class Conflicted(NamedTuple):
+    """Why a row cannot be merged, and which of its columns clash."""
+
     kind: str  # "update/update", "delete/update", "update/delete", "insert/insert"
     columns: tuple[int, ...]  # positions of the conflicting columns (all for whole-row conflicts)
 
 
 class RowMerge(NamedTuple):
+    """The outcome of merging one row: a result or a conflict."""
+
     #: The merged row when there is no conflict (None: the row is absent).
     result: Row
     conflict: Conflicted | None
@@ -59,6 +63,7 @@ def merge_row(base: Row, ours: Row, theirs: Row) -> RowMerge:
 
 
 def _differing(a: Row, b: Row) -> tuple[int, ...]:
+    """The positions where rows ``a`` and ``b`` differ (every position when one is absent)."""
     if a is None or b is None:
         row = a if a is not None else b
         return tuple(range(len(row))) if row is not None else ()

@@ -1,0 +1,52 @@
+"""Resolve every column against the branch's tables, expand stars and type
+every expression (sqlglot's ``qualify`` and ``annotate_types``); a column or
+construct that cannot be resolved is a ProgrammingError naming it.
+
+>>> from loomdb.sql.rules.context import Context, tree_of
+>>> ctx = Context.example(t="id INT, body TEXT")
+>>> tree = qualify_query(tree_of("SELECT * FROM t WHERE id > 1"), ctx)
+>>> tree.sql()
+'SELECT t.id AS id, t.body AS body FROM t AS t WHERE t.id > 1'
+>>> [p.type.sql() for p in tree.selects]
+['INT', 'TEXT']
+>>> qualify_query(tree_of("SELECT nope FROM t"), ctx)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+loomdb.errors.ProgrammingError: column does not exist: Column 'nope' could not be resolved...
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.errors import OptimizeError, SqlglotError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+
+from ...errors import ProgrammingError
+from ..dialect import LoomPostgres
+from .context import Context
+
+
+def qualify_query(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """Return ``tree`` qualified and typed; raise ProgrammingError for what
+    sqlglot cannot resolve.
+    """
+    mapping = {name: {c.name: c.type.sql for c in s.columns} for name, s in ctx.schemas.items()}
+    try:
+        tree = qualify(
+            tree,
+            schema=mapping,
+            dialect=LoomPostgres,
+            validate_qualify_columns=True,
+            quote_identifiers=True,
+            identify=False,
+        )
+        tree = annotate_types(tree, schema=mapping, dialect=LoomPostgres)
+    except OptimizeError as err:
+        message = str(err)
+        if message.startswith("Column '") or "could not be resolved" in message:
+            raise ProgrammingError(f"column does not exist: {message}") from None
+        raise ProgrammingError(message) from None
+    except SqlglotError as err:
+        raise ProgrammingError(str(err)) from None
+    return tree

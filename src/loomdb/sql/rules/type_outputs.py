@@ -1,0 +1,41 @@
+"""Record the loomdb type of each result column in the root's ``meta[TYPES]``
+(after ``qualify_query`` typed them): how the engine's values are read back.
+
+``->`` yields JSON whatever sqlglot infers, and ``->>`` text to leave as the
+engine gives it (None).
+
+>>> from loomdb.sql.rules.context import TYPES, Context, tree_of
+>>> from loomdb.sql.rules.qualify_query import qualify_query
+>>> ctx = Context.example(t="id INT, j JSONB, e VECTOR(3)")
+>>> tree = type_outputs(qualify_query(tree_of("SELECT id, e, j->'a', j->>'a', count(*) FROM t"), ctx), ctx)
+>>> [None if t is None else t.sql for t in tree.meta[TYPES]]
+['INT', 'VECTOR(3)', 'JSONB', None, 'BIGINT']
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from ...types import JSON_ANY, ColumnType
+from ..tree import column_type_of, projections
+from .context import TYPES, Context
+
+
+def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
+    """Return ``tree`` with ``meta[TYPES]`` set: one loomdb type (or None)
+    per result column, in order."""
+    tree.meta[TYPES] = tuple(_output_type(p) for p in projections(tree))
+    return tree
+
+
+def _output_type(node: exp.Expression) -> ColumnType | None:
+    """The loomdb type of the result column ``node``: its annotated type,
+    except for JSON operators whose result type sqlglot does not know."""
+    inner = node.this if isinstance(node, exp.Alias) else node
+    while isinstance(inner, exp.Paren):
+        inner = inner.this
+    if isinstance(inner, (exp.JSONExtract, exp.JSONBExtract)):
+        return JSON_ANY
+    if isinstance(inner, (exp.JSONExtractScalar, exp.JSONBExtractScalar)):
+        return None
+    return column_type_of(node.type) if node.type else None
