@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# INF_SEQ is also imported from here by the engine (executor, store, vectors...).
 from ..layout import INF_SEQ, indexed_version
 
 
