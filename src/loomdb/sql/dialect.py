@@ -21,6 +21,8 @@ from sqlglot.dialects.dialect import arrow_json_extract_sql
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.generators.postgres import PostgresGenerator
+from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokens import TokenType
 
 from ..errors import NotSupportedError, ProgrammingError
@@ -46,6 +48,41 @@ VECTOR_OPERATORS = (exp.Distance, CosineDistance, NegativeInnerProduct)
 VECTOR_FUNCTIONS = {"l2_distance", "cosine_distance", "inner_product", "vector_dims", "vector_norm"}
 
 
+class LoomPostgresParser(PostgresParser):
+    """PostgreSQL's parser plus pgvector's operators, marking explicit NULLS clauses."""
+
+    def _parse_ordered(self, parse_method=None):  # type: ignore[no-untyped-def]
+        node = super()._parse_ordered(parse_method)
+        # Mark an explicit NULLS FIRST/LAST: an engine whose NULL order
+        # differs from SQLite's must tell it apart from the implicit one.
+        if node is not None and self._prev is not None and self._prev.text.upper() in ("FIRST", "LAST"):
+            before = self._tokens[self._index - 2] if self._index >= 2 else None
+            if before is not None and before.text.upper() == "NULLS":
+                node.meta["explicit_nulls"] = True
+        return node
+
+    # pgvector's operators bind like PostgreSQL's "any other operator":
+    # looser than + and -, tighter than comparisons.
+    EQUALITY = {k: v for k, v in PostgresParser.EQUALITY.items() if k != _COSINE_TOKEN}
+    FACTOR = {k: v for k, v in PostgresParser.FACTOR.items() if v is not exp.Distance}
+    BITWISE = {
+        **PostgresParser.BITWISE,
+        TokenType.LR_ARROW: exp.Distance,
+        _COSINE_TOKEN: CosineDistance,
+        _INNER_TOKEN: NegativeInnerProduct,
+    }
+
+
+class LoomPostgresGenerator(PostgresGenerator):
+    """PostgreSQL's generator, writing pgvector's operators back as operators."""
+
+    TRANSFORMS = {
+        **PostgresGenerator.TRANSFORMS,
+        CosineDistance: lambda self, e: self.binary(e, "<=>"),
+        NegativeInnerProduct: lambda self, e: self.binary(e, "<#>"),
+    }
+
+
 class LoomPostgres(Postgres):
     """PostgreSQL as loomdb reads it: Postgres plus pgvector's operators.
 
@@ -66,34 +103,8 @@ class LoomPostgres(Postgres):
             "<#>": _INNER_TOKEN,
         }
 
-    class Parser(Postgres.Parser):
-        def _parse_ordered(self, parse_method=None):  # type: ignore[no-untyped-def]
-            node = super()._parse_ordered(parse_method)
-            # Mark an explicit NULLS FIRST/LAST: an engine whose NULL order
-            # differs from SQLite's must tell it apart from the implicit one.
-            if node is not None and self._prev is not None and self._prev.text.upper() in ("FIRST", "LAST"):
-                before = self._tokens[self._index - 2] if self._index >= 2 else None
-                if before is not None and before.text.upper() == "NULLS":
-                    node.meta["explicit_nulls"] = True
-            return node
-
-        # pgvector's operators bind like PostgreSQL's "any other operator":
-        # looser than + and -, tighter than comparisons.
-        EQUALITY = {k: v for k, v in Postgres.Parser.EQUALITY.items() if k != _COSINE_TOKEN}
-        FACTOR = {k: v for k, v in Postgres.Parser.FACTOR.items() if v is not exp.Distance}
-        BITWISE = {
-            **Postgres.Parser.BITWISE,
-            TokenType.LR_ARROW: exp.Distance,
-            _COSINE_TOKEN: CosineDistance,
-            _INNER_TOKEN: NegativeInnerProduct,
-        }
-
-    class Generator(Postgres.Generator):
-        TRANSFORMS = {
-            **Postgres.Generator.TRANSFORMS,
-            CosineDistance: lambda self, e: self.binary(e, "<=>"),
-            NegativeInnerProduct: lambda self, e: self.binary(e, "<#>"),
-        }
+    Parser = LoomPostgresParser
+    Generator = LoomPostgresGenerator
 
 
 def _func(name: str):
@@ -217,42 +228,6 @@ class LoomSQLite(SQLite):
             exp.Anonymous: _anonymous,
             exp.Parameter: lambda self, e: f"?{e.this.name}",
         }
-
-
-def _pg_cast(self: Postgres.Generator, e: exp.Cast) -> str:
-    # loomdb's TIMESTAMP columns are timestamptz (UTC), so a cast to TIMESTAMP
-    # means the same instant type; other casts are PostgreSQL's own.
-    if e.to.this == exp.DataType.Type.TIMESTAMP:
-        e = e.copy()
-        e.set("to", exp.DataType.build("TIMESTAMPTZ"))
-    return self.cast_sql(e)
-
-
-class LoomPostgresOut(LoomPostgres):
-    """PostgreSQL (with pgvector) as the loomdb PostgreSQL backend runs it.
-
-    Parameters come out as ``?n`` (the backend binds them); ``doc ? key``
-    becomes ``jsonb_exists(doc, key)`` so that no bare ``?`` is left in
-    the SQL for the driver to misread.
-    """
-
-    class Generator(LoomPostgres.Generator):
-        TRANSFORMS = {
-            **LoomPostgres.Generator.TRANSFORMS,
-            exp.Parameter: lambda self, e: f"?{e.this.name}",
-            exp.JSONBContainsTopKey: lambda self, e: self.func("jsonb_exists", e.this, e.expression),
-            exp.Cast: _pg_cast,
-        }
-
-        def ordered_sql(self, expression: exp.Ordered) -> str:
-            # Implicit NULL order is the engine's own (as on SQLite, see
-            # LoomPostgres); an explicit NULLS clause is always spelled out.
-            plain = expression.copy()
-            plain.set("nulls_first", not expression.args.get("desc"))
-            text = super().ordered_sql(plain)
-            if expression.meta.get("explicit_nulls"):
-                text += " NULLS FIRST" if expression.args.get("nulls_first") else " NULLS LAST"
-            return text
 
 
 @lru_cache(maxsize=4096)
