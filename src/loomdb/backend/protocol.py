@@ -305,7 +305,9 @@ class ProbedReads(Protocol):
     (:meth:`Backend.others_committed` always answers True), so a query carries
     its own probe (the schema epoch) in its round trip instead."""
 
-    def execute_probed(self, probe: str, sql: str, params: Sequence[Any] = ()) -> tuple[Row | None, list[Row]]:
+    def execute_probed(
+        self, probe: str, sql: str, params: Sequence[Any] = ()
+    ) -> tuple[Row | None, list[Row]]:
         """Run ``probe``, then ``sql`` with ``params``, in one round trip: the
         probe's first row (or None) and all of the statement's rows. Raises as
         :meth:`Backend.execute`."""
