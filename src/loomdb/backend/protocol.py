@@ -340,7 +340,9 @@ def _members(ability: type) -> list[str]:
 
 def has_ability(backend: object, ability: type) -> bool:
     """Whether ``backend``'s class provides every member of ``ability`` (none of
-    them a :func:`stopgap`). Worked out once per class, then a dict look-up."""
+    them a :func:`stopgap`). Worked out once per class, then a dict look-up;
+    so an ability declares only methods and properties, never attributes an
+    engine would set in ``__init__``."""
     key = (type(backend), ability)
     found = _known.get(key)
     if found is None:
