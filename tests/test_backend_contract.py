@@ -73,6 +73,7 @@ def connect(new_store) -> Iterator[Callable[..., Backend]]:
     opened: list[Backend] = []
 
     def make(timeout: float = 10.0) -> Backend:
+        """A new connection to the store."""
         backend = open_backend(location, timeout)
         opened.append(backend)
         return backend
@@ -104,6 +105,7 @@ def write(b: Backend, *rows: tuple[int, str | None, int | None]) -> None:
 
 
 def values(b: Backend) -> list[tuple[Any, ...]]:
+    """TABLE's rows as ``(vid, c1, c2)``, by vid."""
     return list(b.execute(f'SELECT _vid, c1, c2 FROM "{TABLE}" ORDER BY _vid'))
 
 
@@ -222,6 +224,7 @@ def test_a_waiting_writer_gets_the_lock_when_it_is_released(backend, connect):
     got = threading.Event()
 
     def wait() -> None:
+        """Wait for the lock, then commit."""
         waiter.begin_write(1)
         got.set()
         waiter.commit()
@@ -430,12 +433,18 @@ def test_probed_reads(backend):
 
 def test_a_stopgap_method_is_not_an_ability():
     class Half:
+        """Has the method only as a stopgap."""
+
         @protocol.stopgap
         def allocating_insert_sql(self, table: str, columns: Any) -> None:
+            """None: no ability."""
             return None
 
     class Whole:
+        """Has the method."""
+
         def allocating_insert_sql(self, table: str, columns: Any) -> str:
+            """An INSERT."""
             return "INSERT"
 
     assert not protocol.has_ability(Half(), AllocatedVersions)

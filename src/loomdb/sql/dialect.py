@@ -48,6 +48,7 @@ class LoomPostgresParser(PostgresParser):
     """PostgreSQL's parser plus pgvector's operators, marking explicit NULLS clauses."""
 
     def _parse_ordered(self, parse_method=None):  # type: ignore[no-untyped-def]
+        """An ORDER BY item, marked ``explicit_nulls`` when NULLS FIRST/LAST was written."""
         node = super()._parse_ordered(parse_method)
         # Mark an explicit NULLS FIRST/LAST: an engine whose NULL order
         # differs from SQLite's must tell it apart from the implicit one.
@@ -93,6 +94,8 @@ class LoomPostgres(Postgres):
     NULL_ORDERING = "nulls_are_small"
 
     class Tokenizer(Postgres.Tokenizer):
+        """PostgreSQL's tokens plus pgvector's ``<=>`` and ``<#>``."""
+
         KEYWORDS = {
             **Postgres.Tokenizer.KEYWORDS,
             "<=>": _COSINE_TOKEN,
@@ -105,6 +108,7 @@ class LoomPostgres(Postgres):
 
 @lru_cache(maxsize=4096)
 def _parse_cached(sql: str) -> tuple[exp.Expression, ...]:
+    """The statements of ``sql`` (cached); ProgrammingError with the position when malformed."""
     try:
         statements = sqlglot.parse(sql, dialect=LoomPostgres)
     except ParseError as err:

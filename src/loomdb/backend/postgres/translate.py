@@ -21,6 +21,7 @@ def translate_sql(sql: str) -> tuple[str, tuple[int, ...]]:
     sequential = 0
 
     def replace(match: re.Match[str]) -> str:
+        """A placeholder as ``$k`` (recording its parameter); other tokens as they are."""
         nonlocal sequential
         text = match.group(0)
         if text[0] == "?":

@@ -29,6 +29,7 @@ def _func(name: str) -> _Transform:
     """A binary operator written as the call ``name(left, right)``."""
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """``name(left, right)``."""
         return self.func(name, e.this, e.expression)
 
     return generate
@@ -39,6 +40,7 @@ def _null_safe(name: str) -> _Transform:
     sqlite-vec raises on a NULL vector, PostgreSQL's distance of NULL is NULL."""
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The NULL-safe call."""
         a, b = self.sql(e.this), self.sql(e.expression)
         return f"(CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL ELSE {name}({a}, {b}) END)"
 

@@ -97,6 +97,7 @@ def _cast_to(kind: str) -> Callable[[Any], Any]:
     ctype = ColumnType.parse(kind)
 
     def cast(value: Any) -> Any:
+        """``value`` in ``kind``'s storage form (NULL stays NULL)."""
         if value is None:
             return None
         try:
