@@ -1,4 +1,4 @@
-"""The PostgreSQL backend's wire (loomdb.backend.pg_wire): batches of
+"""The PostgreSQL backend's wire (loomdb.backend.postgres.wire): batches of
 statements in one round trip, prepared statements, and a connection that
 stays usable after errors.
 
@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 import loomdb
-from loomdb.backend import pg_wire
+from loomdb.backend.postgres import wire as pg_wire
 
 
 @pytest.fixture

@@ -66,6 +66,7 @@ class Wire:
     (an autocommit psycopg connection whose adapters are already set up)."""
 
     def __init__(self, conn: psycopg.Connection[Any]):
+        """A wire over ``conn``, nothing prepared yet."""
         self.conn = conn
         self.pgconn = conn.pgconn
         self.encoding = conn.info.encoding
@@ -98,6 +99,8 @@ class Wire:
             return self._run(statements)
 
     def _run(self, statements: Sequence[tuple[str, Sequence[Any] | None]]) -> list[Result]:
+        """One pipeline: pending DEALLOCATEs, ``statements``, one Sync; their
+        results. Closes the connection when interrupted halfway."""
         pgconn = self.pgconn
         tx = self.transformer
         # What each result read back belongs to: an int is a statement's
@@ -142,6 +145,8 @@ class Wire:
         slots: list[int | bytes | None],
         tx: Any,
     ) -> None:
+        """Queue one statement (preparing it on its second sighting), noting in
+        ``slots`` which results will belong to it."""
         pgconn = self.pgconn
         values = tx.dump_sequence(params, [PyFormat.AUTO] * len(params)) if params else None
         types = tx.types if params else ()
@@ -172,6 +177,8 @@ class Wire:
         slots.append(index)
 
     def _receive(self, count: int, slots: list[int | bytes | None]) -> list[Result]:
+        """Read results up to the Sync: ``count`` statements' results in order;
+        raises the first error once all are read."""
         pgconn = self.pgconn
         tx = self.transformer
         results: list[Result] = [Result(None, -1)] * count
@@ -225,5 +232,6 @@ class Wire:
                 del self._names[key]
 
     def _reset_prepared(self) -> None:
+        """Forget every prepared statement (deallocated at the next idle batch)."""
         self._to_deallocate.extend(self._names.values())
         self._names.clear()

@@ -1,0 +1,162 @@
+"""The SQL the SQLite engine runs: loomdb's PostgreSQL, written for SQLite.
+
+pgvector's operators become sqlite-vec's distance functions (NULL-safe, as
+in PostgreSQL); JSONB containment, NOW(), casts to types SQLite lacks and a
+few PostgreSQL functions become calls of the functions in :mod:`.functions`
+or of SQLite's JSON functions; parameters stay ``?n``.
+
+>>> from loomdb.sql.dialect import parse
+>>> parse("SELECT id FROM t ORDER BY e <=> $1 LIMIT 5").sql(dialect=LoomSQLite)
+'SELECT id FROM t ORDER BY (CASE WHEN e IS NULL OR ?1 IS NULL THEN NULL ELSE vec_distance_cosine(e, ?1) END) LIMIT 5'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import arrow_json_extract_sql
+from sqlglot.dialects.sqlite import SQLite
+from sqlglot.generators.sqlite import SQLiteGenerator
+
+from ...errors import NotSupportedError
+from ...sql.dialect import CosineDistance, NegativeInnerProduct
+
+_Transform = Callable[[SQLiteGenerator, exp.Expr], str]
+
+
+def _func(name: str) -> _Transform:
+    """A binary operator written as the call ``name(left, right)``."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """``name(left, right)``."""
+        return self.func(name, e.this, e.expression)
+
+    return generate
+
+
+def _null_safe(name: str) -> _Transform:
+    """A distance operator as ``name(a, b)``, NULL when either side is NULL:
+    sqlite-vec raises on a NULL vector, PostgreSQL's distance of NULL is NULL."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The NULL-safe call."""
+        a, b = self.sql(e.this), self.sql(e.expression)
+        return f"(CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL ELSE {name}({a}, {b}) END)"
+
+    return generate
+
+
+# Casts whose SQLite spelling would lose the PostgreSQL meaning.
+_CAST_FUNCTIONS = {
+    exp.DataType.Type.JSON: None,  # stored as JSON text already: the cast is a no-op
+    exp.DataType.Type.JSONB: None,
+    exp.DataType.Type.UUID: None,
+    exp.DataType.Type.VECTOR: "vec_f32",
+    exp.DataType.Type.TIMESTAMP: "loom_timestamp",
+    exp.DataType.Type.TIMESTAMPTZ: "loom_timestamp",
+    exp.DataType.Type.DATE: "loom_date",
+    exp.DataType.Type.BOOLEAN: "loom_bool",
+    exp.DataType.Type.DECIMAL: "loom_numeric",
+}
+
+
+def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
+    """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
+    kind = e.to.this
+    if kind in _CAST_FUNCTIONS:
+        name = _CAST_FUNCTIONS[kind]
+        return self.sql(e.this) if name is None else self.func(name, e.this)
+    return self.cast_sql(e)
+
+
+_RENAMED_FUNCTIONS = {
+    "L2_DISTANCE": "vec_distance_l2",
+    "JSONB_ARRAY_LENGTH": "json_array_length",
+    "JSONB_BUILD_OBJECT": "json_object",
+    "JSON_BUILD_OBJECT": "json_object",
+    "JSONB_BUILD_ARRAY": "json_array",
+    "JSON_BUILD_ARRAY": "json_array",
+    "JSONB_AGG": "json_group_array",
+    "JSONB_OBJECT_AGG": "json_group_object",
+    "JSON_OBJECT_AGG": "json_group_object",
+    "INNER_PRODUCT": "loom_inner_product",
+    "VECTOR_DIMS": "vec_length",
+    "VECTOR_NORM": "loom_vector_norm",
+}
+
+
+def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
+    """A function sqlglot does not know: renamed when SQLite calls it otherwise."""
+    name = _RENAMED_FUNCTIONS.get(str(e.this).upper())
+    if name is None:
+        return self.anonymous_sql(e)
+    return self.func(name, *e.expressions)
+
+
+def _json_path(self: SQLiteGenerator, path: exp.Expr) -> str:
+    """PostgreSQL's text-array path '{a,0,b}' as a SQLite JSON path '$.a[0].b'
+    (NotSupportedError for a path that is not a constant)."""
+    if not isinstance(path, exp.Literal) or not path.is_string:
+        raise NotSupportedError("#> and #>> need a constant path such as '{a,b}'")
+    out = "$"
+    for part in path.this.strip("{}").split(","):
+        part = part.strip().strip('"')
+        out += f"[{part}]" if part.lstrip("-").isdigit() else '."' + part.replace('"', '\\"') + '"'
+    return self.sql(exp.Literal.string(out))
+
+
+def _json_text(self: SQLiteGenerator, e: exp.JSONExtractScalar) -> str:
+    """``->>`` returns text in PostgreSQL: numbers as their digits, booleans as true/false."""
+    inner = arrow_json_extract_sql(self, e)
+    doc = self.sql(e.this)
+    path = self.sql(e.expression)
+    if not isinstance(e.expression, exp.JSONPath):
+        # A key or index given at run time (a parameter): ->> takes it as is,
+        # json_type needs it as a path.
+        path = f"(CASE WHEN typeof({path}) = 'integer' THEN '$[' || {path} || ']' ELSE '$.\"' || {path} || '\"' END)"
+    return (
+        f"(CASE json_type({doc}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
+        f" ELSE CAST({inner} AS TEXT) END)"
+    )
+
+
+def _has_key(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """jsonb's ``doc ? key``: whether the top-level object has ``key``."""
+    key = e.expression
+    if isinstance(key, exp.Literal):
+        path = exp.Literal.string('$."' + key.this.replace('"', '\\"') + '"')
+        return f"(json_type({self.sql(e.this)}, {self.sql(path)}) IS NOT NULL)"
+    return f"(json_type({self.sql(e.this)}, '$.\"' || {self.sql(key)} || '\"') IS NOT NULL)"
+
+
+class LoomSQLiteGenerator(SQLiteGenerator):
+    """SQLite's generator with loomdb's rewrites (see the module docstring)."""
+
+    TRANSFORMS = {
+        **SQLiteGenerator.TRANSFORMS,
+        exp.Distance: _null_safe("vec_distance_l2"),
+        CosineDistance: _null_safe("vec_distance_cosine"),
+        NegativeInnerProduct: _func("loom_negative_inner_product"),
+        exp.ArrayContainsAll: _func("loom_jsonb_contains"),
+        exp.ArrayContainedBy: _func("loom_jsonb_contained"),
+        exp.CurrentTimestamp: lambda self, e: "loom_now()",
+        exp.ILike: lambda self, e: f"LOWER({self.sql(e.this)}) LIKE LOWER({self.sql(e.expression)})",
+        exp.Cast: _cast,
+        exp.Uuid: lambda self, e: "gen_random_uuid()",
+        exp.CosineDistance: _null_safe("vec_distance_cosine"),
+        exp.JSONBExtract: lambda self, e: f"({self.sql(e.this)} -> {_json_path(self, e.expression)})",
+        exp.JSONBExtractScalar: lambda self, e: (
+            f"CAST(({self.sql(e.this)} ->> {_json_path(self, e.expression)}) AS TEXT)"
+        ),
+        exp.JSONExtractScalar: _json_text,
+        exp.JSONBContainsTopKey: _has_key,
+        exp.Anonymous: _anonymous,
+        exp.Parameter: lambda self, e: f"?{e.this.name}",
+    }
+
+
+class LoomSQLite(SQLite):
+    """SQLite as the loomdb engine runs it (its functions registered by :mod:`.functions`)."""
+
+    Generator = LoomSQLiteGenerator

@@ -1,0 +1,166 @@
+"""The SQL functions and collation the SQLite dialect's output calls.
+
+:mod:`.dialect` turns PostgreSQL's operators, casts and functions into calls
+of these (``loom_*``), of sqlite-vec's (``vec_*``) and of SQLite's own JSON
+functions; :func:`register` puts them on a connection. A name the dialect
+emits must be registered here (``tests/test_backend_contract.py`` checks).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import apsw
+import numpy as np
+import sqlite_vec
+
+from ... import errors
+from ...types import ColumnType, load_json, to_storage
+
+if TYPE_CHECKING:
+    from apsw import SQLiteValue
+
+#: The collation of NUMERIC columns (stored as decimal text, compared as numbers).
+NUMERIC_COLLATION = "loom_numeric"
+
+
+def jsonb_contains(left: Any, right: Any) -> bool:
+    """PostgreSQL's jsonb ``left @> right`` over parsed JSON values."""
+    if isinstance(left, dict):
+        return isinstance(right, dict) and all(
+            key in left and jsonb_contains(left[key], value) for key, value in right.items()
+        )
+    if isinstance(left, list):
+        if isinstance(right, list):
+            return all(any(jsonb_contains(item, want) for item in left) for want in right)
+        # A top-level array contains a primitive equal to one of its elements.
+        return not isinstance(right, dict) and any(
+            item == right and type(item) is type(right) for item in left
+        )
+    return type(left) is type(right) and left == right
+
+
+def _as_json(value: Any) -> Any:
+    """A stored JSON value (text or bytes) parsed; anything else as it is."""
+    if isinstance(value, (str, bytes)):
+        return load_json(value)
+    return value
+
+
+def _contains(a: Any, b: Any) -> int | None:
+    """``a @> b`` as SQL: NULL when either side is NULL, else 1 or 0."""
+    return None if a is None or b is None else int(jsonb_contains(_as_json(a), _as_json(b)))
+
+
+def _contained(a: Any, b: Any) -> int | None:
+    """``a <@ b`` as SQL (``b @> a``)."""
+    return _contains(b, a)
+
+
+def _as_vector(value: Any) -> np.ndarray:
+    """A stored vector (float32 bytes or JSON text) as a numpy array; DataError otherwise."""
+    if isinstance(value, bytes):
+        return np.frombuffer(value, dtype="<f4")
+    if isinstance(value, str):
+        return np.asarray(load_json(value), dtype=np.float32)
+    raise errors.DataError(f"expected a vector, got {type(value).__name__}")
+
+
+def inner_product(a: Any, b: Any) -> float | None:
+    """pgvector's ``inner_product(a, b)``: NULL for a NULL side, DataError for
+    vectors of different dimensions."""
+    if a is None or b is None:
+        return None
+    x, y = _as_vector(a), _as_vector(b)
+    if x.shape != y.shape:
+        raise errors.DataError(f"different vector dimensions {x.shape[0]} and {y.shape[0]}")
+    return float(np.dot(x.astype(np.float64), y.astype(np.float64)))
+
+
+def _negative_inner_product(a: Any, b: Any) -> float | None:
+    """pgvector's ``a <#> b``."""
+    product = inner_product(a, b)
+    return None if product is None else -product
+
+
+def _vector_norm(a: Any) -> float | None:
+    """pgvector's ``vector_norm(a)`` (Euclidean), NULL for NULL."""
+    return None if a is None else float(np.linalg.norm(_as_vector(a).astype(np.float64)))
+
+
+def _cast_to(kind: str) -> Callable[[Any], Any]:
+    """``CAST(value AS kind)`` for a type SQLite lacks: the value in loomdb's
+    storage form, or DataError when it does not convert."""
+    ctype = ColumnType.parse(kind)
+
+    def cast(value: Any) -> Any:
+        """``value`` in ``kind``'s storage form (NULL stays NULL)."""
+        if value is None:
+            return None
+        try:
+            return to_storage(value, ctype, "value")
+        except errors.Error as exc:
+            raise errors.DataError(f"cannot cast {value!r} to {kind}: {exc}") from None
+
+    return cast
+
+
+def _decimal_key(text: str) -> Decimal | None:
+    """``text`` as a Decimal, or None when it is not a number."""
+    try:
+        return Decimal(text)
+    except (InvalidOperation, TypeError):
+        return None
+
+
+def numeric_collation(a: str, b: str) -> int:
+    """Compare two NUMERIC texts as numbers (-1, 0, 1); as text when either is not a number."""
+    x, y = _decimal_key(a), _decimal_key(b)
+    if x is None or y is None:
+        return (a > b) - (a < b)
+    return (x > y) - (x < y)
+
+
+def _scalar(
+    conn: apsw.Connection, name: str, function: Callable[..., SQLiteValue], nargs: int, deterministic: bool
+) -> None:
+    """Register ``function`` as SQL function ``name`` taking ``nargs`` arguments."""
+    conn.create_scalar_function(name, function, nargs, deterministic=deterministic)
+
+
+def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
+    """Load sqlite-vec into ``conn`` and register loomdb's functions and
+    collation; ``now`` answers ``loom_now()`` (SQL's NOW()). Raises
+    OperationalError when sqlite-vec cannot be loaded."""
+    try:
+        conn.enable_load_extension(True)
+        conn.load_extension(sqlite_vec.loadable_path())
+        conn.enable_load_extension(False)
+    except (apsw.Error, AttributeError) as exc:
+        raise errors.OperationalError(f"cannot load sqlite-vec: {exc}") from None
+    _scalar(conn, "loom_now", now, 0, deterministic=False)
+    _scalar(conn, "gen_random_uuid", lambda: str(uuid.uuid4()), 0, deterministic=False)
+    for name, function, nargs in FUNCTIONS:
+        _scalar(conn, name, function, nargs, deterministic=True)
+    conn.create_collation(NUMERIC_COLLATION, numeric_collation)
+
+
+#: The deterministic functions: (SQL name, function, number of arguments).
+FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
+    ("loom_jsonb_contains", _contains, 2),
+    ("loom_jsonb_contained", _contained, 2),
+    ("loom_inner_product", inner_product, 2),
+    ("loom_negative_inner_product", _negative_inner_product, 2),
+    ("loom_vector_norm", _vector_norm, 1),
+    # Casts to types SQLite lacks (see the dialect's cast rules).
+    ("loom_timestamp", _cast_to("TIMESTAMP"), 1),
+    ("loom_date", _cast_to("DATE"), 1),
+    ("loom_bool", _cast_to("BOOLEAN"), 1),
+    ("loom_numeric", _cast_to("NUMERIC"), 1),
+)
+
+#: Every SQL name :func:`register` defines (functions and the collation).
+REGISTERED = frozenset({"loom_now", "gen_random_uuid", NUMERIC_COLLATION, *(f[0] for f in FUNCTIONS)})
