@@ -327,13 +327,6 @@ def test_each_engine_has_exactly_its_abilities(backend, engine):
         found = detect(backend)
         assert (found is not None) == (ability in ABILITIES[engine]), ability.__name__
         assert found is None or found is backend
-    # The deprecated flags agree until they go.
-    flags: Any = backend
-    assert flags.ordered_versions == (version_allocator(backend) is None)
-    assert flags.native_serials == (native_serials(backend) is not None)
-    assert flags.eager_commit == (pipelined(backend) is not None)
-    assert flags.cheap_change_check == (probed_reads(backend) is None)
-    assert flags.plus_hints == (backend.unindexed("x") != "x")
 
 
 def test_engines_without_pipelined_writes_take_no_probes(backend):
@@ -431,25 +424,20 @@ def test_probed_reads(backend):
 # -- detection ------------------------------------------------------------------------------------
 
 
-def test_a_stopgap_method_is_not_an_ability():
-    class Half:
-        """Has the method only as a stopgap."""
-
-        @protocol.stopgap
-        def allocating_insert_sql(self, table: str, columns: Any) -> None:
-            """None: no ability."""
-            return None
-
-    class Whole:
-        """Has the method."""
+def test_an_ability_is_found_by_its_methods_on_the_class():
+    class Allocating:
+        """Has AllocatedVersions' one method."""
 
         def allocating_insert_sql(self, table: str, columns: Any) -> str:
             """An INSERT."""
             return "INSERT"
 
-    assert not protocol.has_ability(Half(), AllocatedVersions)
-    assert protocol.has_ability(Whole(), AllocatedVersions)
-    assert not protocol.has_ability(Whole(), NativeSerials)
+    class Plain:
+        """Has no ability's methods."""
+
+    assert protocol.has_ability(Allocating(), AllocatedVersions)
+    assert not protocol.has_ability(Allocating(), NativeSerials)
+    assert not protocol.has_ability(Plain(), AllocatedVersions)
 
 
 # -- SQLite: the dialect and the functions it calls ---------------------------------------------

@@ -32,8 +32,8 @@ PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     from sqlglot.dialects.dialect import Dialect
@@ -316,18 +316,6 @@ class ProbedReads(Protocol):
 
 # -- run-time detection ------------------------------------------------------------------------
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-_STOPGAP = "__loom_stopgap__"
-
-
-def stopgap(method: _F) -> _F:
-    """Mark ``method`` as kept only for callers that do not use the detection
-    functions yet (it answers "I lack this ability", e.g. by returning None);
-    detection does not count it as the ability."""
-    setattr(method, _STOPGAP, True)
-    return method
-
-
 _known: dict[tuple[type, type], bool] = {}
 
 
@@ -339,18 +327,14 @@ def _members(ability: type) -> list[str]:
 
 
 def has_ability(backend: object, ability: type) -> bool:
-    """Whether ``backend``'s class provides every member of ``ability`` (none of
-    them a :func:`stopgap`). Worked out once per class, then a dict look-up;
+    """Whether ``backend``'s class provides every member of ``ability``. Worked out once per class, then a dict look-up;
     so an ability declares only methods and properties, never attributes an
     engine would set in ``__init__``."""
     key = (type(backend), ability)
     found = _known.get(key)
     if found is None:
         cls = type(backend)
-        found = all(
-            hasattr(cls, name) and not getattr(getattr(cls, name), _STOPGAP, False)
-            for name in _members(ability)
-        )
+        found = all(hasattr(cls, name) for name in _members(ability))
         _known[key] = found
     return found
 

@@ -65,7 +65,7 @@ def run(session: Session, parsed: Parsed) -> list[Cursor] | None:
         if plan is None:
             return None
         plans.append(plan)
-    if session.store.backend.eager_commit:
+    if session.store.pipelined is not None:
         return _one_trip(session, parsed, plans)
     # On SQLite the gain is the key lookups skipped: none for tables without keys.
     return _local(session, parsed) if any(plan.schema.keys for plan in plans) else None
@@ -210,15 +210,14 @@ def _row_insert_sql(session: Session, plan: InsertPlan) -> str:
     """The INSERT of one of ``plan``'s rows that skips a key the branch has (cached):
     the engine's own on PostgreSQL, :func:`_local_sql` on SQLite."""
     schema = plan.schema
-    backend = session.store.backend
     cache_key = (schema.tid, schema.physical, session.lineage, id(schema))
     sql = session.store.plans.absent_inserts.get(cache_key)
     if sql is None:
         position = {c.name: i for i, c in enumerate(schema.columns)}
         key = [(name, position[name]) for name in (schema.keys[0] if schema.keys else ())]
         view = session.store.view_sql(schema, session.lineage, "t", False)
-        if backend.eager_commit:
-            sql = backend.absent_insert_sql(
+        if session.store.pipelined is not None:
+            sql = session.store.pipelined.absent_insert_sql(
                 schema.physical, [(c.phys, c.type) for c in schema.columns], view, key
             )
         else:

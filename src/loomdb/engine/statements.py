@@ -15,6 +15,7 @@ from typing import Any
 from sqlglot import exp
 
 from .. import errors
+from ..backend.protocol import ProbedReads
 from ..cursor import Cursor, Row
 from ..layout import EPOCH_SQL
 from ..sql.compile import Compiled
@@ -51,8 +52,8 @@ def execute(session: Session, sql: str, params: Params | None) -> Cursor:
     text, tree, values = prepare(sql, params)
     store = session.store
     if isinstance(tree, READ_STATEMENTS):
-        if not store.backend.cheap_change_check:
-            return _select_probed(session, text, tree, values)
+        if store.probed is not None:
+            return _select_probed(session, store.probed, text, tree, values)
         if store.txn is None:
             # Inside a write transaction nobody else can commit on SQLite.
             store.refresh()
@@ -95,7 +96,7 @@ def execute_batch(session: Session, statements: Sequence[tuple[str, Iterable[Par
     done = batch_insert.run(session, parsed)
     if done is not None:
         return done
-    probes = _batch_probes(session, parsed) if store.backend.eager_commit else []
+    probes = _batch_probes(session, parsed) if store.pipelined is not None else []
     with store.write_transaction(
         session.bid, session.fork(), explicit=True, savepoints=False, lookups=probes
     ):
@@ -119,7 +120,7 @@ def explain(session: Session, sql: str, params: Params | None) -> str:
 
 def _select(session: Session, key: str, tree: exp.Expression, values: list[Any]) -> Cursor:
     store = session.store
-    if store.txn is None and store.backend.ordered_versions:
+    if store.txn is None and store.allocator is None:  # version ids follow the commit order
         plan = vector_plan(session, key, tree)
         if plan is not None:
             return vector_select(session, plan, values)
@@ -130,7 +131,9 @@ def _select(session: Session, key: str, tree: exp.Expression, values: list[Any])
     return session.cursor(compiled, rows)
 
 
-def _select_probed(session: Session, key: str, tree: exp.Expression, values: list[Any]) -> Cursor:
+def _select_probed(
+    session: Session, probed: ProbedReads, key: str, tree: exp.Expression, values: list[Any]
+) -> Cursor:
     """A query on an engine without a cheap change check: the schema epoch
     travels with the query (as an extra last column of a plain SELECT, or
     as a second statement in the same round trip), and after a schema
@@ -149,7 +152,7 @@ def _select_probed(session: Session, key: str, tree: exp.Expression, values: lis
         epoch = rows[0][-1] if rows else store.read_epoch()
         rows = [row[:-1] for row in rows]
     else:
-        first, rows = store.backend.execute_probed(EPOCH_SQL, compiled.sql, bound)
+        first, rows = probed.execute_probed(EPOCH_SQL, compiled.sql, bound)
         epoch = None if first is None else first[0]
     if store.refresh(epoch_text=epoch):
         return _select(session, key, tree, values)
@@ -202,7 +205,7 @@ def write(session: Session, key: str, tree: exp.Expression, batches: list[list[A
         raise _unsupported(tree)
     txn = store.txn
     if txn is None:
-        if type(tree) is exp.Insert and store.backend.eager_commit:
+        if type(tree) is exp.Insert and store.pipelined is not None:
             # On PostgreSQL an INSERT ... ON CONFLICT DO NOTHING (or into a table
             # without keys) of rows the client builds alone is one round trip.
             # (On SQLite one such statement gains nothing: measured slower.)
@@ -213,7 +216,7 @@ def write(session: Session, key: str, tree: exp.Expression, batches: list[list[A
         # one-row INSERT ride with it (they run after the branch lock).
         probes = (
             insert.key_probes(session, tree, batches[0], key)
-            if store.backend.eager_commit and len(batches) == 1 and type(tree) is exp.Insert
+            if store.pipelined is not None and len(batches) == 1 and type(tree) is exp.Insert
             else []
         )
         with store.write_transaction(session.bid, session.fork(), explicit=False, lookups=probes):
@@ -268,11 +271,11 @@ def _run_writer(
         result = insert.run_insert_many(session, tree, batches, key)
         return result, result.rowcount
     total = 0
-    result: WriteResult | None = None
+    last: WriteResult | None = None
     for values in batches:
-        result = runner(session, tree, values, key)
-        total += result.rowcount
-    return result, total
+        last = runner(session, tree, values, key)
+        total += last.rowcount
+    return last, total
 
 
 def _batch_probes(session: Session, parsed: Parsed) -> list[KeyProbe]:

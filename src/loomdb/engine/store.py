@@ -19,8 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
+from ..backend.protocol import (
+    AllocatedVersions,
+    Backend,
+    NativeSerials,
+    PipelinedWrites,
+    ProbedReads,
+    native_serials,
+    pipelined,
+    probed_reads,
+    version_allocator,
+)
 from ..catalog import TableSchema
-from ..layout import CATALOG_DDL, CATALOG_TABLES, EPOCH_SQL, FORMAT_VERSION, MAIN_BID
+from ..layout import CATALOG_DDL, CATALOG_TABLES, EPOCH_SQL, FORMAT_VERSION, MAIN_BID, physical_table
 from ..types import format_timestamp, now_text, parse_timestamp
 from ..versioning.lineage import Lineage, build_lineage, commits_sql
 from . import views
@@ -51,8 +62,13 @@ class BranchInfo:
 class Store:
     """Catalog access and caches over one backend connection."""
 
-    def __init__(self, backend: Any, create: bool = True):
+    def __init__(self, backend: Backend, create: bool = True):
         self.backend = backend
+        # The engine's optional abilities, found once (None: the engine lacks it).
+        self.allocator: AllocatedVersions | None = version_allocator(backend)
+        self.pipelined: PipelinedWrites | None = pipelined(backend)
+        self.probed: ProbedReads | None = probed_reads(backend)
+        self.serials: NativeSerials | None = native_serials(backend)
         self.lock = threading.RLock()
         self.transactions = WriteTransactions(self)
         self.closed = False
@@ -524,8 +540,8 @@ class Store:
         sequence, so writers on different branches never wait for each other
         on it; elsewhere it is a row of ``loom_serial``.
         """
-        if self.backend.native_serials:
-            return self.backend.serial_next(f"loom_t{tid}", phys)
+        if self.serials is not None:
+            return self.serials.serial_next(physical_table(tid), phys)
         row = next(
             self.backend.execute(
                 "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, 1)"
@@ -537,8 +553,8 @@ class Store:
 
     def bump_serial(self, tid: int, phys: str, value: int) -> None:
         """Keep a SERIAL counter ahead of an explicitly inserted value."""
-        if self.backend.native_serials:
-            self.backend.serial_bump(f"loom_t{tid}", phys, value)
+        if self.serials is not None:
+            self.serials.serial_bump(physical_table(tid), phys, value)
             return
         self.backend.execute(
             "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, ?)"
@@ -549,8 +565,8 @@ class Store:
 
     def serial_value(self, tid: int, phys: str) -> int:
         """The last value a SERIAL counter handed out (0: none yet)."""
-        if self.backend.native_serials:
-            return self.backend.serial_value(f"loom_t{tid}", phys)
+        if self.serials is not None:
+            return self.serials.serial_value(physical_table(tid), phys)
         row = next(
             self.backend.execute("SELECT value FROM loom_serial WHERE tid = ? AND phys = ?", (tid, phys)),
             None,
@@ -559,8 +575,8 @@ class Store:
 
     def set_serial(self, tid: int, phys: str, value: int) -> None:
         """Make a SERIAL counter hand out ``value + 1`` next (a copy restores counters)."""
-        if self.backend.native_serials:
-            self.backend.serial_set(f"loom_t{tid}", phys, value)
+        if self.serials is not None:
+            self.serials.serial_set(physical_table(tid), phys, value)
             return
         self.backend.execute(
             "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, ?)"

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from .. import errors
+from ..backend.protocol import Backend, PipelinedWrites
 from ..types import now_text
 
 
@@ -64,7 +65,8 @@ class TransactionHost(Protocol):
     """What a write transaction needs from its store: the engine, the catalog's
     commit rows, and the caches a transaction's outcome makes stale."""
 
-    backend: Any
+    backend: Backend
+    pipelined: PipelinedWrites | None
     next_vids: dict[str, int]
 
     def refresh(self, force: bool = False, epoch_text: str | None = None) -> bool: ...
@@ -165,7 +167,10 @@ class WriteTransactions:
         if self.current is not None:
             raise errors.InternalError("a write transaction is open already")
         try:
-            return list(self._store.backend.write_in_one_trip(lock, steps))
+            pipelined = self._store.pipelined
+            if pipelined is None:
+                raise errors.InternalError("this engine sends no transaction in one round trip")
+            return list(pipelined.write_in_one_trip(lock, steps))
         except BaseException:
             self.abandon()
             raise
@@ -204,14 +209,14 @@ class WriteTransactions:
         lookups: Sequence[KeyProbe],
     ) -> Txn:
         """Open the write transaction. ``lookups``: key lookups to run in the same
-        round trip, after the lock (engines with ``eager_commit`` only); their
+        round trip, after the lock (engines with pipelined writes only); their
         answers land in ``txn.known_keys`` unless the schema changed meanwhile."""
         store = self._store
         backend = store.backend
         now = now_text()
         txn = Txn(bid, fork, message, author, now, explicit)
         backend.set_statement_time(now)
-        if backend.eager_commit:
+        if store.pipelined is not None:
             # One round trip: take the branch lock, then write the commit row
             # (a transaction that changes nothing rolls it back) and read the
             # schema epoch, which may have changed before we got the lock.

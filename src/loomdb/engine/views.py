@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..backend.protocol import Backend
 from ..catalog import TableSchema
 from ..layout import indexed_version
 from ..versioning.lineage import Lineage, visibility_sql
 
 
 def view_sql(
-    backend: Any,
+    backend: Backend,
     schema: TableSchema,
     lineage: Lineage,
     hidden: bool,
@@ -38,7 +39,7 @@ def view_sql(
             "_p._bid AS _loom_bid",
             "_p._seq AS _loom_seq",
         ]
-    where = visibility_sql(lineage, schema.physical, "_p", backend.plus_hints)
+    where = visibility_sql(lineage, schema.physical, "_p", backend.unindexed)
     if vid_param is not None:
         where += f" AND _p._vid IN {backend.id_list_sql(vid_param)}"
     if rid_param is not None:

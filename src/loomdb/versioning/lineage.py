@@ -18,6 +18,7 @@ commits all come after its fork point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..layout import INF_SEQ, indexed_version
@@ -66,7 +67,18 @@ def build_lineage(chain: list[tuple[int, int | None]], snapshot: int | None) -> 
     return Lineage(tuple(levels))
 
 
-def visibility_sql(lineage: Lineage, table: str, alias: str, plus_hints: bool = True) -> str:
+def plus_hint(column: str) -> str:
+    """``column`` behind SQLite's unary ``+``, which keeps it from driving an index scan.
+
+    >>> plus_hint('_p._bid')
+    '+_p._bid'
+    """
+    return "+" + column
+
+
+def visibility_sql(
+    lineage: Lineage, table: str, alias: str, unindexed: Callable[[str], str] = plus_hint
+) -> str:
     """A SQL predicate over ``table AS alias`` that keeps the visible, live versions.
 
     A branch without ancestors (main) gets a plain conjunction. A branch
@@ -74,14 +86,15 @@ def visibility_sql(lineage: Lineage, table: str, alias: str, plus_hints: bool = 
     each level of a lineage is a different branch, and SQLite evaluates the
     CASE about twice as fast as the equivalent OR of conjunctions.
     The probe repeats the partial version index's condition so SQLite can
-    use that index (a nearer branch is never main, ``layout.MAIN_BID``). With
-    ``plus_hints`` (SQLite) a unary ``+`` keeps SQLite from driving a scan
+    use that index (a nearer branch is never main, ``layout.MAIN_BID``).
+    ``unindexed`` marks the branch column for the engine: on SQLite
+    (:func:`plus_hint`, the default) a unary ``+`` keeps SQLite from driving a scan
     through that index, which would be slower than the table scan for the
     common case of a branch holding most rows. PostgreSQL's planner needs
     no such hint, and ``+`` would hide the column's statistics from it (it
     then guesses the branch filter keeps 0.5% of rows and picks a sort).
     """
-    plus = "+" if plus_hints else ""
+    branch = unindexed(f"{alias}._bid")
     levels = []
     for index, (bid, limit) in enumerate(lineage.levels):
         if limit is None:
@@ -97,9 +110,9 @@ def visibility_sql(lineage: Lineage, table: str, alias: str, plus_hints: bool = 
         levels.append((bid, cond))
     if len(levels) == 1:
         bid, cond = levels[0]
-        return f"({plus}{alias}._bid = {bid} AND {cond} AND {alias}._del = 0)"
+        return f"({branch} = {bid} AND {cond} AND {alias}._del = 0)"
     whens = " ".join(f"WHEN {bid} THEN {cond}" for bid, cond in levels)
-    return f"({alias}._del = 0 AND CASE {plus}{alias}._bid {whens} ELSE FALSE END)"
+    return f"({alias}._del = 0 AND CASE {branch} {whens} ELSE FALSE END)"
 
 
 def commits_sql(lineage: Lineage, alias: str = "c") -> str:

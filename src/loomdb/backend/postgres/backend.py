@@ -102,19 +102,6 @@ class PostgresBackend:
     name = "postgres"
     dialect = LoomPostgresOut
 
-    # Deprecated flags, read by the engine until it uses the detection
-    # functions of loomdb.backend.protocol (each names its replacement).
-    #: version_allocator(backend) is None
-    ordered_versions = False
-    #: backend.unindexed("x") != "x"
-    plus_hints = False
-    #: native_serials(backend) is not None
-    native_serials = True
-    #: pipelined(backend) is not None
-    eager_commit = True
-    #: probed_reads(backend) is None
-    cheap_change_check = False
-
     def __init__(
         self,
         url: str,

@@ -33,7 +33,7 @@ from ...layout import (
     identity_index,
 )
 from ...types import ColumnType, now_text
-from ..protocol import Backend, Row, Statement, stopgap
+from ..protocol import Backend, Row, Statement
 from . import functions
 from .dialect import LoomSQLite
 
@@ -98,19 +98,6 @@ class SQLiteBackend:
 
     name = "sqlite"
     dialect = LoomSQLite
-
-    # Deprecated flags, read by the engine until it uses the detection
-    # functions of loomdb.backend.protocol (each names its replacement).
-    #: version_allocator(backend) is None
-    ordered_versions = True
-    #: backend.unindexed("x") != "x"
-    plus_hints = True
-    #: native_serials(backend) is not None
-    native_serials = False
-    #: pipelined(backend) is not None
-    eager_commit = False
-    #: probed_reads(backend) is None
-    cheap_change_check = True
 
     def __init__(self, path: str, *, durability: str = "full", timeout: float = 60.0, vfs: str | None = None):
         """Open (creating it when missing) the SQLite file at ``path`` with
@@ -332,11 +319,6 @@ class SQLiteBackend:
             f'CREATE INDEX "{identity_index(table)}" ON "{table}"'
             f" ({', '.join(IDENTITY_INDEX_COLUMNS)}) WHERE {IDENTITY_INDEX_WHERE}"
         )
-
-    @stopgap
-    def allocating_insert_sql(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> None:
-        """None: loomdb hands out version ids itself, in commit order. Kept for
-        callers that do not ask ``version_allocator`` yet; not the ability."""
 
     def sync_sequences(self, physical_tables: Sequence[str]) -> None:
         """Nothing to do: ids come from each table's maximum already."""

@@ -49,7 +49,7 @@ def changed_rids(store: Store, physical: str, ranges: list[tuple[int, int, int |
         after = max(after, store.branch_by_id(bid).start)
         if upto is not None and upto <= after:
             continue
-        if not store.backend.ordered_versions:
+        if store.allocator is not None:  # version ids do not follow the commit order
             # Version ids do not follow commits: the (_seq, _bid) index answers.
             sql = f'SELECT _rid FROM "{physical}" WHERE _bid = ? AND _seq > ?'
             params: list[Any] = [bid, after]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ...backend.protocol import AllocatedVersions
 from ...catalog import TableSchema
 from ...layout import INF_SEQ, VERSION_COLUMNS, version_insert_sql
 from ..transaction import Txn
@@ -25,7 +26,7 @@ class VersionWriter:
         cache_key = (schema.physical, tuple(c.phys for c in schema.columns))
         sql = self.store.plans.version_sql.get(cache_key)
         if sql is None:
-            sql = version_statements(schema, self.backend)
+            sql = version_statements(schema, self.store.allocator)
             self.store.plans.version_sql[cache_key] = sql
         self._insert_sql, self._inplace_sql, self._end_sql, self._delete_sql, self._allocating_sql = sql
 
@@ -81,7 +82,9 @@ class VersionWriter:
         return new_vid
 
 
-def version_statements(schema: TableSchema, backend: Any) -> tuple[str, str, str, str, str | None]:
+def version_statements(
+    schema: TableSchema, allocator: AllocatedVersions | None
+) -> tuple[str, str, str, str, str | None]:
     """The statements that append a version (with its id), change one in place,
     end one, delete one, and (engines that allocate ids) append one that takes
     its id from the engine."""
@@ -95,5 +98,7 @@ def version_statements(schema: TableSchema, backend: Any) -> tuple[str, str, str
         f'UPDATE "{table}" SET _del = ?{sep}{sets} WHERE _vid = ?',
         f'UPDATE "{table}" SET _end = ? WHERE _vid = ?',
         f'DELETE FROM "{table}" WHERE _vid = ?',
-        backend.allocating_insert_sql(table, [(c.phys, c.type) for c in schema.columns]),
+        None
+        if allocator is None
+        else allocator.allocating_insert_sql(table, [(c.phys, c.type) for c in schema.columns]),
     )
