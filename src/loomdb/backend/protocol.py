@@ -32,8 +32,8 @@ PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 if TYPE_CHECKING:
     from sqlglot.dialects.dialect import Dialect
@@ -271,6 +271,17 @@ class NativeSerials(Protocol):
         ...
 
 
+class BatchOutcome(NamedTuple):
+    """What :meth:`PipelinedWrites.insert_batch` did."""
+
+    #: The commit written (None: nothing was inserted, and nothing committed).
+    seq: int | None
+    #: The schema epoch the server had when the batch ran (no row is inserted under another).
+    epoch: str | None
+    #: Rows each row INSERT inserted (0 or 1).
+    counts: list[int]
+
+
 class PipelinedWrites(Protocol):
     """A round trip costs more than a commit row a no-op transaction rolls back.
 
@@ -278,7 +289,7 @@ class PipelinedWrites(Protocol):
     trip), and whole write transactions can be sent in one round trip.
     loomdb then writes the commit row with BEGIN, and runs a batch of
     ``INSERT ... ON CONFLICT DO NOTHING`` as :meth:`write_in_one_trip` (see
-    :mod:`loomdb.batch_insert`).
+    :mod:`loomdb.engine.batch_insert`).
     """
 
     def absent_insert_sql(
@@ -297,6 +308,26 @@ class PipelinedWrites(Protocol):
         trip: each step's first row (or None) and row count. The first error
         aborts the rest: nothing is committed, the transaction is rolled back
         and the error raised (a loomdb error)."""
+        ...
+
+    def insert_batch(
+        self,
+        lock: int,
+        commit: Statement,
+        rows: Sequence[Statement],
+        tables: Sequence[str],
+        epoch: str,
+        drop_commit: Callable[[str], str],
+    ) -> BatchOutcome:
+        """One write transaction of row INSERTs in one round trip (see
+        :mod:`loomdb.engine.batch_insert`): BEGIN and branch ``lock``; ``commit``
+        (the commit row's INSERT ... RETURNING seq, whose id the ``rows``'
+        :meth:`absent_insert_sql` INSERTs read); ``rows``; then, when no row of
+        ``tables`` was written under that commit, ``drop_commit(seq)`` (the
+        DELETE of the commit row given its id as an SQL expression); COMMIT,
+        unless schema epoch ``epoch`` still holds and nothing was inserted, in
+        which case the transaction is rolled back with no commit at all.
+        Raises the first failing statement's error, nothing committed."""
         ...
 
 

@@ -32,6 +32,7 @@ rolled back (no commit).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -39,7 +40,7 @@ from sqlglot import exp
 from .. import errors
 from ..catalog import TableSchema
 from ..cursor import Cursor, Row
-from ..layout import EPOCH_SQL, INF_SEQ, version_insert_sql
+from ..layout import INF_SEQ, version_insert_sql
 from ..types import now_text
 from .plans import InsertPlan
 from .transaction import Txn
@@ -48,9 +49,6 @@ from .writes.insert import conflict_target, insert_plan, insert_rows
 
 if TYPE_CHECKING:
     from .session import Session
-
-_SEQ = "CAST(current_setting('loom.batch_seq') AS bigint)"
-
 
 Parsed = list[tuple[str, exp.Expression, list[list[Any]]]]
 
@@ -119,7 +117,7 @@ def _local_sql(schema: TableSchema, view: str, key: list[tuple[str, int]]) -> st
 def _one_trip(session: Session, parsed: Parsed, plans: list[InsertPlan]) -> list[Cursor] | None:
     store = session.store
     txn = Txn(session.bid, session.fork(), None, None, now_text(), True)
-    steps: list[tuple[str, list[Any]]] = []
+    steps: list[tuple[str, Sequence[Any]]] = []
     owners: list[int] = []  # for each row's INSERT, the statement it belongs to
     tables: set[str] = set()
     for index, ((text, _, batches), plan) in enumerate(zip(parsed, plans, strict=True)):
@@ -135,42 +133,22 @@ def _one_trip(session: Session, parsed: Parsed, plans: list[InsertPlan]) -> list
         tables.add(plan.schema.physical)
     if not steps:
         return None
-    commit_sql, commit_params = store.commit_row_sql(txn)
-    commit = (
-        f"WITH c AS ({commit_sql}) SELECT c.seq, ({EPOCH_SQL}),"
-        " set_config('loom.batch_seq', CAST(c.seq AS text), true) FROM c",
-        list(commit_params),
-    )
-    unused = " AND ".join(f'NOT EXISTS (SELECT 1 FROM "{t}" WHERE _seq = {_SEQ})' for t in sorted(tables))
-    # Nothing inserted under another epoch: the commit row goes, and COMMIT runs.
-    cleanup: tuple[str, list[Any]] = (f"DELETE FROM loom_commits WHERE seq = {_SEQ} AND {unused}", [])
-    # Nothing inserted under ours: fail on purpose, so that COMMIT (and its WAL
-    # flush) is skipped and the transaction rolled back, as the usual path does.
-    check = (
-        f"SELECT CAST(CASE WHEN ({EPOCH_SQL}) <> CAST(?1 AS text) OR NOT ({unused}) THEN '0'"
-        f" ELSE '{_NOTHING} ' || current_setting('loom.batch_seq') END AS integer)",
-        [str(store.epoch)],
-    )
     try:
-        results = store.transactions.one_trip(txn.bid, [commit, *steps, cleanup, check])
-    except errors.Error as exc:
-        if _NOTHING in str(exc):  # rolled back: every row's key was taken
-            return [Cursor(None, rowcount=0, row_type=Row) for _ in parsed]
+        outcome = store.transactions.insert_batch(
+            txn.bid, store.commit_row_sql(txn), steps, sorted(tables), str(store.epoch), store.drop_commit_sql
+        )
+    except errors.Error:
         return None  # rolled back; the usual path runs the batch and reports what is wrong
-    (seq, epoch, _), _ = results[0]
-    if int(epoch or 0) != store.epoch:
-        store.refresh(epoch_text=epoch)  # nothing was inserted, and the commit row is gone
+    if int(outcome.epoch or 0) != store.epoch:
+        store.refresh(epoch_text=outcome.epoch)  # nothing was inserted, and the commit row is gone
         return None
     counts = [0] * len(parsed)
-    for owner, (_, rowcount) in zip(owners, results[1:-2], strict=True):
+    for owner, rowcount in zip(owners, outcome.counts, strict=True):
         counts[owner] += rowcount
-    if any(counts):
-        txn.seq = int(seq)
+    if outcome.seq is not None and any(counts):
+        txn.seq = outcome.seq
         store.committed(txn)
     return [Cursor(None, rowcount=n, row_type=Row) for n in counts]
-
-
-_NOTHING = "loomdb: the batch inserted nothing"
 
 
 def _plan(session: Session, tree: exp.Expression, text: str) -> InsertPlan | None:

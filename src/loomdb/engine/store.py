@@ -376,6 +376,10 @@ class Store:
         )
         return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
+    def drop_commit_sql(self, seq: str) -> str:
+        """The DELETE of the commit row whose id is the SQL expression ``seq``."""
+        return f"DELETE FROM loom_commits WHERE seq = {seq}"
+
     def record_merge(self, txn: Txn, source_head: int, source_bid: int) -> None:
         """Mark ``txn``'s commit as the merge of branch ``source_bid`` at ``source_head``."""
         self.backend.execute(

@@ -18,12 +18,12 @@ and never visible to this handle while absent for others.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from .. import errors
-from ..backend.protocol import Backend, PipelinedWrites
+from ..backend.protocol import Backend, BatchOutcome, PipelinedWrites, Statement
 from ..types import now_text
 
 
@@ -159,18 +159,26 @@ class WriteTransactions:
             self.abandon()
             raise
 
-    def one_trip(self, lock: int, steps: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """A whole write transaction sent as one round trip (``write_in_one_trip``
-        of an engine with pipelined writes): BEGIN, branch ``lock``, ``steps``,
-        COMMIT. Raises the first step's error with nothing committed; after any
-        exception at all the connection is ready for the next transaction."""
+    def insert_batch(
+        self,
+        lock: int,
+        commit: Statement,
+        rows: Sequence[Statement],
+        tables: Sequence[str],
+        epoch: str,
+        drop_commit: Callable[[str], str],
+    ) -> BatchOutcome:
+        """A batch of row INSERTs as one whole write transaction in one round
+        trip (``PipelinedWrites.insert_batch``). Raises the first failing
+        statement's error with nothing committed; after any exception at all
+        the connection is ready for the next transaction."""
         if self.current is not None:
             raise errors.InternalError("a write transaction is open already")
         try:
             pipelined = self._store.pipelined
             if pipelined is None:
                 raise errors.InternalError("this engine sends no transaction in one round trip")
-            return list(pipelined.write_in_one_trip(lock, steps))
+            return pipelined.insert_batch(lock, commit, rows, tables, epoch, drop_commit)
         except BaseException:
             self.abandon()
             raise

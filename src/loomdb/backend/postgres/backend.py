@@ -25,7 +25,7 @@ Concurrency contract
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -48,12 +48,14 @@ from ...types import ColumnType
 from ..protocol import (
     AllocatedVersions,
     Backend,
+    BatchOutcome,
     NativeSerials,
     PipelinedWrites,
     ProbedReads,
     Row,
     Statement,
 )
+from .batch import BATCH_SEQ, insert_batch
 from .dialect import LoomPostgresOut
 from .translate import translate, translate_sql
 from .types import cast_type, native_type, register_adapters
@@ -62,7 +64,6 @@ from .wire import Result, Wire
 
 CATALOG_LOCK = 0  # advisory lock key for catalog changes; branch locks use the branch id
 # The transaction-local setting that holds a one-round-trip batch's commit id.
-BATCH_SEQ = "loom.batch_seq"
 
 _VERSION_TYPES = {
     "_vid": "bigint PRIMARY KEY",
@@ -433,6 +434,18 @@ class PostgresBackend:
             self.rollback()
             raise
         return [(r.rows[0] if r.rows else None, r.rowcount) for r in results[2:-1]]
+
+    def insert_batch(
+        self,
+        lock: int,
+        commit: Statement,
+        rows: Sequence[Statement],
+        tables: Sequence[str],
+        epoch: str,
+        drop_commit: Callable[[str], str],
+    ) -> BatchOutcome:
+        """Row INSERTs as one write transaction in one round trip (see :mod:`.batch`)."""
+        return insert_batch(self, lock, commit, rows, tables, epoch, drop_commit)
 
     # -- physical schema -----------------------------------------------------------------
 
