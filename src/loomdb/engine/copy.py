@@ -69,7 +69,7 @@ def copy_store(src: Store, dst: Store) -> CopyCounts:
             d_backend.sync_sequences([physical for _, physical, _ in physical_tables])
             serials = {(d.tid, c.phys) for d in definitions for c in d.columns if c.type.kind == "serial"}
             for tid, phys in sorted(serials):
-                dst.set_serial(tid, phys, src.serial_value(tid, phys))
+                dst.counters.set(tid, phys, src.counters.value(tid, phys))
     finally:
         s_backend.rollback()
     dst.refresh(force=True)

@@ -110,7 +110,7 @@ class Defaults:
 
     def value(self, column: Column) -> Any:
         if column.type.kind == "serial":
-            return self.session.store.next_serial(self.schema.tid, column.phys)
+            return self.session.store.counters.next(self.schema.tid, column.phys)
         if column.default is None:
             return None
         kind, payload = default_kind(self.session, column)

@@ -191,7 +191,7 @@ def insert_rows(
                 stored = to_storage(value, column.type, column.name)
                 row[column.name] = stored
                 if column.type.kind == "serial" and stored is not None:
-                    session.store.bump_serial(schema.tid, column.phys, int(stored))
+                    session.store.counters.bump(schema.tid, column.phys, int(stored))
         for column in plan.unlisted:
             row[column.name] = defaults.value(column)
         rows.append(row)

@@ -18,8 +18,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from .. import errors
-from ..backend.protocol import (
+from ... import errors
+from ...backend.protocol import (
     AllocatedVersions,
     Backend,
     NativeSerials,
@@ -30,13 +30,14 @@ from ..backend.protocol import (
     probed_reads,
     version_allocator,
 )
-from ..catalog import TableSchema
-from ..layout import CATALOG_DDL, CATALOG_TABLES, EPOCH_SQL, FORMAT_VERSION, MAIN_BID, physical_table
-from ..types import format_timestamp, now_text, parse_timestamp
-from ..versioning.lineage import Lineage, build_lineage, commits_sql
-from . import views
-from .plans import PlanCache
-from .transaction import KeyProbe, Txn, WriteTransactions
+from ...catalog import TableSchema
+from ...layout import CATALOG_DDL, CATALOG_TABLES, EPOCH_SQL, FORMAT_VERSION, MAIN_BID
+from ...types import format_timestamp, now_text, parse_timestamp
+from ...versioning.lineage import Lineage, build_lineage, commits_sql
+from .. import views
+from ..plans import PlanCache
+from ..transaction import KeyProbe, Txn, WriteTransactions
+from .serials import SerialCounters
 
 # The newest commit of branch ?1: main's commits stay out of the branch index,
 # so main reads the commit table backwards instead.
@@ -69,6 +70,7 @@ class Store:
         self.pipelined: PipelinedWrites | None = pipelined(backend)
         self.probed: ProbedReads | None = probed_reads(backend)
         self.serials: NativeSerials | None = native_serials(backend)
+        self.counters = SerialCounters(backend, self.serials)
         self.lock = threading.RLock()
         self.transactions = WriteTransactions(self)
         self.closed = False
@@ -535,57 +537,6 @@ class Store:
             "INSERT INTO loom_tables (tid, physical, columns) VALUES (?, ?, ?)"
             " ON CONFLICT (tid) DO UPDATE SET columns = excluded.columns",
             (tid, physical, json.dumps(columns)),
-        )
-
-    def next_serial(self, tid: int, phys: str) -> int:
-        """The next value of a SERIAL column's counter.
-
-        On an engine with native sequences (PostgreSQL) the counter is a
-        sequence, so writers on different branches never wait for each other
-        on it; elsewhere it is a row of ``loom_serial``.
-        """
-        if self.serials is not None:
-            return self.serials.serial_next(physical_table(tid), phys)
-        row = next(
-            self.backend.execute(
-                "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, 1)"
-                " ON CONFLICT (tid, phys) DO UPDATE SET value = loom_serial.value + 1 RETURNING value",
-                (tid, phys),
-            )
-        )
-        return int(row[0])
-
-    def bump_serial(self, tid: int, phys: str, value: int) -> None:
-        """Keep a SERIAL counter ahead of an explicitly inserted value."""
-        if self.serials is not None:
-            self.serials.serial_bump(physical_table(tid), phys, value)
-            return
-        self.backend.execute(
-            "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, ?)"
-            " ON CONFLICT (tid, phys) DO UPDATE SET value = CASE WHEN excluded.value > loom_serial.value"
-            " THEN excluded.value ELSE loom_serial.value END",
-            (tid, phys, value),
-        )
-
-    def serial_value(self, tid: int, phys: str) -> int:
-        """The last value a SERIAL counter handed out (0: none yet)."""
-        if self.serials is not None:
-            return self.serials.serial_value(physical_table(tid), phys)
-        row = next(
-            self.backend.execute("SELECT value FROM loom_serial WHERE tid = ? AND phys = ?", (tid, phys)),
-            None,
-        )
-        return 0 if row is None else int(row[0])
-
-    def set_serial(self, tid: int, phys: str, value: int) -> None:
-        """Make a SERIAL counter hand out ``value + 1`` next (a copy restores counters)."""
-        if self.serials is not None:
-            self.serials.serial_set(physical_table(tid), phys, value)
-            return
-        self.backend.execute(
-            "INSERT INTO loom_serial (tid, phys, value) VALUES (?, ?, ?)"
-            " ON CONFLICT (tid, phys) DO UPDATE SET value = excluded.value",
-            (tid, phys, value),
         )
 
     # -- copying a whole store --------------------------------------------------------------
