@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -25,13 +26,13 @@ def select_targets(
     schema: TableSchema,
     table: exp.Table,
     alias: str,
-    assignments: list[tuple[exp.Expression, exp.Expression]],
+    assignments: Sequence[tuple[exp.Expression, exp.Expression]],
     condition: exp.Expression | None,
     params: list[Any],
     key: Any,
     *,
     from_: exp.From | None = None,
-    joins: list[exp.Expression] | None = None,
+    joins: Sequence[exp.Expression] | None = None,
     vid_filter: int | None = None,
 ) -> list[tuple[Any, ...]]:
     """Rows to change: (vid, rid, bid, seq, *new values, *old values) per visible match."""
@@ -70,7 +71,7 @@ def select_targets(
 def apply_updates(
     session: Session,
     schema: TableSchema,
-    assignments: list[tuple[exp.Expression, exp.Expression]],
+    assignments: Sequence[tuple[exp.Expression, exp.Expression]],
     matched: list[tuple[Any, ...]],
     checker: KeyChecker,
     writer: VersionWriter,
@@ -103,7 +104,7 @@ def run_update(session: Session, stmt: exp.Update, params: list[Any], key: str) 
     table = stmt.this
     schema = target_schema(session, table)
     alias = table.alias_or_name
-    assignments = []
+    assignments: list[tuple[exp.Column, exp.Expression]] = []
     for eq in stmt.expressions:
         if not isinstance(eq, exp.EQ) or not isinstance(eq.this, exp.Column):
             raise errors.NotSupportedError(f"SET {eq.sql(dialect='postgres')} is not supported")
