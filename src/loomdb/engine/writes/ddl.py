@@ -199,13 +199,19 @@ def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
     table = index.args.get("table")
     schema = target_schema(session, table)
     params = index.args.get("params")
-    using = params.args.get("using") if params is not None else None
-    method = using.name.lower() if using is not None else None
-    if method not in (None, "btree", *_VECTOR_INDEX_METHODS):
-        raise errors.NotSupportedError(f"index method {using.name!r} is not supported")
+    if not isinstance(params, exp.IndexParameters):
+        raise errors.InternalError(
+            f"CREATE INDEX {stmt.sql(dialect='postgres')!r} parsed without its index parameters"
+        )
+    using = params.args.get("using")
+    method: str | None = None
+    if using is not None:
+        method = using.name.lower()
+        if method not in ("btree", *_VECTOR_INDEX_METHODS):
+            raise errors.NotSupportedError(f"index method {using.name!r} is not supported")
     if params.args.get("with_storage") and method not in _VECTOR_INDEX_METHODS:
         raise errors.NotSupportedError("index storage parameters (WITH ...) are not supported")
-    cols: list[str] = []
+    columns: list[Column] = []
     opclass = None
     for item in params.args.get("columns") or []:
         node = item.this if isinstance(item, exp.Ordered) else item
@@ -216,9 +222,10 @@ def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
             raise errors.NotSupportedError(
                 f"index on expression {node.sql(dialect='postgres')!r} is not supported"
             )
-        cols.append(column_of(schema, ident(node)).name)
+        columns.append(column_of(schema, ident(node)))
+    cols = [c.name for c in columns]
     if method in _VECTOR_INDEX_METHODS:
-        if len(cols) != 1 or schema.column(cols[0]).type.kind != "vector":
+        if len(columns) != 1 or columns[0].type.kind != "vector":
             raise errors.ProgrammingError(f"a {method} index is built on one VECTOR column")
         if opclass not in _VECTOR_OPCLASSES:
             raise errors.NotSupportedError(
@@ -242,7 +249,7 @@ def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
     vector_method = method if method in _VECTOR_INDEX_METHODS else None
     session.store.ensure_commit(txn)
     session.store.backend.create_physical_index(
-        schema.physical, phys_index, [schema.column(c).phys for c in cols], method, opclass
+        schema.physical, phys_index, [c.phys for c in columns], method, opclass
     )
     new = schema.evolve(
         indexes=schema.indexes + (Index(name, tuple(cols), unique, phys_index, vector_method, opclass),),
