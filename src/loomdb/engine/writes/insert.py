@@ -47,14 +47,12 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
     explicit = names is not None
     if names is None:
         names = schema.column_names
-    for name in names:
-        column_of(schema, name)
+    columns = [column_of(schema, name) for name in names]
     if len(set(names)) != len(names):
         raise errors.ProgrammingError(f"a column is named more than once in INSERT INTO {schema.name}")
-    columns = [schema.column(n) for n in names]
     source = stmt.expression
     rows: list[list[tuple[Any, ...]]] | None = None
-    query = None
+    query: exp.Expression | None = None
     if stmt.args.get("default"):
         columns, rows = [], [[]]
     elif isinstance(source, exp.Values):
@@ -77,7 +75,9 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
                     sources.append(("v", value) if ok else ("x", item))
             sources += [("d",)] * (len(names) - len(items))
             rows.append(sources)
-    elif isinstance(source, exp.Query):
+    elif isinstance(source, exp.Query) and isinstance(source, exp.Expression):
+        # sqlglot's Query is a mixin; every concrete query (SELECT, UNION, ...) is also
+        # the Expression that compiling takes.
         query = source
     else:
         raise errors.NotSupportedError(f"INSERT source {type(source).__name__} is not supported")
@@ -98,8 +98,11 @@ def raw_rows(session: Session, plan: InsertPlan, params: list[Any], key: str) ->
                 f"INSERT has {len(plan.columns)} target columns but the query returns {len(compiled.names)}"
             )
         return [list(r) for r in session.run_compiled(compiled, params)]
+    if plan.rows is None:
+        raise errors.InternalError(
+            f"the plan of an INSERT INTO {plan.schema.name} has neither a query nor rows"
+        )
     out = []
-    assert plan.rows is not None
     for position, sources in enumerate(plan.rows):
         values: list[Any] = []
         pending: list[int] = []
@@ -221,9 +224,7 @@ def insert_rows_of(
     blind = 0  # rows appended without their version id (no key to track, no RETURNING)
     for row in rows:
         check_row(schema, row)
-        clash = checker.conflict(row) if checker is not None else None
-        if clash is not None:
-            assert checker is not None
+        if checker is not None and (clash := checker.conflict(row)) is not None:
             if conflict is None:
                 raise checker.violation(clash[0], row)
             if target is not None and tuple(sorted(clash[0])) != target:
@@ -327,7 +328,7 @@ def _conflict_update(
 
     assignments = [(eq.this, eq.expression.copy().transform(replace_excluded)) for eq in sets]
     condition = where.this.copy().transform(replace_excluded) if where is not None else None
-    extra = [row[name] for name in sorted(excluded_params, key=excluded_params.get)]
+    extra = [row[name] for name in sorted(excluded_params, key=excluded_params.__getitem__)]
     matched = select_targets(
         session,
         schema,
