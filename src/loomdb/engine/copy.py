@@ -25,6 +25,7 @@ from ..catalog import TableSchema
 from ..layout import VERSION_COLUMNS, version_insert_sql
 from ..types import ColumnType, to_storage
 from .store import Store
+from .writes.common import catalog_column
 
 _BATCH = 2000
 
@@ -126,6 +127,6 @@ def _copy_table(
         for index in schema.indexes:
             if index.phys not in built:
                 built.add(index.phys)
-                cols = [schema.column(c).phys for c in index.columns]  # type: ignore[union-attr]
+                cols = [catalog_column(schema, c).phys for c in index.columns]
                 d_backend.create_physical_index(physical, index.phys, cols, index.method, index.opclass)
     return copied

@@ -53,6 +53,18 @@ def column_of(schema: TableSchema, name: str) -> Column:
     return column
 
 
+def catalog_column(schema: TableSchema, name: str) -> Column:
+    """The column ``name`` that ``schema`` itself names (in a key or an index). Unlike
+    :func:`column_of`, which checks a name a statement gives, a missing one here is a
+    broken catalog: InternalError."""
+    column = schema.column(name)
+    if column is None:
+        raise errors.InternalError(
+            f'relation "{schema.name}" names column "{name}" in a key or index but has no such column'
+        )
+    return column
+
+
 def ident(node: exp.Expression) -> str:
     ident = node.this if isinstance(node, exp.Column) else node
     if isinstance(ident, exp.Identifier):
