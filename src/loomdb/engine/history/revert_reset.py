@@ -11,7 +11,7 @@ from ...results import Conflict, MergeResult
 from ...versioning.lineage import Lineage
 from ...versioning.merge import difference, merge_row
 from .merge_base import snapshot_lineage
-from .row_merge import apply_plan, conflict_of
+from .row_merge import PlanStep, apply_plan, conflict_of
 from .rows import changed_rids, rows_at
 
 if TYPE_CHECKING:
@@ -78,9 +78,9 @@ def rewrite(
         conflicts: list[Conflict] = []
         if base is None:  # reset: the schema follows too
             for name in set(ours_schemas) | set(schemas):
-                mine, goal = ours_schemas.get(name), schemas.get(name)
-                if (mine.to_json() if mine else None) != (goal.to_json() if goal else None):
-                    store.write_schema(txn, name, goal)
+                mine, wanted = ours_schemas.get(name), schemas.get(name)
+                if (mine.to_json() if mine else None) != (wanted.to_json() if wanted else None):
+                    store.write_schema(txn, name, wanted)
         for name, schema in schemas.items():
             current = session.schemas().get(name)
             if current is None or current.tid != schema.tid:
@@ -89,7 +89,7 @@ def rewrite(
             old = rows_at(store, schema, base, rids) if base is not None else {}
             ours = rows_at(store, schema, session.lineage, rids)
             goal = rows_at(store, schema, theirs, rids)
-            plan = []
+            plan: list[PlanStep] = []
             for rid in sorted(rids):
                 o = ours[rid].values if rid in ours else None
                 t = goal[rid].values if rid in goal else None
