@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ... import errors
 from ...catalog import TableSchema
 from ...results import Change, DiffStat
 from ...versioning.lineage import Lineage
@@ -36,16 +37,19 @@ def diff(session: Session, a: Any, b: Any, table: str | None) -> Iterator[Change
             rids = changed_rids(store, schema.physical, ranges)
             before, after = rows_at(store, schema, la, rids), rows_at(store, schema, lb, rids)
         else:  # the table exists on one side only (or is a different table): every row differs
-            schema = sa or sb  # type: ignore[assignment]
+            # The columns are those of the table b has, else those of the one a has.
+            either = sb if sb is not None else sa
+            if either is None:
+                raise errors.InternalError(f'diff: table "{name}" is on neither side')
+            schema = either
             before = _all_rows(session, sa, la) if sa is not None else {}
             after = _all_rows(session, sb, lb) if sb is not None else {}
-            if sa is not None and sb is not None:
-                schema = sb
-            rids = set(before) | set(after)
         before_by, after_by = by_identity(schema, before), by_identity(schema, after)
         for ident in sorted(set(before_by) | set(after_by), key=repr):
             old, new = before_by.get(ident), after_by.get(ident)
-            rid = (new or old).rid  # type: ignore[union-attr]
+            present = new if new is not None else old
+            if present is None:
+                raise errors.InternalError(f'diff of "{name}": row {ident!r} is on neither side')
             ov, nv = (old.values if old else None), (new.values if new else None)
             if ov == nv:
                 continue
@@ -59,7 +63,7 @@ def diff(session: Session, a: Any, b: Any, table: str | None) -> Iterator[Change
             yield Change(
                 name,
                 kind,
-                row_key(schema, nv or ov, rid),
+                row_key(schema, present.values, present.rid),
                 decode_row(schema, ov),
                 decode_row(schema, nv),
                 columns,
