@@ -18,9 +18,9 @@ both stores through the public API.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import errors
+from ..backend.protocol import Backend
 from ..catalog import TableSchema
 from ..layout import VERSION_COLUMNS, version_insert_sql
 from ..types import ColumnType, to_storage
@@ -78,7 +78,7 @@ def copy_store(src: Store, dst: Store) -> CopyCounts:
 
 
 def _copy_table(
-    s_backend: Any, d_backend: Any, physical: str, columns: dict[str, str], schemas: list[TableSchema]
+    s_backend: Backend, d_backend: Backend, physical: str, columns: dict[str, str], schemas: list[TableSchema]
 ) -> int:
     """Create ``physical`` on the destination and copy every version; returns their number."""
     types: dict[str, ColumnType] = {}

@@ -28,6 +28,11 @@ from .schema_merge import merged_schemas
 
 if TYPE_CHECKING:
     from ..session import Session
+    from ..transaction import Txn
+
+#: How a merge settles a conflict: "fail", "ours", "theirs", or a callable that
+#: returns the row to keep (a dict of column values) or None to delete it.
+Policy = str | Callable[[Conflict], dict[str, Any] | None]
 
 #: One row to write on the target: (the identity a new row takes, None: a fresh one;
 #: the target's current version, None: the row is new; the row to write, None: delete
@@ -39,7 +44,7 @@ def merge(
     session: Session,
     target: Session,
     source_name: str,
-    on_conflict: str | Callable[[Conflict], dict[str, Any] | None],
+    on_conflict: Policy,
     message: str | None,
     author: str | None,
 ) -> MergeResult:
@@ -121,7 +126,7 @@ def merge(
 
 
 def conflict_of(
-    schema: TableSchema, rid: int, conflict: Conflicted, base: Any, ours: Any, theirs: Any
+    schema: TableSchema, rid: int, conflict: Conflicted, base: Row, ours: Row, theirs: Row
 ) -> Conflict:
     some = next(r for r in (ours, theirs, base) if r is not None)
     return Conflict(
@@ -139,11 +144,11 @@ def settle(
     schema: TableSchema,
     conflict: Conflict,
     conflicted: Conflicted,
-    base: Any,
-    ours: Any,
-    theirs: Any,
-    policy: str | Callable[[Conflict], dict[str, Any] | None],
-) -> tuple[Any, ...] | None:
+    base: Row,
+    ours: Row,
+    theirs: Row,
+    policy: Policy,
+) -> Row:
     if isinstance(policy, str):
         return resolve(base, ours, theirs, conflicted, policy)
     chosen = policy(conflict)
@@ -167,8 +172,8 @@ def apply_plan(
     target: Session,
     schema: TableSchema,
     plan: Sequence[PlanStep],
-    txn: Any,
-    policy: Any,
+    txn: Txn,
+    policy: Policy,
     conflicts: list[Conflict],
     result: MergeResult,
 ) -> tuple[int, int, int]:
