@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ... import errors
 from ...catalog import TableSchema
+from ...connection import Snapshot
 from ...results import Change, DiffStat
 from ...versioning.lineage import Lineage
 from ...versioning.merge import difference
@@ -24,7 +25,7 @@ def _paired_tables(
         yield name, a.get(name), b.get(name)
 
 
-def diff(session: Session, a: Any, b: Any, table: str | None) -> Iterator[Change]:
+def diff(session: Session, a: Snapshot, b: Snapshot, table: str | None) -> Iterator[Change]:
     store = session.store
     la, lb = snapshot_lineage(session, a), snapshot_lineage(session, b)
     ranges = difference(la, lb) + difference(lb, la)
@@ -79,7 +80,7 @@ def _all_rows(session: Session, schema: TableSchema, lineage: Lineage) -> dict[i
     return out
 
 
-def diff_stat(session: Session, a: Any, b: Any) -> dict[str, DiffStat]:
+def diff_stat(session: Session, a: Snapshot, b: Snapshot) -> dict[str, DiffStat]:
     counts: dict[str, list[int]] = {}
     for change in diff(session, a, b, None):
         slot = counts.setdefault(change.table, [0, 0, 0])

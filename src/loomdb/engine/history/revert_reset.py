@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ... import errors
 from ...catalog import TableSchema
+from ...connection import Snapshot
 from ...results import Conflict, MergeResult
 from ...versioning.lineage import Lineage
 from ...versioning.merge import difference, merge_row
@@ -40,7 +41,7 @@ def revert(session: Session, commit: int, message: str | None, author: str | Non
     )
 
 
-def reset(session: Session, to: Any, message: str | None, author: str | None) -> int | None:
+def reset(session: Session, to: Snapshot, message: str | None, author: str | None) -> int | None:
     store = session.store
     goal = snapshot_lineage(session, to)
     current = session.lineage

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ... import errors
 from ...catalog import TableSchema
+from ...connection import ConflictPolicy
 from ...results import Conflict, MergeResult, TableChanges
 from ...types import from_storage, to_storage
 from ...versioning.merge import Conflicted, Row, difference, merge_row, resolve
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
     from ..session import Session
     from ..transaction import Txn
 
-#: How a merge settles a conflict: "fail", "ours", "theirs", or a callable that
-#: returns the row to keep (a dict of column values) or None to delete it.
-Policy = str | Callable[[Conflict], dict[str, Any] | None]
-
 #: One row to write on the target: (the identity a new row takes, None: a fresh one;
 #: the target's current version, None: the row is new; the row to write, None: delete
 #: it; and the base and source rows, for the conflicts a key clash reports).
@@ -44,7 +41,7 @@ def merge(
     session: Session,
     target: Session,
     source_name: str,
-    on_conflict: Policy,
+    on_conflict: ConflictPolicy,
     message: str | None,
     author: str | None,
 ) -> MergeResult:
@@ -147,7 +144,7 @@ def settle(
     base: Row,
     ours: Row,
     theirs: Row,
-    policy: Policy,
+    policy: ConflictPolicy,
 ) -> Row:
     if isinstance(policy, str):
         return resolve(base, ours, theirs, conflicted, policy)
@@ -173,7 +170,7 @@ def apply_plan(
     schema: TableSchema,
     plan: Sequence[PlanStep],
     txn: Txn,
-    policy: Policy,
+    policy: ConflictPolicy,
     conflicts: list[Conflict],
     result: MergeResult,
 ) -> tuple[int, int, int]:
