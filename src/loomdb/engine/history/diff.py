@@ -21,11 +21,14 @@ if TYPE_CHECKING:
 def _paired_tables(
     a: dict[str, TableSchema], b: dict[str, TableSchema]
 ) -> Iterator[tuple[str, TableSchema | None, TableSchema | None]]:
+    """Every table name of either side, sorted, with its schema on each side (None: absent there)."""
     for name in sorted(set(a) | set(b)):
         yield name, a.get(name), b.get(name)
 
 
 def diff(session: Session, a: Snapshot, b: Snapshot, table: str | None) -> Iterator[Change]:
+    """The rows that differ between snapshots ``a`` and ``b`` (of ``table`` only, when given):
+    one Change per row, tables by name, rows matched by PRIMARY KEY (else row identity)."""
     store = session.store
     la, lb = snapshot_lineage(session, a), snapshot_lineage(session, b)
     ranges = difference(la, lb) + difference(lb, la)
@@ -72,6 +75,7 @@ def diff(session: Session, a: Snapshot, b: Snapshot, table: str | None) -> Itera
 
 
 def _all_rows(session: Session, schema: TableSchema, lineage: Lineage) -> dict[int, Version]:
+    """Every version ``lineage`` sees of ``schema``'s table, by row identity."""
     view = session.store.view_sql(schema, lineage, "t", True)
     out = {}
     for row in session.store.backend.execute(f"SELECT * FROM {view} AS t"):
@@ -81,6 +85,7 @@ def _all_rows(session: Session, schema: TableSchema, lineage: Lineage) -> dict[i
 
 
 def diff_stat(session: Session, a: Snapshot, b: Snapshot) -> dict[str, DiffStat]:
+    """Per table, how many rows ``diff`` reports added, removed and modified."""
     counts: dict[str, list[int]] = {}
     for change in diff(session, a, b, None):
         slot = counts.setdefault(change.table, [0, 0, 0])

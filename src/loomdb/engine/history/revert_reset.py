@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 
 def revert(session: Session, commit: int, message: str | None, author: str | None) -> int | None:
+    """Undo commit ``commit`` on this branch as one new commit, three-way, so later changes
+    stay; returns its id (None: nothing to undo). MergeConflict when a later change clashes."""
     store = session.store
     seq, bid = store.commit_info(commit)
     parent = store.commit_parent(seq)
@@ -42,6 +44,8 @@ def revert(session: Session, commit: int, message: str | None, author: str | Non
 
 
 def reset(session: Session, to: Snapshot, message: str | None, author: str | None) -> int | None:
+    """Make this branch's tables and rows those of snapshot ``to``, as one new commit;
+    returns its id (None: they already were)."""
     store = session.store
     goal = snapshot_lineage(session, to)
     current = session.lineage

@@ -45,6 +45,8 @@ def merge(
     message: str | None,
     author: str | None,
 ) -> MergeResult:
+    """Merge branch ``source_name`` into ``target``'s branch as one commit, settling
+    conflicts by ``on_conflict``; MergeConflict (nothing written) when it is "fail" and any clash."""
     store = session.store
     if not (on_conflict in ("fail", "ours", "theirs") or callable(on_conflict)):
         raise errors.ProgrammingError(
@@ -125,6 +127,7 @@ def merge(
 def conflict_of(
     schema: TableSchema, rid: int, conflict: Conflicted, base: Row, ours: Row, theirs: Row
 ) -> Conflict:
+    """The Conflict a three-way row merge reports, keyed and decoded for the caller."""
     some = next(r for r in (ours, theirs, base) if r is not None)
     return Conflict(
         schema.name,
@@ -146,6 +149,8 @@ def settle(
     theirs: Row,
     policy: ConflictPolicy,
 ) -> Row:
+    """The row a conflict resolves to under ``policy`` (None: the row is deleted);
+    ProgrammingError when a callable returns something other than a dict of known columns."""
     if isinstance(policy, str):
         return resolve(base, ours, theirs, conflicted, policy)
     chosen = policy(conflict)

@@ -48,6 +48,8 @@ def _column_from_def(coldef: exp.ColumnDef, phys: str) -> tuple[Column, bool, bo
 
 
 def _phys_name(name: str, taken: dict[str, str]) -> str:
+    """A physical column name for ``name``: letters, digits and underscores, not starting
+    with one, and not among ``taken``."""
     base = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name) or "col"
     if base.startswith("_"):
         base = "c" + base
@@ -59,6 +61,8 @@ def _phys_name(name: str, taken: dict[str, str]) -> str:
 
 
 def run_create_table(session: Session, stmt: exp.Create) -> WriteResult:
+    """CREATE TABLE: a new physical table (with an index per key) and the table's
+    first schema on this branch."""
     txn = session.require_txn()
     store = session.store
     schema_node = stmt.this
@@ -149,6 +153,7 @@ def run_create_table(session: Session, stmt: exp.Create) -> WriteResult:
 
 
 def _unique_columns(node: exp.UniqueColumnConstraint) -> tuple[str, ...]:
+    """The columns of a table-level UNIQUE (...) constraint."""
     target = node.this
     if isinstance(target, exp.Schema):
         return tuple(ident(c) for c in target.expressions)
@@ -156,6 +161,8 @@ def _unique_columns(node: exp.UniqueColumnConstraint) -> tuple[str, ...]:
 
 
 def run_drop(session: Session, stmt: exp.Drop) -> WriteResult:
+    """DROP TABLE / DROP INDEX: a new schema on this branch without it; the physical
+    table, rows and index stay for other branches and history."""
     txn = session.require_txn()
     kind = str(stmt.args.get("kind") or "").upper()
     if kind == "TABLE":
@@ -194,6 +201,8 @@ _VECTOR_OPCLASSES = {"vector_l2_ops", "vector_cosine_ops", "vector_ip_ops"}
 
 
 def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
+    """CREATE [UNIQUE] INDEX (B-tree, or pgvector's hnsw / ivfflat on one VECTOR
+    column): built physically and recorded in a new schema on this branch."""
     txn = session.require_txn()
     index = stmt.this
     table = index.args.get("table")
@@ -260,6 +269,8 @@ def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
 
 
 def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
+    """ALTER TABLE ADD / DROP / RENAME COLUMN and RENAME TO: one new schema on this
+    branch for all of its actions."""
     txn = session.require_txn()
     store = session.store
     table = stmt.this

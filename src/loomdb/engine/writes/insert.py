@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 
 def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
+    """What the INSERT does (target columns, VALUES sources or query, unlisted columns),
+    worked out once per statement and branch; ProgrammingError for unknown or repeated
+    columns and rows longer (or, with listed columns, shorter) than the columns."""
     cache_key = (key, session.lineage)
     plan = session.store.plans.inserts.get(cache_key)
     if plan is not None:
@@ -137,6 +140,7 @@ DEFAULT = object()
 
 
 def run_insert(session: Session, stmt: exp.Insert, params: list[Any], key: str) -> WriteResult:
+    """INSERT with one parameter set."""
     txn = session.require_txn()
     plan = insert_plan(session, stmt, key)
     rows = insert_rows(session, plan, params, key, Defaults(session, plan.schema, txn))
@@ -264,6 +268,7 @@ def insert_rows_of(
 def new_writer(
     session: Session, schema: TableSchema, txn: Txn, shared: list[VersionWriter] | None
 ) -> VersionWriter:
+    """A version writer for the statement, kept in ``shared`` (when given) for its later runs."""
     writer = VersionWriter(session, schema, txn)
     if shared is not None:
         shared.append(writer)
@@ -286,6 +291,8 @@ def conflict_target(
 
 
 def _match_conflict_target(schema: TableSchema, conflict: exp.OnConflict) -> tuple[str, ...] | None:
+    """The sorted columns of the key an ON CONFLICT (...) names (None: it names
+    none); ProgrammingError when no PRIMARY KEY or UNIQUE key has exactly those columns."""
     targets = conflict.args.get("conflict_keys")
     if not targets:
         return None

@@ -76,6 +76,8 @@ def apply_updates(
     checker: KeyChecker,
     writer: VersionWriter,
 ) -> list[int]:
+    """Write the new version of each matched row with the assignments applied,
+    checking NOT NULL and keys; returns the new version ids."""
     targets = [column_of(schema, ident(t)) for t, _ in assignments]
     nset = len(assignments)
     written = []
@@ -100,6 +102,7 @@ def apply_updates(
 
 
 def run_update(session: Session, stmt: exp.Update, params: list[Any], key: str) -> WriteResult:
+    """UPDATE [FROM] ... [RETURNING]: a new version of each row the WHERE selects."""
     txn = session.require_txn()
     table = stmt.this
     schema = target_schema(session, table)
@@ -136,6 +139,8 @@ def run_update(session: Session, stmt: exp.Update, params: list[Any], key: str) 
 
 
 def run_delete(session: Session, stmt: exp.Delete, params: list[Any], key: str) -> WriteResult:
+    """DELETE [USING] ... [RETURNING]: a tombstone for each row the WHERE selects
+    (RETURNING reads the rows before they go)."""
     txn = session.require_txn()
     table = stmt.this
     schema = target_schema(session, table)
@@ -176,6 +181,7 @@ def returning_rows(
     key: Any,
     result: WriteResult,
 ) -> None:
+    """Evaluate RETURNING over the versions ``vids`` into ``result``, in their order."""
     alias = table.alias_or_name
     select = exp.Select(expressions=[e.copy() for e in returning.expressions])
     select.set("from_", exp.From(this=table.copy()))
@@ -191,6 +197,7 @@ def returning_rows(
 
 
 def run_truncate(session: Session, stmt: exp.TruncateTable, key: str) -> WriteResult:
+    """TRUNCATE: delete every row of each table named; the count is their sum."""
     total = 0
     for table in stmt.expressions:
         delete = exp.Delete(this=table.copy())

@@ -31,6 +31,7 @@ class VersionWriter:
         self._insert_sql, self._inplace_sql, self._end_sql, self._delete_sql, self._allocating_sql = sql
 
     def _values(self, row: dict[str, Any] | None) -> list[Any]:
+        """``row``'s values in the schema's column order (all NULL for a tombstone)."""
         if row is None:
             return [None] * len(self.schema.columns)
         return [row.get(c.name) for c in self.schema.columns]
