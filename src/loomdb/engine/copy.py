@@ -18,13 +18,14 @@ both stores through the public API.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import errors
+from ..backend.protocol import Backend
 from ..catalog import TableSchema
 from ..layout import VERSION_COLUMNS, version_insert_sql
 from ..types import ColumnType, to_storage
 from .store import Store
+from .writes.common import catalog_column
 
 _BATCH = 2000
 
@@ -77,7 +78,7 @@ def copy_store(src: Store, dst: Store) -> CopyCounts:
 
 
 def _copy_table(
-    s_backend: Any, d_backend: Any, physical: str, columns: dict[str, str], schemas: list[TableSchema]
+    s_backend: Backend, d_backend: Backend, physical: str, columns: dict[str, str], schemas: list[TableSchema]
 ) -> int:
     """Create ``physical`` on the destination and copy every version; returns their number."""
     types: dict[str, ColumnType] = {}
@@ -126,6 +127,6 @@ def _copy_table(
         for index in schema.indexes:
             if index.phys not in built:
                 built.add(index.phys)
-                cols = [schema.column(c).phys for c in index.columns]  # type: ignore[union-attr]
+                cols = [catalog_column(schema, c).phys for c in index.columns]
                 d_backend.create_physical_index(physical, index.phys, cols, index.method, index.opclass)
     return copied

@@ -39,7 +39,8 @@ class InsertPlan:
     table: exp.Table
     columns: list[Column]
     rows: list[list[tuple[Any, ...]]] | None
-    query: exp.Query | None
+    #: INSERT ... SELECT's query (an ``exp.Query`` node: SELECT, UNION, ...); None for VALUES.
+    query: exp.Expression | None
     unlisted: list[Column]
 
 

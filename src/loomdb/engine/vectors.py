@@ -30,9 +30,10 @@ import numpy as np
 from sqlglot import exp
 
 from .. import errors
+from ..backend.protocol import Backend
 from ..catalog import TableSchema
 from ..layout import INF_SEQ
-from ..sql.compile import table_key
+from ..sql.compile import Compiled, table_key
 from ..versioning.lineage import Lineage
 
 BLOCK = 4096
@@ -55,7 +56,7 @@ class VectorCache:
 
     # -- loading ---------------------------------------------------------------------------
 
-    def refresh(self, backend: Any) -> None:
+    def refresh(self, backend: Backend) -> None:
         """Load the versions committed since the last refresh."""
         rows = list(
             backend.execute(
@@ -234,8 +235,8 @@ class VectorPlan:
     query_param: int  # $n holding the query vector
     limit: int
     offset: int
-    filter_sql: Any  # Compiled: SELECT _loom_vid, ... FROM t WHERE ... (None: no filter)
-    fetch_sql: Any  # Compiled: the projections for listed version ids, vid last
+    filter_sql: Compiled | None  # SELECT _loom_vid, ... FROM t WHERE ... (None: no filter)
+    fetch_sql: Compiled  # the projections for listed version ids, vid last
 
 
 _OPERATORS = {"Distance": "l2", "CosineDistance": "cosine", "NegativeInnerProduct": "ip"}

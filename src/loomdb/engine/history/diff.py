@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ... import errors
 from ...catalog import TableSchema
+from ...connection import Snapshot
 from ...results import Change, DiffStat
 from ...versioning.lineage import Lineage
 from ...versioning.merge import difference
@@ -19,11 +21,14 @@ if TYPE_CHECKING:
 def _paired_tables(
     a: dict[str, TableSchema], b: dict[str, TableSchema]
 ) -> Iterator[tuple[str, TableSchema | None, TableSchema | None]]:
+    """Every table name of either side, sorted, with its schema on each side (None: absent there)."""
     for name in sorted(set(a) | set(b)):
         yield name, a.get(name), b.get(name)
 
 
-def diff(session: Session, a: Any, b: Any, table: str | None) -> Iterator[Change]:
+def diff(session: Session, a: Snapshot, b: Snapshot, table: str | None) -> Iterator[Change]:
+    """The rows that differ between snapshots ``a`` and ``b`` (of ``table`` only, when given):
+    one Change per row, tables by name, rows matched by PRIMARY KEY (else row identity)."""
     store = session.store
     la, lb = snapshot_lineage(session, a), snapshot_lineage(session, b)
     ranges = difference(la, lb) + difference(lb, la)
@@ -36,16 +41,19 @@ def diff(session: Session, a: Any, b: Any, table: str | None) -> Iterator[Change
             rids = changed_rids(store, schema.physical, ranges)
             before, after = rows_at(store, schema, la, rids), rows_at(store, schema, lb, rids)
         else:  # the table exists on one side only (or is a different table): every row differs
-            schema = sa or sb  # type: ignore[assignment]
+            # The columns are those of the table b has, else those of the one a has.
+            either = sb if sb is not None else sa
+            if either is None:
+                raise errors.InternalError(f'diff: table "{name}" is on neither side')
+            schema = either
             before = _all_rows(session, sa, la) if sa is not None else {}
             after = _all_rows(session, sb, lb) if sb is not None else {}
-            if sa is not None and sb is not None:
-                schema = sb
-            rids = set(before) | set(after)
         before_by, after_by = by_identity(schema, before), by_identity(schema, after)
         for ident in sorted(set(before_by) | set(after_by), key=repr):
             old, new = before_by.get(ident), after_by.get(ident)
-            rid = (new or old).rid  # type: ignore[union-attr]
+            present = new if new is not None else old
+            if present is None:
+                raise errors.InternalError(f'diff of "{name}": row {ident!r} is on neither side')
             ov, nv = (old.values if old else None), (new.values if new else None)
             if ov == nv:
                 continue
@@ -59,7 +67,7 @@ def diff(session: Session, a: Any, b: Any, table: str | None) -> Iterator[Change
             yield Change(
                 name,
                 kind,
-                row_key(schema, nv or ov, rid),
+                row_key(schema, present.values, present.rid),
                 decode_row(schema, ov),
                 decode_row(schema, nv),
                 columns,
@@ -67,6 +75,7 @@ def diff(session: Session, a: Any, b: Any, table: str | None) -> Iterator[Change
 
 
 def _all_rows(session: Session, schema: TableSchema, lineage: Lineage) -> dict[int, Version]:
+    """Every version ``lineage`` sees of ``schema``'s table, by row identity."""
     view = session.store.view_sql(schema, lineage, "t", True)
     out = {}
     for row in session.store.backend.execute(f"SELECT * FROM {view} AS t"):
@@ -75,7 +84,8 @@ def _all_rows(session: Session, schema: TableSchema, lineage: Lineage) -> dict[i
     return out
 
 
-def diff_stat(session: Session, a: Any, b: Any) -> dict[str, DiffStat]:
+def diff_stat(session: Session, a: Snapshot, b: Snapshot) -> dict[str, DiffStat]:
+    """Per table, how many rows ``diff`` reports added, removed and modified."""
     counts: dict[str, list[int]] = {}
     for change in diff(session, a, b, None):
         slot = counts.setdefault(change.table, [0, 0, 0])

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from ... import errors
+from ...connection import Snapshot
 from ...versioning.lineage import Lineage
 from ...versioning.merge import intersection
 
@@ -45,7 +46,7 @@ def pinned_lineage(store: Store, bid: int) -> Lineage:
     return store.lineage(bid, store.head(store.lineage(bid, None)))
 
 
-def snapshot_lineage(session: Session, when: str | int | dt.datetime) -> Lineage:
+def snapshot_lineage(session: Session, when: Snapshot) -> Lineage:
     """A branch name's lineage at its current head, a commit's, or this handle's
     history at a time.
 

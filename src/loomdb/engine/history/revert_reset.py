@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ... import errors
 from ...catalog import TableSchema
+from ...connection import Snapshot
 from ...results import Conflict, MergeResult
 from ...versioning.lineage import Lineage
 from ...versioning.merge import difference, merge_row
 from .merge_base import snapshot_lineage
-from .row_merge import apply_plan, conflict_of
+from .row_merge import PlanStep, apply_plan, conflict_of
 from .rows import changed_rids, rows_at
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 
 def revert(session: Session, commit: int, message: str | None, author: str | None) -> int | None:
+    """Undo commit ``commit`` on this branch as one new commit, three-way, so later changes
+    stay; returns its id (None: nothing to undo). MergeConflict when a later change clashes."""
     store = session.store
     seq, bid = store.commit_info(commit)
     parent = store.commit_parent(seq)
@@ -40,7 +43,9 @@ def revert(session: Session, commit: int, message: str | None, author: str | Non
     )
 
 
-def reset(session: Session, to: Any, message: str | None, author: str | None) -> int | None:
+def reset(session: Session, to: Snapshot, message: str | None, author: str | None) -> int | None:
+    """Make this branch's tables and rows those of snapshot ``to``, as one new commit;
+    returns its id (None: they already were)."""
     store = session.store
     goal = snapshot_lineage(session, to)
     current = session.lineage
@@ -78,9 +83,9 @@ def rewrite(
         conflicts: list[Conflict] = []
         if base is None:  # reset: the schema follows too
             for name in set(ours_schemas) | set(schemas):
-                mine, goal = ours_schemas.get(name), schemas.get(name)
-                if (mine.to_json() if mine else None) != (goal.to_json() if goal else None):
-                    store.write_schema(txn, name, goal)
+                mine, wanted = ours_schemas.get(name), schemas.get(name)
+                if (mine.to_json() if mine else None) != (wanted.to_json() if wanted else None):
+                    store.write_schema(txn, name, wanted)
         for name, schema in schemas.items():
             current = session.schemas().get(name)
             if current is None or current.tid != schema.tid:
@@ -89,7 +94,7 @@ def rewrite(
             old = rows_at(store, schema, base, rids) if base is not None else {}
             ours = rows_at(store, schema, session.lineage, rids)
             goal = rows_at(store, schema, theirs, rids)
-            plan = []
+            plan: list[PlanStep] = []
             for rid in sorted(rids):
                 o = ours[rid].values if rid in ours else None
                 t = goal[rid].values if rid in goal else None

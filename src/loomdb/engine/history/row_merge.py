@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ... import errors
 from ...catalog import TableSchema
+from ...connection import ConflictPolicy
 from ...results import Conflict, MergeResult, TableChanges
 from ...types import from_storage, to_storage
-from ...versioning.merge import Conflicted, difference, merge_row, resolve
+from ...versioning.merge import Conflicted, Row, difference, merge_row, resolve
+from ..writes.common import catalog_column
 from ..writes.keys import KeyChecker
 from ..writes.versions import VersionWriter
 from .merge_base import merge_base, pinned_lineage
@@ -27,16 +29,24 @@ from .schema_merge import merged_schemas
 
 if TYPE_CHECKING:
     from ..session import Session
+    from ..transaction import Txn
+
+#: One row to write on the target: (the identity a new row takes, None: a fresh one;
+#: the target's current version, None: the row is new; the row to write, None: delete
+#: it; and the base and source rows, for the conflicts a key clash reports).
+PlanStep = tuple[int | None, Version | None, Row, Row, Row]
 
 
 def merge(
     session: Session,
     target: Session,
     source_name: str,
-    on_conflict: str | Callable[[Conflict], dict[str, Any] | None],
+    on_conflict: ConflictPolicy,
     message: str | None,
     author: str | None,
 ) -> MergeResult:
+    """Merge branch ``source_name`` into ``target``'s branch as one commit, settling
+    conflicts by ``on_conflict``; MergeConflict (nothing written) when it is "fail" and any clash."""
     store = session.store
     if not (on_conflict in ("fail", "ours", "theirs") or callable(on_conflict)):
         raise errors.ProgrammingError(
@@ -55,7 +65,7 @@ def merge(
         source_head = store.head(source)
         result = MergeResult(source_name, target.name, None)
         conflicts: list[Conflict] = []
-        plans = []
+        plans: list[tuple[TableSchema | None, TableSchema, list[PlanStep]]] = []
         theirs_schemas = store.schemas(source)
         merged = merged_schemas(store.schemas(base), target.schemas(), theirs_schemas)
         for before, schema in merged.values():
@@ -64,7 +74,7 @@ def merge(
             old = rows_at(store, schema, base, rids)
             ours = rows_at(store, schema, target.lineage, rids) if before is not None else {}
             theirs = rows_at(store, schema, source, rids)
-            plan = []
+            plan: list[PlanStep] = []
             sides = [by_identity(schema, side) for side in (old, ours, theirs)]
             if schema.primary_key:
                 # A side may hold a key through a row it did not change since
@@ -91,8 +101,8 @@ def merge(
                 if row != o:
                     # A row new to the target keeps the source's identity, unless
                     # the target already uses that identity for another row.
-                    rid = vt.rid if vt is not None and vt.rid not in ours_rids else None
-                    plan.append((rid, vo, row, b, t))
+                    new_rid = vt.rid if vt is not None and vt.rid not in ours_rids else None
+                    plan.append((new_rid, vo, row, b, t))
             plans.append((before, schema, plan))
         if conflicts:
             raise errors.MergeConflict(conflicts)
@@ -115,8 +125,9 @@ def merge(
 
 
 def conflict_of(
-    schema: TableSchema, rid: int, conflict: Conflicted, base: Any, ours: Any, theirs: Any
+    schema: TableSchema, rid: int, conflict: Conflicted, base: Row, ours: Row, theirs: Row
 ) -> Conflict:
+    """The Conflict a three-way row merge reports, keyed and decoded for the caller."""
     some = next(r for r in (ours, theirs, base) if r is not None)
     return Conflict(
         schema.name,
@@ -133,11 +144,13 @@ def settle(
     schema: TableSchema,
     conflict: Conflict,
     conflicted: Conflicted,
-    base: Any,
-    ours: Any,
-    theirs: Any,
-    policy: str | Callable[[Conflict], dict[str, Any] | None],
-) -> tuple[Any, ...] | None:
+    base: Row,
+    ours: Row,
+    theirs: Row,
+    policy: ConflictPolicy,
+) -> Row:
+    """The row a conflict resolves to under ``policy`` (None: the row is deleted);
+    ProgrammingError when a callable returns something other than a dict of known columns."""
     if isinstance(policy, str):
         return resolve(base, ours, theirs, conflicted, policy)
     chosen = policy(conflict)
@@ -160,9 +173,9 @@ def settle(
 def apply_plan(
     target: Session,
     schema: TableSchema,
-    plan: list[tuple[int | None, Version | None, Any, Any, Any]],
-    txn: Any,
-    policy: Any,
+    plan: Sequence[PlanStep],
+    txn: Txn,
+    policy: ConflictPolicy,
     conflicts: list[Conflict],
     result: MergeResult,
 ) -> tuple[int, int, int]:
@@ -174,8 +187,8 @@ def apply_plan(
     added = modified = deleted = 0
     names = schema.column_names
     # Deletions and updates first, so a key a row gives up is free for a row that takes it.
-    plan = sorted(plan, key=lambda step: step[2] is not None and step[1] is None)
-    for rid, ours, row, base, theirs in plan:
+    steps = sorted(plan, key=lambda step: step[2] is not None and step[1] is None)
+    for rid, ours, row, base, theirs in steps:
         values = None if row is None else dict(zip(names, row, strict=True))
         if checker is not None and values is not None:
             clash = checker.conflict(values, own_rid=ours.rid if ours is not None else rid)
@@ -184,7 +197,7 @@ def apply_plan(
                 other = holder.values
                 conflict = Conflict(
                     schema.name,
-                    {c: from_storage(values[c], schema.column(c).type) for c in clash[0]},
+                    {c: from_storage(values[c], catalog_column(schema, c).type) for c in clash[0]},
                     "insert/insert",
                     decode_row(schema, base),
                     decode_row(schema, other),

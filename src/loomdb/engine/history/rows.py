@@ -127,12 +127,14 @@ def version_of(row: tuple[Any, ...]) -> Version:
 
 
 def decode_row(schema: TableSchema, values: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    """A row's storage values as a dict of Python values by column name (None stays None)."""
     if values is None:
         return None
     return {c.name: from_storage(v, c.type) for c, v in zip(schema.columns, values, strict=True)}
 
 
 def row_key(schema: TableSchema, values: tuple[Any, ...], rid: int) -> dict[str, Any]:
+    """How a row is named to the caller: its PRIMARY KEY values, else its row identity ``_rid``."""
     if schema.primary_key:
         row = decode_row(schema, values) or {}
         return {name: row[name] for name in schema.primary_key}

@@ -38,6 +38,8 @@ class WriteResult:
 
 
 def target_schema(session: Session, table: exp.Table) -> TableSchema:
+    """The schema of the table a write names, on this branch; ProgrammingError when
+    there is none, NotSupportedError when the target is not a plain table."""
     if not isinstance(table, exp.Table):
         raise errors.NotSupportedError(f"cannot write to {table.sql(dialect='postgres')!r}")
     schema = session.schemas().get(table_key(table))
@@ -47,13 +49,27 @@ def target_schema(session: Session, table: exp.Table) -> TableSchema:
 
 
 def column_of(schema: TableSchema, name: str) -> Column:
+    """The column ``name`` of ``schema`` that a statement names; ProgrammingError when there is none."""
     column = schema.column(name)
     if column is None:
         raise errors.ProgrammingError(f'column "{name}" of relation "{schema.name}" does not exist')
     return column
 
 
+def catalog_column(schema: TableSchema, name: str) -> Column:
+    """The column ``name`` that ``schema`` itself names (in a key or an index). Unlike
+    :func:`column_of`, which checks a name a statement gives, a missing one here is a
+    broken catalog: InternalError."""
+    column = schema.column(name)
+    if column is None:
+        raise errors.InternalError(
+            f'relation "{schema.name}" names column "{name}" in a key or index but has no such column'
+        )
+    return column
+
+
 def ident(node: exp.Expression) -> str:
+    """The name a column or identifier node stands for: as written when quoted, else lower-cased."""
     ident = node.this if isinstance(node, exp.Column) else node
     if isinstance(ident, exp.Identifier):
         return ident.this if ident.quoted else ident.this.lower()
@@ -73,6 +89,7 @@ _PASSTHROUGH_CASTS = {
 
 
 def unwrap(node: exp.Expression) -> exp.Expression:
+    """``node`` without a cast the column's own conversion performs anyway (of a parameter, literal or NULL)."""
     if (
         isinstance(node, exp.Cast)
         and node.to.this in _PASSTHROUGH_CASTS
@@ -99,6 +116,7 @@ def simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any
 
 
 def is_default(node: exp.Expression) -> bool:
+    """Whether a VALUES item is the DEFAULT keyword."""
     return isinstance(node, exp.Var) and node.name.upper() == "DEFAULT"
 
 
@@ -109,6 +127,8 @@ class Defaults:
         self.session, self.schema, self.txn = session, schema, txn
 
     def value(self, column: Column) -> Any:
+        """``column``'s DEFAULT for a new row, in storage form: the next serial, now(), a
+        fresh uuid, the constant or the evaluated expression; None when it has none."""
         if column.type.kind == "serial":
             return self.session.store.counters.next(self.schema.tid, column.phys)
         if column.default is None:
@@ -146,6 +166,7 @@ def default_kind(session: Session, column: Column) -> tuple[str, Any]:
 
 
 def func_name(node: exp.Expression) -> str:
+    """The lower-cased name of the function ``node`` calls ("": it calls none)."""
     if isinstance(node, exp.Anonymous):
         return str(node.this).lower()
     if isinstance(node, exp.Func):
@@ -154,6 +175,7 @@ def func_name(node: exp.Expression) -> str:
 
 
 def check_row(schema: TableSchema, row: dict[str, Any]) -> None:
+    """IntegrityError when ``row`` holds NULL in a NOT NULL or PRIMARY KEY column."""
     for column in schema.columns:
         if row.get(column.name) is None and (column.not_null or column.name in schema.primary_key):
             raise errors.IntegrityError(

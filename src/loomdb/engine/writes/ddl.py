@@ -48,6 +48,8 @@ def _column_from_def(coldef: exp.ColumnDef, phys: str) -> tuple[Column, bool, bo
 
 
 def _phys_name(name: str, taken: dict[str, str]) -> str:
+    """A physical column name for ``name``: letters, digits and underscores, not starting
+    with one, and not among ``taken``."""
     base = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name) or "col"
     if base.startswith("_"):
         base = "c" + base
@@ -59,6 +61,8 @@ def _phys_name(name: str, taken: dict[str, str]) -> str:
 
 
 def run_create_table(session: Session, stmt: exp.Create) -> WriteResult:
+    """CREATE TABLE: a new physical table (with an index per key) and the table's
+    first schema on this branch."""
     txn = session.require_txn()
     store = session.store
     schema_node = stmt.this
@@ -149,6 +153,7 @@ def run_create_table(session: Session, stmt: exp.Create) -> WriteResult:
 
 
 def _unique_columns(node: exp.UniqueColumnConstraint) -> tuple[str, ...]:
+    """The columns of a table-level UNIQUE (...) constraint."""
     target = node.this
     if isinstance(target, exp.Schema):
         return tuple(ident(c) for c in target.expressions)
@@ -156,6 +161,8 @@ def _unique_columns(node: exp.UniqueColumnConstraint) -> tuple[str, ...]:
 
 
 def run_drop(session: Session, stmt: exp.Drop) -> WriteResult:
+    """DROP TABLE / DROP INDEX: a new schema on this branch without it; the physical
+    table, rows and index stay for other branches and history."""
     txn = session.require_txn()
     kind = str(stmt.args.get("kind") or "").upper()
     if kind == "TABLE":
@@ -194,18 +201,26 @@ _VECTOR_OPCLASSES = {"vector_l2_ops", "vector_cosine_ops", "vector_ip_ops"}
 
 
 def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
+    """CREATE [UNIQUE] INDEX (B-tree, or pgvector's hnsw / ivfflat on one VECTOR
+    column): built physically and recorded in a new schema on this branch."""
     txn = session.require_txn()
     index = stmt.this
     table = index.args.get("table")
     schema = target_schema(session, table)
     params = index.args.get("params")
-    using = params.args.get("using") if params is not None else None
-    method = using.name.lower() if using is not None else None
-    if method not in (None, "btree", *_VECTOR_INDEX_METHODS):
-        raise errors.NotSupportedError(f"index method {using.name!r} is not supported")
+    if not isinstance(params, exp.IndexParameters):
+        raise errors.InternalError(
+            f"CREATE INDEX {stmt.sql(dialect='postgres')!r} parsed without its index parameters"
+        )
+    using = params.args.get("using")
+    method: str | None = None
+    if using is not None:
+        method = using.name.lower()
+        if method not in ("btree", *_VECTOR_INDEX_METHODS):
+            raise errors.NotSupportedError(f"index method {using.name!r} is not supported")
     if params.args.get("with_storage") and method not in _VECTOR_INDEX_METHODS:
         raise errors.NotSupportedError("index storage parameters (WITH ...) are not supported")
-    cols: list[str] = []
+    columns: list[Column] = []
     opclass = None
     for item in params.args.get("columns") or []:
         node = item.this if isinstance(item, exp.Ordered) else item
@@ -216,9 +231,10 @@ def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
             raise errors.NotSupportedError(
                 f"index on expression {node.sql(dialect='postgres')!r} is not supported"
             )
-        cols.append(column_of(schema, ident(node)).name)
+        columns.append(column_of(schema, ident(node)))
+    cols = [c.name for c in columns]
     if method in _VECTOR_INDEX_METHODS:
-        if len(cols) != 1 or schema.column(cols[0]).type.kind != "vector":
+        if len(columns) != 1 or columns[0].type.kind != "vector":
             raise errors.ProgrammingError(f"a {method} index is built on one VECTOR column")
         if opclass not in _VECTOR_OPCLASSES:
             raise errors.NotSupportedError(
@@ -242,7 +258,7 @@ def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
     vector_method = method if method in _VECTOR_INDEX_METHODS else None
     session.store.ensure_commit(txn)
     session.store.backend.create_physical_index(
-        schema.physical, phys_index, [schema.column(c).phys for c in cols], method, opclass
+        schema.physical, phys_index, [c.phys for c in columns], method, opclass
     )
     new = schema.evolve(
         indexes=schema.indexes + (Index(name, tuple(cols), unique, phys_index, vector_method, opclass),),
@@ -253,6 +269,8 @@ def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
 
 
 def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
+    """ALTER TABLE ADD / DROP / RENAME COLUMN and RENAME TO: one new schema on this
+    branch for all of its actions."""
     txn = session.require_txn()
     store = session.store
     table = stmt.this

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 
 def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
+    """What the INSERT does (target columns, VALUES sources or query, unlisted columns),
+    worked out once per statement and branch; ProgrammingError for unknown or repeated
+    columns and rows longer (or, with listed columns, shorter) than the columns."""
     cache_key = (key, session.lineage)
     plan = session.store.plans.inserts.get(cache_key)
     if plan is not None:
@@ -47,14 +50,12 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
     explicit = names is not None
     if names is None:
         names = schema.column_names
-    for name in names:
-        column_of(schema, name)
+    columns = [column_of(schema, name) for name in names]
     if len(set(names)) != len(names):
         raise errors.ProgrammingError(f"a column is named more than once in INSERT INTO {schema.name}")
-    columns = [schema.column(n) for n in names]
     source = stmt.expression
     rows: list[list[tuple[Any, ...]]] | None = None
-    query = None
+    query: exp.Expression | None = None
     if stmt.args.get("default"):
         columns, rows = [], [[]]
     elif isinstance(source, exp.Values):
@@ -77,7 +78,9 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
                     sources.append(("v", value) if ok else ("x", item))
             sources += [("d",)] * (len(names) - len(items))
             rows.append(sources)
-    elif isinstance(source, exp.Query):
+    elif isinstance(source, exp.Query) and isinstance(source, exp.Expression):
+        # sqlglot's Query is a mixin; every concrete query (SELECT, UNION, ...) is also
+        # the Expression that compiling takes.
         query = source
     else:
         raise errors.NotSupportedError(f"INSERT source {type(source).__name__} is not supported")
@@ -98,8 +101,11 @@ def raw_rows(session: Session, plan: InsertPlan, params: list[Any], key: str) ->
                 f"INSERT has {len(plan.columns)} target columns but the query returns {len(compiled.names)}"
             )
         return [list(r) for r in session.run_compiled(compiled, params)]
+    if plan.rows is None:
+        raise errors.InternalError(
+            f"the plan of an INSERT INTO {plan.schema.name} has neither a query nor rows"
+        )
     out = []
-    assert plan.rows is not None
     for position, sources in enumerate(plan.rows):
         values: list[Any] = []
         pending: list[int] = []
@@ -134,6 +140,7 @@ DEFAULT = object()
 
 
 def run_insert(session: Session, stmt: exp.Insert, params: list[Any], key: str) -> WriteResult:
+    """INSERT with one parameter set."""
     txn = session.require_txn()
     plan = insert_plan(session, stmt, key)
     rows = insert_rows(session, plan, params, key, Defaults(session, plan.schema, txn))
@@ -221,9 +228,7 @@ def insert_rows_of(
     blind = 0  # rows appended without their version id (no key to track, no RETURNING)
     for row in rows:
         check_row(schema, row)
-        clash = checker.conflict(row) if checker is not None else None
-        if clash is not None:
-            assert checker is not None
+        if checker is not None and (clash := checker.conflict(row)) is not None:
             if conflict is None:
                 raise checker.violation(clash[0], row)
             if target is not None and tuple(sorted(clash[0])) != target:
@@ -263,6 +268,7 @@ def insert_rows_of(
 def new_writer(
     session: Session, schema: TableSchema, txn: Txn, shared: list[VersionWriter] | None
 ) -> VersionWriter:
+    """A version writer for the statement, kept in ``shared`` (when given) for its later runs."""
     writer = VersionWriter(session, schema, txn)
     if shared is not None:
         shared.append(writer)
@@ -285,6 +291,8 @@ def conflict_target(
 
 
 def _match_conflict_target(schema: TableSchema, conflict: exp.OnConflict) -> tuple[str, ...] | None:
+    """The sorted columns of the key an ON CONFLICT (...) names (None: it names
+    none); ProgrammingError when no PRIMARY KEY or UNIQUE key has exactly those columns."""
     targets = conflict.args.get("conflict_keys")
     if not targets:
         return None
@@ -327,7 +335,7 @@ def _conflict_update(
 
     assignments = [(eq.this, eq.expression.copy().transform(replace_excluded)) for eq in sets]
     condition = where.this.copy().transform(replace_excluded) if where is not None else None
-    extra = [row[name] for name in sorted(excluded_params, key=excluded_params.get)]
+    extra = [row[name] for name in sorted(excluded_params, key=excluded_params.__getitem__)]
     matched = select_targets(
         session,
         schema,

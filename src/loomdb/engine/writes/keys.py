@@ -71,6 +71,7 @@ class KeyChecker:
             self.seen[index].pop(tuple(row.get(c) for c in key), None)
 
     def remember(self, row: dict[str, Any], rid: int, vid: int) -> None:
+        """``row`` now holds its keys as version ``vid`` of row ``rid``."""
         for index, key in enumerate(self.schema.keys):
             values = tuple(row.get(c) for c in key)
             if all(v is not None for v in values):
@@ -84,6 +85,7 @@ class KeyChecker:
                 self.seen[index][values] = None
 
     def violation(self, key: tuple[str, ...], row: dict[str, Any]) -> errors.IntegrityError:
+        """The IntegrityError for ``row`` clashing on ``key``."""
         values = ", ".join(repr(row.get(c)) for c in key)
         kind = "primary key" if key == self.schema.primary_key else "unique constraint"
         return errors.IntegrityError(

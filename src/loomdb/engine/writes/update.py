@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -25,13 +26,13 @@ def select_targets(
     schema: TableSchema,
     table: exp.Table,
     alias: str,
-    assignments: list[tuple[exp.Expression, exp.Expression]],
+    assignments: Sequence[tuple[exp.Expression, exp.Expression]],
     condition: exp.Expression | None,
     params: list[Any],
     key: Any,
     *,
     from_: exp.From | None = None,
-    joins: list[exp.Expression] | None = None,
+    joins: Sequence[exp.Expression] | None = None,
     vid_filter: int | None = None,
 ) -> list[tuple[Any, ...]]:
     """Rows to change: (vid, rid, bid, seq, *new values, *old values) per visible match."""
@@ -70,11 +71,13 @@ def select_targets(
 def apply_updates(
     session: Session,
     schema: TableSchema,
-    assignments: list[tuple[exp.Expression, exp.Expression]],
+    assignments: Sequence[tuple[exp.Expression, exp.Expression]],
     matched: list[tuple[Any, ...]],
     checker: KeyChecker,
     writer: VersionWriter,
 ) -> list[int]:
+    """Write the new version of each matched row with the assignments applied,
+    checking NOT NULL and keys; returns the new version ids."""
     targets = [column_of(schema, ident(t)) for t, _ in assignments]
     nset = len(assignments)
     written = []
@@ -99,11 +102,12 @@ def apply_updates(
 
 
 def run_update(session: Session, stmt: exp.Update, params: list[Any], key: str) -> WriteResult:
+    """UPDATE [FROM] ... [RETURNING]: a new version of each row the WHERE selects."""
     txn = session.require_txn()
     table = stmt.this
     schema = target_schema(session, table)
     alias = table.alias_or_name
-    assignments = []
+    assignments: list[tuple[exp.Column, exp.Expression]] = []
     for eq in stmt.expressions:
         if not isinstance(eq, exp.EQ) or not isinstance(eq.this, exp.Column):
             raise errors.NotSupportedError(f"SET {eq.sql(dialect='postgres')} is not supported")
@@ -135,6 +139,8 @@ def run_update(session: Session, stmt: exp.Update, params: list[Any], key: str) 
 
 
 def run_delete(session: Session, stmt: exp.Delete, params: list[Any], key: str) -> WriteResult:
+    """DELETE [USING] ... [RETURNING]: a tombstone for each row the WHERE selects
+    (RETURNING reads the rows before they go)."""
     txn = session.require_txn()
     table = stmt.this
     schema = target_schema(session, table)
@@ -175,6 +181,7 @@ def returning_rows(
     key: Any,
     result: WriteResult,
 ) -> None:
+    """Evaluate RETURNING over the versions ``vids`` into ``result``, in their order."""
     alias = table.alias_or_name
     select = exp.Select(expressions=[e.copy() for e in returning.expressions])
     select.set("from_", exp.From(this=table.copy()))
@@ -190,6 +197,7 @@ def returning_rows(
 
 
 def run_truncate(session: Session, stmt: exp.TruncateTable, key: str) -> WriteResult:
+    """TRUNCATE: delete every row of each table named; the count is their sum."""
     total = 0
     for table in stmt.expressions:
         delete = exp.Delete(this=table.copy())

@@ -31,21 +31,21 @@ class VersionWriter:
         self._insert_sql, self._inplace_sql, self._end_sql, self._delete_sql, self._allocating_sql = sql
 
     def _values(self, row: dict[str, Any] | None) -> list[Any]:
+        """``row``'s values in the schema's column order (all NULL for a tombstone)."""
         if row is None:
             return [None] * len(self.schema.columns)
         return [row.get(c.name) for c in self.schema.columns]
 
-    def _append(self, rid: int | None, row: dict[str, Any] | None, need_vid: bool = True) -> int | None:
-        """Append a version of row ``rid`` (None: a new row) on this branch; returns
-        its _vid (None when not ``need_vid`` and the engine deferred the INSERT)."""
+    def _allocating_params(self, rid: int | None, row: dict[str, Any] | None) -> list[Any]:
+        """The parameters of the INSERT that takes its version id from the engine."""
+        return [rid, self.bid, self.seq, INF_SEQ, 1 if row is None else 0, *self._values(row)]
+
+    def _append(self, rid: int | None, row: dict[str, Any] | None) -> int:
+        """Append a version of row ``rid`` (None: a new row) on this branch; returns its _vid."""
         deleted = 1 if row is None else 0
         if self._allocating_sql is not None:
             # The engine hands out the id inside the INSERT.
-            params = [rid, self.bid, self.seq, INF_SEQ, deleted, *self._values(row)]
-            if not need_vid:
-                # Sent with the next statement (the COMMIT, say): no round trip of its own.
-                self.backend.defer(self._allocating_sql, params)
-                return None
+            params = self._allocating_params(rid, row)
             return int(next(self.backend.execute(self._allocating_sql, params))[0])
         vid = self.store.allocate_vid(self.physical)
         self.backend.execute(
@@ -56,13 +56,15 @@ class VersionWriter:
 
     def insert(self, row: dict[str, Any], rid: int | None = None) -> int:
         """Append a version; a new row identity when ``rid`` is None. Returns its _vid."""
-        vid = self._append(rid, row)
-        assert vid is not None
-        return vid
+        return self._append(rid, row)
 
     def insert_blind(self, row: dict[str, Any]) -> None:
         """Append a new row whose version id nobody needs (the engine may defer it)."""
-        self._append(None, row, need_vid=False)
+        if self._allocating_sql is not None:
+            # Sent with the next statement (the COMMIT, say): no round trip of its own.
+            self.backend.defer(self._allocating_sql, self._allocating_params(None, row))
+            return
+        self._append(None, row)
 
     def supersede(self, old: tuple[int, int, int, int], row: dict[str, Any] | None) -> int | None:
         """Write ``row`` (None: a tombstone) as the new version of the row whose current
@@ -76,7 +78,6 @@ class VersionWriter:
             self.backend.execute(self._inplace_sql, [1 if row is None else 0, *self._values(row), vid])
             return vid
         new_vid = self._append(rid, row)
-        assert new_vid is not None
         if bid == self.bid:
             self.backend.execute(self._end_sql, [self.seq, vid])
         return new_vid
