@@ -173,6 +173,14 @@ class Backend(Protocol):
         when none is open, and never raises."""
         ...
 
+    def abandon(self) -> None:
+        """Roll back whatever is open, whatever state an interrupt (a
+        KeyboardInterrupt in the middle of a round trip, say) left the
+        connection in; afterwards the backend is ready for a new transaction.
+        Raises OperationalError only when that cannot be done (a server that
+        cannot be reached)."""
+        ...
+
     @property
     def in_transaction(self) -> bool:
         """Whether a transaction is open on this connection."""

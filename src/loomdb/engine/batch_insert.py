@@ -137,6 +137,10 @@ def _one_trip(session: Session, parsed: Parsed, plans: list[InsertPlan]) -> list
         outcome = store.transactions.insert_batch(
             txn.bid, store.commit_row_sql(txn), steps, sorted(tables), str(store.epoch), store.drop_commit_sql
         )
+    except errors.OperationalError:
+        # The connection failed: the batch may have committed before the answer
+        # was lost, so running it again could write it twice. The caller hears.
+        raise
     except errors.Error:
         return None  # rolled back; the usual path runs the batch and reports what is wrong
     if int(outcome.epoch or 0) != store.epoch:

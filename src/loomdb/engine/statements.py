@@ -253,9 +253,12 @@ def _write_in(
         return done
     except BaseException as exc:
         try:
-            if txn.savepoints:
+            if txn.savepoints and isinstance(exc, Exception):
                 transactions.rollback_to_savepoint()
             else:
+                # An interrupt (KeyboardInterrupt, SystemExit...) may have landed
+                # anywhere in the statement, even before its savepoint reached the
+                # engine: the whole transaction goes.
                 transactions.fail(f"{type(exc).__name__}: {exc}")
         except BaseException:
             # The statement could not be undone alone (interrupted again, say):

@@ -194,7 +194,7 @@ class WriteTransactions:
         interrupted: BaseException | None = None
         for _ in range(_ROLLBACK_TRIES):
             try:
-                _roll_back(store.backend)
+                store.backend.abandon()
                 store.forget_writes(schema_changed=txn is None or txn.ddl)
                 break
             except Exception:
@@ -322,9 +322,3 @@ class WriteTransactions:
         if self.current is None:
             raise errors.InternalError("no write transaction is open")
         return self.current
-
-
-def _roll_back(backend: Any) -> None:
-    """Roll back whatever transaction is open on ``backend``'s connection."""
-    if backend.in_transaction:
-        backend.rollback()

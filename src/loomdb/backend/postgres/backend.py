@@ -127,9 +127,16 @@ class PostgresBackend:
         self._translated: dict[str, tuple[str, tuple[int, ...]]] = {}
         self._deferred: list[tuple[str, list[Any] | None]] = []
         self._changes = 0
+        self._durability = durability
+        #: Whether a transaction this backend began is open (BEGIN sent, no COMMIT or ROLLBACK yet).
+        self._began = False
+        self._connect(create)
+
+    def _connect(self, create: bool) -> None:
+        """Open the connection, with loomdb's session settings and adapters."""
         try:
             self.conn = psycopg.connect(
-                self.conninfo, autocommit=True, connect_timeout=max(1, int(min(timeout, 30)))
+                self.conninfo, autocommit=True, connect_timeout=max(1, int(min(self.timeout, 30)))
             )
         except psycopg.Error as exc:
             raise errors.OperationalError(
@@ -137,10 +144,21 @@ class PostgresBackend:
             ) from None
         self._wire = Wire(self.conn)
         try:
-            self._setup(durability, create)
+            self._setup(self._durability, create)
         except BaseException:
             self.conn.close()
             raise
+
+    def _reopen(self) -> None:
+        """A fresh connection in place of one an interrupted round trip closed
+        (the server rolled back whatever that one had open)."""
+        try:
+            self.conn.close()
+        except psycopg.Error:
+            pass
+        self._began = False
+        self._deferred = []
+        self._connect(create=False)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -278,7 +296,18 @@ class PostgresBackend:
         return iter(result.rows or ())
 
     def _send(self, statements: list[tuple[str, list[Any] | None]]) -> list[Result]:
-        """Run ``statements`` in one round trip (see :mod:`.wire`); loomdb errors."""
+        """Run ``statements`` in one round trip (see :mod:`.wire`); loomdb errors.
+
+        A connection an interrupted round trip closed is opened again first,
+        unless a transaction was open on it: that one is gone (rolled back),
+        which the caller must hear about rather than go on outside it."""
+        if self.conn.closed:
+            if self._began:
+                raise errors.OperationalError(
+                    "the PostgreSQL connection was closed in the middle of a transaction"
+                    " (an interrupted round trip); the transaction was rolled back"
+                )
+            self._reopen()
         try:
             return self._wire.run(statements)
         except psycopg.Error as exc:
@@ -357,6 +386,7 @@ class PostgresBackend:
         except errors.Error:
             self.rollback()  # BEGIN went through when the lock wait failed
             raise
+        self._began = True
         return rows[2:]
 
     def lock(self, key: int) -> None:
@@ -370,19 +400,42 @@ class PostgresBackend:
     def begin_read(self) -> None:
         """BEGIN a REPEATABLE READ, READ ONLY transaction (one snapshot)."""
         self._run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self._began = True
 
     def commit(self) -> None:
         """COMMIT (durable per ``synchronous_commit``)."""
         self._run("COMMIT")
+        self._began = False
 
     def rollback(self) -> None:
         """Drop the deferred writes and ROLLBACK any open transaction; never raises."""
         self._deferred = []
-        if self.in_transaction:
+        if self.in_transaction and not self.conn.closed:
             try:
                 self._run("ROLLBACK")
             except errors.Error:
                 pass
+        self._began = False
+
+    def abandon(self) -> None:
+        """Roll back whatever is open, whatever state an interruption left the
+        connection in: a connection closed by an interrupted round trip, or one
+        a ROLLBACK cannot reach, is opened afresh (the server rolls back what
+        it had). Raises OperationalError only when no connection can be opened."""
+        self._deferred = []
+        if not self.conn.closed:
+            status = self.conn.info.transaction_status
+            if status == TransactionStatus.IDLE:
+                self._began = False
+                return
+            if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+                try:
+                    self._run("ROLLBACK")
+                    self._began = False
+                    return
+                except errors.Error:
+                    pass
+        self._reopen()
 
     @property
     def in_transaction(self) -> bool:

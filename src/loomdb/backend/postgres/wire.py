@@ -133,7 +133,7 @@ class Wire:
             # Interrupted halfway through the protocol (Ctrl-C while waiting):
             # results of unknown statements may still arrive, so the
             # connection cannot be trusted any more. Closing it rolls back
-            # the open transaction; the caller sees a closed connection.
+            # the open transaction; the backend opens a fresh one next time.
             self.conn.close()
             raise
 

@@ -286,6 +286,10 @@ class SQLiteBackend:
             except apsw.Error:
                 pass
 
+    def abandon(self) -> None:
+        """Roll back whatever transaction is open (SQLite's connection survives any interrupt)."""
+        self.rollback()
+
     @property
     def in_transaction(self) -> bool:
         """Whether a transaction is open on the connection."""

@@ -589,5 +589,6 @@ class Store:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.transactions.abandon()
+            # Closing the connection rolls back whatever it had open.
+            self.transactions.current = None
             self.backend.close()
