@@ -8,10 +8,10 @@ crash tests are ``test_crash.py``, ``test_merge_crash.py`` and
 (``new_store``, with this module's ``engine`` fixed to postgres), and loomdb's connections
 are found by the ``application_name`` their URL carries.
 
-The contract under test (``backend/postgres.py``): a lost connection raises
+The contract under test (``backend/postgres/``): a lost connection raises
 ``loomdb.OperationalError``; the open transaction is gone with it, so nothing
-half-written is ever visible; a new ``loomdb.connect`` carries on, and every
-acknowledged commit is there.
+half-written is ever visible; the same handle (on a fresh connection) or a
+new ``loomdb.connect`` carries on, and every acknowledged commit is there.
 """
 
 from __future__ import annotations

@@ -458,7 +458,7 @@ class PostgresBackend:
         (a branch view) has its ``key`` already: ``(user name, index into
         columns)`` pairs (none: a table without keys). Its _vid comes from the
         table's sequence, its commit id from the transaction's ``loom.batch_seq``
-        setting (see ``write_in_one_trip`` and loomdb.batch_insert).
+        setting (see ``insert_batch`` and loomdb.engine.batch_insert).
         Parameters: ?1 the branch, ?2 the schema epoch the caller planned with
         (nothing is inserted under another), then the columns. Typed casts, as
         in ``allocating_insert_sql``."""
