@@ -65,7 +65,8 @@ class Database:
     @property
     def head(self) -> int:
         """The newest commit this handle sees (its snapshot for ``as_of`` handles)."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.head()
 
     def __repr__(self) -> str:
@@ -84,12 +85,14 @@ class Database:
         outside loomdb's SQL, DataError/IntegrityError for values that do
         not fit; the store is unchanged by a failed statement.
         """
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.execute(sql, params)
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Cursor:
         """Run one statement once per parameter set, all in one commit."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.executemany(sql, seq_of_params)
 
     def execute_batch(self, statements: Sequence[tuple[str, Iterable[Params]]]) -> list[Cursor]:
@@ -107,12 +110,14 @@ class Database:
         into tables with one key, or of INSERTs into tables without keys, of
         rows the client builds alone, is one round trip (see ``batch_insert``).
         """
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.execute_batch(statements)
 
     def explain(self, sql: str, params: Params | None = None) -> str:
         """The SQL loomdb runs for a query on this branch, and the engine's plan for it."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.explain(sql, params)
 
     def commit(self) -> None:
@@ -137,8 +142,10 @@ class Database:
         with the next statement instead of taking a round trip of its own.
         Nested blocks join the outer one (and its ``savepoints``).
         """
-        with self._open(), self._conn.transaction(message, author, savepoints):
-            yield self
+        with self._conn.lock:
+            self._check_open()
+            with self._conn.transaction(message, author, savepoints):
+                yield self
 
     # -- branches and history -------------------------------------------------------------
 
@@ -149,39 +156,46 @@ class Database:
         commit id, or a datetime (the newest commit of this handle's
         lineage at or before it). ``self`` stays on its branch.
         """
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return Database(self._conn.branch(name, from_))
 
     def checkout(self, name: str) -> Database:
         """A handle on the existing branch ``name`` (BranchNotFoundError otherwise)."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return Database(self._conn.checkout(name))
 
     def as_of(self, when: int | dt.datetime) -> Database:
         """A read-only handle on this branch's history at a commit id or a time."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return Database(self._conn.as_of(when))
 
     def branches(self) -> list[Branch]:
         """Every live branch, oldest first."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.branches()
 
     def drop_branch(self, name: str) -> None:
         """Remove branch ``name`` (not ``main``). Branches forked from it keep working."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             self._conn.drop_branch(name)
 
     def log(self, branch: str | None = None, limit: int | None = None) -> list[Commit]:
         """Commits of ``branch`` (default: this handle's), newest first, through its lineage."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise errors.ProgrammingError(f"limit must be a non-negative int, not {limit!r}")
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.log(branch, limit)
 
     def table_names(self) -> list[str]:
         """The names of the tables this handle sees, sorted."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.table_names()
 
     # -- merge, diff, revert, reset --------------------------------------------------------
@@ -199,24 +213,28 @@ class Database:
         Raises MergeConflict (changing nothing) when rows clash and
         ``on_conflict`` is "fail"; see docs/api.md for the rules.
         """
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.merge(source, into, on_conflict, message, author)
 
     def diff(
         self, a: str | int | dt.datetime, b: str | int | dt.datetime, table: str | None = None
     ) -> Iterator[Change]:
         """The rows that differ between snapshots ``a`` and ``b`` (branch, commit id or datetime)."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return iter(self._conn.diff(a, b, table))
 
     def diff_stat(self, a: str | int | dt.datetime, b: str | int | dt.datetime) -> dict[str, DiffStat]:
         """Per table, how many rows ``b`` added, removed and modified compared with ``a``."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.diff_stat(a, b)
 
     def revert(self, commit: int, message: str | None = None, author: str | None = None) -> int | None:
         """Undo one commit with a new commit on this branch; returns its id (None: nothing to undo)."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.revert(commit, message, author)
 
     def reset(
@@ -227,7 +245,8 @@ class Database:
         author: str | None = None,
     ) -> int | None:
         """Make ``branch`` (default: this handle's) equal to snapshot ``to``, as a new commit."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.reset(to, branch, message, author)
 
     # -- agent runs ---------------------------------------------------------------------------
@@ -248,7 +267,8 @@ class Database:
 
     def vector_cache_bytes(self) -> int:
         """Memory held by the in-memory vector copies of this connection."""
-        with self._open():
+        with self._conn.lock:
+            self._check_open()
             return self._conn.vector_cache_bytes()
 
     def close(self) -> None:
@@ -270,10 +290,7 @@ class Database:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _open(self) -> Iterator[None]:
-        """Hold the connection's lock; InterfaceError when this handle is closed."""
-        with self._conn.lock:
-            if self._closed or self._conn.closed:
-                raise errors.InterfaceError("this loomdb handle is closed")
-            yield
+    def _check_open(self) -> None:
+        """InterfaceError when this handle (or its connection) is closed."""
+        if self._closed or self._conn.closed:
+            raise errors.InterfaceError("this loomdb handle is closed")
