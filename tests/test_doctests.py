@@ -1,6 +1,6 @@
-"""The ``>>>`` examples in the docstrings of loomdb's pure layers run as tests:
-every module of ``loomdb.sql`` and ``loomdb.versioning`` (found with pkgutil,
-so a new module is picked up) and ``loomdb.layout``. Each compile rule's
+"""The ``>>>`` examples in loomdb's docstrings run as tests: every module of
+``loomdb.sql``, ``loomdb.versioning`` and ``loomdb.engine`` (found with
+pkgutil, so a new module is picked up) and ``loomdb.layout``. Each compile rule's
 module must show at least one example of what the rule does."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+import loomdb.engine
 import loomdb.sql
 import loomdb.sql.rules
 import loomdb.versioning
@@ -19,9 +20,10 @@ from loomdb.sql.compile import RULES
 
 
 def _module_names() -> list[str]:
-    """``loomdb.layout`` and every module and package under ``loomdb.sql`` and ``loomdb.versioning``."""
+    """``loomdb.layout`` and every module and package under ``loomdb.sql``,
+    ``loomdb.versioning`` and ``loomdb.engine``."""
     names = ["loomdb.layout"]
-    for package in (loomdb.sql, loomdb.versioning):
+    for package in (loomdb.sql, loomdb.versioning, loomdb.engine):
         names.append(package.__name__)
         names += [info.name for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
     return sorted(names)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from . import errors
+from .backend.protocol import Backend
 from .database import Database
 from .engine.local import LocalConnection
 from .engine.store import Store
@@ -31,7 +31,7 @@ def open_store(
                 f"the PostgreSQL engine needs psycopg 3: pip install 'loomdb[postgres]' ({exc})"
             ) from None
 
-        backend: Any = PostgresBackend(
+        backend: Backend = PostgresBackend(
             target, schema=schema, durability=durability, timeout=timeout, create=create
         )
     else:

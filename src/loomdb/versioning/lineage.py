@@ -113,14 +113,3 @@ def visibility_sql(
         return f"({branch} = {bid} AND {cond} AND {alias}._del = 0)"
     whens = " ".join(f"WHEN {bid} THEN {cond}" for bid, cond in levels)
     return f"({alias}._del = 0 AND CASE {branch} {whens} ELSE FALSE END)"
-
-
-def commits_sql(lineage: Lineage, alias: str = "c") -> str:
-    """A predicate over ``loom_commits AS alias`` keeping the commits of the lineage."""
-    parts = []
-    for bid, limit in lineage.levels:
-        if limit is None:
-            parts.append(f"{alias}.bid = {bid}")
-        else:
-            parts.append(f"({alias}.bid = {bid} AND {alias}.seq <= {limit})")
-    return "(" + " OR ".join(parts) + ")"

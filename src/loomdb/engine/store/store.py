@@ -33,7 +33,7 @@ from ...backend.protocol import (
 from ...catalog import TableSchema
 from ...layout import CATALOG_DDL, CATALOG_TABLES, EPOCH_SQL, FORMAT_VERSION, MAIN_BID
 from ...types import format_timestamp, now_text, parse_timestamp
-from ...versioning.lineage import Lineage, build_lineage, commits_sql
+from ...versioning.lineage import Lineage, build_lineage
 from .. import views
 from ..plans import PlanCache
 from ..transaction import KeyProbe, Txn, WriteTransactions
@@ -592,3 +592,18 @@ class Store:
             # Closing the connection rolls back whatever it had open.
             self.transactions.current = None
             self.backend.close()
+
+
+def commits_sql(lineage: Lineage, alias: str = "c") -> str:
+    """A predicate over ``loom_commits AS alias`` keeping the commits of ``lineage``.
+
+    >>> commits_sql(Lineage(((3, None), (1, 10))))
+    '(c.bid = 3 OR (c.bid = 1 AND c.seq <= 10))'
+    """
+    parts = []
+    for bid, limit in lineage.levels:
+        if limit is None:
+            parts.append(f"{alias}.bid = {bid}")
+        else:
+            parts.append(f"({alias}.bid = {bid} AND {alias}.seq <= {limit})")
+    return "(" + " OR ".join(parts) + ")"
