@@ -572,7 +572,9 @@ def test_a_failed_write_changes_nothing(store):
 
 
 def test_formatting_doctests():
-    failures, _ = doctest.testmod(cli, raise_on_error=False)
+    from loomdb.cli import render
+
+    failures, _ = doctest.testmod(render, raise_on_error=False)
     assert failures == 0
 
 

@@ -1,0 +1,5 @@
+"""``python -m loomdb.cli``: the ``loomdb`` command."""
+
+from . import main
+
+main()
