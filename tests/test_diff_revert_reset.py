@@ -391,3 +391,21 @@ def test_reset_removes_tables_created_after_the_snapshot(hist):
     with pytest.raises(loomdb.ProgrammingError):
         db.execute("SELECT * FROM notes").fetchall()
     assert contents(db) == contents(db.as_of(ids["other"]))
+
+
+def test_diff_of_a_table_dropped_and_created_again_with_other_columns(fresh_db):
+    """The same name, another table: every row of the old one is removed and every
+    row of the new one added, each with its own table's columns."""
+    fresh_db.execute("CREATE TABLE kv (k INT PRIMARY KEY, a INT)")
+    fresh_db.execute("INSERT INTO kv VALUES (1, 10), (2, 20)")
+    other = fresh_db.branch("other")
+    other.execute("DROP TABLE kv")
+    other.execute("CREATE TABLE kv (k INT PRIMARY KEY, b TEXT, c TEXT)")
+    other.execute("INSERT INTO kv VALUES (1, 'x', 'y')")
+    found = sorted((c.kind, c.key["k"], c.before, c.after, c.columns) for c in fresh_db.diff("main", "other"))
+    assert found == [
+        ("added", 1, None, {"k": 1, "b": "x", "c": "y"}, ("k", "b", "c")),
+        ("removed", 1, {"k": 1, "a": 10}, None, ("k", "a")),
+        ("removed", 2, {"k": 2, "a": 20}, None, ("k", "a")),
+    ]
+    assert fresh_db.diff_stat("main", "other") == {"kv": loomdb.DiffStat(added=1, removed=2, modified=0)}

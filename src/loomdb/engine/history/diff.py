@@ -40,38 +40,47 @@ def diff(session: Session, a: Snapshot, b: Snapshot, table: str | None) -> Itera
             schema = sa.with_columns(sa.columns + tuple(c for c in sb.columns if c.name not in names_a))
             rids = changed_rids(store, schema.physical, ranges)
             before, after = rows_at(store, schema, la, rids), rows_at(store, schema, lb, rids)
-        else:  # the table exists on one side only (or is a different table): every row differs
-            # The columns are those of the table b has, else those of the one a has.
-            either = sb if sb is not None else sa
-            if either is None:
-                raise errors.InternalError(f'diff: table "{name}" is on neither side')
-            schema = either
-            before = _all_rows(session, sa, la) if sa is not None else {}
-            after = _all_rows(session, sb, lb) if sb is not None else {}
-        before_by, after_by = by_identity(schema, before), by_identity(schema, after)
-        for ident in sorted(set(before_by) | set(after_by), key=repr):
-            old, new = before_by.get(ident), after_by.get(ident)
-            present = new if new is not None else old
-            if present is None:
-                raise errors.InternalError(f'diff of "{name}": row {ident!r} is on neither side')
-            ov, nv = (old.values if old else None), (new.values if new else None)
-            if ov == nv:
-                continue
-            if ov is None:
-                kind, columns = "added", tuple(schema.column_names)
-            elif nv is None:
-                kind, columns = "removed", tuple(schema.column_names)
-            else:
-                kind = "modified"
-                columns = tuple(c.name for c, x, y in zip(schema.columns, ov, nv, strict=True) if x != y)
-            yield Change(
-                name,
-                kind,
-                row_key(schema, present.values, present.rid),
-                decode_row(schema, ov),
-                decode_row(schema, nv),
-                columns,
-            )
+        else:
+            # On one side only, or a different table under the same name (dropped
+            # and created again): every row of a's is removed, every row of b's
+            # added, each in its own table's columns.
+            if sa is not None:
+                yield from _row_changes(name, sa, _all_rows(session, sa, la), {})
+            if sb is not None:
+                yield from _row_changes(name, sb, {}, _all_rows(session, sb, lb))
+            continue
+        yield from _row_changes(name, schema, before, after)
+
+
+def _row_changes(
+    name: str, schema: TableSchema, before: dict[int, Version], after: dict[int, Version]
+) -> Iterator[Change]:
+    """The Changes between the versions ``before`` and ``after`` of table ``name``
+    (both read with ``schema``), rows matched by PRIMARY KEY, else row identity."""
+    before_by, after_by = by_identity(schema, before), by_identity(schema, after)
+    for ident in sorted(set(before_by) | set(after_by), key=repr):
+        old, new = before_by.get(ident), after_by.get(ident)
+        present = new if new is not None else old
+        if present is None:
+            raise errors.InternalError(f'diff of "{name}": row {ident!r} is on neither side')
+        ov, nv = (old.values if old else None), (new.values if new else None)
+        if ov == nv:
+            continue
+        if ov is None:
+            kind, columns = "added", tuple(schema.column_names)
+        elif nv is None:
+            kind, columns = "removed", tuple(schema.column_names)
+        else:
+            kind = "modified"
+            columns = tuple(c.name for c, x, y in zip(schema.columns, ov, nv, strict=True) if x != y)
+        yield Change(
+            name,
+            kind,
+            row_key(schema, present.values, present.rid),
+            decode_row(schema, ov),
+            decode_row(schema, nv),
+            columns,
+        )
 
 
 def _all_rows(session: Session, schema: TableSchema, lineage: Lineage) -> dict[int, Version]:
