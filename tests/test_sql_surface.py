@@ -178,6 +178,15 @@ def test_create_index_keeps_results_and_is_used_by_lookups(fresh_db):
     fresh_db.execute("CREATE INDEX IF NOT EXISTS items_tag_idx ON items (tag)")
 
 
+def test_create_index_without_a_column_list_is_a_syntax_error_and_changes_nothing(fresh_db):
+    fresh_db.execute("CREATE TABLE items (id INT PRIMARY KEY, tag TEXT)")
+    head = fresh_db.head
+    with pytest.raises(loomdb.ProgrammingError, match="column list"):
+        fresh_db.execute("CREATE INDEX items_idx ON items")
+    assert fresh_db.head == head
+    fresh_db.execute("CREATE INDEX items_idx ON items (tag)")  # the name was not taken
+
+
 def test_alter_table_add_column_gives_existing_rows_null_or_default(kv):
     kv.execute("ALTER TABLE kv ADD COLUMN note TEXT")
     kv.execute("ALTER TABLE kv ADD COLUMN weight INT DEFAULT 7")

@@ -232,6 +232,11 @@ def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
                 f"index on expression {node.sql(dialect='postgres')!r} is not supported"
             )
         columns.append(column_of(schema, ident(node)))
+    if not columns:
+        # PostgreSQL's grammar needs the parenthesised column list.
+        raise errors.ProgrammingError(
+            "syntax error at end of input: CREATE INDEX needs a column list, ON table (column, ...)"
+        )
     cols = [c.name for c in columns]
     if method in _VECTOR_INDEX_METHODS:
         if len(columns) != 1 or columns[0].type.kind != "vector":
