@@ -45,7 +45,10 @@ Three ways of interrupting, through the ``interrupt_at`` fixture and a timer:
    engine-call sweep cannot reach those gaps when no engine call lies in
    them (on PostgreSQL, most). The longest sweeps are marked slow.
 3. A timer storm (random): SIGALRM at a random moment within a write raises
-   KeyboardInterrupt wherever Python is, a few thousand times per engine,
+   KeyboardInterrupt wherever Python is, a few thousand times per engine
+   (a Python signal handler runs between two bytecodes of the main thread,
+   so this lands exactly as Ctrl-C's SIGINT and its default handler do; the
+   interval timer only sends SIGALRM),
    in autocommit writes and in ``transaction()`` blocks; every write that
    returned must be there at the end (for the second connection and after
    a reopen), every interrupted one whole or absent, and the handle must
