@@ -140,3 +140,40 @@ def column_type_of(dtype: exp.DataType | None) -> ColumnType | None:
             return ColumnType.parse("NUMERIC")
     name = _PLAIN_TYPES.get(kind)
     return ColumnType.parse(name) if name else None
+
+
+_JSON_TYPES = (_T.JSON, _T.JSONB)
+
+
+def is_json(node: exp.Expression) -> bool:
+    """Whether ``node`` is a json or jsonb value: by its annotated type, or an arrow extract.
+
+    >>> is_json(exp.cast(exp.Literal.string("{}"), "jsonb"))
+    True
+    """
+    if isinstance(node, (exp.JSONExtract, exp.JSONBExtract)):
+        return True
+    return node.type is not None and node.type.this in _JSON_TYPES
+
+
+def is_untyped(node: exp.Expression) -> bool:
+    """A string literal or a parameter: PostgreSQL gives it the other operand's type."""
+    return (isinstance(node, exp.Literal) and node.is_string) or isinstance(
+        node, (exp.Parameter, exp.Placeholder)
+    )
+
+
+def is_jsonb_concat(node: exp.Expression) -> bool:
+    """Whether ``node`` is jsonb's ``||`` (an operand jsonb, the other jsonb or untyped),
+    not text concatenation.
+
+    >>> doc = exp.cast(exp.Literal.string("{}"), "jsonb")
+    >>> is_jsonb_concat(exp.DPipe(this=doc, expression=exp.Literal.string('[1]')))
+    True
+    >>> is_jsonb_concat(exp.DPipe(this=exp.Literal.string("a"), expression=exp.Literal.string("b")))
+    False
+    """
+    if not isinstance(node, exp.DPipe):
+        return False
+    a, b = node.this, node.expression
+    return (is_json(a) and (is_json(b) or is_untyped(b))) or (is_json(b) and is_untyped(a))

@@ -21,6 +21,7 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
+from ...sql.tree import is_json, is_jsonb_concat
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -50,7 +51,7 @@ def _null_safe(name: str) -> _Transform:
 # Casts whose SQLite spelling would lose the PostgreSQL meaning.
 _CAST_FUNCTIONS = {
     exp.DataType.Type.JSON: None,  # stored as JSON text already: the cast is a no-op
-    exp.DataType.Type.JSONB: None,
+    exp.DataType.Type.JSONB: "loom_jsonb",  # to jsonb's normal form, so equal values compare equal
     exp.DataType.Type.UUID: None,
     exp.DataType.Type.VECTOR: "vec_f32",
     exp.DataType.Type.TIMESTAMP: "loom_timestamp",
@@ -130,6 +131,26 @@ def _has_key(self: SQLiteGenerator, e: exp.Expr) -> str:
     return f"(json_type({self.sql(e.this)}, '$.\"' || {self.sql(key)} || '\"') IS NOT NULL)"
 
 
+def _concat(self: SQLiteGenerator, e: exp.DPipe) -> str:
+    """``||``: jsonb's concatenation when an operand is jsonb (and the other jsonb
+    or untyped), else text concatenation."""
+    if is_jsonb_concat(e):
+        return self.func("loom_jsonb_concat", e.this, e.expression)
+    return self.dpipe_sql(e)
+
+
+def _minus(self: SQLiteGenerator, e: exp.Sub) -> str:
+    """``-``: jsonb's deletion of a key or element when the left side is jsonb."""
+    if is_json(e.this):
+        return self.func("loom_jsonb_delete", e.this, e.expression)
+    return self.binary(e, "-")
+
+
+def _object_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``json[b]_object_agg(key, value)`` as SQLite's ``json_group_object``."""
+    return self.func("json_group_object", e.this, e.expression)
+
+
 class LoomSQLiteGenerator(SQLiteGenerator):
     """SQLite's generator with loomdb's rewrites (see the module docstring)."""
 
@@ -153,6 +174,10 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.JSONBContainsTopKey: _has_key,
         exp.Anonymous: _anonymous,
         exp.Parameter: lambda self, e: f"?{e.this.name}",
+        exp.DPipe: _concat,
+        exp.Sub: _minus,
+        exp.JSONBObjectAgg: _object_agg,
+        exp.JSONObjectAgg: _object_agg,
     }
 
 

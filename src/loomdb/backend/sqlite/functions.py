@@ -18,7 +18,7 @@ import numpy as np
 import sqlite_vec
 
 from ... import errors
-from ...types import ColumnType, load_json, to_storage
+from ...types import ColumnType, dump_json, load_json, to_storage
 
 if TYPE_CHECKING:
     from apsw import SQLiteValue
@@ -48,6 +48,59 @@ def _as_json(value: Any) -> Any:
     if isinstance(value, (str, bytes)):
         return load_json(value)
     return value
+
+
+def _jsonb(value: Any) -> str | None:
+    """``value::jsonb``: JSON text in jsonb's normal form (DataError for text that is not JSON)."""
+    if value is None:
+        return None
+    try:
+        parsed = _as_json(value)
+    except ValueError:
+        raise errors.DataError(f"invalid input syntax for type json: {str(value)[:80]!r}") from None
+    return dump_json(parsed)
+
+
+def _jsonb_concat(a: Any, b: Any) -> str | None:
+    """jsonb's ``a || b``: two objects merge (b's value wins for a shared key);
+    otherwise both sides, a non-array taken as a one-element array, are joined."""
+    if a is None or b is None:
+        return None
+    left, right = _parse_jsonb(a), _parse_jsonb(b)
+    if isinstance(left, dict) and isinstance(right, dict):
+        return dump_json({**left, **right})
+    items = (left if isinstance(left, list) else [left]) + (right if isinstance(right, list) else [right])
+    return dump_json(items)
+
+
+def _jsonb_delete(doc: Any, key: Any) -> str | None:
+    """jsonb's ``doc - key``: an object without ``key``, an array without the
+    string elements equal to ``key``, or (an integer ``key``) without that element."""
+    if doc is None or key is None:
+        return None
+    value = _parse_jsonb(doc)
+    if isinstance(key, int) and not isinstance(key, bool):
+        if not isinstance(value, list):
+            raise errors.DataError(
+                "cannot delete from object using integer index"
+                if isinstance(value, dict)
+                else "cannot delete from scalar"
+            )
+        index = key + len(value) if key < 0 else key
+        return dump_json([item for i, item in enumerate(value) if i != index])
+    if isinstance(value, dict):
+        return dump_json({k: v for k, v in value.items() if k != key})
+    if isinstance(value, list):
+        return dump_json([item for item in value if not (isinstance(item, str) and item == key)])
+    raise errors.DataError("cannot delete from scalar")
+
+
+def _parse_jsonb(value: Any) -> Any:
+    """A jsonb operand parsed (DataError for text that is not JSON)."""
+    try:
+        return _as_json(value)
+    except ValueError:
+        raise errors.DataError(f"invalid input syntax for type json: {str(value)[:80]!r}") from None
 
 
 def _contains(a: Any, b: Any) -> int | None:
@@ -155,6 +208,9 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_inner_product", inner_product, 2),
     ("loom_negative_inner_product", _negative_inner_product, 2),
     ("loom_vector_norm", _vector_norm, 1),
+    ("loom_jsonb", _jsonb, 1),
+    ("loom_jsonb_concat", _jsonb_concat, 2),
+    ("loom_jsonb_delete", _jsonb_delete, 2),
     # Casts to types SQLite lacks (see the dialect's cast rules).
     ("loom_timestamp", _cast_to("TIMESTAMP"), 1),
     ("loom_date", _cast_to("DATE"), 1),

@@ -2,7 +2,8 @@
 (after ``qualify_query`` typed them): how the engine's values are read back.
 
 ``->`` yields JSON whatever sqlglot infers, and ``->>`` text to leave as the
-engine gives it (None).
+engine gives it (None). The functions that build JSON yield JSON too, so
+their values come back as dicts and lists, as psycopg returns PostgreSQL's.
 
 >>> from loomdb.sql.rules.context import TYPES, Context, tree_of
 >>> from loomdb.sql.rules.qualify_query import qualify_query
@@ -10,6 +11,9 @@ engine gives it (None).
 >>> tree = type_outputs(qualify_query(tree_of("SELECT id, e, j->'a', j->>'a', count(*) FROM t"), ctx), ctx)
 >>> [None if t is None else t.sql for t in tree.meta[TYPES]]
 ['INT', 'VECTOR(3)', 'JSONB', None, 'BIGINT']
+>>> tree = type_outputs(qualify_query(tree_of("SELECT jsonb_build_object('a', id), json_agg(id) FROM t"), ctx), ctx)
+>>> [None if t is None else t.sql for t in tree.meta[TYPES]]
+['JSONB', 'JSONB']
 """
 
 from __future__ import annotations
@@ -17,8 +21,33 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ...types import JSON_ANY, ColumnType
-from ..tree import column_type_of, projections
+from ..tree import column_type_of, is_json, is_jsonb_concat, projections
 from .context import TYPES, Context
+
+#: PostgreSQL's functions whose result is json or jsonb (sqlglot parses them
+#: as anonymous calls), by lower-case name.
+JSON_FUNCTIONS = frozenset(
+    {
+        "array_to_json",
+        "json_build_array",
+        "json_build_object",
+        "json_object",
+        "json_strip_nulls",
+        "jsonb_agg",
+        "jsonb_build_array",
+        "jsonb_build_object",
+        "jsonb_insert",
+        "jsonb_object",
+        "jsonb_set",
+        "jsonb_set_lax",
+        "jsonb_strip_nulls",
+        "row_to_json",
+        "to_json",
+        "to_jsonb",
+    }
+)
+#: The JSON-building aggregates sqlglot parses into nodes of their own.
+_JSON_NODES = (exp.JSONArrayAgg, exp.JSONBObjectAgg, exp.JSONObjectAgg, exp.JSONObject, exp.JSONArray)
 
 
 def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -34,7 +63,11 @@ def _output_type(node: exp.Expression) -> ColumnType | None:
     inner = node.this if isinstance(node, exp.Alias) else node
     while isinstance(inner, exp.Paren):
         inner = inner.this
-    if isinstance(inner, (exp.JSONExtract, exp.JSONBExtract)):
+    if isinstance(inner, (exp.JSONExtract, exp.JSONBExtract, *_JSON_NODES)):
+        return JSON_ANY
+    if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in JSON_FUNCTIONS:
+        return JSON_ANY
+    if is_jsonb_concat(inner) or (isinstance(inner, exp.Sub) and is_json(inner.this)):
         return JSON_ANY
     if isinstance(inner, (exp.JSONExtractScalar, exp.JSONBExtractScalar)):
         return None
