@@ -62,9 +62,40 @@ _CAST_FUNCTIONS = {
 }
 
 
+_T = exp.DataType.Type
+# Casts to PostgreSQL's integer types, by width: a loomdb function rounds and
+# range-checks as PostgreSQL does (SQLite's CAST truncates, and never fails).
+_INT_CASTS = {_T.SMALLINT: "loom_int2", _T.INT: "loom_int4", _T.BIGINT: "loom_int8"}
+_FLOAT_TYPES = {_T.FLOAT, _T.DOUBLE}
+_TEXT_TYPES = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR}
+
+
+def _int_cast_mode(value: exp.Expr) -> str:
+    """How PostgreSQL turns ``value`` into an integer, from its type: 'n' numeric
+    (rounded half away from zero; numeric literals are numeric in PostgreSQL),
+    'f' float (rounded half to even), 't' text (an integer literal only), 'a'
+    unknown (a parameter: decided by the value)."""
+    inner = value
+    while isinstance(inner, (exp.Paren, exp.Neg)):
+        inner = inner.this
+    if isinstance(inner, exp.Literal):
+        return "t" if inner.is_string else "n"
+    dtype = value.type if isinstance(value, exp.Expression) else None
+    kind = None if dtype is None else dtype.this
+    if kind in _FLOAT_TYPES:
+        return "f"
+    if kind in _TEXT_TYPES:
+        return "t"
+    if kind is None or kind == _T.UNKNOWN:
+        return "a"
+    return "n"
+
+
 def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
     kind = e.to.this
+    if kind in _INT_CASTS:
+        return self.func(_INT_CASTS[kind], e.this, exp.Literal.string(_int_cast_mode(e.this)))
     if kind in _CAST_FUNCTIONS:
         name = _CAST_FUNCTIONS[kind]
         return self.sql(e.this) if name is None else self.func(name, e.this)
@@ -139,6 +170,20 @@ def _concat(self: SQLiteGenerator, e: exp.DPipe) -> str:
     return self.dpipe_sql(e)
 
 
+def _checked_divisor(op: str) -> Callable[[SQLiteGenerator, exp.Binary], str]:
+    """``/`` or ``%`` whose divisor raises PostgreSQL's division by zero (SQLite
+    returns NULL); a non-zero number literal needs no check."""
+
+    def generate(self: SQLiteGenerator, e: exp.Binary) -> str:
+        """``left op loom_divisor(right)``."""
+        divisor = e.expression
+        if isinstance(divisor, exp.Literal) and divisor.is_number and float(divisor.this) != 0:
+            return self.binary(e, op)
+        return f"{self.sql(e.this)} {op} {self.func('loom_divisor', divisor)}"
+
+    return generate
+
+
 def _minus(self: SQLiteGenerator, e: exp.Sub) -> str:
     """``-``: jsonb's deletion of a key or element when the left side is jsonb."""
     if is_json(e.this):
@@ -175,6 +220,8 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Anonymous: _anonymous,
         exp.Parameter: lambda self, e: f"?{e.this.name}",
         exp.DPipe: _concat,
+        exp.Div: _checked_divisor("/"),
+        exp.Mod: _checked_divisor("%"),
         exp.Sub: _minus,
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,

@@ -8,9 +8,11 @@ emits must be registered here (``tests/test_backend_contract.py`` checks).
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import apsw
@@ -101,6 +103,52 @@ def _parse_jsonb(value: Any) -> Any:
         return _as_json(value)
     except ValueError:
         raise errors.DataError(f"invalid input syntax for type json: {str(value)[:80]!r}") from None
+
+
+def _to_int(bits: int) -> Callable[[Any, str], int | None]:
+    """``value::smallint/integer/bigint`` as PostgreSQL casts, by ``mode`` (see the
+    dialect's ``_int_cast_mode``): numerics rounded half away from zero, floats
+    half to even, text only when it is an integer; DataError when the text is
+    no integer or the result is out of the type's range."""
+    name = {16: "smallint", 32: "integer", 64: "bigint"}[bits]
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    def cast(value: Any, mode: str) -> int | None:
+        """The cast of one value."""
+        if value is None:
+            return None
+        if isinstance(value, str) and mode in ("t", "a"):
+            text = value.strip()
+            if not _INTEGER_TEXT.fullmatch(text):
+                raise errors.DataError(f'invalid input syntax for type {name}: "{value}"')
+            number = int(text)
+        elif isinstance(value, float) and mode != "n":
+            if not math.isfinite(value):
+                raise errors.DataError(f"{name} out of range")
+            number = round(value)  # half to even, as PostgreSQL's rint()
+        elif isinstance(value, bytes):
+            raise errors.DataError(f"cannot cast bytea to {name}")
+        else:
+            try:
+                number = int(Decimal(str(value)).to_integral_value(ROUND_HALF_UP))
+            except (InvalidOperation, ValueError):
+                raise errors.DataError(f'invalid input syntax for type {name}: "{value}"') from None
+        if not low <= number <= high:
+            raise errors.DataError(f"{name} out of range")
+        return number
+
+    return cast
+
+
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+
+
+def _divisor(value: Any) -> Any:
+    """The right side of ``/`` or ``%``: DataError for zero (PostgreSQL's
+    "division by zero"; SQLite would return NULL)."""
+    if value == 0 and value is not None and not isinstance(value, (str, bytes)):
+        raise errors.DataError("division by zero")
+    return value
 
 
 def _contains(a: Any, b: Any) -> int | None:
@@ -209,6 +257,10 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_negative_inner_product", _negative_inner_product, 2),
     ("loom_vector_norm", _vector_norm, 1),
     ("loom_jsonb", _jsonb, 1),
+    ("loom_int2", _to_int(16), 2),
+    ("loom_int4", _to_int(32), 2),
+    ("loom_int8", _to_int(64), 2),
+    ("loom_divisor", _divisor, 1),
     ("loom_jsonb_concat", _jsonb_concat, 2),
     ("loom_jsonb_delete", _jsonb_delete, 2),
     # Casts to types SQLite lacks (see the dialect's cast rules).
