@@ -19,9 +19,11 @@ from sqlglot.dialects.dialect import arrow_json_extract_sql
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.generators.sqlite import SQLiteGenerator
 
+from ... import errors
 from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
+from ...types import ColumnType, to_storage
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -196,8 +198,54 @@ def _object_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
     return self.func("json_group_object", e.this, e.expression)
 
 
+_TIME_TYPES = {
+    _T.TIMESTAMP: "TIMESTAMP",
+    _T.TIMESTAMPTZ: "TIMESTAMP",
+    _T.DATETIME: "TIMESTAMP",
+    _T.DATE: "DATE",
+}
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _stored_literal(literal: exp.Expr, like: exp.Expr) -> exp.Expr:
+    """A string ``literal`` compared with the timestamp or date ``like``, as the
+    text the engine stores for that type (compared as text, a literal in
+    another spelling would order wrongly); anything else as it is."""
+    dtype = like.type if isinstance(like, exp.Expression) else None
+    type_name = None if dtype is None else _TIME_TYPES.get(dtype.this)
+    if type_name is None or not (isinstance(literal, exp.Literal) and literal.is_string):
+        return literal
+    try:
+        stored = to_storage(literal.this, ColumnType.parse(type_name), "literal")
+    except (ValueError, errors.DataError):
+        raise errors.DataError(
+            f"invalid input syntax for type {type_name.lower()}: {literal.this!r}"
+        ) from None
+    return exp.Literal.string(stored)
+
+
+def _time_literals(tree: exp.Expr) -> exp.Expr:
+    """Every string literal compared with a timestamp or date (=, <>, <, <=, >,
+    >=, BETWEEN, IN) replaced by its stored text."""
+    for node in list(tree.find_all(*_COMPARISONS, exp.Between, exp.In)):
+        if isinstance(node, exp.Between):
+            for arg in ("low", "high"):
+                node.set(arg, _stored_literal(node.args[arg], node.this))
+        elif isinstance(node, exp.In):
+            node.set("expressions", [_stored_literal(item, node.this) for item in node.expressions])
+        else:
+            left, right = node.this, node.expression
+            node.set("expression", _stored_literal(right, left))
+            node.set("this", _stored_literal(left, right))
+    return tree
+
+
 class LoomSQLiteGenerator(SQLiteGenerator):
     """SQLite's generator with loomdb's rewrites (see the module docstring)."""
+
+    def preprocess(self, expression: exp.Expr) -> exp.Expr:
+        """SQLite's preprocessing, then timestamp and date literals in their stored form."""
+        return _time_literals(super().preprocess(expression))
 
     TRANSFORMS = {
         **SQLiteGenerator.TRANSFORMS,
