@@ -100,7 +100,9 @@ class MergeConflict(DatabaseError):
     """Rows changed on both sides of a merge (or since a reverted commit) in ways
     that clash. Nothing was changed; ``conflicts`` lists every one."""
 
-    def __init__(self, conflicts: list, *, sqlstate: str | None = None) -> None:  # list[loomdb.results.Conflict]
+    def __init__(
+        self, conflicts: list, *, sqlstate: str | None = None
+    ) -> None:  # list[loomdb.results.Conflict]
         self.conflicts = list(conflicts)
         shown = "; ".join(
             f"{c.table} {c.key}: {c.kind}"

@@ -49,7 +49,9 @@ def translate(exc: Exception) -> errors.Error:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     sqlstate = getattr(exc, "sqlstate", None) if isinstance(exc, psycopg.Error) else None
     if isinstance(exc, (pgerrors.LockNotAvailable, pgerrors.QueryCanceled, pgerrors.DeadlockDetected)):
-        return errors.OperationalError(f"the store stayed locked by another writer: {message}", sqlstate=sqlstate)
+        return errors.OperationalError(
+            f"the store stayed locked by another writer: {message}", sqlstate=sqlstate
+        )
     if sqlstate:
         cls = errors.class_for_sqlstate(sqlstate)
         if cls is errors.OperationalError:
