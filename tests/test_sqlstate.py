@@ -15,6 +15,8 @@ the SQL layer):
 * An INT or SMALLINT value out of its range (22003): the SQLite engine stores
   any 64-bit integer.
 * A VARCHAR(n) value longer than n (22001): neither engine checks the length.
+* ``CREATE INDEX t ON t (name)`` (42P07): loomdb's index names do not clash
+  with table names.
 * ``SELECT (SELECT id FROM t)`` over several rows (21000): SQLite takes the
   first row.
 * ``SELECT id, count(*) FROM t`` (42803) and ``WHERE 1`` (42804): SQLite
@@ -37,9 +39,10 @@ from loomdb import errors
 
 SETUP = (
     "CREATE TABLE t (id INT PRIMARY KEY, name TEXT NOT NULL, email TEXT UNIQUE,"
-    " body JSONB, emb VECTOR(3), code VARCHAR(3), n SMALLINT)",
+    " body JSONB, emb VECTOR(3), code VARCHAR(3), n SMALLINT, ts TIMESTAMP, u UUID, flag BOOLEAN)",
     "INSERT INTO t (id, name, email) VALUES (1, 'a', 'a@x')",
     "INSERT INTO t (id, name, email) VALUES (2, 'b', 'b@x')",
+    "CREATE INDEX t_name_idx ON t (name)",
 )
 
 #: (id, statement, SQLSTATE PostgreSQL raises for it).
@@ -66,6 +69,20 @@ CASES = [
     ("vector-literal", "INSERT INTO t (id, name, emb) VALUES (3, 'z', 'nope')", "22P02"),
     ("invalid-int", "INSERT INTO t (id, name) VALUES ('abc', 'z')", "22P02"),
     ("undefined-function", "SELECT nope_fn(1)", "42883"),
+    ("vector-nan", "INSERT INTO t (id, name, emb) VALUES (3, 'z', '[1, NaN, 2]')", "22000"),
+    ("invalid-timestamp", "INSERT INTO t (id, name, ts) VALUES (3, 'z', 'nope')", "22007"),
+    ("invalid-uuid", "INSERT INTO t (id, name, u) VALUES (3, 'z', 'nope')", "22P02"),
+    ("invalid-boolean", "INSERT INTO t (id, name, flag) VALUES (3, 'z', 'maybe')", "22P02"),
+    ("duplicate-column-create", "CREATE TABLE t2 (a INT, a INT)", "42701"),
+    ("duplicate-column-insert", "INSERT INTO t (id, id) VALUES (3, 4)", "42701"),
+    ("two-primary-keys", "CREATE TABLE t2 (a INT PRIMARY KEY, b INT PRIMARY KEY)", "42P16"),
+    ("key-column-missing", "CREATE TABLE t2 (a INT, PRIMARY KEY (nope))", "42703"),
+    ("undefined-index", "DROP INDEX nope", "42704"),
+    ("index-name-taken", "CREATE INDEX t_name_idx ON t (email)", "42P07"),
+    ("too-many-values", "INSERT INTO t (id, name) VALUES (3, 'z', 'extra')", "42601"),
+    ("too-few-values", "INSERT INTO t (id, name) VALUES (3)", "42601"),
+    ("on-conflict-no-key", "INSERT INTO t (id, name) VALUES (3, 'z') ON CONFLICT (name) DO NOTHING", "42P10"),
+    ("add-not-null-column", "ALTER TABLE t ADD COLUMN z INT NOT NULL", "23502"),
 ]
 
 #: Statements PostgreSQL runs and loomdb refuses: NotSupportedError, 0A000.
