@@ -31,11 +31,14 @@ from __future__ import annotations
 import pickle
 import uuid
 
+import apsw
 import psycopg
 import pytest
 
 import loomdb
 from loomdb import errors
+from loomdb.backend.postgres.translate import translate as pg_translate
+from loomdb.backend.sqlite.backend import translate as sqlite_translate
 
 SETUP = (
     "CREATE TABLE t (id INT PRIMARY KEY, name TEXT NOT NULL, email TEXT UNIQUE,"
@@ -204,3 +207,45 @@ def test_postgres_engine_keeps_server_sqlstate(pg_store, raw_pg, sql, expected):
     err = info.value
     assert err.sqlstate == pg_state, f"{type(err).__name__}: {err}"
     assert type(err) is _loomdb_class(pg_class), f"{type(err).__name__} (sqlstate {err.sqlstate}): {err}"
+
+
+@pytest.mark.parametrize(
+    ("exc", "cls", "sqlstate"),
+    [
+        (apsw.ConstraintError("UNIQUE constraint failed: t.a"), loomdb.IntegrityError, "23505"),
+        (apsw.ConstraintError("NOT NULL constraint failed: t.a"), loomdb.IntegrityError, "23502"),
+        (apsw.SQLError("no such table: nope"), loomdb.ProgrammingError, "42P01"),
+        (apsw.SQLError("no such column: nope"), loomdb.ProgrammingError, "42703"),
+        (apsw.SQLError('near "SELEC": syntax error'), loomdb.ProgrammingError, "42601"),
+        (apsw.BusyError("database is locked"), loomdb.OperationalError, "55P03"),
+        (apsw.InterruptError("interrupted"), loomdb.OperationalError, "57014"),
+        (apsw.FullError("database or disk is full"), loomdb.OperationalError, "53100"),
+        (apsw.IOError("disk I/O error"), loomdb.OperationalError, "58030"),
+        (apsw.CorruptError("database disk image is malformed"), loomdb.InternalError, "XX001"),
+        (apsw.MismatchError("datatype mismatch"), loomdb.ProgrammingError, "42804"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_sqlite_engine_maps_apsw_errors(exc, cls, sqlstate):
+    err = sqlite_translate(exc)
+    assert (type(err), err.sqlstate) == (cls, sqlstate)
+    assert errors.class_for_sqlstate(sqlstate) is cls
+
+
+@pytest.mark.parametrize(
+    ("exc", "cls", "sqlstate"),
+    [
+        (psycopg.errors.UniqueViolation("dup"), loomdb.IntegrityError, "23505"),
+        (psycopg.errors.SerializationFailure("retry"), loomdb.OperationalError, "40001"),
+        (psycopg.errors.DeadlockDetected("deadlock"), loomdb.OperationalError, "40P01"),
+        (psycopg.errors.LockNotAvailable("lock"), loomdb.OperationalError, "55P03"),
+        (psycopg.errors.QueryCanceled("timeout"), loomdb.OperationalError, "57014"),
+        (psycopg.errors.AdminShutdown("terminated"), loomdb.OperationalError, "57P01"),
+        (psycopg.errors.InFailedSqlTransaction("aborted"), loomdb.InternalError, "25P02"),
+        (psycopg.OperationalError("connection lost"), loomdb.OperationalError, None),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_postgres_engine_maps_psycopg_errors(exc, cls, sqlstate):
+    err = pg_translate(exc)
+    assert (type(err), err.sqlstate) == (cls, sqlstate)

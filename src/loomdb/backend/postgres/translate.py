@@ -54,7 +54,7 @@ def translate(exc: Exception) -> errors.Error:
         )
     if sqlstate:
         cls = errors.class_for_sqlstate(sqlstate)
-        if cls is errors.OperationalError:
+        if sqlstate.startswith(("08", "57P")):  # connection_exception, the server shutting down
             message = f"PostgreSQL connection failed: {message}"
         return cls(message, sqlstate=sqlstate)
     # No SQLSTATE: psycopg's own errors (a lost connection, a closed one, ...).
