@@ -124,7 +124,10 @@ class ColumnType:
         if kind == "vector":
             digits = rest.rstrip(")").strip()
             if not digits.isdigit() or int(digits) <= 0:
-                raise DataError(f"VECTOR needs a positive dimension, as in VECTOR(1536): got {sql_type!r}")
+                raise DataError(
+                    f"VECTOR needs a positive dimension, as in VECTOR(1536): got {sql_type!r}",
+                    sqlstate="22023",
+                )
             dim = int(digits)
         return cls(kind, sql_type.strip().upper(), dim)
 
@@ -203,13 +206,15 @@ def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> VectorBl
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         if len(raw) % 4:
-            raise DataError(f"column {column!r}: a VECTOR blob must hold float32 values")
+            raise DataError(f"column {column!r}: a VECTOR blob must hold float32 values", sqlstate="22P03")
         arr = np.frombuffer(raw, dtype="<f4")
     elif isinstance(value, str):
         try:
             arr = np.asarray(load_json(value), dtype="<f4")
         except (ValueError, TypeError) as exc:
-            raise DataError(f"column {column!r}: {value[:40]!r} is not a vector literal") from exc
+            raise DataError(
+                f"column {column!r}: {value[:40]!r} is not a vector literal", sqlstate="22P02"
+            ) from exc
     else:
         try:
             arr = np.asarray(value, dtype="<f4")
@@ -218,13 +223,16 @@ def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> VectorBl
                 f"column {column!r}: expected a list of numbers for VECTOR, got {type(value).__name__}"
             ) from exc
     if arr.ndim != 1:
-        raise DataError(f"column {column!r}: a vector must be one-dimensional, got shape {arr.shape}")
+        raise DataError(
+            f"column {column!r}: a vector must be one-dimensional, got shape {arr.shape}", sqlstate="22P02"
+        )
     if ctype is not None and ctype.dim is not None and arr.shape[0] != ctype.dim:
         raise DataError(
-            f"column {column!r} is VECTOR({ctype.dim}) but the value has {arr.shape[0]} dimensions"
+            f"column {column!r} is VECTOR({ctype.dim}) but the value has {arr.shape[0]} dimensions",
+            sqlstate="22000",
         )
     if not np.isfinite(arr).all():
-        raise DataError(f"column {column!r}: a vector may not contain NaN or infinity")
+        raise DataError(f"column {column!r}: a vector may not contain NaN or infinity", sqlstate="22000")
     return VectorBlob(arr.tobytes())
 
 
@@ -234,7 +242,9 @@ def _json_text(value: Any, column: str) -> str:
         try:
             value = load_json(value)
         except ValueError as exc:
-            raise DataError(f"column {column!r}: {value[:60]!r} is not valid JSON ({exc})") from exc
+            raise DataError(
+                f"column {column!r}: {value[:60]!r} is not valid JSON ({exc})", sqlstate="22P02"
+            ) from exc
     try:
         return dump_json(value)
     except (TypeError, ValueError) as exc:
@@ -302,7 +312,10 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
                     return True
                 if low in ("f", "false", "no", "off", "0", "n"):
                     return False
-            raise DataError(f"column {column!r} is BOOLEAN: {value!r} is not a boolean")
+            raise DataError(
+                f"column {column!r} is BOOLEAN: {value!r} is not a boolean",
+                sqlstate="22P02" if isinstance(value, str) else None,
+            )
         if kind == "json":
             return _json_text(value, column)
         if kind == "timestamp":
@@ -332,8 +345,21 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
     except DataError:
         raise
     except (ValueError, TypeError, InvalidOperation, OverflowError) as exc:
-        raise DataError(f"column {column!r} is {ctype.sql}: cannot store {value!r} ({exc})") from exc
+        raise DataError(
+            f"column {column!r} is {ctype.sql}: cannot store {value!r} ({exc})",
+            sqlstate=_input_sqlstate(kind, exc),
+        ) from exc
     raise NotSupportedError(f"column type {ctype.sql} is not supported")  # pragma: no cover
+
+
+def _input_sqlstate(kind: str, exc: Exception) -> str:
+    """PostgreSQL's SQLSTATE for input of type ``kind`` that ``exc`` refused:
+    out of range, a malformed date or time, or invalid text."""
+    if isinstance(exc, OverflowError):
+        return "22003"  # numeric_value_out_of_range
+    if kind in ("timestamp", "date"):
+        return "22007"  # invalid_datetime_format
+    return "22P02"  # invalid_text_representation
 
 
 def from_storage(value: Any, ctype: ColumnType | None) -> Any:
@@ -435,7 +461,8 @@ def adapt_param(value: Any, ctype: ColumnType | None) -> Any:
         blob = _vector_bytes(value, None, "parameter")
         if ctype.dim and len(blob) != 4 * ctype.dim:
             raise DataError(
-                f"the query vector has {len(blob) // 4} dimensions; the column is VECTOR({ctype.dim})"
+                f"the query vector has {len(blob) // 4} dimensions; the column is VECTOR({ctype.dim})",
+                sqlstate="22000",
             )
         return blob
     if ctype.kind == "json" and not isinstance(value, str):

@@ -368,6 +368,6 @@ def _unsupported(tree: exp.Expression) -> errors.Error:
         word = tree.sql(dialect="postgres").split()[0].strip('"')
         if word.upper() in _POSTGRES_STATEMENTS:
             return errors.NotSupportedError(f"{word.upper()} statements are not supported by loomdb")
-        return errors.ProgrammingError(f"syntax error at or near {word!r}")
+        return errors.ProgrammingError(f"syntax error at or near {word!r}", sqlstate="42601")
     name = type(tree).__name__.upper()
     return errors.NotSupportedError(f"{name} statements are not supported by loomdb")

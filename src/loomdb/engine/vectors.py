@@ -304,11 +304,17 @@ def query_vector(value: Any, dim: int) -> np.ndarray:
         try:
             vec = np.asarray(value, dtype=np.float32)
         except (TypeError, ValueError) as exc:
-            raise errors.DataError(f"the query vector is not a list of numbers: {exc}") from None
+            raise errors.DataError(
+                f"the query vector is not a list of numbers: {exc}", sqlstate="22P02"
+            ) from None
     if vec.ndim != 1:
-        raise errors.DataError(f"the query vector must be one-dimensional, got shape {vec.shape}")
+        raise errors.DataError(
+            f"the query vector must be one-dimensional, got shape {vec.shape}", sqlstate="22P02"
+        )
     if vec.shape[0] != dim:
-        raise errors.DataError(f"the query vector has {vec.shape[0]} dimensions; the column is VECTOR({dim})")
+        raise errors.DataError(
+            f"the query vector has {vec.shape[0]} dimensions; the column is VECTOR({dim})", sqlstate="22000"
+        )
     if not np.isfinite(vec).all():
-        raise errors.DataError("the query vector may not contain NaN or infinity")
+        raise errors.DataError("the query vector may not contain NaN or infinity", sqlstate="22000")
     return vec

@@ -119,10 +119,10 @@ def _parse_cached(sql: str) -> tuple[exp.Expression, ...]:
         near = detail.get("highlight") or ""
         desc = detail.get("description") or str(err)
         raise ProgrammingError(
-            f"syntax error{where}" + (f" near {near!r}" if near else "") + f": {desc}"
+            f"syntax error{where}" + (f" near {near!r}" if near else "") + f": {desc}", sqlstate="42601"
         ) from None
     except TokenError as err:
-        raise ProgrammingError(f"syntax error: {err}") from None
+        raise ProgrammingError(f"syntax error: {err}", sqlstate="42601") from None
     return tuple(s for s in statements if s is not None)
 
 
@@ -136,5 +136,7 @@ def parse(sql: str) -> exp.Expression:
     if not statements:
         raise ProgrammingError("empty statement: the SQL text holds no statement")
     if len(statements) > 1:
-        raise ProgrammingError(f"the SQL text holds {len(statements)} statements; execute them one at a time")
+        raise ProgrammingError(
+            f"the SQL text holds {len(statements)} statements; execute them one at a time", sqlstate="42601"
+        )
     return statements[0]

@@ -41,24 +41,25 @@ def translate_sql(sql: str) -> tuple[str, tuple[int, ...]]:
 
 def translate(exc: Exception) -> errors.Error:
     """The loomdb error for a psycopg exception, with the first line of
-    PostgreSQL's message; a loomdb error is returned as it is."""
+    PostgreSQL's message and its SQLSTATE; the class follows the SQLSTATE as
+    psycopg's does (:func:`loomdb.errors.class_for_sqlstate`). A loomdb error
+    is returned as it is."""
     if isinstance(exc, errors.Error):
         return exc
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    sqlstate = getattr(exc, "sqlstate", None) if isinstance(exc, psycopg.Error) else None
     if isinstance(exc, (pgerrors.LockNotAvailable, pgerrors.QueryCanceled, pgerrors.DeadlockDetected)):
-        return errors.OperationalError(f"the store stayed locked by another writer: {message}")
-    if isinstance(exc, psycopg.IntegrityError):
-        return errors.IntegrityError(message)
-    if isinstance(exc, psycopg.DataError):
-        return errors.DataError(message)
-    if isinstance(exc, pgerrors.FeatureNotSupported):
-        return errors.NotSupportedError(message)
+        return errors.OperationalError(
+            f"the store stayed locked by another writer: {message}", sqlstate=sqlstate
+        )
+    if sqlstate:
+        cls = errors.class_for_sqlstate(sqlstate)
+        if sqlstate.startswith(("08", "57P")):  # connection_exception, the server shutting down
+            message = f"PostgreSQL connection failed: {message}"
+        return cls(message, sqlstate=sqlstate)
+    # No SQLSTATE: psycopg's own errors (a lost connection, a closed one, ...).
     if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
         return errors.OperationalError(f"PostgreSQL connection failed: {message}")
-    if isinstance(exc, psycopg.ProgrammingError):
-        return errors.ProgrammingError(message)
-    if isinstance(exc, psycopg.InternalError):
-        return errors.OperationalError(message)
     if isinstance(exc, psycopg.Error):
         return errors.DatabaseError(message)
     return errors.InternalError(message)

@@ -50,32 +50,72 @@ _VERSION_TYPES = {
 }
 
 
+# SQLite's messages (the start of them) and the SQLSTATE PostgreSQL has for
+# the same error.
+_CONSTRAINT_SQLSTATES = (
+    ("UNIQUE constraint failed", "23505"),  # unique_violation
+    ("NOT NULL constraint failed", "23502"),  # not_null_violation
+    ("CHECK constraint failed", "23514"),  # check_violation
+    ("FOREIGN KEY constraint failed", "23503"),  # foreign_key_violation
+)
+_SQL_SQLSTATES = (
+    ("no such table", "42P01"),  # undefined_table
+    ("no such column", "42703"),  # undefined_column
+    ("no such function", "42883"),  # undefined_function
+    ("wrong number of arguments to function", "42883"),
+    ("ambiguous column name", "42702"),  # ambiguous_column
+    ("misuse of aggregate", "42803"),  # grouping_error
+    ("syntax error", "42601"),  # syntax_error
+    ("incomplete input", "42601"),
+    ("unrecognized token", "42601"),
+)
+
+
+def _sqlstate_of(message: str, known: tuple[tuple[str, str], ...]) -> str | None:
+    """The SQLSTATE of the first entry of ``known`` whose text ``message`` holds."""
+    low = message.lower()
+    return next((code for text, code in known if text.lower() in low), None)
+
+
 def translate(exc: Exception) -> errors.Error:
-    """The loomdb error for an apsw exception, with SQLite's message; a loomdb
-    error raised inside one of loomdb's SQL functions comes back as it was."""
+    """The loomdb error for an apsw exception, with SQLite's message and the
+    SQLSTATE PostgreSQL has for the same error where one is known (the class
+    follows it as psycopg's does); a loomdb error raised inside one of loomdb's
+    SQL functions comes back as it was."""
     message = str(exc)
     for prefix in ("SQLError: ", "ConstraintError: ", "BusyError: ", "ExecutionCompleteError: "):
         message = message.removeprefix(prefix)
     if isinstance(exc, apsw.ConstraintError):
-        return errors.IntegrityError(message)
+        return errors.IntegrityError(message, sqlstate=_sqlstate_of(message, _CONSTRAINT_SQLSTATES))
     if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
-        return errors.OperationalError(f"the store stayed locked by another writer: {message}")
+        # PostgreSQL's lock_not_available, as the PostgreSQL engine's lock_timeout raises.
+        return errors.OperationalError(
+            f"the store stayed locked by another writer: {message}", sqlstate="55P03"
+        )
     if isinstance(exc, apsw.NotADBError):
         return errors.NotALoomStoreError(message)
-    if isinstance(exc, (apsw.BindingsError, apsw.RangeError, apsw.MismatchError)):
+    if isinstance(exc, apsw.MismatchError):
+        return errors.ProgrammingError(message, sqlstate="42804")  # datatype_mismatch
+    if isinstance(exc, (apsw.BindingsError, apsw.RangeError)):
         return errors.ProgrammingError(message)
     if isinstance(exc, apsw.SQLError):
         if "dimension" in message.lower() or "vector" in message.lower():
-            return errors.DataError(message)
-        return errors.ProgrammingError(message)
+            return errors.DataError(message, sqlstate="22000")  # data_exception, as pgvector's
+        return errors.ProgrammingError(message, sqlstate=_sqlstate_of(message, _SQL_SQLSTATES))
     if isinstance(exc, apsw.TooBigError):
-        return errors.DataError(message)
-    if isinstance(exc, (apsw.IOError, apsw.FullError, apsw.CantOpenError, apsw.ReadOnlyError)):
+        return errors.DataError(message, sqlstate="22000")
+    if isinstance(exc, apsw.FullError):
+        return errors.OperationalError(message, sqlstate="53100")  # disk_full
+    if isinstance(exc, (apsw.IOError, apsw.CantOpenError)):
+        return errors.OperationalError(message, sqlstate="58030")  # io_error
+    if isinstance(exc, apsw.ReadOnlyError):
         return errors.OperationalError(message)
     if isinstance(exc, apsw.CorruptError):
-        return errors.DatabaseError(f"the store file is corrupt: {message}")
+        return errors.InternalError(
+            f"the store file is corrupt: {message}", sqlstate="XX001"
+        )  # data_corrupted
     if isinstance(exc, apsw.InterruptError):
-        return errors.OperationalError(message)
+        return errors.OperationalError(message, sqlstate="57014")  # query_canceled
     if isinstance(exc, errors.Error):
         return exc
     if isinstance(exc, apsw.Error):

@@ -177,7 +177,7 @@ def inner_product(a: Any, b: Any) -> float | None:
         return None
     x, y = _as_vector(a), _as_vector(b)
     if x.shape != y.shape:
-        raise errors.DataError(f"different vector dimensions {x.shape[0]} and {y.shape[0]}")
+        raise errors.DataError(f"different vector dimensions {x.shape[0]} and {y.shape[0]}", sqlstate="22000")
     return float(np.dot(x.astype(np.float64), y.astype(np.float64)))
 
 
@@ -204,7 +204,7 @@ def _cast_to(kind: str) -> Callable[[Any], Any]:
         try:
             return to_storage(value, ctype, "value")
         except errors.Error as exc:
-            raise errors.DataError(f"cannot cast {value!r} to {kind}: {exc}") from None
+            raise errors.DataError(f"cannot cast {value!r} to {kind}: {exc}", sqlstate=exc.sqlstate) from None
 
     return cast
 

@@ -44,7 +44,7 @@ def target_schema(session: Session, table: exp.Table) -> TableSchema:
         raise errors.NotSupportedError(f"cannot write to {table.sql(dialect='postgres')!r}")
     schema = session.schemas().get(table_key(table))
     if schema is None:
-        raise errors.ProgrammingError(f'relation "{table_key(table)}" does not exist')
+        raise errors.ProgrammingError(f'relation "{table_key(table)}" does not exist', sqlstate="42P01")
     return schema
 
 
@@ -52,7 +52,9 @@ def column_of(schema: TableSchema, name: str) -> Column:
     """The column ``name`` of ``schema`` that a statement names; ProgrammingError when there is none."""
     column = schema.column(name)
     if column is None:
-        raise errors.ProgrammingError(f'column "{name}" of relation "{schema.name}" does not exist')
+        raise errors.ProgrammingError(
+            f'column "{name}" of relation "{schema.name}" does not exist', sqlstate="42703"
+        )
     return column
 
 
@@ -179,5 +181,6 @@ def check_row(schema: TableSchema, row: dict[str, Any]) -> None:
     for column in schema.columns:
         if row.get(column.name) is None and (column.not_null or column.name in schema.primary_key):
             raise errors.IntegrityError(
-                f'null value in column "{column.name}" of relation "{schema.name}" violates not-null constraint'
+                f'null value in column "{column.name}" of relation "{schema.name}" violates not-null constraint',
+                sqlstate="23502",
             )

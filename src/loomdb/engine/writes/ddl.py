@@ -24,7 +24,7 @@ def _column_from_def(coldef: exp.ColumnDef, phys: str) -> tuple[Column, bool, bo
     name = ident(coldef.this)
     kind = coldef.args.get("kind")
     if kind is None:
-        raise errors.ProgrammingError(f'column "{name}" needs a type')
+        raise errors.ProgrammingError(f'column "{name}" needs a type', sqlstate="42601")
     ctype = ColumnType.parse(kind.sql(dialect="postgres"))
     not_null = primary = unique = False
     default: str | None = None
@@ -82,7 +82,9 @@ def run_create_table(session: Session, stmt: exp.Create) -> WriteResult:
     if name in session.schemas():
         if stmt.args.get("exists"):
             return WriteResult(0)
-        raise errors.ProgrammingError(f'relation "{name}" already exists on branch {session.name!r}')
+        raise errors.ProgrammingError(
+            f'relation "{name}" already exists on branch {session.name!r}', sqlstate="42P07"
+        )
     if name.startswith(("loom_", "sqlite_")):
         raise errors.ProgrammingError(
             f'table names starting with "loom_" or "sqlite_" are reserved: {name!r}'
@@ -96,18 +98,24 @@ def run_create_table(session: Session, stmt: exp.Create) -> WriteResult:
             phys = _phys_name(ident(node.this), taken)
             column, is_pk, is_unique = _column_from_def(node, phys)
             if column.name in {c.name for c in columns}:
-                raise errors.ProgrammingError(f'column "{column.name}" specified more than once')
+                raise errors.ProgrammingError(
+                    f'column "{column.name}" specified more than once', sqlstate="42701"
+                )
             taken[phys] = column.type.affinity
             columns.append(column)
             if is_pk:
                 if primary:
-                    raise errors.ProgrammingError(f'multiple primary keys for table "{name}" are not allowed')
+                    raise errors.ProgrammingError(
+                        f'multiple primary keys for table "{name}" are not allowed', sqlstate="42P16"
+                    )
                 primary = (column.name,)
             if is_unique:
                 uniques.append((column.name,))
         elif isinstance(node, exp.PrimaryKey):
             if primary:
-                raise errors.ProgrammingError(f'multiple primary keys for table "{name}" are not allowed')
+                raise errors.ProgrammingError(
+                    f'multiple primary keys for table "{name}" are not allowed', sqlstate="42P16"
+                )
             primary = tuple(ident(c.this if isinstance(c, exp.Ordered) else c) for c in node.expressions)
         elif isinstance(node, exp.Constraint):
             for part in node.expressions:
@@ -131,7 +139,7 @@ def run_create_table(session: Session, stmt: exp.Create) -> WriteResult:
     for key in ((primary,) if primary else ()) + tuple(uniques):
         for col in key:
             if col not in known:
-                raise errors.ProgrammingError(f'column "{col}" named in key does not exist')
+                raise errors.ProgrammingError(f'column "{col}" named in key does not exist', sqlstate="42703")
     columns = [Column(c.name, c.type, c.phys, c.not_null or c.name in primary, c.default) for c in columns]
     tid = store.new_table_id()
     physical = f"loom_t{tid}"
@@ -170,7 +178,7 @@ def run_drop(session: Session, stmt: exp.Drop) -> WriteResult:
         names = [table_key(t) for t in stmt.args.get("tables") or [stmt.this]]
         for name in names:
             if name not in schemas and not stmt.args.get("exists"):
-                raise errors.ProgrammingError(f'table "{name}" does not exist')
+                raise errors.ProgrammingError(f'table "{name}" does not exist', sqlstate="42P01")
         for name in names:
             if name in schemas:
                 session.store.write_schema(txn, name, None)
@@ -185,7 +193,7 @@ def run_drop(session: Session, stmt: exp.Drop) -> WriteResult:
             if owner is None:
                 if stmt.args.get("exists"):
                     continue
-                raise errors.ProgrammingError(f'index "{index_name}" does not exist')
+                raise errors.ProgrammingError(f'index "{index_name}" does not exist', sqlstate="42704")
             index = next(i for i in owner.indexes if i.name == index_name)
             uniques = tuple(u for u in owner.uniques if not (index.unique and u == index.columns))
             indexes = tuple(i for i in owner.indexes if i.name != index_name)
@@ -235,7 +243,8 @@ def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
     if not columns:
         # PostgreSQL's grammar needs the parenthesised column list.
         raise errors.ProgrammingError(
-            "syntax error at end of input: CREATE INDEX needs a column list, ON table (column, ...)"
+            "syntax error at end of input: CREATE INDEX needs a column list, ON table (column, ...)",
+            sqlstate="42601",
         )
     cols = [c.name for c in columns]
     if method in _VECTOR_INDEX_METHODS:
@@ -251,13 +260,14 @@ def run_create_index(session: Session, stmt: exp.Create) -> WriteResult:
     if any(i.name == name for s in session.schemas().values() for i in s.indexes):
         if stmt.args.get("exists"):
             return WriteResult(0)
-        raise errors.ProgrammingError(f'relation "{name}" already exists')
+        raise errors.ProgrammingError(f'relation "{name}" already exists', sqlstate="42P07")
     unique = bool(stmt.args.get("unique"))
     if unique:
         dup = session.first_duplicate(schema, tuple(cols))
         if dup is not None:
             raise errors.IntegrityError(
-                f'could not create unique index "{name}": key ({", ".join(cols)})=({", ".join(map(repr, dup))}) is duplicated'
+                f'could not create unique index "{name}": key ({", ".join(cols)})=({", ".join(map(repr, dup))}) is duplicated',
+                sqlstate="23505",
             )
     phys_index = f"{schema.physical}__{_phys_name(name, {})}"
     vector_method = method if method in _VECTOR_INDEX_METHODS else None
@@ -285,14 +295,16 @@ def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
     if schema is None:
         if stmt.args.get("exists"):
             return WriteResult(0)
-        raise errors.ProgrammingError(f'relation "{name}" does not exist')
+        raise errors.ProgrammingError(f'relation "{name}" does not exist', sqlstate="42P01")
     for action in stmt.args.get("actions") or []:
         if isinstance(action, exp.ColumnDef):
             col_name = ident(action.this)
             if schema.column(col_name) is not None:
                 if action.args.get("exists"):
                     continue
-                raise errors.ProgrammingError(f'column "{col_name}" of relation "{name}" already exists')
+                raise errors.ProgrammingError(
+                    f'column "{col_name}" of relation "{name}" already exists', sqlstate="42701"
+                )
             physical = store.physical_columns(schema.tid)
             phys = _phys_name(col_name, physical)
             column, is_pk, is_unique = _column_from_def(action, phys)
@@ -303,7 +315,9 @@ def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
             if column.default is not None:
                 fill = Defaults(session, schema, txn).value(column)
             if column.not_null and fill is None and session.count_rows(schema) > 0:
-                raise errors.IntegrityError(f'column "{col_name}" of relation "{name}" contains null values')
+                raise errors.IntegrityError(
+                    f'column "{col_name}" of relation "{name}" contains null values', sqlstate="23502"
+                )
             store.backend.add_physical_column(schema.physical, phys, column.type)
             physical[phys] = column.type.affinity
             store.record_physical(schema.tid, schema.physical, physical)
@@ -317,7 +331,9 @@ def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
                 if schema.column(col_name) is None:
                     if action.args.get("exists"):
                         continue
-                    raise errors.ProgrammingError(f'column "{col_name}" of relation "{name}" does not exist')
+                    raise errors.ProgrammingError(
+                        f'column "{col_name}" of relation "{name}" does not exist', sqlstate="42703"
+                    )
                 if any(col_name in key for key in schema.keys):
                     raise errors.NotSupportedError(f'cannot drop column "{col_name}": it is part of a key')
                 schema = schema.with_columns(tuple(c for c in schema.columns if c.name != col_name)).evolve(
@@ -327,7 +343,9 @@ def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
             old, new = ident(action.this), ident(action.args["to"])
             column_of(schema, old)
             if schema.column(new) is not None:
-                raise errors.ProgrammingError(f'column "{new}" of relation "{name}" already exists')
+                raise errors.ProgrammingError(
+                    f'column "{new}" of relation "{name}" already exists', sqlstate="42701"
+                )
             cols = tuple(
                 Column(new, c.type, c.phys, c.not_null, c.default, c.added_seq, c.fill)
                 if c.name == old
@@ -346,7 +364,7 @@ def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
         elif isinstance(action, exp.AlterRename):
             new_name = table_key(action.this)
             if new_name in schemas:
-                raise errors.ProgrammingError(f'relation "{new_name}" already exists')
+                raise errors.ProgrammingError(f'relation "{new_name}" already exists', sqlstate="42P07")
             store.write_schema(txn, name, None)
             schema = schema.evolve(name=new_name)
             name = new_name

@@ -52,7 +52,9 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
         names = schema.column_names
     columns = [column_of(schema, name) for name in names]
     if len(set(names)) != len(names):
-        raise errors.ProgrammingError(f"a column is named more than once in INSERT INTO {schema.name}")
+        raise errors.ProgrammingError(
+            f"a column is named more than once in INSERT INTO {schema.name}", sqlstate="42701"
+        )
     source = stmt.expression
     rows: list[list[tuple[Any, ...]]] | None = None
     query: exp.Expression | None = None
@@ -63,9 +65,13 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
         for tup in source.expressions:
             items = tup.expressions if isinstance(tup, exp.Tuple) else [tup]
             if len(items) > len(names):
-                raise errors.ProgrammingError("INSERT has more expressions than target columns")
+                raise errors.ProgrammingError(
+                    "INSERT has more expressions than target columns", sqlstate="42601"
+                )
             if len(items) < len(names) and explicit:
-                raise errors.ProgrammingError("INSERT has more target columns than expressions")
+                raise errors.ProgrammingError(
+                    "INSERT has more target columns than expressions", sqlstate="42601"
+                )
             sources: list[tuple[Any, ...]] = []
             for item in items:
                 inner = unwrap(item)
@@ -98,7 +104,8 @@ def raw_rows(session: Session, plan: InsertPlan, params: list[Any], key: str) ->
         compiled = session.compile(plan.query, key=(key, "source"))
         if len(compiled.names) != len(plan.columns):
             raise errors.ProgrammingError(
-                f"INSERT has {len(plan.columns)} target columns but the query returns {len(compiled.names)}"
+                f"INSERT has {len(plan.columns)} target columns but the query returns {len(compiled.names)}",
+                sqlstate="42601",
             )
         return [list(r) for r in session.run_compiled(compiled, params)]
     if plan.rows is None:
@@ -299,7 +306,8 @@ def _match_conflict_target(schema: TableSchema, conflict: exp.OnConflict) -> tup
     wanted = tuple(sorted(ident(t.this if isinstance(t, exp.Ordered) else t) for t in targets))
     if wanted not in {tuple(sorted(k)) for k in schema.keys}:
         raise errors.ProgrammingError(
-            f"there is no unique or exclusion constraint matching the ON CONFLICT specification ({', '.join(wanted)})"
+            f"there is no unique or exclusion constraint matching the ON CONFLICT specification ({', '.join(wanted)})",
+            sqlstate="42P10",
         )
     return wanted
 

@@ -90,5 +90,6 @@ class KeyChecker:
         kind = "primary key" if key == self.schema.primary_key else "unique constraint"
         return errors.IntegrityError(
             f'duplicate key value violates {kind} of "{self.schema.name}": ({", ".join(key)})=({values})'
-            f" already exists on branch {self.session.name!r}"
+            f" already exists on branch {self.session.name!r}",
+            sqlstate="23505",
         )

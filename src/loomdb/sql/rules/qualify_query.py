@@ -45,7 +45,7 @@ def qualify_query(tree: exp.Expression, ctx: Context) -> exp.Expression:
     except OptimizeError as err:
         message = str(err)
         if message.startswith("Column '") or "could not be resolved" in message:
-            raise ProgrammingError(f"column does not exist: {message}") from None
+            raise ProgrammingError(f"column does not exist: {message}", sqlstate="42703") from None
         raise ProgrammingError(message) from None
     except SqlglotError as err:
         raise ProgrammingError(str(err)) from None

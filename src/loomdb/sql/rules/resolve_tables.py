@@ -39,5 +39,5 @@ def resolve_tables(tree: exp.Expression, ctx: Context) -> exp.Expression:
             table.set("db", None)
             table.set("catalog", None)
         if table_key(table) not in ctx.schemas:
-            raise ProgrammingError(f'relation "{table_key(table)}" does not exist')
+            raise ProgrammingError(f'relation "{table_key(table)}" does not exist', sqlstate="42P01")
     return tree
