@@ -9,9 +9,8 @@ that SQLSTATE. Where loomdb refuses valid PostgreSQL, it says 0A000
 Left out, because the engines do not agree today (another engineer's work on
 the SQL layer):
 
-* ``SELECT 1 / 0`` (22012): SQLite's arithmetic gives NULL instead of raising.
-* ``SELECT 'abc'::INT`` (22P02) and ``SELECT 2147483647 + 1`` (22003): SQLite's
-  casts and arithmetic do not check their input or range.
+* ``SELECT 2147483647 + 1`` (22003): SQLite's arithmetic is 64-bit whatever
+  the operands' types.
 * An INT or SMALLINT value out of its range (22003): the SQLite engine stores
   any 64-bit integer.
 * A VARCHAR(n) value longer than n (22001): neither engine checks the length.
@@ -86,6 +85,15 @@ CASES = [
     ("too-few-values", "INSERT INTO t (id, name) VALUES (3)", "42601"),
     ("on-conflict-no-key", "INSERT INTO t (id, name) VALUES (3, 'z') ON CONFLICT (name) DO NOTHING", "42P10"),
     ("add-not-null-column", "ALTER TABLE t ADD COLUMN z INT NOT NULL", "23502"),
+    ("division-by-zero", "SELECT 1 / 0", "22012"),
+    ("modulo-by-zero", "SELECT 7 % 0", "22012"),
+    ("int-from-bad-text", "SELECT 'abc'::INT", "22P02"),
+    ("int-from-decimal-text", "SELECT '12.5'::INT", "22P02"),
+    ("int-cast-out-of-range", "SELECT 3000000000::INT", "22003"),
+    ("smallint-cast-out-of-range", "SELECT 40000::SMALLINT", "22003"),
+    ("jsonb-from-bad-text", "SELECT 'nope'::JSONB", "22P02"),
+    ("jsonb-delete-from-scalar", "SELECT '5'::JSONB - 'a'", "22023"),
+    ("timestamp-literal-bad", "SELECT id FROM t WHERE ts > 'nope'", "22007"),
 ]
 
 #: Statements PostgreSQL runs and loomdb refuses: NotSupportedError, 0A000.

@@ -219,7 +219,7 @@ def _stored_literal(literal: exp.Expr, like: exp.Expr) -> exp.Expr:
         stored = to_storage(literal.this, ColumnType.parse(type_name), "literal")
     except (ValueError, errors.DataError):
         raise errors.DataError(
-            f"invalid input syntax for type {type_name.lower()}: {literal.this!r}"
+            f"invalid input syntax for type {type_name.lower()}: {literal.this!r}", sqlstate="22007"
         ) from None
     return exp.Literal.string(stored)
 

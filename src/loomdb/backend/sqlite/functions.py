@@ -59,7 +59,9 @@ def _jsonb(value: Any) -> str | None:
     try:
         parsed = _as_json(value)
     except ValueError:
-        raise errors.DataError(f"invalid input syntax for type json: {str(value)[:80]!r}") from None
+        raise errors.DataError(
+            f"invalid input syntax for type json: {str(value)[:80]!r}", sqlstate="22P02"
+        ) from None
     return dump_json(parsed)
 
 
@@ -86,7 +88,8 @@ def _jsonb_delete(doc: Any, key: Any) -> str | None:
             raise errors.DataError(
                 "cannot delete from object using integer index"
                 if isinstance(value, dict)
-                else "cannot delete from scalar"
+                else "cannot delete from scalar",
+                sqlstate="22023",
             )
         index = key + len(value) if key < 0 else key
         return dump_json([item for i, item in enumerate(value) if i != index])
@@ -94,7 +97,7 @@ def _jsonb_delete(doc: Any, key: Any) -> str | None:
         return dump_json({k: v for k, v in value.items() if k != key})
     if isinstance(value, list):
         return dump_json([item for item in value if not (isinstance(item, str) and item == key)])
-    raise errors.DataError("cannot delete from scalar")
+    raise errors.DataError("cannot delete from scalar", sqlstate="22023")
 
 
 def _parse_jsonb(value: Any) -> Any:
@@ -102,7 +105,9 @@ def _parse_jsonb(value: Any) -> Any:
     try:
         return _as_json(value)
     except ValueError:
-        raise errors.DataError(f"invalid input syntax for type json: {str(value)[:80]!r}") from None
+        raise errors.DataError(
+            f"invalid input syntax for type json: {str(value)[:80]!r}", sqlstate="22P02"
+        ) from None
 
 
 def _to_int(bits: int) -> Callable[[Any, str], int | None]:
@@ -120,21 +125,23 @@ def _to_int(bits: int) -> Callable[[Any, str], int | None]:
         if isinstance(value, str) and mode in ("t", "a"):
             text = value.strip()
             if not _INTEGER_TEXT.fullmatch(text):
-                raise errors.DataError(f'invalid input syntax for type {name}: "{value}"')
+                raise errors.DataError(f'invalid input syntax for type {name}: "{value}"', sqlstate="22P02")
             number = int(text)
         elif isinstance(value, float) and mode != "n":
             if not math.isfinite(value):
-                raise errors.DataError(f"{name} out of range")
+                raise errors.DataError(f"{name} out of range", sqlstate="22003")
             number = round(value)  # half to even, as PostgreSQL's rint()
         elif isinstance(value, bytes):
-            raise errors.DataError(f"cannot cast bytea to {name}")
+            raise errors.ProgrammingError(f"cannot cast type bytea to {name}", sqlstate="42846")
         else:
             try:
                 number = int(Decimal(str(value)).to_integral_value(ROUND_HALF_UP))
             except (InvalidOperation, ValueError):
-                raise errors.DataError(f'invalid input syntax for type {name}: "{value}"') from None
+                raise errors.DataError(
+                    f'invalid input syntax for type {name}: "{value}"', sqlstate="22P02"
+                ) from None
         if not low <= number <= high:
-            raise errors.DataError(f"{name} out of range")
+            raise errors.DataError(f"{name} out of range", sqlstate="22003")
         return number
 
     return cast
@@ -147,7 +154,7 @@ def _divisor(value: Any) -> Any:
     """The right side of ``/`` or ``%``: DataError for zero (PostgreSQL's
     "division by zero"; SQLite would return NULL)."""
     if value == 0 and value is not None and not isinstance(value, (str, bytes)):
-        raise errors.DataError("division by zero")
+        raise errors.DataError("division by zero", sqlstate="22012")
     return value
 
 
