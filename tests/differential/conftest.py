@@ -9,7 +9,7 @@ _STARTED = time.time()
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """The per-engine counts, commonest differences and refused constructs of this run."""
-    if config.cache is None:
+    if getattr(config, "cache", None) is None:
         return
     folder = config.cache.mkdir("differential")
     reports = [p for p in sorted(folder.glob("*.txt")) if p.stat().st_mtime >= _STARTED]

@@ -269,17 +269,20 @@ def _describe(v: Any) -> str:
 
 
 def compare(pg: Result, lo: Result, tolerant: bool) -> tuple[str, str] | None:
-    """None when equal, else (kind, detail) naming the first difference."""
-    if pg.columns != lo.columns:
-        if pg.columns is None or lo.columns is None:
+    """None when equal, else (kind, detail) naming the first difference.
+
+    Shape first, then row count, then values (in order when the statement
+    has a top-level ORDER BY, else as multisets), then column names.
+    """
+    if pg.columns is None or lo.columns is None:
+        if pg.columns != lo.columns:
             return "result shape", f"pg columns {pg.columns} vs loomdb {lo.columns}"
-        if len(pg.columns) != len(lo.columns):
-            return "column count", f"pg {pg.columns} vs loomdb {lo.columns}"
-        return "column names", f"pg {pg.columns} vs loomdb {lo.columns}"
-    if pg.rows is None:
-        if pg.rowcount != lo.rowcount:
+        # DDL and TRUNCATE: psycopg reports -1 (PEP 249's "unknown"); compare only real counts.
+        if pg.rowcount is not None and pg.rowcount >= 0 and pg.rowcount != lo.rowcount:
             return "rowcount", f"pg rowcount {pg.rowcount} vs loomdb {lo.rowcount}"
         return None
+    if len(pg.columns) != len(lo.columns):
+        return "column count", f"pg {pg.columns} vs loomdb {lo.columns}"
     assert lo.rows is not None
     if len(pg.rows) != len(lo.rows):
         return "row count", f"pg {len(pg.rows)} rows vs loomdb {len(lo.rows)}"
@@ -296,8 +299,13 @@ def compare(pg: Result, lo: Result, tolerant: bool) -> tuple[str, str] | None:
                 return "row order", f"same rows, other order (first at row {i})"
             pv, lv = _value(pg.rows, a, i, j, pg.ordered), _value(lo.rows, b, i, j, pg.ordered)
             if va[0] != vb[0]:
-                return f"type {va[0]} -> {vb[0]}", f"row {i} {col}: pg {_describe(pv)} vs loomdb {_describe(lv)}"
+                return (
+                    f"type {va[0]} -> {vb[0]}",
+                    f"row {i} {col}: pg {_describe(pv)} vs loomdb {_describe(lv)}",
+                )
             return f"value ({va[0]})", f"row {i} {col}: pg {_describe(pv)} vs loomdb {_describe(lv)}"
+    if pg.columns != lo.columns:
+        return "column names", f"pg {pg.columns} vs loomdb {lo.columns}"
     return None
 
 
@@ -322,14 +330,20 @@ def classify(entry: Entry, engine: str, pg: list[Result], lo: list[Result]) -> O
             return Outcome(entry, engine, "error-same", where + f"{_err(p.error)} / {_err(q.error)}")
         if p.failed:
             return Outcome(
-                entry, engine, "different", where + f"pg raised {_err(p.error)}, loomdb succeeded",
+                entry,
+                engine,
+                "different",
+                where + f"pg raised {_err(p.error)}, loomdb succeeded",
                 f"succeeds where pg raises {getattr(p.error, 'sqlstate', '')}",
             )
         if isinstance(q.error, loomdb.NotSupportedError):
             return Outcome(entry, engine, "refused", where + _err(q.error), "refused")
         if q.failed:
             return Outcome(
-                entry, engine, "different", where + f"loomdb raised {_err(q.error)}, pg succeeded",
+                entry,
+                engine,
+                "different",
+                where + f"loomdb raised {_err(q.error)}, pg succeeded",
                 f"raises {type(q.error).__name__} where pg succeeds",
             )
         diff = compare(p, q, entry.tolerant)

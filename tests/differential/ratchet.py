@@ -87,7 +87,10 @@ def ratchet_report(engine: str, outcomes: list[Outcome], expected: dict[tuple[st
     parts = [f"differential suite ({engine}) does not match tests/differential/expected_differences.txt"]
     if new:
         parts.append(f"NEW differences ({len(new)}), regressions unless the corpus entry is new:")
-        parts += [f"  {o.engine} {o.entry.key} {o.outcome}: {o.entry.statements[0][:90]!r}\n      {o.detail}" for o in new]
+        parts += [
+            f"  {o.engine} {o.entry.key} {o.outcome}: {o.entry.statements[0][:90]!r}\n      {o.detail}"
+            for o in new
+        ]
     if fixed:
         parts.append(f"FIXED ({len(fixed)}): now same or error-same; delete these lines from the file:")
         parts += fixed

@@ -72,7 +72,7 @@ DDL = [
 
 TABLES = ("runs", "iterations", "tool_calls", "memories")
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2024, 3, 1, 9, 0, 0, tzinfo=UTC)
 
 AGENTS = ["planner", "coder", "researcher", "planner"]
@@ -109,26 +109,32 @@ VECS = [
 def _runs() -> list[tuple[Any, ...]]:
     rows = []
     for i in range(12):
-        config = None if i % 5 == 4 else {
-            "max_steps": 10 + i,
-            "tools": ["web_search", "python"][: i % 3],
-            "retry": {"count": i % 3, "backoff": 1.5 * (i % 2)},
-            "label": WORDS[i % len(WORDS)],
-            "flag": i % 2 == 0,
-            "note": None,
-        }
-        rows.append((
-            f"run-{i:02d}",
-            AGENTS[i % len(AGENTS)],
-            MODELS[i % len(MODELS)],
-            STATUSES[i % len(STATUSES)],
-            None if i == 7 else T0 + dt.timedelta(days=i // 3, hours=i, minutes=7 * i),
-            None if i % 6 == 5 else Decimal(f"{(i * 37) % 200 - 50}.{(i * 13) % 100:02d}"),
-            None if i == 3 else [0.0, 0.5, 0.7, 1.0, 0.25, 1.5][i % 6],
-            None if i % 4 == 3 else [0.875, -1.5, 2.0 / 3.0, 0.1, 1e10, 0.0][i % 6],
-            None if i == 9 else i % 3 != 1,
-            config,
-        ))
+        config = (
+            None
+            if i % 5 == 4
+            else {
+                "max_steps": 10 + i,
+                "tools": ["web_search", "python"][: i % 3],
+                "retry": {"count": i % 3, "backoff": 1.5 * (i % 2)},
+                "label": WORDS[i % len(WORDS)],
+                "flag": i % 2 == 0,
+                "note": None,
+            }
+        )
+        rows.append(
+            (
+                f"run-{i:02d}",
+                AGENTS[i % len(AGENTS)],
+                MODELS[i % len(MODELS)],
+                STATUSES[i % len(STATUSES)],
+                None if i == 7 else T0 + dt.timedelta(days=i // 3, hours=i, minutes=7 * i),
+                None if i % 6 == 5 else Decimal(f"{(i * 37) % 200 - 50}.{(i * 13) % 100:02d}"),
+                None if i == 3 else [0.0, 0.5, 0.7, 1.0, 0.25, 1.5][i % 6],
+                None if i % 4 == 3 else [0.875, -1.5, 2.0 / 3.0, 0.1, 1e10, 0.0][i % 6],
+                None if i == 9 else i % 3 != 1,
+                config,
+            )
+        )
     return rows
 
 
@@ -137,43 +143,55 @@ def _iterations() -> list[tuple[Any, ...]]:
     for r in range(8):
         for step in range(1 + r % 4 + (3 if r < 2 else 0)):
             k = r * 7 + step
-            state = None if k % 9 == 8 else {
-                "plan": ["step-a", "step-b"][: k % 3],
-                "tokens_used": 100 * k,
-                "depth": {"level": k % 4, "path": [k, k + 1]},
-                "goal": WORDS[k % len(WORDS)],
-                "done": k % 4 == 0,
-                "ratio": [0.5, 1.25, -2.0, 3][k % 4],
-            }
-            rows.append((
-                f"run-{r:02d}",
-                step,
-                ACTIONS[k % len(ACTIONS)],
-                None if k % 6 == 5 else WORDS[k % len(WORDS)],
-                None if k % 10 == 9 else VECS[k % len(VECS)],
-                state,
-                None if k % 8 == 7 else [120, 455, 120, 0, 2048, -3, 999999][k % 7],
-                T0 + dt.timedelta(days=r // 2, minutes=13 * step, seconds=k, microseconds=1000 * (k % 3)),
-            ))
+            state = (
+                None
+                if k % 9 == 8
+                else {
+                    "plan": ["step-a", "step-b"][: k % 3],
+                    "tokens_used": 100 * k,
+                    "depth": {"level": k % 4, "path": [k, k + 1]},
+                    "goal": WORDS[k % len(WORDS)],
+                    "done": k % 4 == 0,
+                    "ratio": [0.5, 1.25, -2.0, 3][k % 4],
+                }
+            )
+            rows.append(
+                (
+                    f"run-{r:02d}",
+                    step,
+                    ACTIONS[k % len(ACTIONS)],
+                    None if k % 6 == 5 else WORDS[k % len(WORDS)],
+                    None if k % 10 == 9 else VECS[k % len(VECS)],
+                    state,
+                    None if k % 8 == 7 else [120, 455, 120, 0, 2048, -3, 999999][k % 7],
+                    T0 + dt.timedelta(days=r // 2, minutes=13 * step, seconds=k, microseconds=1000 * (k % 3)),
+                )
+            )
     return rows
 
 
 def _tool_calls() -> list[tuple[Any, ...]]:
     rows = []
     for i in range(40):
-        args = None if i % 11 == 10 else {"q": WORDS[i % len(WORDS)], "n": i % 5, "opts": {"deep": i % 2 == 1}}
-        rows.append((
-            i + 1,
-            f"run-{i % 6:02d}",
-            None if i % 13 == 12 else i % 5,
-            TOOLS[i % len(TOOLS)],
-            args,
-            None if i % 7 == 6 else WORDS[(i * 5) % len(WORDS)],
-            None if i % 9 == 8 else [12.5, 250.0, 0.125, 1033.75, 12.5, 77.1][i % 6],
-            None if i % 10 == 9 else i % 4 != 3,
-            None if i % 8 == 7 else Decimal(f"{(i * 29) % 50}.{(i * 7) % 10000:04d}") * (-1 if i % 6 == 5 else 1),
-            dt.datetime(2024, 3, 1 + i // 10, (i * 5) % 24, (i * 11) % 60, i % 60, 250000 * (i % 4)),
-        ))
+        args = (
+            None if i % 11 == 10 else {"q": WORDS[i % len(WORDS)], "n": i % 5, "opts": {"deep": i % 2 == 1}}
+        )
+        rows.append(
+            (
+                i + 1,
+                f"run-{i % 6:02d}",
+                None if i % 13 == 12 else i % 5,
+                TOOLS[i % len(TOOLS)],
+                args,
+                None if i % 7 == 6 else WORDS[(i * 5) % len(WORDS)],
+                None if i % 9 == 8 else [12.5, 250.0, 0.125, 1033.75, 12.5, 77.1][i % 6],
+                None if i % 10 == 9 else i % 4 != 3,
+                None
+                if i % 8 == 7
+                else Decimal(f"{(i * 29) % 50}.{(i * 7) % 10000:04d}") * (-1 if i % 6 == 5 else 1),
+                dt.datetime(2024, 3, 1 + i // 10, (i * 5) % 24, (i * 11) % 60, i % 60, 250000 * (i % 4)),
+            )
+        )
     return rows
 
 
@@ -182,18 +200,20 @@ def _memories() -> list[tuple[Any, ...]]:
     kinds = ["fact", "preference", "episode", "fact", None]
     tag_sets = [["user", "pref"], ["code"], [], ["user", "ünïcode"], None, ["code", "bug", "urgent"]]
     for i in range(30):
-        rows.append((
-            1000 + i * 3,
-            None if i % 7 == 6 else f"run-{i % 5:02d}",
-            kinds[i % len(kinds)],
-            WORDS[(i * 7) % len(WORDS)],
-            tag_sets[i % len(tag_sets)],
-            None if i % 8 == 7 else [0.5, 0.9, 0.1, 0.5, 1.0, 0.0, -0.25][i % 7],
-            None if i % 6 == 5 else VECS[(i * 3) % len(VECS)],
-            None if i % 9 == 8 else i % 3 == 0,
-            T0 + dt.timedelta(hours=5 * i, seconds=i),
-            None if i % 4 == 3 else dt.date(2024, 1 + i % 12, 1 + (i * 3) % 28),
-        ))
+        rows.append(
+            (
+                1000 + i * 3,
+                None if i % 7 == 6 else f"run-{i % 5:02d}",
+                kinds[i % len(kinds)],
+                WORDS[(i * 7) % len(WORDS)],
+                tag_sets[i % len(tag_sets)],
+                None if i % 8 == 7 else [0.5, 0.9, 0.1, 0.5, 1.0, 0.0, -0.25][i % 7],
+                None if i % 6 == 5 else VECS[(i * 3) % len(VECS)],
+                None if i % 9 == 8 else i % 3 == 0,
+                T0 + dt.timedelta(hours=5 * i, seconds=i),
+                None if i % 4 == 3 else dt.date(2024, 1 + i % 12, 1 + (i * 3) % 28),
+            )
+        )
     return rows
 
 
