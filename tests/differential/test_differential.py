@@ -90,7 +90,7 @@ def test_differential(loaded_store, raw_results, request):
 
 
 def _publish(config: pytest.Config, engine: str, text: str) -> None:
-    """Leave the summary where conftest's terminal-summary hook finds it (xdist workers too)."""
+    """Leave the summary where tests/conftest.py's terminal-summary hook finds it (xdist workers too)."""
     print(text)
     if getattr(config, "cache", None) is not None:
         folder = config.cache.mkdir("differential")
