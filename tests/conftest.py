@@ -13,6 +13,7 @@ machinery (SQLite files, power cuts, PostgreSQL connections) ask for
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pg_server
@@ -121,3 +122,23 @@ def fresh_db(store_path):
     db = loomdb.connect(store_path)
     yield db
     db.close()
+
+
+_SESSION_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The differential suite's per-engine summary (tests/differential), when this run included it.
+
+    Here and not in tests/differential/conftest.py: under pytest-xdist only
+    the controller prints, and it loads only this top-level conftest. The
+    tests (on whichever worker) leave their summaries in pytest's cache.
+    """
+    if getattr(config, "cache", None) is None:
+        return
+    folder = config.cache.mkdir("differential")
+    reports = [p for p in sorted(folder.glob("*.txt")) if p.stat().st_mtime >= _SESSION_STARTED]
+    if reports:
+        terminalreporter.section("loomdb differential suite")
+        for path in reports:
+            terminalreporter.write_line(path.read_text().rstrip())

@@ -1,0 +1,24 @@
+-- UNION / INTERSECT / EXCEPT [ALL], with ORDER BY and LIMIT.
+SELECT run_id FROM runs UNION SELECT run_id FROM iterations;
+SELECT run_id FROM runs UNION ALL SELECT run_id FROM memories;
+SELECT run_id FROM runs INTERSECT SELECT run_id FROM tool_calls;
+SELECT run_id FROM runs EXCEPT SELECT run_id FROM iterations;
+SELECT run_id FROM iterations EXCEPT ALL SELECT run_id FROM tool_calls;
+SELECT run_id FROM iterations INTERSECT ALL SELECT run_id FROM tool_calls;
+SELECT 1 UNION SELECT 2 ORDER BY 1 DESC;
+SELECT 1 UNION ALL SELECT 1;
+SELECT 1 AS a UNION SELECT 2.5;
+SELECT 'a' UNION SELECT NULL;
+SELECT step FROM iterations UNION SELECT id FROM tool_calls ORDER BY 1 LIMIT 5;
+SELECT action FROM iterations UNION SELECT tool FROM tool_calls;
+SELECT action AS name FROM iterations UNION SELECT tool FROM tool_calls ORDER BY name NULLS FIRST;
+(SELECT run_id FROM runs ORDER BY run_id LIMIT 2) UNION ALL (SELECT run_id FROM runs ORDER BY run_id DESC LIMIT 2);
+SELECT run_id, step FROM iterations WHERE step = 0 UNION SELECT run_id, step FROM iterations WHERE step = 1;
+SELECT 1, 'a' UNION SELECT 2, 'b' EXCEPT SELECT 1, 'a';
+SELECT count(*) FROM (SELECT run_id FROM runs UNION SELECT run_id FROM memories) t;
+SELECT NULL UNION SELECT NULL;
+SELECT 1 UNION SELECT 'a';
+SELECT 1, 2 UNION SELECT 3;
+SELECT tokens_used FROM iterations UNION SELECT cost FROM tool_calls;
+SELECT budget FROM runs UNION ALL SELECT cost FROM tool_calls;
+SELECT created_at FROM iterations UNION SELECT started_at FROM runs;
