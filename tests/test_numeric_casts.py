@@ -70,6 +70,10 @@ def test_bad_casts_and_division_by_zero_raise_as_in_postgresql(nums, sql, messag
         nums.execute(sql).fetchall()
 
 
+def test_null_divided_by_zero_is_null_as_in_postgresql(nums):
+    assert nums.execute("SELECT CAST(NULL AS INT) / 0, NULL % 0").fetchone() == (None, None)
+
+
 def test_a_failed_cast_in_an_update_changes_nothing(nums):
     with pytest.raises(loomdb.DataError, match="invalid input syntax"):
         nums.execute("UPDATE nums SET id = (s || 'x')::int WHERE id = 1")

@@ -177,11 +177,13 @@ def _checked_divisor(op: str) -> Callable[[SQLiteGenerator, exp.Binary], str]:
     returns NULL); a non-zero number literal needs no check."""
 
     def generate(self: SQLiteGenerator, e: exp.Binary) -> str:
-        """``left op loom_divisor(right)``."""
+        """``left op loom_divisor(right, left IS NULL)``."""
         divisor = e.expression
         if isinstance(divisor, exp.Literal) and divisor.is_number and float(divisor.this) != 0:
             return self.binary(e, op)
-        return f"{self.sql(e.this)} {op} {self.func('loom_divisor', divisor)}"
+        dividend = self.sql(e.this)
+        # PostgreSQL divides nothing when the dividend is NULL: NULL / 0 is NULL.
+        return f"{dividend} {op} loom_divisor({self.sql(divisor)}, {dividend} IS NULL)"
 
     return generate
 

@@ -150,10 +150,11 @@ def _to_int(bits: int) -> Callable[[Any, str], int | None]:
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
-def _divisor(value: Any) -> Any:
+def _divisor(value: Any, no_dividend: int) -> Any:
     """The right side of ``/`` or ``%``: DataError for zero (PostgreSQL's
-    "division by zero"; SQLite would return NULL)."""
-    if value == 0 and value is not None and not isinstance(value, (str, bytes)):
+    "division by zero"; SQLite would return NULL), unless the dividend is NULL
+    (``no_dividend``), which PostgreSQL does not divide."""
+    if value == 0 and not no_dividend and not isinstance(value, (str, bytes)):
         raise errors.DataError("division by zero", sqlstate="22012")
     return value
 
@@ -267,7 +268,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_int2", _to_int(16), 2),
     ("loom_int4", _to_int(32), 2),
     ("loom_int8", _to_int(64), 2),
-    ("loom_divisor", _divisor, 1),
+    ("loom_divisor", _divisor, 2),
     ("loom_jsonb_concat", _jsonb_concat, 2),
     ("loom_jsonb_delete", _jsonb_delete, 2),
     # Casts to types SQLite lacks (see the dialect's cast rules).
