@@ -24,6 +24,8 @@ from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
+from .functions import sqlite_function_names
+from .pg_functions import PG_FUNCTIONS
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -121,11 +123,144 @@ _RENAMED_FUNCTIONS = {
 
 
 def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
-    """A function sqlglot does not know: renamed when SQLite calls it otherwise."""
-    name = _RENAMED_FUNCTIONS.get(str(e.this).upper())
+    """A function sqlglot does not know: renamed when SQLite calls it otherwise;
+    one SQLite lacks refused (see :func:`_check_function`)."""
+    upper = str(e.this).upper()
+    if upper in _STRING_CALLS:
+        return _STRING_CALLS[upper](self, e)
+    name = _RENAMED_FUNCTIONS.get(upper)
     if name is None:
+        _check_function(str(e.this))
         return self.anonymous_sql(e)
     return self.func(name, *e.expressions)
+
+
+# -- PostgreSQL's string functions, as the loom_* functions of .functions
+
+
+def _check_function(name: str, known: bool = False) -> None:
+    """Nothing when SQLite (or loomdb on it) has function ``name``; else
+    NotSupportedError (0A000) for a function PostgreSQL has (or one sqlglot
+    ``known`` from PostgreSQL's grammar), ProgrammingError (42883,
+    undefined_function, as PostgreSQL raises) for one it does not."""
+    if name.lower() in sqlite_function_names():
+        return
+    shown = name.lower()
+    if known or shown in PG_FUNCTIONS:
+        raise NotSupportedError(f"{shown}() is not supported by loomdb on SQLite")
+    raise errors.ProgrammingError(f"function {shown}() does not exist", sqlstate="42883")
+
+
+def _call(name: str) -> _Transform:
+    """A function written as ``name(its arguments)``."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """``name(args...)``."""
+        args = [e.args.get(key) for key in e.arg_types]
+        flat: list[exp.Expr] = []
+        for arg in args:
+            if isinstance(arg, list):
+                flat.extend(arg)
+            elif isinstance(arg, exp.Expression):
+                flat.append(arg)
+        return self.func(name, *flat)
+
+    return generate
+
+
+def _refuse(name: str) -> _Transform:
+    """A PostgreSQL function the SQLite engine cannot run exactly: NotSupportedError."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """Raises."""
+        raise NotSupportedError(f"{name}() is not supported by loomdb on SQLite")
+
+    return generate
+
+
+def _pad(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``lpad``/``rpad(s, n [, fill])``."""
+    name = "loom_lpad" if e.args.get("is_left") else "loom_rpad"
+    return self.func(name, e.this, e.expression, e.args.get("fill_pattern"))
+
+
+def _regexp_like(insensitive: bool) -> _Transform:
+    """``s ~ pattern`` / ``s ~* pattern`` (flags refused)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """``loom_regexp_match(s, pattern, insensitive)``."""
+        if e.args.get("flag"):
+            raise NotSupportedError("regular expression flags are not supported by loomdb on SQLite")
+        return self.func("loom_regexp_match", e.this, e.expression, exp.Literal.number(int(insensitive)))
+
+    return generate
+
+
+def _regexp_replace(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``regexp_replace(s, pattern, replacement [, flags])`` (no start position)."""
+    if e.args.get("position") or e.args.get("occurrence"):
+        raise NotSupportedError("regexp_replace() with a start position is not supported by loomdb on SQLite")
+    return self.func(
+        "loom_regexp_replace", e.this, e.expression, e.args.get("replacement"), e.args.get("modifiers")
+    )
+
+
+def _str_position(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``strpos(s, sub)`` / ``position(sub IN s)`` as SQLite's instr (1-based, 0 when absent)."""
+    if e.args.get("position") or e.args.get("occurrence"):
+        raise NotSupportedError("strpos() with a start position is not supported by loomdb on SQLite")
+    return self.func("INSTR", e.this, e.args.get("substr"))
+
+
+def _bool_agg(name: str) -> _Transform:
+    """``bool_and`` / ``bool_or`` as loomdb's aggregate ``name``."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """``name(value)``."""
+        return self.func(name, e.this)
+
+    return generate
+
+
+#: Anonymous calls (functions sqlglot does not know) of PostgreSQL's that loomdb implements.
+_STRING_CALLS: dict[str, _Transform] = {
+    # every() is bool_and(), but sqlglot does not know it, so nothing types its
+    # result as boolean: SQLite's 0/1 would come back as int.
+    "EVERY": _refuse("every"),
+}
+
+#: sqlglot's expressions for PostgreSQL's string functions.
+_STRING_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
+    exp.Left: _call("loom_left"),
+    exp.Right: _call("loom_right"),
+    exp.Repeat: lambda self, e: self.func("loom_repeat", e.this, e.args.get("times")),
+    exp.Reverse: _call("loom_reverse"),
+    exp.Initcap: lambda self, e: self.func("loom_initcap", e.this),
+    exp.Pad: _pad,
+    exp.MD5: _call("loom_md5"),
+    exp.SplitPart: lambda self, e: self.func(
+        "loom_split_part", e.this, e.args.get("delimiter"), e.args.get("part_index")
+    ),
+    exp.Translate: lambda self, e: self.func("loom_translate", e.this, e.args.get("from_"), e.args.get("to")),
+    exp.StartsWith: _call("loom_starts_with"),
+    exp.Ascii: _call("loom_ascii"),
+    exp.Chr: lambda self, e: (
+        self.func("loom_chr", *e.expressions) if len(e.expressions) == 1 else _refuse("chr")(self, e)
+    ),
+    exp.Hex: _refuse("to_hex"),
+    exp.RegexpLike: _regexp_like(insensitive=False),
+    exp.RegexpILike: _regexp_like(insensitive=True),
+    exp.RegexpReplace: _regexp_replace,
+    exp.StrPosition: _str_position,
+    exp.LogicalAnd: _bool_agg("loom_bool_and"),
+    exp.LogicalOr: _bool_agg("loom_bool_or"),
+    # numeric's exact scale (stddev of integers is NUMERIC) is not reproduced yet.
+    exp.Stddev: _refuse("stddev"),
+    exp.StddevSamp: _refuse("stddev_samp"),
+    exp.StddevPop: _refuse("stddev_pop"),
+    exp.Variance: _refuse("variance"),
+    exp.VariancePop: _refuse("var_pop"),
+}
 
 
 def _json_path(self: SQLiteGenerator, path: exp.Expr) -> str:
@@ -275,7 +410,15 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Sub: _minus,
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,
+        **_STRING_TRANSFORMS,
     }
+
+    def function_fallback_sql(self, expression: exp.Func) -> str:
+        """A function sqlglot knows but the dialect does not rewrite: as SQLite
+        writes it when SQLite has it, else refused (see :func:`_check_function`)."""
+        sql = super().function_fallback_sql(expression)
+        _check_function(expression.sql_name(), known=True)
+        return sql
 
 
 class LoomSQLite(SQLite):
