@@ -368,24 +368,30 @@ def _chr(n: Any) -> str:
     negative numbers, surrogates and numbers past Unicode."""
     code = _count(n)
     if code == 0:
-        raise errors.DataError("null character not permitted", sqlstate="54000")
+        raise errors.OperationalError("null character not permitted", sqlstate="54000")
     if code < 0:
         raise errors.DataError("character number must be positive", sqlstate="22023")
     if code > 0x10FFFF:
-        raise errors.DataError(f"requested character too large for encoding: {code}", sqlstate="54000")
+        raise errors.OperationalError(f"requested character too large for encoding: {code}", sqlstate="54000")
     if 0xD800 <= code <= 0xDFFF:
-        raise errors.DataError(f"requested character not valid for encoding: {code}", sqlstate="54000")
+        raise errors.OperationalError(f"requested character not valid for encoding: {code}", sqlstate="54000")
     return chr(code)
 
 
+#: Escapes PostgreSQL's regular expressions have that Python's re lacks or reads
+#: otherwise (word boundaries \m \M \y \Y, \< \>; \b is a backspace there).
+_PG_ONLY_ESCAPES = re.compile(r"(?<!\\)(?:\\\\)*\\[mMyYbB<>]")
+
+
 def _regex(pattern: Any, flags: int) -> re.Pattern[str]:
-    """PostgreSQL's regular expression ``pattern`` compiled (DataError 2201B when
-    Python's re rejects it; NotSupportedError for POSIX classes such as [[:alpha:]],
-    which Python's re lacks)."""
+    """PostgreSQL's regular expression ``pattern`` compiled with Python's re (DataError
+    2201B when re rejects it; NotSupportedError for POSIX classes such as [[:alpha:]]
+    and the escapes of ``_PG_ONLY_ESCAPES``, which re lacks or reads otherwise)."""
     text = _text(pattern)
-    if "[[:" in text or "[[." in text or "[[=" in text:
+    if "[[:" in text or "[[." in text or "[[=" in text or _PG_ONLY_ESCAPES.search(text):
         raise errors.NotSupportedError(
-            "POSIX character classes in regular expressions are not supported by loomdb on SQLite"
+            "this regular expression (POSIX classes, or escapes such as \\m \\y \\b that Python's"
+            " re reads otherwise) is not supported by loomdb on SQLite"
         )
     try:
         # re.ASCII: classes such as \w and case folding stay ASCII, as in the C locale.
