@@ -150,13 +150,48 @@ def test_bool_and_bool_or(flags):
     assert (empty["a"], empty["o"]) == (None, None)
 
 
+@pytest.fixture
+def floats(fresh_db):
+    fresh_db.execute("CREATE TABLE fl (id INT PRIMARY KEY, g TEXT, d DOUBLE PRECISION)")
+    fresh_db.executemany(
+        "INSERT INTO fl VALUES (%s, %s, %s)",
+        [(1, "a", 1.0), (2, "a", 2.0), (3, "a", 4.0), (4, "a", None), (5, "b", 0.1), (6, "c", None)],
+    )
+    return fresh_db
+
+
+def test_float_variance_aggregates(floats):
+    """Over double precision: PostgreSQL's float8 results, to the bit."""
+    row = floats.execute(
+        "SELECT stddev(d) AS a, stddev_samp(d) AS b, stddev_pop(d) AS c, variance(d) AS e,"
+        " var_samp(d) AS f, var_pop(d) AS g FROM fl WHERE g = 'a'"
+    ).fetchone()
+    assert tuple(row) == (
+        1.5275252316519468,
+        1.5275252316519468,
+        1.247219128924647,
+        2.3333333333333335,
+        2.3333333333333335,
+        1.5555555555555556,
+    )
+    assert all(type(v) is float for v in row)
+    one = floats.execute("SELECT stddev(d) AS a, var_pop(d) AS b FROM fl WHERE g = 'b'").fetchone()
+    assert (one["a"], one["b"]) == (None, 0.0)
+    none = floats.execute("SELECT stddev_pop(d) AS a, variance(d) AS b FROM fl WHERE g = 'c'").fetchone()
+    assert (none["a"], none["b"]) == (None, None)
+
+
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("sql", "name"),
     [
         ("SELECT stddev(x) AS v FROM (SELECT 1 AS x) s", "stddev"),
         ("SELECT variance(x) AS v FROM (SELECT 1 AS x) s", "variance"),
-        ("SELECT stddev_pop(x) AS v FROM (SELECT 1 AS x) s", "stddev_pop"),
+        ("SELECT stddev_pop(x) AS v FROM (SELECT 1.5 AS x) s", "stddev_pop"),
+        ("SELECT every(x) AS v FROM (SELECT true AS x) s", "every"),
+        ("SELECT stddev(x::real) AS v FROM (SELECT 1 AS x) s", "stddev"),
+        ("SELECT stddev(x) OVER () AS v FROM (SELECT 1::float8 AS x) s", "stddev"),
+        ("SELECT bool_or(x) OVER () AS v FROM (SELECT true AS x) s", "bool_or"),
         ("SELECT to_hex(255) AS v", "to_hex"),
         ("SELECT quote_literal('a') AS v", "quote_literal"),
         ("SELECT jsonb_typeof('1'::jsonb) AS v", "jsonb_typeof"),

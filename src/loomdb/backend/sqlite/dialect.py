@@ -212,11 +212,101 @@ def _str_position(self: SQLiteGenerator, e: exp.Expr) -> str:
     return self.func("INSTR", e.this, e.args.get("substr"))
 
 
+def _not_over_window(pg_name: str, e: exp.Expr) -> None:
+    """NotSupportedError for loomdb's aggregate ``pg_name`` used as a window
+    function (``OVER``): they are plain aggregates on SQLite."""
+    if isinstance(e.parent, exp.Window):
+        raise NotSupportedError(f"{pg_name}() OVER (...) is not supported by loomdb on SQLite")
+
+
 def _bool_agg(name: str) -> _Transform:
     """``bool_and`` / ``bool_or`` as loomdb's aggregate ``name``."""
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
         """``name(value)``."""
+        _not_over_window(name.removeprefix("loom_"), e)
+        return self.func(name, e.this)
+
+    return generate
+
+
+def _is_float(node: exp.Expr) -> bool:
+    """Whether sqlglot typed ``node`` as a float."""
+    dtype = node.type if isinstance(node, exp.Expression) else None
+    return dtype is not None and dtype.this in _FLOAT_TYPES
+
+
+def _is_float8(value: exp.Expr) -> bool:
+    """Whether ``value`` is double precision in PostgreSQL: typed as a float and
+    made from a float column (of a table, or of a subquery or CTE whose column
+    is such a value) or a cast to double precision. sqlglot types a literal
+    such as 1.5 as a float too, but PostgreSQL's is numeric; a cast to real is
+    float4, whose values PostgreSQL rounds first."""
+    if not _is_float(value):
+        return False
+    if isinstance(value, exp.Column):
+        source = _derived_projection(value)
+        return source is True or (isinstance(source, exp.Expression) and _is_float8(source))
+    if isinstance(value, exp.Cast):
+        return value.to.this == _T.DOUBLE
+    if isinstance(value, exp.Literal):
+        return False
+    return any(_is_float8(node) for node in value.iter_expressions())
+
+
+def _derived_projection(column: exp.Column) -> exp.Expr | bool:
+    """What ``column`` reads: True for a table's column, the projection for a
+    subquery's or CTE's, False when not known (VALUES, a set operation...)."""
+    select = column.find_ancestor(exp.Select)
+    if select is None:
+        return False
+    sources = [select.args.get("from_") or select.args.get("from")] + list(select.args.get("joins") or [])
+    for source in sources:
+        node = source.this if isinstance(source, (exp.From, exp.Join)) else None
+        if node is None or node.alias_or_name != column.table:
+            continue
+        inner: exp.Expr | None = None
+        if isinstance(node, exp.Subquery):
+            inner = node.this
+        elif isinstance(node, exp.Table):
+            inner = _cte(select, node.name)
+            if inner is None:
+                return True
+        if not isinstance(inner, exp.Select):
+            return False
+        for projection in inner.expressions:
+            if projection.alias_or_name == column.name:
+                return projection.unalias()
+        return False
+    return False
+
+
+def _cte(node: exp.Expr, name: str) -> exp.Expr | None:
+    """The query of the CTE ``name`` visible from ``node``, if any."""
+    scope: exp.Expr | None = node
+    while scope is not None:
+        with_ = scope.args.get("with_") or scope.args.get("with")
+        if isinstance(with_, exp.With):
+            for cte in with_.expressions:
+                if cte.alias == name:
+                    return cte.this
+        scope = scope.parent
+    return None
+
+
+def _float_aggregate(pg_name: str, name: str) -> _Transform:
+    """``stddev`` / ``variance`` & co. as loomdb's aggregate ``name`` over double
+    precision (float8 result, as PostgreSQL's); refused over integers and
+    numerics, whose result is a NUMERIC of PostgreSQL's scale in PostgreSQL."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """``name(value)``, or NotSupportedError."""
+        _not_over_window(pg_name, e)
+        if not _is_float8(e.this):
+            raise NotSupportedError(
+                f"{pg_name}() is not supported by loomdb on SQLite"
+                " (over double precision only: over integers and numerics PostgreSQL's result is NUMERIC)"
+            )
         return self.func(name, e.this)
 
     return generate
@@ -254,12 +344,11 @@ _STRING_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
     exp.StrPosition: _str_position,
     exp.LogicalAnd: _bool_agg("loom_bool_and"),
     exp.LogicalOr: _bool_agg("loom_bool_or"),
-    # numeric's exact scale (stddev of integers is NUMERIC) is not reproduced yet.
-    exp.Stddev: _refuse("stddev"),
-    exp.StddevSamp: _refuse("stddev_samp"),
-    exp.StddevPop: _refuse("stddev_pop"),
-    exp.Variance: _refuse("variance"),
-    exp.VariancePop: _refuse("var_pop"),
+    exp.Stddev: _float_aggregate("stddev", "loom_stddev_samp"),
+    exp.StddevSamp: _float_aggregate("stddev_samp", "loom_stddev_samp"),
+    exp.StddevPop: _float_aggregate("stddev_pop", "loom_stddev_pop"),
+    exp.Variance: _float_aggregate("variance", "loom_var_samp"),
+    exp.VariancePop: _float_aggregate("var_pop", "loom_var_pop"),
 }
 
 

@@ -477,6 +477,53 @@ def _bool_aggregate(conjunction: bool) -> Callable[[], tuple[Any, Any, Any]]:
     return factory
 
 
+class _FloatVariance:
+    """PostgreSQL's float8 ``var_samp`` / ``var_pop`` / ``stddev_samp`` /
+    ``stddev_pop``: the Youngs-Cramer running sums of float8_accum, step for
+    step, so the result is PostgreSQL's double to the bit (for the same order
+    of rows); NULL over no rows (over one row for the sample forms)."""
+
+    def __init__(self, sample: bool, root: bool) -> None:
+        self.sample, self.root = sample, root
+        self.n = self.sx = self.sxx = 0.0
+
+    def step(self, value: Any) -> None:
+        """float8_accum: one value in (NULLs are skipped)."""
+        if value is None:
+            return
+        new = float(value)
+        old_n, old_sx = self.n, self.sx
+        self.n += 1.0
+        self.sx += new
+        if old_n > 0.0:
+            tmp = new * self.n - self.sx
+            self.sxx += tmp * tmp / (self.n * old_n)
+            if math.isinf(self.sx) or math.isinf(self.sxx):
+                if not math.isinf(old_sx) and not math.isinf(new):
+                    raise errors.DataError("value out of range: overflow", sqlstate="22003")
+                self.sxx = math.nan
+        elif math.isnan(new) or math.isinf(new):
+            self.sxx = math.nan
+
+    def final(self) -> float | None:
+        """The variance (or its square root); NULL with too few rows."""
+        if self.n == 0.0 or (self.sample and self.n <= 1.0):
+            return None
+        variance = self.sxx / (self.n - 1.0 if self.sample else self.n)
+        return math.sqrt(variance) if self.root else variance
+
+
+def _float_variance(sample: bool, root: bool) -> Callable[[], tuple[Any, Any, Any]]:
+    """apsw's aggregate factory for one of the float8 variance aggregates."""
+
+    def factory() -> tuple[Any, Any, Any]:
+        """A fresh aggregate's (context, step, final)."""
+        agg = _FloatVariance(sample, root)
+        return agg, lambda _ctx, value: agg.step(value), lambda _ctx: agg.final()
+
+    return factory
+
+
 #: PostgreSQL's string functions: (SQL name, function, number of arguments; -1 any).
 STRING_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_left", _strict(_left), 2),
@@ -500,6 +547,12 @@ STRING_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
 STRING_AGGREGATES: tuple[tuple[str, Callable[[], tuple[Any, Any, Any]]], ...] = (
     ("loom_bool_and", _bool_aggregate(conjunction=True)),
     ("loom_bool_or", _bool_aggregate(conjunction=False)),
+    # Over double precision only (the dialect refuses them over integers and
+    # numerics, whose NUMERIC result loomdb does not reproduce on SQLite).
+    ("loom_var_samp", _float_variance(sample=True, root=False)),
+    ("loom_var_pop", _float_variance(sample=False, root=False)),
+    ("loom_stddev_samp", _float_variance(sample=True, root=True)),
+    ("loom_stddev_pop", _float_variance(sample=False, root=True)),
 )
 
 
