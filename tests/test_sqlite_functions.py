@@ -117,6 +117,7 @@ def test_null_argument_gives_null(fresh_db, sql):
         ("SELECT 'a' ~ '(' AS v", "2201B", errors.DataError),
         ("SELECT regexp_replace('a', 'a', 'b', 'z') AS v", "22023", errors.DataError),
         ("SELECT no_such_function_anywhere(1) AS v", "42883", errors.ProgrammingError),
+        ("SELECT left('abc', 'x') AS v", "22P02", errors.DataError),
     ],
 )
 def test_errors_carry_postgres_sqlstate(fresh_db, sql, sqlstate, cls):

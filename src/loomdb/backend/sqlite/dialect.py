@@ -200,6 +200,8 @@ def _regexp_replace(self: SQLiteGenerator, e: exp.Expr) -> str:
     """``regexp_replace(s, pattern, replacement [, flags])`` (no start position)."""
     if e.args.get("position") or e.args.get("occurrence"):
         raise NotSupportedError("regexp_replace() with a start position is not supported by loomdb on SQLite")
+    if e.args.get("replacement") is None:
+        raise errors.ProgrammingError("function regexp_replace() needs a replacement", sqlstate="42883")
     return self.func(
         "loom_regexp_replace", e.this, e.expression, e.args.get("replacement"), e.args.get("modifiers")
     )

@@ -255,17 +255,31 @@ def _strict(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _text(value: Any) -> str:
-    """An argument as PostgreSQL's text (numbers by their digits)."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else str(value)
+    """A text argument; ProgrammingError 42883 for a number, which PostgreSQL
+    does not take as text without a cast (no function matches)."""
+    if isinstance(value, str):
+        return value
+    raise errors.ProgrammingError(
+        f"function does not exist: text expected, got {type(value).__name__} (add an explicit cast)",
+        sqlstate="42883",
+    )
 
 
 def _count(value: Any) -> int:
-    """An integer argument (a count or a position)."""
-    if isinstance(value, float) and not value.is_integer():
-        return round(value)
-    return int(value)
+    """An integer argument (a count or a position): an int, or text of one
+    (PostgreSQL's unknown literal, DataError 22P02 otherwise); ProgrammingError
+    42883 for a float or numeric, which PostgreSQL does not take as an integer."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not _INTEGER_TEXT.fullmatch(text):
+            raise errors.DataError(f'invalid input syntax for type integer: "{value}"', sqlstate="22P02")
+        return int(text)
+    raise errors.ProgrammingError(
+        f"function does not exist: integer expected, got {type(value).__name__} (add an explicit cast)",
+        sqlstate="42883",
+    )
 
 
 def _left(s: Any, n: Any) -> str:
