@@ -65,7 +65,7 @@ def table_key(table: exp.Table) -> str:
     return ident.this if ident.quoted else ident.this.lower()
 
 
-def projections(tree: exp.Expression) -> list[exp.Expression]:
+def projections(tree: exp.Expr) -> list[exp.Expression]:
     """The result columns of a query (a set operation's are its first
     branch's); none for anything else."""
     if isinstance(tree, exp.Query):
@@ -73,7 +73,7 @@ def projections(tree: exp.Expression) -> list[exp.Expression]:
     return []
 
 
-def output_name(node: exp.Expression) -> str:
+def output_name(node: exp.Expr) -> str:
     """The column name PostgreSQL gives the result column ``node`` (its
     FigureColname); an alias sqlglot invented (``_col_0``) does not count.
 
@@ -94,7 +94,7 @@ def output_name(node: exp.Expression) -> str:
 
 
 # Nodes of special syntax PostgreSQL names as functions (their calls record the written name).
-_SYNTAX_NAMES: dict[type[exp.Expression], str] = {
+_SYNTAX_NAMES: dict[type[exp.Expr], str] = {
     exp.CurrentDate: "current_date",
     exp.CurrentTime: "current_time",
     exp.CurrentTimestamp: "current_timestamp",
@@ -115,7 +115,7 @@ _SYNTAX_NAMES: dict[type[exp.Expression], str] = {
 _TRIM_NAMES = {"LEADING": "ltrim", "TRAILING": "rtrim"}
 
 
-def _figure(node: exp.Expression | None) -> tuple[str | None, int]:
+def _figure(node: exp.Expr | None) -> tuple[str | None, int]:
     """PostgreSQL's FigureColnameInternal: a name for ``node`` (None: none) and how
     sure it is (2: a column, function or subquery's name; 1: a cast's type or
     ``case``; 0: nothing)."""
