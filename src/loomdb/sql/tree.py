@@ -84,6 +84,8 @@ def output_name(node: exp.Expr) -> str:
     >>> sql = "SELECT extract(year FROM a), date_part('year', a), ARRAY[1], (1, 2), INTERVAL '1 day', '{1}'::int[], TRUE"
     >>> [output_name(p) for p in parse(sql).selects]
     ['extract', 'date_part', 'array', 'row', 'interval', 'int4', '?column?']
+    >>> [output_name(p) for p in parse('SELECT pg_catalog.lower(a), "MyFunc"(1), (t).f FROM t').selects]
+    ['lower', 'MyFunc', 'f']
     """
     if isinstance(node, exp.Alias):
         alias = node.alias
@@ -126,7 +128,8 @@ def _figure(node: exp.Expr | None) -> tuple[str | None, int]:
     if isinstance(node, exp.Column):
         return (None, 0) if node.is_star else (node.name, 2)
     if isinstance(node, exp.Dot):
-        return node.name, 2
+        # schema.function(...) is named by its function, (row).field by its field.
+        return _figure(node.expression) if isinstance(node.expression, exp.Func) else (node.name, 2)
     if isinstance(node, (exp.Bracket, exp.Collate, exp.Window, exp.Filter, exp.WithinGroup)):
         return _figure(node.this)
     written = node.meta.get(WRITTEN_NAME)
@@ -151,7 +154,10 @@ def _figure(node: exp.Expr | None) -> tuple[str | None, int]:
         name, strength = _figure(node.args.get("default"))
         return (name, 2) if strength == 2 else ("case", 1)
     if isinstance(node, exp.Anonymous):
-        return str(node.this).lower(), 2
+        name = node.this
+        if isinstance(name, exp.Identifier):
+            return (name.this if name.quoted else name.this.lower()), 2
+        return str(name).lower(), 2
     name = _SYNTAX_NAMES.get(type(node))
     return (name, 2) if name else (None, 0)
 
