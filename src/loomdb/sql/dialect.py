@@ -43,6 +43,26 @@ _INNER_TOKEN = TokenType.DOTCARET
 
 VECTOR_OPERATORS = (exp.Distance, CosineDistance, NegativeInnerProduct)
 
+#: The meta key of the function name as written (``substr``, ``strpos``, ``mod``): sqlglot
+#: reads many names into one node (``substr`` and ``substring`` are both ``Substring``),
+#: and PostgreSQL names a result column after the name written.
+WRITTEN_NAME = "loom_name"
+
+# The FUNCTION_PARSERS that read a cast, not a function call.
+_CAST_PARSERS = frozenset({"CAST", "TRY_CAST", "SAFE_CAST", "CONVERT", "TRY_CONVERT"})
+
+
+def _recording_name(name: str, parser):  # type: ignore[no-untyped-def]
+    """``parser`` (a FUNCTION_PARSERS entry), recording ``name`` as the written name."""
+
+    def parse_named(self):  # type: ignore[no-untyped-def]
+        node = parser(self)
+        if isinstance(node, exp.Expression) and WRITTEN_NAME not in node.meta:
+            node.meta[WRITTEN_NAME] = name.lower()
+        return node
+
+    return parse_named
+
 
 class LoomPostgresParser(PostgresParser):
     """PostgreSQL's parser plus pgvector's operators, marking explicit NULLS clauses."""
@@ -57,6 +77,13 @@ class LoomPostgresParser(PostgresParser):
             if before is not None and before.text.upper() == "NULLS":
                 node.meta["explicit_nulls"] = True
         return node
+
+    # Special-syntax functions (TRIM, POSITION, SUBSTRING, STRING_AGG...) record their name as the
+    # other calls do (the dialect's ORIGINAL_NAME_META_KEY); casts are no calls.
+    FUNCTION_PARSERS = {
+        name: parser if name in _CAST_PARSERS else _recording_name(name, parser)
+        for name, parser in PostgresParser.FUNCTION_PARSERS.items()
+    }
 
     # pgvector's operators bind like PostgreSQL's "any other operator":
     # looser than + and -, tighter than comparisons.
@@ -79,6 +106,10 @@ class LoomPostgresGenerator(PostgresGenerator):
         NegativeInnerProduct: lambda self, e: self.binary(e, "<#>"),
     }
 
+    def function_name(self, expression: exp.Func) -> str:
+        """sqlglot's name of the function, not the written one the parser records."""
+        return expression.sql_name()
+
 
 class LoomPostgres(Postgres):
     """PostgreSQL as loomdb reads it: Postgres plus pgvector's operators.
@@ -92,6 +123,7 @@ class LoomPostgres(Postgres):
     """
 
     NULL_ORDERING = "nulls_are_small"
+    ORIGINAL_NAME_META_KEY = WRITTEN_NAME
 
     class Tokenizer(Postgres.Tokenizer):
         """PostgreSQL's tokens plus pgvector's ``<=>`` and ``<#>``."""

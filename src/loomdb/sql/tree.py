@@ -14,18 +14,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ..types import JSON_ANY, VECTOR_ANY, ColumnType
-from .dialect import VECTOR_OPERATORS
-
-# sqlglot models these operators as functions; PostgreSQL names their results "?column?".
-_OPERATOR_FUNCS = (
-    exp.JSONExtract,
-    exp.JSONExtractScalar,
-    exp.JSONBExtract,
-    exp.JSONBExtractScalar,
-    exp.ArrayContainsAll,
-    exp.ArrayContainedBy,
-    exp.JSONBContainsTopKey,
-)
+from .dialect import WRITTEN_NAME
 
 _T = exp.DataType.Type
 
@@ -76,7 +65,7 @@ def table_key(table: exp.Table) -> str:
     return ident.this if ident.quoted else ident.this.lower()
 
 
-def projections(tree: exp.Expression) -> list[exp.Expression]:
+def projections(tree: exp.Expr) -> list[exp.Expression]:
     """The result columns of a query (a set operation's are its first
     branch's); none for anything else."""
     if isinstance(tree, exp.Query):
@@ -84,32 +73,126 @@ def projections(tree: exp.Expression) -> list[exp.Expression]:
     return []
 
 
-def output_name(node: exp.Expression) -> str:
-    """The column name PostgreSQL gives the result column ``node``; an alias
-    sqlglot invented (``_col_0``) does not count.
+def output_name(node: exp.Expr) -> str:
+    """The column name PostgreSQL gives the result column ``node`` (its
+    FigureColname); an alias sqlglot invented (``_col_0``) does not count.
 
     >>> from loomdb.sql.dialect import parse
-    >>> [output_name(p) for p in parse("SELECT count(*), a AS b, t.c::text, e <-> $1, lower(b) FROM t").selects]
-    ['count', 'b', 'c', '?column?', 'lower']
+    >>> sql = "SELECT count(*), a AS b, t.c::text, e <-> $1, substr(b, 2), 1::int, CASE WHEN a THEN 1 END FROM t"
+    >>> [output_name(p) for p in parse(sql).selects]
+    ['count', 'b', 'c', '?column?', 'substr', 'int4', 'case']
+    >>> sql = "SELECT extract(year FROM a), date_part('year', a), ARRAY[1], (1, 2), INTERVAL '1 day', '{1}'::int[], TRUE"
+    >>> [output_name(p) for p in parse(sql).selects]
+    ['extract', 'date_part', 'array', 'row', 'interval', 'int4', '?column?']
+    >>> [output_name(p) for p in parse('SELECT pg_catalog.lower(a), "MyFunc"(1), (t).f FROM t').selects]
+    ['lower', 'MyFunc', 'f']
     """
     if isinstance(node, exp.Alias):
         alias = node.alias
         if not alias.startswith("_col_"):
             return alias
         node = node.this
-    while isinstance(node, (exp.Cast, exp.Paren)):
+    return _figure(node)[0] or "?column?"
+
+
+# Nodes of special syntax PostgreSQL names as functions (their calls record the written name).
+_SYNTAX_NAMES: dict[type[exp.Expr], str] = {
+    exp.CurrentDate: "current_date",
+    exp.CurrentTime: "current_time",
+    exp.CurrentTimestamp: "current_timestamp",
+    exp.Localtime: "localtime",
+    exp.Localtimestamp: "localtimestamp",
+    exp.CurrentUser: "current_user",
+    exp.CurrentRole: "current_role",
+    exp.SessionUser: "session_user",
+    exp.CurrentSchema: "current_schema",
+    exp.CurrentCatalog: "current_catalog",
+    exp.Exists: "exists",
+    exp.Array: "array",
+    exp.Tuple: "row",
+    exp.AtTimeZone: "timezone",
+    exp.Interval: "interval",
+}
+
+_TRIM_NAMES = {"LEADING": "ltrim", "TRAILING": "rtrim"}
+
+
+def _figure(node: exp.Expr | None) -> tuple[str | None, int]:
+    """PostgreSQL's FigureColnameInternal: a name for ``node`` (None: none) and how
+    sure it is (2: a column, function or subquery's name; 1: a cast's type or
+    ``case``; 0: nothing)."""
+    while isinstance(node, exp.Paren):
         node = node.this
+    if node is None:
+        return None, 0
     if isinstance(node, exp.Column):
-        return node.name
-    if isinstance(node, (_OPERATOR_FUNCS, VECTOR_OPERATORS)):
-        return "?column?"
+        return (None, 0) if node.is_star else (node.name, 2)
+    if isinstance(node, exp.Dot):
+        # schema.function(...) is named by its function, (row).field by its field.
+        return _figure(node.expression) if isinstance(node.expression, exp.Func) else (node.name, 2)
+    if isinstance(node, (exp.Bracket, exp.Collate, exp.Window, exp.Filter, exp.WithinGroup)):
+        return _figure(node.this)
+    written = node.meta.get(WRITTEN_NAME)
+    if isinstance(node, exp.Trim):
+        return _TRIM_NAMES.get(str(node.args.get("position") or "").upper(), "btrim"), 2
+    if written:
+        return str(written).lower(), 2
+    if isinstance(node, exp.Cast):
+        name, strength = _figure(node.this)
+        if strength == 2:
+            return name, 2
+        return type_name(node.to), 1
+    if isinstance(node, exp.Subquery):
+        inner = node.this
+        while isinstance(inner, exp.Subquery):
+            inner = inner.this
+        selects = projections(inner)
+        if selects and not isinstance(selects[0], exp.Star):
+            return output_name(selects[0]), 2
+        return None, 0
+    if isinstance(node, exp.Case):
+        name, strength = _figure(node.args.get("default"))
+        return (name, 2) if strength == 2 else ("case", 1)
     if isinstance(node, exp.Anonymous):
-        return str(node.this).lower()
-    if isinstance(node, exp.Func):
-        return node.sql_name().lower()
-    if isinstance(node, exp.Boolean):
-        return "bool"
-    return "?column?"
+        name = node.this
+        if isinstance(name, exp.Identifier):
+            return (name.this if name.quoted else name.this.lower()), 2
+        return str(name).lower(), 2
+    name = _SYNTAX_NAMES.get(type(node))
+    return (name, 2) if name else (None, 0)
+
+
+# PostgreSQL's internal names of the types sqlglot reads under other names.
+_TYPE_NAMES = {
+    _T.INT: "int4",
+    _T.BIGINT: "int8",
+    _T.SMALLINT: "int2",
+    _T.DECIMAL: "numeric",
+    _T.FLOAT: "float4",
+    _T.DOUBLE: "float8",
+    _T.BOOLEAN: "bool",
+    _T.CHAR: "bpchar",
+    _T.VARBINARY: "bytea",
+}
+
+
+def type_name(dtype: exp.DataType) -> str:
+    """The name PostgreSQL gives a cast to ``dtype``'s result column: the type's
+    internal name, without modifiers (an array is named by its element type).
+
+    >>> from loomdb.sql.dialect import parse
+    >>> [type_name(parse(f"SELECT 1::{t}").selects[0].to) for t in ("integer", "numeric(10, 2)", "real", "vector(3)", "text[]")]
+    ['int4', 'numeric', 'float4', 'vector', 'text']
+    """
+    if dtype.this == _T.ARRAY and dtype.expressions:
+        return type_name(dtype.expressions[0])
+    if dtype.this == _T.USERDEFINED and dtype.args.get("kind"):
+        kind = str(dtype.args["kind"]).split(".")[-1].split("(")[0]
+        return kind[1:-1] if kind.startswith('"') and kind.endswith('"') else kind.lower()
+    name = _TYPE_NAMES.get(dtype.this)
+    if name:
+        return name
+    return dtype.sql(dialect="postgres").split("(")[0].split("[")[0].strip().lower()
 
 
 def column_type_of(dtype: exp.DataType | None) -> ColumnType | None:

@@ -25,6 +25,9 @@ from ..dialect import parse
 
 #: ``tuple[str, ...]``: the result column names, as PostgreSQL gives them.
 NAMES = "loom_names"
+#: ``str``: on a result column of any SELECT in the query (or the expression it
+#: aliases), the name PostgreSQL gives it; a star's columns are named from these.
+OUTPUT_NAME = "loom_output_name"
 #: ``tuple[ColumnType | None, ...]``: the loomdb type of each result column.
 TYPES = "loom_types"
 #: ``dict[int, ColumnType]``: how each ``$n`` binds, where a rule could tell.

@@ -14,6 +14,8 @@ their values come back as dicts and lists, as psycopg returns PostgreSQL's.
 >>> tree = type_outputs(qualify_query(tree_of("SELECT jsonb_build_object('a', id), json_agg(id) FROM t"), ctx), ctx)
 >>> [None if t is None else t.sql for t in tree.meta[TYPES]]
 ['JSONB', 'JSONB']
+>>> type_outputs(qualify_query(tree_of("VALUES (1, 'a')"), ctx), ctx).meta[TYPES]
+(None, None)
 """
 
 from __future__ import annotations
@@ -52,7 +54,13 @@ _JSON_NODES = (exp.JSONArrayAgg, exp.JSONBObjectAgg, exp.JSONObjectAgg, exp.JSON
 
 def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Return ``tree`` with ``meta[TYPES]`` set: one loomdb type (or None)
-    per result column, in order."""
+    per result column, in order (VALUES' columns: None each, read as the
+    engine gives them)."""
+    if isinstance(tree, exp.Values):
+        rows = tree.expressions
+        width = len(rows[0].expressions) if rows and isinstance(rows[0], exp.Tuple) else 0
+        tree.meta[TYPES] = (None,) * width
+        return tree
     tree.meta[TYPES] = tuple(_output_type(p) for p in projections(tree))
     return tree
 
