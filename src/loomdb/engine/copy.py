@@ -24,7 +24,7 @@ from ..backend.protocol import Backend
 from ..catalog import TableSchema
 from ..layout import VERSION_COLUMNS, version_insert_sql
 from ..types import ColumnType, to_storage
-from .store import Store
+from .store import Store, catalog_copy
 from .writes.common import catalog_column
 
 _BATCH = 2000
@@ -47,7 +47,7 @@ def copy_store(src: Store, dst: Store) -> CopyCounts:
     read in one snapshot; ``dst`` is written in one transaction, so a failed
     copy leaves it as it was."""
     s_backend, d_backend = src.backend, dst.backend
-    if dst.has_history():
+    if catalog_copy.has_history(dst):
         raise errors.ProgrammingError(
             f"{d_backend.describe()} already holds a loomdb store with history; copy into a new one"
         )
@@ -55,14 +55,14 @@ def copy_store(src: Store, dst: Store) -> CopyCounts:
     s_backend.begin_read()
     try:
         with dst.transactions.catalog():
-            for table, rows in src.catalog_rows():
-                dst.replace_catalog(table, rows)
+            for table, rows in catalog_copy.catalog_rows(src):
+                catalog_copy.replace_catalog(dst, table, rows)
                 if table == "loom_branches":
                     counts.branches = sum(1 for r in rows if not r[-1])
                 elif table == "loom_commits":
                     counts.commits = len(rows)
-            definitions = src.table_definitions()
-            physical_tables = src.physical_tables()
+            definitions = catalog_copy.table_definitions(src)
+            physical_tables = catalog_copy.physical_tables(src)
             for tid, physical, columns in physical_tables:
                 schemas = [d for d in definitions if d.tid == tid]
                 counts.versions += _copy_table(s_backend, d_backend, physical, columns, schemas)

@@ -31,7 +31,7 @@ from ...backend.protocol import (
     version_allocator,
 )
 from ...catalog import TableSchema
-from ...layout import CATALOG_DDL, CATALOG_TABLES, EPOCH_SQL, FORMAT_VERSION, MAIN_BID
+from ...layout import CATALOG_DDL, EPOCH_SQL, FORMAT_VERSION, MAIN_BID
 from ...types import format_timestamp, now_text, parse_timestamp
 from ...versioning.lineage import Lineage, build_lineage
 from .. import views
@@ -538,39 +538,6 @@ class Store:
             " ON CONFLICT (tid) DO UPDATE SET columns = excluded.columns",
             (tid, physical, json.dumps(columns)),
         )
-
-    # -- copying a whole store --------------------------------------------------------------
-
-    def has_history(self) -> bool:
-        """Whether anything was written since the store was created (a commit or a branch)."""
-        for table in ("loom_commits", "loom_branches"):
-            if int(next(self.backend.execute(f"SELECT count(*) FROM {table}"))[0]) > 1:
-                return True
-        return False
-
-    def catalog_rows(self) -> list[tuple[str, list[tuple[Any, ...]]]]:
-        """Every catalog table's rows (columns as in ``layout.CATALOG_TABLES``), in copy order."""
-        return [
-            (table, list(self.backend.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY 1")))
-            for table, columns in CATALOG_TABLES
-        ]
-
-    def replace_catalog(self, table: str, rows: list[tuple[Any, ...]]) -> None:
-        """Replace catalog ``table``'s rows with ``rows`` (inside the open transaction)."""
-        columns = dict(CATALOG_TABLES)[table]
-        self.backend.execute(f"DELETE FROM {table}")
-        marks = ", ".join("?" for _ in columns)
-        self.backend.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-
-    def table_definitions(self) -> list[TableSchema]:
-        """Every table schema ever written, on any branch."""
-        rows = self.backend.execute("SELECT definition FROM loom_schema WHERE definition IS NOT NULL")
-        return [TableSchema.from_json(d) for (d,) in rows]
-
-    def physical_tables(self) -> list[tuple[int, str, dict[str, str]]]:
-        """``(table id, physical table, {physical column: affinity})`` of every physical table."""
-        rows = self.backend.execute("SELECT tid, physical, columns FROM loom_tables ORDER BY tid")
-        return [(int(tid), physical, json.loads(columns)) for tid, physical, columns in rows]
 
     # -- views -----------------------------------------------------------------------------
 
