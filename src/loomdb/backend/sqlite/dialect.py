@@ -24,6 +24,7 @@ from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
+from .functions import NUMERIC_COLLATION
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -96,6 +97,9 @@ def _int_cast_mode(value: exp.Expr) -> str:
 def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
     kind = e.to.this
+    numeric = _numeric_cast(self, e)
+    if numeric is not None:
+        return numeric
     if kind in _INT_CASTS:
         return self.func(_INT_CASTS[kind], e.this, exp.Literal.string(_int_cast_mode(e.this)))
     if kind in _CAST_FUNCTIONS:
@@ -242,6 +246,69 @@ def _time_literals(tree: exp.Expr) -> exp.Expr:
     return tree
 
 
+# -- PostgreSQL's numeric aggregates ------------------------------------------------------
+# sum() of NUMERIC and avg() of integers and NUMERIC in exact decimal arithmetic
+# (see the functions module), and the casts to real, double precision,
+# numeric(p, s) and varchar(n) as PostgreSQL casts.
+
+_DECIMAL_ARGS = {_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT, _T.DECIMAL}
+# What may stand between a result column and its aggregate for the exact
+# aggregate (numeric text) to be used: elsewhere (comparisons, arithmetic,
+# subqueries) SQLite's own float aggregate keeps numbers comparable.
+_PASS_THROUGH = (exp.Alias, exp.Paren, exp.Filter)
+
+
+def _numeric_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
+    """A cast to real, double precision, numeric(p, s) or varchar(n) as a loomdb function; None for others."""
+    kind, params = e.to.this, e.to.expressions
+    if kind == _T.FLOAT:
+        return self.func("loom_float4", e.this)
+    if kind == _T.DOUBLE:
+        return self.func("loom_float8", e.this)
+    if kind == _T.DECIMAL and params:
+        values = [str(p.this.this) for p in params if isinstance(p.this, exp.Literal)]
+        if len(values) != len(params) or not all(v.lstrip("-").isdigit() for v in values):
+            return None
+        precision, scale = int(values[0]), int(values[1]) if len(values) > 1 else 0
+        return self.func(
+            "loom_numeric_typmod", e.this, exp.Literal.number(precision), exp.Literal.number(scale)
+        )
+    if kind in (_T.VARCHAR, _T.CHAR) and params and isinstance(params[0].this, exp.Literal):
+        return self.func("loom_varchar", e.this, params[0].this)
+    return None
+
+
+def _in_result_column(node: exp.Expr) -> bool:
+    """Whether ``node``'s value is a result column of the outermost SELECT as it is."""
+    child, parent = node, node.parent
+    while isinstance(parent, _PASS_THROUGH) or (
+        isinstance(parent, exp.Cast) and parent.to.this == _T.DECIMAL
+    ):
+        child, parent = parent, parent.parent
+    return (
+        isinstance(parent, exp.Select)
+        and parent.parent is None
+        and any(child is item for item in parent.expressions)
+    )
+
+
+def _numeric_aggregate(name: str, native: str) -> _Transform:
+    """sum/avg over integers or NUMERIC as ``name`` (exact, numeric text) in a result
+    column, else SQLite's ``native``."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The exact aggregate (numeric text compared as numbers) or SQLite's own."""
+        arg = e.this
+        inner = arg.expressions[0] if isinstance(arg, exp.Distinct) and arg.expressions else arg
+        kind = inner.type.this if isinstance(inner, exp.Expression) and inner.type else None
+        exact = kind == _T.DECIMAL or (name == "loom_numeric_avg" and kind in _DECIMAL_ARGS)
+        if not exact or not _in_result_column(e):
+            return self.func(native, arg)
+        return f"{self.func(name, arg)} COLLATE {NUMERIC_COLLATION}"
+
+    return generate
+
+
 class LoomSQLiteGenerator(SQLiteGenerator):
     """SQLite's generator with loomdb's rewrites (see the module docstring)."""
 
@@ -275,6 +342,8 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Sub: _minus,
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,
+        exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
+        exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),
     }
 
 

@@ -12,7 +12,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import TYPE_CHECKING, Any
 
 import apsw
@@ -20,7 +20,7 @@ import numpy as np
 import sqlite_vec
 
 from ... import errors
-from ...types import ColumnType, dump_json, load_json, to_storage
+from ...types import ColumnType, dump_json, load_json, numeric_text, to_storage
 
 if TYPE_CHECKING:
     from apsw import SQLiteValue
@@ -233,6 +233,144 @@ def numeric_collation(a: str, b: str) -> int:
     return (x > y) - (x < y)
 
 
+# -- PostgreSQL's numeric aggregates ------------------------------------------------------
+# sum() of NUMERIC and avg() of integers and NUMERIC as PostgreSQL computes them:
+# in exact decimal arithmetic (SQLite sums decimal text as floats), avg with the
+# scale of PostgreSQL's numeric division. They return numeric text; the dialect
+# calls them where the value becomes a result column. Also the casts to real,
+# double precision, numeric(p, s) and varchar(n) as PostgreSQL casts.
+
+#: PostgreSQL's NUMERIC_MIN_SIG_DIGITS and DEC_DIGITS (src/backend/utils/adt/numeric.c).
+_MIN_SIG_DIGITS, _DEC_DIGITS = 16, 4
+
+
+def _as_decimal(value: Any) -> Decimal:
+    """An aggregate's input (numeric text, integer or float) as a Decimal; DataError otherwise."""
+    if isinstance(value, bytes):
+        raise errors.DataError(f"cannot add {value!r} to a numeric sum", sqlstate="42883")
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise errors.DataError(
+            f'invalid input syntax for type numeric: "{value}"', sqlstate="22P02"
+        ) from None
+
+
+def _weight_and_first_digit(value: Decimal) -> tuple[int, int]:
+    """A numeric's weight (the power of 10000 of its first base-10000 digit) and that digit."""
+    if value.is_zero():
+        return 0, 0
+    weight = value.adjusted() // _DEC_DIGITS
+    first = int(abs(value).scaleb(-weight * _DEC_DIGITS))
+    return weight, first
+
+
+def div_scale(dividend: Decimal, divisor: Decimal) -> int:
+    """The result scale of PostgreSQL's ``numeric / numeric`` (``select_div_scale``).
+
+    >>> div_scale(Decimal(6218), Decimal(23)), div_scale(Decimal(31305), Decimal(30))
+    (16, 16)
+    """
+    weight1, first1 = _weight_and_first_digit(dividend)
+    weight2, first2 = _weight_and_first_digit(divisor)
+    qweight = weight1 - weight2
+    if first1 <= first2:
+        qweight -= 1
+    scale1 = max(0, -int(dividend.as_tuple().exponent))
+    scale2 = max(0, -int(divisor.as_tuple().exponent))
+    rscale = max(_MIN_SIG_DIGITS - qweight * _DEC_DIGITS, scale1, scale2, 0)
+    return min(rscale, 1000)
+
+
+def numeric_divide(dividend: Decimal, divisor: Decimal) -> Decimal:
+    """PostgreSQL's ``numeric / numeric``: exact, rounded half away from zero to
+    :func:`div_scale` digits after the point.
+
+    >>> numeric_divide(Decimal(6218), Decimal(23))
+    Decimal('270.3478260869565217')
+    """
+    rscale = div_scale(dividend, divisor)
+    sign = -1 if (dividend < 0) != (divisor < 0) else 1
+    # num / den == |dividend / divisor| * 10**rscale, in integers.
+    n_sign, n_digits, n_exp = dividend.as_tuple()
+    d_sign, d_digits, d_exp = divisor.as_tuple()
+    num = int("".join(map(str, n_digits)) or "0")
+    den = int("".join(map(str, d_digits)) or "0")
+    shift = int(n_exp) - int(d_exp) + rscale
+    if shift >= 0:
+        num *= 10**shift
+    else:
+        den *= 10**-shift
+    quotient, remainder = divmod(num, den)
+    if 2 * remainder >= den:
+        quotient += 1
+    return Decimal(sign * quotient).scaleb(-rscale)
+
+
+class _NumericSum:
+    """The state of ``loom_numeric_sum`` / ``loom_numeric_avg``: the exact sum and count."""
+
+    __slots__ = ("count", "total")
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+        self.count = 0
+
+    def step(self, value: Any) -> None:
+        """Add one value (NULLs are skipped)."""
+        if value is not None:
+            with localcontext() as ctx:
+                ctx.prec = 2000
+                self.total += _as_decimal(value)
+            self.count += 1
+
+
+def _numeric_aggregate(average: bool) -> Callable[[], tuple[_NumericSum, Callable[..., None], Any]]:
+    """The factory of an apsw aggregate: the numeric sum, or (``average``) the average."""
+
+    def final(state: _NumericSum) -> str | None:
+        """The result as numeric text (NULL over no values)."""
+        if not state.count:
+            return None
+        total = numeric_divide(state.total, Decimal(state.count)) if average else state.total
+        return numeric_text(total)
+
+    def factory() -> tuple[_NumericSum, Callable[..., None], Any]:
+        """A fresh state with its step and final functions."""
+        return _NumericSum(), _NumericSum.step, final
+
+    return factory
+
+
+def _numeric_typmod(value: Any, precision: int, scale: int) -> str | None:
+    """``value::numeric(precision, scale)``: rounded to the scale, 22003 on overflow."""
+    if value is None:
+        return None
+    return numeric_text(_as_decimal(value), (precision, scale))
+
+
+def _varchar_cast(value: Any, length: int) -> str | None:
+    """``value::varchar(n)``: the text cut to ``n`` characters (an explicit cast truncates)."""
+    if value is None:
+        return None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text[:length]
+
+
+NUMERIC_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
+    ("loom_float4", _cast_to("REAL"), 1),
+    ("loom_float8", _cast_to("DOUBLE PRECISION"), 1),
+    ("loom_numeric_typmod", _numeric_typmod, 3),
+    ("loom_varchar", _varchar_cast, 2),
+)
+
+#: The aggregates: (SQL name, factory, number of arguments).
+NUMERIC_AGGREGATES = (
+    ("loom_numeric_sum", _numeric_aggregate(average=False), 1),
+    ("loom_numeric_avg", _numeric_aggregate(average=True), 1),
+)
+
+
 def _scalar(
     conn: apsw.Connection, name: str, function: Callable[..., SQLiteValue], nargs: int, deterministic: bool
 ) -> None:
@@ -254,6 +392,8 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     _scalar(conn, "gen_random_uuid", lambda: str(uuid.uuid4()), 0, deterministic=False)
     for name, function, nargs in FUNCTIONS:
         _scalar(conn, name, function, nargs, deterministic=True)
+    for name, factory, nargs in NUMERIC_AGGREGATES:
+        conn.create_aggregate_function(name, factory, nargs)
     conn.create_collation(NUMERIC_COLLATION, numeric_collation)
 
 
@@ -276,7 +416,16 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_date", _cast_to("DATE"), 1),
     ("loom_bool", _cast_to("BOOLEAN"), 1),
     ("loom_numeric", _cast_to("NUMERIC"), 1),
+    *NUMERIC_FUNCTIONS,
 )
 
 #: Every SQL name :func:`register` defines (functions and the collation).
-REGISTERED = frozenset({"loom_now", "gen_random_uuid", NUMERIC_COLLATION, *(f[0] for f in FUNCTIONS)})
+REGISTERED = frozenset(
+    {
+        "loom_now",
+        "gen_random_uuid",
+        NUMERIC_COLLATION,
+        *(f[0] for f in FUNCTIONS),
+        *(a[0] for a in NUMERIC_AGGREGATES),
+    }
+)
