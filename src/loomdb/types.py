@@ -333,6 +333,9 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
             number = float(value)
             return to_float4(number, value) if ctype.is_float4 else number
         if kind == "numeric":
+            if isinstance(value, float):
+                # PostgreSQL's float8 -> numeric keeps 15 significant digits (DBL_DIG).
+                value = Decimal(f"{value:.15g}") if math.isfinite(value) else value
             dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
             if not dec.is_finite():
                 raise DataError(f"column {column!r}: {value!r} is not a finite number")
@@ -434,7 +437,9 @@ def numeric_text(dec: Decimal, modifiers: tuple[int, ...] = ()) -> str:
                 sqlstate="22003",
             )
     elif dec.as_tuple().exponent > 0:  # type: ignore[operator]
-        dec = dec.quantize(Decimal(1))
+        with localcontext() as ctx:
+            ctx.prec = dec.adjusted() + 2
+            dec = dec.quantize(Decimal(1))
     if dec.is_zero():
         dec = dec.copy_abs()
     return format(dec, "f")

@@ -265,6 +265,12 @@ def _numeric_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
         return self.func("loom_float4", e.this)
     if kind == _T.DOUBLE:
         return self.func("loom_float8", e.this)
+    source = e.this.type.this if isinstance(e.this, exp.Expression) and e.this.type else None
+    if kind == _T.DECIMAL and source in (_T.FLOAT, _T.DOUBLE):
+        # real and double precision turn into numeric by their 6 or 15 significant digits
+        digits = exp.Literal.number(6 if source == _T.FLOAT else 15)
+        value = exp.Anonymous(this="loom_float_numeric", expressions=[e.this.copy(), digits])
+        return self.sql(exp.Cast(this=value, to=e.to.copy()))
     if kind == _T.DECIMAL and params:
         values = [str(p.this.this) for p in params if isinstance(p.this, exp.Literal)]
         if len(values) != len(params) or not all(v.lstrip("-").isdigit() for v in values):

@@ -349,6 +349,14 @@ def _numeric_typmod(value: Any, precision: int, scale: int) -> str | None:
     return numeric_text(_as_decimal(value), (precision, scale))
 
 
+def _float_numeric(value: Any, digits: int) -> Any:
+    """A float as PostgreSQL turns real (6 significant digits, FLT_DIG) or double
+    precision (15, DBL_DIG) into numeric text; other values as they are."""
+    if isinstance(value, float) and math.isfinite(value):
+        return numeric_text(Decimal(f"{value:.{digits}g}"))
+    return value
+
+
 def _varchar_cast(value: Any, length: int) -> str | None:
     """``value::varchar(n)``: the text cut to ``n`` characters (an explicit cast truncates)."""
     if value is None:
@@ -361,6 +369,7 @@ NUMERIC_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_float4", _cast_to("REAL"), 1),
     ("loom_float8", _cast_to("DOUBLE PRECISION"), 1),
     ("loom_numeric_typmod", _numeric_typmod, 3),
+    ("loom_float_numeric", _float_numeric, 2),
     ("loom_varchar", _varchar_cast, 2),
 )
 
