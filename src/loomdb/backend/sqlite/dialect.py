@@ -255,7 +255,7 @@ _DECIMAL_ARGS = {_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT, _T.DECIMAL}
 # What may stand between a result column and its aggregate for the exact
 # aggregate (numeric text) to be used: elsewhere (comparisons, arithmetic,
 # subqueries) SQLite's own float aggregate keeps numbers comparable.
-_PASS_THROUGH = (exp.Alias, exp.Paren, exp.Filter)
+_PASS_THROUGH = (exp.Alias, exp.Paren, exp.Filter, exp.Window)
 
 
 def _numeric_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
@@ -310,9 +310,18 @@ def _numeric_aggregate(name: str, native: str) -> _Transform:
         exact = kind == _T.DECIMAL or (name == "loom_numeric_avg" and kind in _DECIMAL_ARGS)
         if not exact or not _in_result_column(e):
             return self.func(native, arg)
+        if isinstance(e.parent, exp.Window):
+            e.parent.meta["numeric_text"] = True  # the window takes the COLLATE
+            return self.func(name, arg)
         return f"{self.func(name, arg)} COLLATE {NUMERIC_COLLATION}"
 
     return generate
+
+
+def _window(self: SQLiteGenerator, e: exp.Window) -> str:
+    """A window call; one of the exact aggregates' compared as numbers."""
+    sql = self.window_sql(e)
+    return f"{sql} COLLATE {NUMERIC_COLLATION}" if e.meta.get("numeric_text") else sql
 
 
 class LoomSQLiteGenerator(SQLiteGenerator):
@@ -350,6 +359,7 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.JSONObjectAgg: _object_agg,
         exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
         exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),
+        exp.Window: _window,
     }
 
 

@@ -308,38 +308,47 @@ def numeric_divide(dividend: Decimal, divisor: Decimal) -> Decimal:
 
 
 class _NumericSum:
-    """The state of ``loom_numeric_sum`` / ``loom_numeric_avg``: the exact sum and count."""
+    """``loom_numeric_sum`` / ``loom_numeric_avg`` (aggregates and window functions):
+    the exact sum and count of the values in the frame."""
 
-    __slots__ = ("count", "total")
+    __slots__ = ("average", "count", "total")
 
-    def __init__(self) -> None:
+    def __init__(self, average: bool) -> None:
+        self.average = average
         self.total = Decimal(0)
         self.count = 0
 
-    def step(self, value: Any) -> None:
-        """Add one value (NULLs are skipped)."""
+    def _add(self, value: Any, sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) one value; NULLs are skipped."""
         if value is not None:
             with localcontext() as ctx:
                 ctx.prec = 2000
-                self.total += _as_decimal(value)
-            self.count += 1
+                self.total += sign * _as_decimal(value)
+            self.count += sign
 
+    def step(self, value: Any) -> None:
+        """A value enters the frame."""
+        self._add(value, 1)
 
-def _numeric_aggregate(average: bool) -> Callable[[], tuple[_NumericSum, Callable[..., None], Any]]:
-    """The factory of an apsw aggregate: the numeric sum, or (``average``) the average."""
+    def inverse(self, value: Any) -> None:
+        """A value leaves the frame."""
+        self._add(value, -1)
 
-    def final(state: _NumericSum) -> str | None:
+    def value(self) -> str | None:
         """The result as numeric text (NULL over no values)."""
-        if not state.count:
+        if not self.count:
             return None
-        total = numeric_divide(state.total, Decimal(state.count)) if average else state.total
+        total = numeric_divide(self.total, Decimal(self.count)) if self.average else self.total
         return numeric_text(total)
 
-    def factory() -> tuple[_NumericSum, Callable[..., None], Any]:
-        """A fresh state with its step and final functions."""
-        return _NumericSum(), _NumericSum.step, final
+    def final(self) -> str | None:
+        """The result at the end."""
+        return self.value()
 
-    return factory
+
+def _numeric_aggregate(average: bool) -> Callable[[], _NumericSum]:
+    """The factory of the numeric sum, or (``average``) the average."""
+    return lambda: _NumericSum(average)
 
 
 def _numeric_typmod(value: Any, precision: int, scale: int) -> str | None:
@@ -373,7 +382,7 @@ NUMERIC_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_varchar", _varchar_cast, 2),
 )
 
-#: The aggregates: (SQL name, factory, number of arguments).
+#: The aggregates (window functions too): (SQL name, factory, number of arguments).
 NUMERIC_AGGREGATES = (
     ("loom_numeric_sum", _numeric_aggregate(average=False), 1),
     ("loom_numeric_avg", _numeric_aggregate(average=True), 1),
@@ -402,7 +411,7 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     for name, function, nargs in FUNCTIONS:
         _scalar(conn, name, function, nargs, deterministic=True)
     for name, factory, nargs in NUMERIC_AGGREGATES:
-        conn.create_aggregate_function(name, factory, nargs)
+        conn.create_window_function(name, factory, nargs)
     conn.create_collation(NUMERIC_COLLATION, numeric_collation)
 
 
