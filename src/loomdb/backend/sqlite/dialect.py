@@ -307,6 +307,8 @@ def _numeric_aggregate(name: str, native: str) -> _Transform:
         arg = e.this
         inner = arg.expressions[0] if isinstance(arg, exp.Distinct) and arg.expressions else arg
         kind = inner.type.this if isinstance(inner, exp.Expression) and inner.type else None
+        if name == "loom_numeric_sum" and kind == _T.FLOAT:
+            return self.func("loom_float4_sum", arg)  # a float, comparable anywhere
         exact = kind == _T.DECIMAL or (name == "loom_numeric_avg" and kind in _DECIMAL_ARGS)
         if not exact or not _in_result_column(e):
             return self.func(native, arg)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections import deque
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import TYPE_CHECKING, Any
@@ -351,6 +352,40 @@ def _numeric_aggregate(average: bool) -> Callable[[], _NumericSum]:
     return lambda: _NumericSum(average)
 
 
+class _Float4Sum:
+    """``loom_float4_sum``: sum() of a real as PostgreSQL's float4pl adds, rounding
+    to float32 at each step (a window recomputes its frame, as PostgreSQL does)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: deque[float] = deque()
+
+    def step(self, value: Any) -> None:
+        """A value enters the frame (NULLs are skipped)."""
+        if value is not None:
+            self.values.append(float(value))
+
+    def inverse(self, value: Any) -> None:
+        """The oldest value leaves the frame."""
+        if value is not None:
+            self.values.popleft()
+
+    def value(self) -> float | None:
+        """The float32 sum, as a Python float (NULL over no values)."""
+        if not self.values:
+            return None
+        total = np.float32(0)
+        with np.errstate(over="ignore"):
+            for item in self.values:
+                total = np.float32(total + np.float32(item))
+        return float(total)
+
+    def final(self) -> float | None:
+        """The result at the end."""
+        return self.value()
+
+
 def _numeric_typmod(value: Any, precision: int, scale: int) -> str | None:
     """``value::numeric(precision, scale)``: rounded to the scale, 22003 on overflow."""
     if value is None:
@@ -386,6 +421,7 @@ NUMERIC_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
 NUMERIC_AGGREGATES = (
     ("loom_numeric_sum", _numeric_aggregate(average=False), 1),
     ("loom_numeric_avg", _numeric_aggregate(average=True), 1),
+    ("loom_float4_sum", _Float4Sum, 1),
 )
 
 
