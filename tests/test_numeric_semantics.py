@@ -131,3 +131,38 @@ def test_parameters_are_stored_as_the_column_keeps_them(db):
     row = db.execute("SELECT n, r FROM t WHERE id = 9").fetchone()
     same(row[0], Decimal("0.13"))
     same(row[1], 0.3)
+
+
+def test_sum_of_real_is_real(db):
+    got = one(db, "SELECT sum(r) FROM t")
+    assert isinstance(got, float)
+    total = np.float32(0)
+    for x in (0.7, 0.1, 0.6):
+        total = np.float32(total + np.float32(x))
+    assert got == float(str(total))  # as psycopg reads a real: from its shortest text
+
+
+def test_window_avg_is_numeric(db):
+    rows = db.execute(
+        "SELECT id, avg(id) OVER (ORDER BY id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM t ORDER BY id"
+    )
+    got = [r[1] for r in rows.fetchall()]
+    for value, want in zip(
+        got, ["1.00000000000000000000", "1.5000000000000000", "2.5000000000000000"], strict=True
+    ):
+        same(value, Decimal(want))
+
+
+def test_aggregates_compare_as_numbers(db):
+    assert one(db, "SELECT count(*) FROM (SELECT id FROM t GROUP BY id HAVING avg(n) > 1) s") == 1
+    assert one(db, "SELECT max(a) FROM (SELECT avg(n) AS a FROM t GROUP BY id) s") == Decimal("12.35")
+
+
+def test_a_parameter_meeting_a_real_is_a_real(db):
+    assert one(db, "SELECT count(*) FROM t WHERE r = %s", [0.7]) == 1
+
+
+def test_a_parameter_meeting_numeric_p_s_keeps_its_digits(db):
+    assert one(db, "SELECT count(*) FROM t WHERE n = %s", [Decimal("12.345")]) == 0
+    assert one(db, "SELECT count(*) FROM t WHERE n = %s", [Decimal("12.35")]) == 1
+    assert one(db, "SELECT count(*) FROM t WHERE n < %s", [Decimal("1e12")]) == 3

@@ -574,6 +574,14 @@ def adapt_param(value: Any, ctype: ColumnType | None) -> Any:
         return blob
     if ctype.kind == "json" and not isinstance(value, str):
         return _json_text(value, "parameter")
+    if ctype.is_float4 and isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return to_float4(float(value))  # a parameter meeting a real is a real, as in PostgreSQL
+        except DataError:
+            return adapt_untyped(value)
+    if ctype.kind == "numeric" and ctype.modifiers:
+        # PostgreSQL types such a parameter numeric, without the column's precision and scale.
+        ctype = ColumnType("numeric", "NUMERIC")
     if ctype.kind in ("timestamp", "date", "numeric", "uuid", "bool"):
         try:
             return to_storage(value, ctype, "parameter")
