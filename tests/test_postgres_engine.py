@@ -105,7 +105,7 @@ def test_columns_are_native_postgresql_types(pg_url, schemas):
     assert types["state"] == "jsonb"
     assert types["at"] == "timestamp with time zone"
     assert types["cost"] == "numeric" and types["ok"] == "boolean" and types["id"] == "uuid"
-    assert types["raw"] == "bytea" and types["score"] == "double precision"
+    assert types["raw"] == "bytea" and types["score"] == "real"
 
 
 def test_hnsw_index_is_built_by_pgvector_and_serves_top_k(pg_url, schemas):

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 import numpy as np
@@ -135,6 +136,38 @@ class ColumnType:
     def affinity(self) -> str:
         """The SQLite column affinity used for the physical column."""
         return _AFFINITY[self.kind]
+
+    @property
+    def modifiers(self) -> tuple[int, ...]:
+        """The integers in the type's parentheses: ``NUMERIC(10, 2)`` -> (10, 2), ``VARCHAR(20)`` -> (20,).
+
+        >>> ColumnType.parse("NUMERIC(10, 2)").modifiers, ColumnType.parse("TEXT").modifiers
+        ((10, 2), ())
+        """
+        _, _, rest = self.sql.partition("(")
+        parts = [p.strip() for p in rest.rstrip(")").split(",") if p.strip()]
+        return tuple(int(p) for p in parts if p.lstrip("-").isdigit())
+
+    @property
+    def is_float4(self) -> bool:
+        """Whether a float type is PostgreSQL's ``real`` (float4), whose values are float32.
+
+        >>> ColumnType.parse("REAL").is_float4, ColumnType.parse("DOUBLE PRECISION").is_float4
+        (True, False)
+        """
+        if self.kind != "float":
+            return False
+        base = self.sql.partition("(")[0].strip()
+        if base in ("REAL", "FLOAT4"):
+            return True
+        return base == "FLOAT" and bool(self.modifiers) and self.modifiers[0] <= 24
+
+    @property
+    def max_length(self) -> int | None:
+        """The length limit of ``VARCHAR(n)`` / ``CHAR(n)`` (None when there is none)."""
+        if self.kind != "text" or not self.modifiers:
+            return None
+        return self.modifiers[0]
 
 
 def format_timestamp(value: dt.datetime) -> str:
@@ -275,13 +308,15 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
     kind = ctype.kind
     try:
         if kind == "text":
-            if isinstance(value, str):
-                return value
-            if isinstance(value, (dict, list)):
-                return json.dumps(value)
             if isinstance(value, (bytes, bytearray)):
                 raise DataError(f"column {column!r} is TEXT; bytes need a BYTEA column")
-            return str(value)
+            if isinstance(value, str):
+                text = value
+            elif isinstance(value, (dict, list)):
+                text = json.dumps(value)
+            else:
+                text = str(value)
+            return _fit_length(text, ctype) if ctype.max_length is not None else text
         if kind in ("int", "serial"):
             if isinstance(value, bool):
                 return int(value)
@@ -295,14 +330,16 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
                 return int(value.strip())
             raise DataError(f"column {column!r} is {ctype.sql}: {value!r} is not an integer")
         if kind == "float":
-            if isinstance(value, str):
-                return float(value)
-            return float(value)
+            number = float(value)
+            return to_float4(number, value) if ctype.is_float4 else number
         if kind == "numeric":
-            dec = value if isinstance(value, Decimal) else Decimal(str(value))
+            if isinstance(value, float):
+                # PostgreSQL's float8 -> numeric keeps 15 significant digits (DBL_DIG).
+                value = Decimal(f"{value:.15g}") if math.isfinite(value) else value
+            dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
             if not dec.is_finite():
                 raise DataError(f"column {column!r}: {value!r} is not a finite number")
-            return str(dec)
+            return numeric_text(dec, ctype.modifiers)
         if kind == "bool":
             if isinstance(value, (bool, int, np.bool_)):
                 return bool(value)
@@ -350,6 +387,74 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
             sqlstate=_input_sqlstate(kind, exc),
         ) from exc
     raise NotSupportedError(f"column type {ctype.sql} is not supported")  # pragma: no cover
+
+
+def to_float4(number: float, value: Any = None) -> float:
+    """``number`` rounded to PostgreSQL's ``real`` (float32), as a Python float;
+    DataError 22003 when a finite value overflows or underflows float32.
+
+    >>> to_float4(0.7)
+    0.699999988079071
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        single = np.float32(number)
+    if (np.isinf(single) and math.isfinite(number)) or (single == 0 and number != 0):
+        shown = value if value is not None else number
+        raise DataError(f'"{shown}" is out of range for type real', sqlstate="22003")
+    return float(single)
+
+
+def float4_value(value: float) -> float:
+    """A float32 value as psycopg returns a ``real``: parsed from its shortest text.
+
+    >>> float4_value(0.699999988079071)
+    0.7
+    """
+    return float(str(np.float32(value)))
+
+
+def numeric_text(dec: Decimal, modifiers: tuple[int, ...] = ()) -> str:
+    """``dec`` as PostgreSQL's numeric text (never an exponent), rounded half away
+    from zero to the scale of ``NUMERIC(precision, scale)`` when ``modifiers`` give
+    one; DataError 22003 "numeric field overflow" when it then needs more digits
+    before the point than the precision allows.
+
+    >>> numeric_text(Decimal("12.345"), (10, 2)), numeric_text(Decimal("1E+3"))
+    ('12.35', '1000')
+    """
+    if modifiers:
+        precision = modifiers[0]
+        scale = modifiers[1] if len(modifiers) > 1 else 0
+        with localcontext() as ctx:
+            ctx.prec = max(len(dec.as_tuple().digits) + abs(scale) + 2, 28)
+            dec = dec.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+        digits = dec.adjusted() + 1 if dec != 0 else 0
+        if digits > precision - scale:
+            raise DataError(
+                "numeric field overflow: a field with precision "
+                f"{precision}, scale {scale} must round to an absolute value less than "
+                f"{'10^' + str(precision - scale) if precision > scale else '1'}",
+                sqlstate="22003",
+            )
+    elif dec.as_tuple().exponent > 0:  # type: ignore[operator]
+        with localcontext() as ctx:
+            ctx.prec = dec.adjusted() + 2
+            dec = dec.quantize(Decimal(1))
+    if dec.is_zero():
+        dec = dec.copy_abs()
+    return format(dec, "f")
+
+
+def _fit_length(text: str, ctype: ColumnType) -> str:
+    """``text`` for a ``VARCHAR(n)`` / ``CHAR(n)`` column: as it is when it fits,
+    cut when only spaces are over (as PostgreSQL does), else DataError 22001."""
+    limit = ctype.max_length or 0
+    if len(text) <= limit:
+        return text
+    if not text[limit:].strip(" "):
+        return text[:limit]
+    name = "character varying" if ctype.sql.startswith(("VARCHAR", "CHARACTER VARYING")) else "character"
+    raise DataError(f"value too long for type {name}({limit})", sqlstate="22001")
 
 
 def _input_sqlstate(kind: str, exc: Exception) -> str:
@@ -420,7 +525,9 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
         return value
     if kind == "float":
         if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            value = float(value)
+        if ctype.is_float4 and isinstance(value, float) and math.isfinite(value):
+            return float4_value(value)
         return value
     return value
 
@@ -467,6 +574,14 @@ def adapt_param(value: Any, ctype: ColumnType | None) -> Any:
         return blob
     if ctype.kind == "json" and not isinstance(value, str):
         return _json_text(value, "parameter")
+    if ctype.is_float4 and isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return to_float4(float(value))  # a parameter meeting a real is a real, as in PostgreSQL
+        except DataError:
+            return adapt_untyped(value)
+    if ctype.kind == "numeric" and ctype.modifiers:
+        # PostgreSQL types such a parameter numeric, without the column's precision and scale.
+        ctype = ColumnType("numeric", "NUMERIC")
     if ctype.kind in ("timestamp", "date", "numeric", "uuid", "bool"):
         try:
             return to_storage(value, ctype, "parameter")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -111,6 +112,66 @@ class LoomPostgresGenerator(PostgresGenerator):
         return expression.sql_name()
 
 
+# -- PostgreSQL's result types of sum, avg and float4 arithmetic ---------------------------
+
+_D = exp.DataType.Type
+_INTEGERS = {_D.TINYINT, _D.SMALLINT, _D.INT, _D.BIGINT}
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
+
+
+def _arg_type(e: exp.Expression) -> Any:
+    """The annotated type of an aggregate's argument (None when unknown)."""
+    arg = e.this
+    if isinstance(arg, exp.Distinct) and arg.expressions:
+        arg = arg.expressions[0]
+    return arg.type.this if isinstance(arg, exp.Expression) and arg.type else None
+
+
+def _annotate_avg(self: Any, e: exp.Avg) -> exp.Avg:
+    """avg: numeric for integers and numerics, double precision otherwise."""
+    kind = _arg_type(e)
+    self._set_type(e, _D.DECIMAL if kind in _INTEGERS or kind == _D.DECIMAL else _D.DOUBLE)
+    return e
+
+
+def _annotate_sum(self: Any, e: exp.Sum) -> exp.Sum:
+    """sum: bigint for smallint and integer, numeric for bigint and numeric,
+    the argument's type for the float types."""
+    _SUM_FALLBACK(self, e)
+    kind = _arg_type(e)
+    if kind in (_D.SMALLINT, _D.INT, _D.TINYINT):
+        self._set_type(e, _D.BIGINT)
+    elif kind in (_D.BIGINT, _D.DECIMAL):
+        self._set_type(e, _D.DECIMAL)
+    elif kind in (_D.FLOAT, _D.DOUBLE):
+        self._set_type(e, kind)
+    return e
+
+
+def _annotate_arithmetic(self: Any, e: exp.Binary) -> exp.Binary:
+    """+ - * / %: a real with anything but a real gives double precision (PostgreSQL's
+    float48 operators), where sqlglot would say real."""
+    self._annotate_binary(e)
+    kinds = {side.type.this if side.type else None for side in (e.left, e.right)}
+    if e.type is not None and e.type.this == _D.FLOAT and kinds != {_D.FLOAT}:
+        self._set_type(e, _D.DOUBLE)
+    elif kinds & {_D.FLOAT, _D.DOUBLE} and kinds & ({_D.DECIMAL} | _INTEGERS):
+        self._set_type(e, _D.DOUBLE)  # numeric and integers meet a float as double precision
+    return e
+
+
+def _annotate_round(self: Any, e: exp.Round) -> exp.Round:
+    """round(numeric[, n]) is numeric."""
+    if e.this.type is not None and e.this.type.this == _D.DECIMAL:
+        self._set_type(e, _D.DECIMAL)
+    else:
+        self._set_type(e, _D.DOUBLE)
+    return e
+
+
+_SUM_FALLBACK = Postgres.EXPRESSION_METADATA[exp.Sum]["annotator"]
+
+
 class LoomPostgres(Postgres):
     """PostgreSQL as loomdb reads it: Postgres plus pgvector's operators.
 
@@ -124,6 +185,14 @@ class LoomPostgres(Postgres):
 
     NULL_ORDERING = "nulls_are_small"
     ORIGINAL_NAME_META_KEY = WRITTEN_NAME
+
+    EXPRESSION_METADATA = {
+        **Postgres.EXPRESSION_METADATA,
+        exp.Avg: {"annotator": _annotate_avg},
+        exp.Sum: {"annotator": _annotate_sum},
+        exp.Round: {"annotator": _annotate_round},
+        **{op: {"annotator": _annotate_arithmetic} for op in _ARITHMETIC},
+    }
 
     class Tokenizer(Postgres.Tokenizer):
         """PostgreSQL's tokens plus pgvector's ``<=>`` and ``<#>``."""

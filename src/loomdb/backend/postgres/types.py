@@ -68,6 +68,8 @@ def native_type(ctype: ColumnType, has_vector: bool) -> str:
         # INT column is a bigint, of a BIGINT column a numeric.
         base = ctype.sql.split("(")[0].strip().lower()
         return _SIZED.get(base, _NATIVE[ctype.kind])
+    if ctype.is_float4:
+        return "real"  # PostgreSQL's float4: its sums, casts and text are float4's
     return _NATIVE[ctype.kind]
 
 

@@ -24,8 +24,8 @@ from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
-from .functions import sqlite_function_names
-from .pg_functions import PG_FUNCTIONS
+from .functions import NUMERIC_COLLATION
+from .text_dialect import STRING_CALLS, STRING_TRANSFORMS, check_function
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -98,6 +98,9 @@ def _int_cast_mode(value: exp.Expr) -> str:
 def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
     kind = e.to.this
+    numeric = _numeric_cast(self, e)
+    if numeric is not None:
+        return numeric
     if kind in _INT_CASTS:
         return self.func(_INT_CASTS[kind], e.this, exp.Literal.string(_int_cast_mode(e.this)))
     if kind in _CAST_FUNCTIONS:
@@ -124,234 +127,15 @@ _RENAMED_FUNCTIONS = {
 
 def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     """A function sqlglot does not know: renamed when SQLite calls it otherwise;
-    one SQLite lacks refused (see :func:`_check_function`)."""
+    one SQLite lacks refused (see :func:`.text_dialect.check_function`)."""
     upper = str(e.this).upper()
-    if upper in _STRING_CALLS:
-        return _STRING_CALLS[upper](self, e)
+    if upper in STRING_CALLS:
+        return STRING_CALLS[upper](self, e)
     name = _RENAMED_FUNCTIONS.get(upper)
     if name is None:
-        _check_function(str(e.this))
+        check_function(str(e.this))
         return self.anonymous_sql(e)
     return self.func(name, *e.expressions)
-
-
-# -- PostgreSQL's string functions, as the loom_* functions of .functions
-
-
-def _check_function(name: str, known: bool = False) -> None:
-    """Nothing when SQLite (or loomdb on it) has function ``name``; else
-    NotSupportedError (0A000) for a function PostgreSQL has (or one sqlglot
-    ``known`` from PostgreSQL's grammar), ProgrammingError (42883,
-    undefined_function, as PostgreSQL raises) for one it does not."""
-    if name.lower() in sqlite_function_names():
-        return
-    shown = name.lower()
-    if known or shown in PG_FUNCTIONS:
-        raise NotSupportedError(f"{shown}() is not supported by loomdb on SQLite")
-    raise errors.ProgrammingError(f"function {shown}() does not exist", sqlstate="42883")
-
-
-def _call(name: str) -> _Transform:
-    """A function written as ``name(its arguments)``."""
-
-    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """``name(args...)``."""
-        args = [e.args.get(key) for key in e.arg_types]
-        flat: list[exp.Expr] = []
-        for arg in args:
-            if isinstance(arg, list):
-                flat.extend(arg)
-            elif isinstance(arg, exp.Expression):
-                flat.append(arg)
-        return self.func(name, *flat)
-
-    return generate
-
-
-def _refuse(name: str) -> _Transform:
-    """A PostgreSQL function the SQLite engine cannot run exactly: NotSupportedError."""
-
-    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """Raises."""
-        raise NotSupportedError(f"{name}() is not supported by loomdb on SQLite")
-
-    return generate
-
-
-def _pad(self: SQLiteGenerator, e: exp.Expr) -> str:
-    """``lpad``/``rpad(s, n [, fill])``."""
-    name = "loom_lpad" if e.args.get("is_left") else "loom_rpad"
-    return self.func(name, e.this, e.expression, e.args.get("fill_pattern"))
-
-
-def _regexp_like(insensitive: bool) -> _Transform:
-    """``s ~ pattern`` / ``s ~* pattern`` (flags refused)."""
-
-    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """``loom_regexp_match(s, pattern, insensitive)``."""
-        if e.args.get("flag"):
-            raise NotSupportedError("regular expression flags are not supported by loomdb on SQLite")
-        return self.func("loom_regexp_match", e.this, e.expression, exp.Literal.number(int(insensitive)))
-
-    return generate
-
-
-def _regexp_replace(self: SQLiteGenerator, e: exp.Expr) -> str:
-    """``regexp_replace(s, pattern, replacement [, flags])`` (no start position)."""
-    if e.args.get("position") or e.args.get("occurrence"):
-        raise NotSupportedError("regexp_replace() with a start position is not supported by loomdb on SQLite")
-    if e.args.get("replacement") is None:
-        raise errors.ProgrammingError("function regexp_replace() needs a replacement", sqlstate="42883")
-    return self.func(
-        "loom_regexp_replace", e.this, e.expression, e.args.get("replacement"), e.args.get("modifiers")
-    )
-
-
-def _str_position(self: SQLiteGenerator, e: exp.Expr) -> str:
-    """``strpos(s, sub)`` / ``position(sub IN s)`` as SQLite's instr (1-based, 0 when absent)."""
-    if e.args.get("position") or e.args.get("occurrence"):
-        raise NotSupportedError("strpos() with a start position is not supported by loomdb on SQLite")
-    return self.func("INSTR", e.this, e.args.get("substr"))
-
-
-def _not_over_window(pg_name: str, e: exp.Expr) -> None:
-    """NotSupportedError for loomdb's aggregate ``pg_name`` used as a window
-    function (``OVER``): they are plain aggregates on SQLite."""
-    if isinstance(e.parent, exp.Window):
-        raise NotSupportedError(f"{pg_name}() OVER (...) is not supported by loomdb on SQLite")
-
-
-def _bool_agg(name: str) -> _Transform:
-    """``bool_and`` / ``bool_or`` as loomdb's aggregate ``name``."""
-
-    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """``name(value)``."""
-        _not_over_window(name.removeprefix("loom_"), e)
-        return self.func(name, e.this)
-
-    return generate
-
-
-def _is_float(node: exp.Expr) -> bool:
-    """Whether sqlglot typed ``node`` as a float."""
-    dtype = node.type if isinstance(node, exp.Expression) else None
-    return dtype is not None and dtype.this in _FLOAT_TYPES
-
-
-def _is_float8(value: exp.Expr) -> bool:
-    """Whether ``value`` is double precision in PostgreSQL: typed as a float and
-    made from a float column (of a table, or of a subquery or CTE whose column
-    is such a value) or a cast to double precision. sqlglot types a literal
-    such as 1.5 as a float too, but PostgreSQL's is numeric; a cast to real is
-    float4, whose values PostgreSQL rounds first."""
-    if not _is_float(value):
-        return False
-    if isinstance(value, exp.Column):
-        source = _derived_projection(value)
-        return source is True or (isinstance(source, exp.Expression) and _is_float8(source))
-    if isinstance(value, exp.Cast):
-        return value.to.this == _T.DOUBLE
-    if isinstance(value, exp.Literal):
-        return False
-    return any(_is_float8(node) for node in value.iter_expressions())
-
-
-def _derived_projection(column: exp.Column) -> exp.Expr | bool:
-    """What ``column`` reads: True for a table's column, the projection for a
-    subquery's or CTE's, False when not known (VALUES, a set operation...)."""
-    select = column.find_ancestor(exp.Select)
-    if select is None:
-        return False
-    sources = [select.args.get("from_") or select.args.get("from")] + list(select.args.get("joins") or [])
-    for source in sources:
-        node = source.this if isinstance(source, (exp.From, exp.Join)) else None
-        if node is None or node.alias_or_name != column.table:
-            continue
-        inner: exp.Expr | None = None
-        if isinstance(node, exp.Subquery):
-            inner = node.this
-        elif isinstance(node, exp.Table):
-            inner = _cte(select, node.name)
-            if inner is None:
-                return True
-        if not isinstance(inner, exp.Select):
-            return False
-        for projection in inner.expressions:
-            if projection.alias_or_name == column.name:
-                return projection.unalias()
-        return False
-    return False
-
-
-def _cte(node: exp.Expr, name: str) -> exp.Expr | None:
-    """The query of the CTE ``name`` visible from ``node``, if any."""
-    scope: exp.Expr | None = node
-    while scope is not None:
-        with_ = scope.args.get("with_") or scope.args.get("with")
-        if isinstance(with_, exp.With):
-            for cte in with_.expressions:
-                if cte.alias == name:
-                    return cte.this
-        scope = scope.parent
-    return None
-
-
-def _float_aggregate(pg_name: str, name: str) -> _Transform:
-    """``stddev`` / ``variance`` & co. as loomdb's aggregate ``name`` over double
-    precision (float8 result, as PostgreSQL's); refused over integers and
-    numerics, whose result is a NUMERIC of PostgreSQL's scale in PostgreSQL."""
-
-    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """``name(value)``, or NotSupportedError."""
-        _not_over_window(pg_name, e)
-        if not _is_float8(e.this):
-            raise NotSupportedError(
-                f"{pg_name}() is not supported by loomdb on SQLite"
-                " (over double precision only: over integers and numerics PostgreSQL's result is NUMERIC)"
-            )
-        return self.func(name, e.this)
-
-    return generate
-
-
-#: Anonymous calls (functions sqlglot does not know) of PostgreSQL's that loomdb implements.
-_STRING_CALLS: dict[str, _Transform] = {
-    # every() is bool_and(), but sqlglot does not know it, so nothing types its
-    # result as boolean: SQLite's 0/1 would come back as int.
-    "EVERY": _refuse("every"),
-}
-
-#: sqlglot's expressions for PostgreSQL's string functions.
-_STRING_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
-    exp.Left: _call("loom_left"),
-    exp.Right: _call("loom_right"),
-    exp.Repeat: lambda self, e: self.func("loom_repeat", e.this, e.args.get("times")),
-    exp.Reverse: _call("loom_reverse"),
-    exp.Initcap: lambda self, e: self.func("loom_initcap", e.this),
-    exp.Pad: _pad,
-    exp.MD5: _call("loom_md5"),
-    exp.SplitPart: lambda self, e: self.func(
-        "loom_split_part", e.this, e.args.get("delimiter"), e.args.get("part_index")
-    ),
-    exp.Translate: lambda self, e: self.func("loom_translate", e.this, e.args.get("from_"), e.args.get("to")),
-    exp.StartsWith: _call("loom_starts_with"),
-    exp.Ascii: _call("loom_ascii"),
-    exp.Chr: lambda self, e: (
-        self.func("loom_chr", *e.expressions) if len(e.expressions) == 1 else _refuse("chr")(self, e)
-    ),
-    exp.Hex: _refuse("to_hex"),
-    exp.RegexpLike: _regexp_like(insensitive=False),
-    exp.RegexpILike: _regexp_like(insensitive=True),
-    exp.RegexpReplace: _regexp_replace,
-    exp.StrPosition: _str_position,
-    exp.LogicalAnd: _bool_agg("loom_bool_and"),
-    exp.LogicalOr: _bool_agg("loom_bool_or"),
-    exp.Stddev: _float_aggregate("stddev", "loom_stddev_samp"),
-    exp.StddevSamp: _float_aggregate("stddev_samp", "loom_stddev_samp"),
-    exp.StddevPop: _float_aggregate("stddev_pop", "loom_stddev_pop"),
-    exp.Variance: _float_aggregate("variance", "loom_var_samp"),
-    exp.VariancePop: _float_aggregate("var_pop", "loom_var_pop"),
-}
 
 
 def _json_path(self: SQLiteGenerator, path: exp.Expr) -> str:
@@ -468,6 +252,109 @@ def _time_literals(tree: exp.Expr) -> exp.Expr:
     return tree
 
 
+# -- PostgreSQL's numeric aggregates ------------------------------------------------------
+# sum() of NUMERIC and avg() of integers and NUMERIC in exact decimal arithmetic
+# (see the functions module), and the casts to real, double precision,
+# numeric(p, s) and varchar(n) as PostgreSQL casts.
+
+_DECIMAL_ARGS = {_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT, _T.DECIMAL}
+# What may stand between a result column and its aggregate for the exact
+# aggregate (numeric text) to be used: elsewhere (comparisons, arithmetic,
+# subqueries) SQLite's own float aggregate keeps numbers comparable.
+_PASS_THROUGH = (exp.Alias, exp.Paren, exp.Filter, exp.Window)
+
+
+def _numeric_literal_text(node: exp.Expr) -> str | None:
+    """The text of a number literal (under parentheses and signs), else None.
+
+    >>> _numeric_literal_text(exp.Paren(this=exp.Neg(this=exp.Literal.number("2.50"))))
+    '-2.50'
+    """
+    sign = ""
+    while isinstance(node, (exp.Paren, exp.Neg)):
+        if isinstance(node, exp.Neg):
+            sign = "" if sign else "-"
+        node = node.this
+    if isinstance(node, exp.Literal) and node.is_number:
+        return sign + str(node.this)
+    return None
+
+
+def _numeric_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
+    """A cast to real, double precision, numeric(p, s) or varchar(n) as a loomdb function; None for others."""
+    kind, params = e.to.this, e.to.expressions
+    if kind == _T.FLOAT:
+        return self.func("loom_float4", e.this)
+    if kind == _T.DOUBLE:
+        return self.func("loom_float8", e.this)
+    literal = _numeric_literal_text(e.this)
+    if kind == _T.DECIMAL and literal is not None:
+        # A number literal is numeric in PostgreSQL (its scale kept: 1.0 is 1.0),
+        # where SQLite would read it as a float: cast its text instead.
+        e = exp.Cast(this=exp.Literal.string(literal), to=e.to.copy())
+        if not params:
+            return self.func("loom_numeric", e.this)
+    source = e.this.type.this if isinstance(e.this, exp.Expression) and e.this.type else None
+    if kind == _T.DECIMAL and source in (_T.FLOAT, _T.DOUBLE):
+        # real and double precision turn into numeric by their 6 or 15 significant digits
+        digits = exp.Literal.number(6 if source == _T.FLOAT else 15)
+        value = exp.Anonymous(this="loom_float_numeric", expressions=[e.this.copy(), digits])
+        return self.sql(exp.Cast(this=value, to=e.to.copy()))
+    if kind == _T.DECIMAL and params:
+        values = [str(p.this.this) for p in params if isinstance(p.this, exp.Literal)]
+        if len(values) != len(params) or not all(v.lstrip("-").isdigit() for v in values):
+            return None
+        precision, scale = int(values[0]), int(values[1]) if len(values) > 1 else 0
+        return self.func(
+            "loom_numeric_typmod", e.this, exp.Literal.number(precision), exp.Literal.number(scale)
+        )
+    if kind in (_T.VARCHAR, _T.CHAR) and params and isinstance(params[0].this, exp.Literal):
+        return self.func("loom_varchar", e.this, params[0].this)
+    return None
+
+
+def _in_result_column(node: exp.Expr) -> bool:
+    """Whether ``node``'s value is a result column of the outermost SELECT as it is."""
+    child, parent = node, node.parent
+    while isinstance(parent, _PASS_THROUGH) or (
+        isinstance(parent, exp.Cast) and parent.to.this == _T.DECIMAL
+    ):
+        child, parent = parent, parent.parent
+    return (
+        isinstance(parent, exp.Select)
+        and parent.parent is None
+        and any(child is item for item in parent.expressions)
+    )
+
+
+def _numeric_aggregate(name: str, native: str) -> _Transform:
+    """sum/avg over integers or NUMERIC as ``name`` (exact, numeric text) in a result
+    column, else SQLite's ``native``."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The exact aggregate (numeric text compared as numbers) or SQLite's own."""
+        arg = e.this
+        inner = arg.expressions[0] if isinstance(arg, exp.Distinct) and arg.expressions else arg
+        kind = inner.type.this if isinstance(inner, exp.Expression) and inner.type else None
+        if name == "loom_numeric_sum" and kind == _T.FLOAT:
+            return self.func("loom_float4_sum", arg)  # a float, comparable anywhere
+        exact = kind == _T.DECIMAL or (name == "loom_numeric_avg" and kind in _DECIMAL_ARGS)
+        if not exact or not _in_result_column(e):
+            return self.func(native, arg)
+        if isinstance(e.parent, exp.Window):
+            e.parent.meta["numeric_text"] = True  # the window takes the COLLATE
+            return self.func(name, arg)
+        return f"{self.func(name, arg)} COLLATE {NUMERIC_COLLATION}"
+
+    return generate
+
+
+def _window(self: SQLiteGenerator, e: exp.Window) -> str:
+    """A window call; one of the exact aggregates' compared as numbers."""
+    sql = self.window_sql(e)
+    return f"{sql} COLLATE {NUMERIC_COLLATION}" if e.meta.get("numeric_text") else sql
+
+
 class LoomSQLiteGenerator(SQLiteGenerator):
     """SQLite's generator with loomdb's rewrites (see the module docstring)."""
 
@@ -501,14 +388,17 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Sub: _minus,
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,
-        **_STRING_TRANSFORMS,
+        **STRING_TRANSFORMS,
+        exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
+        exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),
+        exp.Window: _window,
     }
 
     def function_fallback_sql(self, expression: exp.Func) -> str:
         """A function sqlglot knows but the dialect does not rewrite: as SQLite
-        writes it when SQLite has it, else refused (see :func:`_check_function`)."""
+        writes it when SQLite has it, else refused (see :func:`.text_dialect.check_function`)."""
         sql = super().function_fallback_sql(expression)
-        _check_function(expression.sql_name(), known=True)
+        check_function(expression.sql_name(), known=True)
         return sql
 
 

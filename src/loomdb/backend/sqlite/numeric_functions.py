@@ -1,0 +1,227 @@
+"""PostgreSQL's numeric aggregates and casts on SQLite (exact decimal sum and avg,
+real, double precision, numeric(p, s) and varchar(n) casts), registered by
+:mod:`.functions`."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ... import errors
+from ...types import ColumnType, numeric_text, to_storage
+
+if TYPE_CHECKING:
+    from apsw import SQLiteValue
+
+
+def cast_to(kind: str) -> Callable[[Any], Any]:
+    """``CAST(value AS kind)`` for a type SQLite lacks: the value in loomdb's
+    storage form, or DataError when it does not convert."""
+    ctype = ColumnType.parse(kind)
+
+    def cast(value: Any) -> Any:
+        """``value`` in ``kind``'s storage form (NULL stays NULL)."""
+        if value is None:
+            return None
+        try:
+            return to_storage(value, ctype, "value")
+        except errors.Error as exc:
+            raise errors.DataError(f"cannot cast {value!r} to {kind}: {exc}", sqlstate=exc.sqlstate) from None
+
+    return cast
+
+
+# -- PostgreSQL's numeric aggregates ------------------------------------------------------
+# sum() of NUMERIC and avg() of integers and NUMERIC as PostgreSQL computes them:
+# in exact decimal arithmetic (SQLite sums decimal text as floats), avg with the
+# scale of PostgreSQL's numeric division. They return numeric text; the dialect
+# calls them where the value becomes a result column. Also the casts to real,
+# double precision, numeric(p, s) and varchar(n) as PostgreSQL casts.
+
+#: PostgreSQL's NUMERIC_MIN_SIG_DIGITS and DEC_DIGITS (src/backend/utils/adt/numeric.c).
+_MIN_SIG_DIGITS, _DEC_DIGITS = 16, 4
+
+
+def _as_decimal(value: Any) -> Decimal:
+    """An aggregate's input (numeric text, integer or float) as a Decimal; DataError otherwise."""
+    if isinstance(value, bytes):
+        raise errors.DataError(f"cannot add {value!r} to a numeric sum", sqlstate="42883")
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise errors.DataError(
+            f'invalid input syntax for type numeric: "{value}"', sqlstate="22P02"
+        ) from None
+
+
+def _weight_and_first_digit(value: Decimal) -> tuple[int, int]:
+    """A numeric's weight (the power of 10000 of its first base-10000 digit) and that digit."""
+    if value.is_zero():
+        return 0, 0
+    weight = value.adjusted() // _DEC_DIGITS
+    first = int(abs(value).scaleb(-weight * _DEC_DIGITS))
+    return weight, first
+
+
+def div_scale(dividend: Decimal, divisor: Decimal) -> int:
+    """The result scale of PostgreSQL's ``numeric / numeric`` (``select_div_scale``).
+
+    >>> div_scale(Decimal(6218), Decimal(23)), div_scale(Decimal(31305), Decimal(30))
+    (16, 16)
+    """
+    weight1, first1 = _weight_and_first_digit(dividend)
+    weight2, first2 = _weight_and_first_digit(divisor)
+    qweight = weight1 - weight2
+    if first1 <= first2:
+        qweight -= 1
+    scale1 = max(0, -int(dividend.as_tuple().exponent))
+    scale2 = max(0, -int(divisor.as_tuple().exponent))
+    rscale = max(_MIN_SIG_DIGITS - qweight * _DEC_DIGITS, scale1, scale2, 0)
+    return min(rscale, 1000)
+
+
+def numeric_divide(dividend: Decimal, divisor: Decimal) -> Decimal:
+    """PostgreSQL's ``numeric / numeric``: exact, rounded half away from zero to
+    :func:`div_scale` digits after the point.
+
+    >>> numeric_divide(Decimal(6218), Decimal(23))
+    Decimal('270.3478260869565217')
+    """
+    rscale = div_scale(dividend, divisor)
+    sign = -1 if (dividend < 0) != (divisor < 0) else 1
+    # num / den == |dividend / divisor| * 10**rscale, in integers.
+    n_sign, n_digits, n_exp = dividend.as_tuple()
+    d_sign, d_digits, d_exp = divisor.as_tuple()
+    num = int("".join(map(str, n_digits)) or "0")
+    den = int("".join(map(str, d_digits)) or "0")
+    shift = int(n_exp) - int(d_exp) + rscale
+    if shift >= 0:
+        num *= 10**shift
+    else:
+        den *= 10**-shift
+    quotient, remainder = divmod(num, den)
+    if 2 * remainder >= den:
+        quotient += 1
+    return Decimal(sign * quotient).scaleb(-rscale)
+
+
+class _NumericSum:
+    """``loom_numeric_sum`` / ``loom_numeric_avg`` (aggregates and window functions):
+    the exact sum and count of the values in the frame."""
+
+    __slots__ = ("average", "count", "total")
+
+    def __init__(self, average: bool) -> None:
+        self.average = average
+        self.total = Decimal(0)
+        self.count = 0
+
+    def _add(self, value: Any, sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) one value; NULLs are skipped."""
+        if value is not None:
+            with localcontext() as ctx:
+                ctx.prec = 2000
+                self.total += sign * _as_decimal(value)
+            self.count += sign
+
+    def step(self, value: Any) -> None:
+        """A value enters the frame."""
+        self._add(value, 1)
+
+    def inverse(self, value: Any) -> None:
+        """A value leaves the frame."""
+        self._add(value, -1)
+
+    def value(self) -> str | None:
+        """The result as numeric text (NULL over no values)."""
+        if not self.count:
+            return None
+        total = numeric_divide(self.total, Decimal(self.count)) if self.average else self.total
+        return numeric_text(total)
+
+    def final(self) -> str | None:
+        """The result at the end."""
+        return self.value()
+
+
+def _numeric_aggregate(average: bool) -> Callable[[], _NumericSum]:
+    """The factory of the numeric sum, or (``average``) the average."""
+    return lambda: _NumericSum(average)
+
+
+class _Float4Sum:
+    """``loom_float4_sum``: sum() of a real as PostgreSQL's float4pl adds, rounding
+    to float32 at each step (a window recomputes its frame, as PostgreSQL does)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: deque[float] = deque()
+
+    def step(self, value: Any) -> None:
+        """A value enters the frame (NULLs are skipped)."""
+        if value is not None:
+            self.values.append(float(value))
+
+    def inverse(self, value: Any) -> None:
+        """The oldest value leaves the frame."""
+        if value is not None:
+            self.values.popleft()
+
+    def value(self) -> float | None:
+        """The float32 sum, as a Python float (NULL over no values)."""
+        if not self.values:
+            return None
+        total = np.float32(0)
+        with np.errstate(over="ignore"):
+            for item in self.values:
+                total = np.float32(total + np.float32(item))
+        return float(total)
+
+    def final(self) -> float | None:
+        """The result at the end."""
+        return self.value()
+
+
+def _numeric_typmod(value: Any, precision: int, scale: int) -> str | None:
+    """``value::numeric(precision, scale)``: rounded to the scale, 22003 on overflow."""
+    if value is None:
+        return None
+    return numeric_text(_as_decimal(value), (precision, scale))
+
+
+def _float_numeric(value: Any, digits: int) -> Any:
+    """A float as PostgreSQL turns real (6 significant digits, FLT_DIG) or double
+    precision (15, DBL_DIG) into numeric text; other values as they are."""
+    if isinstance(value, float) and math.isfinite(value):
+        return numeric_text(Decimal(f"{value:.{digits}g}"))
+    return value
+
+
+def _varchar_cast(value: Any, length: int) -> str | None:
+    """``value::varchar(n)``: the text cut to ``n`` characters (an explicit cast truncates)."""
+    if value is None:
+        return None
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text[:length]
+
+
+NUMERIC_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
+    ("loom_float4", cast_to("REAL"), 1),
+    ("loom_float8", cast_to("DOUBLE PRECISION"), 1),
+    ("loom_numeric_typmod", _numeric_typmod, 3),
+    ("loom_float_numeric", _float_numeric, 2),
+    ("loom_varchar", _varchar_cast, 2),
+)
+
+#: The aggregates (window functions too): (SQL name, factory, number of arguments).
+NUMERIC_AGGREGATES = (
+    ("loom_numeric_sum", _numeric_aggregate(average=False), 1),
+    ("loom_numeric_avg", _numeric_aggregate(average=True), 1),
+    ("loom_float4_sum", _Float4Sum, 1),
+)
