@@ -35,13 +35,8 @@ from ... import errors
 from ...layout import (
     CATALOG_DDL,
     EPOCH_SQL,
-    IDENTITY_INDEX_COLUMNS,
-    IDENTITY_INDEX_WHERE,
     INF_SEQ,
     MAIN_BID,
-    VERSION_COLUMNS,
-    covering_columns,
-    identity_index,
     version_insert_sql,
 )
 from ...types import ColumnType
@@ -55,24 +50,15 @@ from ..protocol import (
     Row,
     Statement,
 )
+from . import ddl
 from .batch import BATCH_SEQ, insert_batch
 from .dialect import LoomPostgresOut
 from .translate import translate, translate_sql
-from .types import cast_type, native_type, register_adapters
+from .types import cast_type, register_adapters
 from .urls import display, split_url, with_schema
 from .wire import Result, Wire
 
 CATALOG_LOCK = 0  # advisory lock key for catalog changes; branch locks use the branch id
-# The transaction-local setting that holds a one-round-trip batch's commit id.
-
-_VERSION_TYPES = {
-    "_vid": "bigint PRIMARY KEY",
-    "_rid": "bigint NOT NULL",
-    "_bid": "bigint NOT NULL",
-    "_seq": "bigint NOT NULL",
-    "_end": "bigint NOT NULL",
-    "_del": "smallint NOT NULL",
-}
 
 # Catalog columns whose values an identity sequence hands out: the INTEGER
 # PRIMARY KEYs of the catalog (see catalog_sql).
@@ -508,36 +494,14 @@ class PostgresBackend:
 
     def create_physical_table(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> None:
         """The versioned table, the sequences behind its ids and SERIAL columns,
-        its identity index and its (_seq, _bid) index."""
-        version = ", ".join(f"{c} {_VERSION_TYPES[c]}" for c in VERSION_COLUMNS)
-        user = "".join(f', "{phys}" {native_type(ctype, self.has_vector)}' for phys, ctype in columns)
-        for phys, ctype in columns:
-            if ctype.kind == "serial":
-                self._run(f"CREATE SEQUENCE {_serial(table, phys)}")
-        self._run(f'CREATE SEQUENCE "{table}__vid"')
-        self._run(f'CREATE TABLE "{table}" ({version}{user})')
-        self._run(
-            f'CREATE INDEX "{identity_index(table)}" ON "{table}"'
-            f" ({', '.join(IDENTITY_INDEX_COLUMNS)}) WHERE {IDENTITY_INDEX_WHERE}"
-        )
-        # A branch's changes since a commit (merge, diff) are found by this index. It
-        # leads with _seq: led by _bid it would lure the planner into "_bid = 1" scans.
-        self._run(f'CREATE INDEX "{table}__seq" ON "{table}" (_seq, _bid)')
+        and its indexes (see :func:`.ddl.physical_table`)."""
+        for statement in ddl.physical_table(table, columns, self.has_vector):
+            self._run(statement)
 
     def allocating_insert_sql(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> str:
         """The INSERT of one version that takes its _vid from the table's sequence
-        and returns it; parameters: _rid (None: the new _vid), _bid, _seq, _end,
-        _del, then the user columns. Typed casts, because an INSERT ... SELECT
-        does not give untyped parameters the target column's type."""
-        values = "".join(
-            f", CAST(?{i + 6} AS {self._cast_type(ctype)})" for i, (_, ctype) in enumerate(columns)
-        )
-        return (
-            version_insert_sql(table, [phys for phys, _ in columns])
-            + " SELECT n.v, COALESCE(CAST(?1 AS bigint), n.v), CAST(?2 AS bigint), CAST(?3 AS bigint),"
-            f" CAST(?4 AS bigint), CAST(?5 AS smallint){values}"
-            f" FROM (SELECT nextval('\"{table}__vid\"') AS v) AS n RETURNING _vid"
-        )
+        and returns it (see :func:`.ddl.allocating_insert`)."""
+        return ddl.allocating_insert(table, columns, self.has_vector)
 
     def sync_sequences(self, physical_tables: Sequence[str]) -> None:
         """After rows were written with explicit ids (a copy), make every
@@ -551,9 +515,8 @@ class PostgresBackend:
 
     def add_physical_column(self, table: str, column: str, ctype: ColumnType) -> None:
         """ALTER TABLE ... ADD COLUMN (and the sequence of a SERIAL column)."""
-        if ctype.kind == "serial":
-            self._run(f"CREATE SEQUENCE {_serial(table, column)}")
-        self._run(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {native_type(ctype, self.has_vector)}')
+        for statement in ddl.added_column(table, column, ctype, self.has_vector):
+            self._run(statement)
 
     def create_physical_index(
         self,
@@ -565,25 +528,19 @@ class PostgresBackend:
     ) -> None:
         """A covering B-tree index, or a pgvector index (hnsw, ivfflat) on one
         column; NotSupportedError for the latter without pgvector."""
-        if method in ("hnsw", "ivfflat"):
-            if not self.has_vector:
-                raise errors.NotSupportedError(f"index method {method!r} needs the pgvector extension")
-            (column,) = columns
-            ops = f" {opclass}" if opclass else ""
-            self._run(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" USING {method} ("{column}"{ops})')
-            return
-        cols = covering_columns([f'"{c}"' for c in columns])
-        self._run(f'CREATE INDEX IF NOT EXISTS "{index}" ON "{table}" ({cols})')
+        if method in ("hnsw", "ivfflat") and not self.has_vector:
+            raise errors.NotSupportedError(f"index method {method!r} needs the pgvector extension")
+        self._run(ddl.index(table, index, columns, method, opclass))
 
     # -- SERIAL counters: a sequence per column, as PostgreSQL's own SERIAL ----------------
 
     def serial_next(self, table: str, column: str) -> int:
         """nextval of the column's sequence."""
-        return int(next(self.execute(f"SELECT nextval('{_serial(table, column)}')"))[0])
+        return int(next(self.execute(f"SELECT nextval('{ddl.serial_sequence(table, column)}')"))[0])
 
     def serial_bump(self, table: str, column: str, value: int) -> None:
         """setval to ``value`` unless the sequence is past it already."""
-        name = _serial(table, column)
+        name = ddl.serial_sequence(table, column)
         self._run(
             f"SELECT setval('{name}', ?) FROM {name}"
             " WHERE ? > CASE WHEN is_called THEN last_value ELSE last_value - 1 END",
@@ -592,14 +549,14 @@ class PostgresBackend:
 
     def serial_value(self, table: str, column: str) -> int:
         """The sequence's last value, 0 before its first nextval."""
-        name = _serial(table, column)
+        name = ddl.serial_sequence(table, column)
         return int(
             next(self.execute(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {name}"))[0]
         )
 
     def serial_set(self, table: str, column: str, value: int) -> None:
         """setval so that nextval returns ``value + 1``."""
-        name = _serial(table, column)
+        name = ddl.serial_sequence(table, column)
         if value > 0:
             self._run(f"SELECT setval('{name}', ?, true)", (value,))
         else:
@@ -611,11 +568,6 @@ class PostgresBackend:
             self.conn.close()
         except psycopg.Error as exc:
             raise translate(exc) from None
-
-
-def _serial(table: str, column: str) -> str:
-    """The quoted name of the sequence behind SERIAL column ``column`` of ``table``."""
-    return f'"{table}__{column}__serial"'
 
 
 def _conforms(
