@@ -83,8 +83,13 @@ def connect(
     """
     store = open_store(path, durability, timeout, vfs, schema, create)
     try:
-        connection = LocalConnection.open(store, branch)
+        return handle(store, branch, owner=True)
     except errors.Error:
         store.close()
         raise
-    return Database(connection, owner=True)
+
+
+def handle(store: Store, branch: str = "main", *, owner: bool = False) -> Database:
+    """A Database handle on ``branch`` of the open ``store`` (BranchNotFoundError
+    when there is no such branch); ``owner``: closing it closes the store."""
+    return Database(LocalConnection.open(store, branch), owner=owner)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors
-from .connect import connect, open_store
+from .connect import handle, open_store
 from .database import Database
 from .engine.copy import copy_store
 
@@ -43,15 +43,16 @@ def copy(source: str, destination: str, *, verify: bool = True) -> CopyResult:
         dst = open_store(destination)
         try:
             counts = copy_store(src, dst)
+            result = CopyResult(
+                source, destination, counts.branches, counts.commits, counts.versions, counts.tables
+            )
+            if verify:
+                _verify(handle(src), handle(dst))
+                result.verified = True
         finally:
             dst.close()
     finally:
         src.close()
-    result = CopyResult(source, destination, counts.branches, counts.commits, counts.versions, counts.tables)
-    if verify:
-        with connect(source, create=False) as a, connect(destination, create=False) as b:
-            _verify(a, b)
-        result.verified = True
     return result
 
 

@@ -46,6 +46,21 @@ def prepare(sql: Any, params: Params | None) -> tuple[str, exp.Expression, list[
     return text, parse(text), bind(plan, params)
 
 
+def _prepare_write(
+    sql: Any, seq_of_params: Iterable[Params], caller: str
+) -> tuple[str, exp.Expression, list[list[Any]]]:
+    """A write statement normalised and parsed, with each parameter set bound
+    (ProgrammingError for SQL that is no str, or a query: ``caller`` runs writes)."""
+    if not isinstance(sql, str):
+        raise errors.ProgrammingError(f"SQL must be a str, not {type(sql).__name__}")
+    batches = list(seq_of_params)
+    text, plan = normalize(sql, bool(batches))
+    tree = parse(text)
+    if isinstance(tree, READ_STATEMENTS):
+        raise errors.ProgrammingError(f"{caller}() runs writes; use execute() for queries")
+    return text, tree, [bind(plan, p) for p in batches]
+
+
 def execute(session: Session, sql: str, params: Params | None) -> Cursor:
     """Run one statement (see ``Database.execute``)."""
     session.check_not_failed()
@@ -66,29 +81,15 @@ def executemany(session: Session, sql: str, seq_of_params: Iterable[Params]) -> 
     """Run one write statement once per parameter set, in one commit."""
     # No refresh here: the write refreshes after taking the write lock, and
     # inside an open transaction the lock keeps this branch's schema still.
-    batches = list(seq_of_params)
-    if not isinstance(sql, str):
-        raise errors.ProgrammingError(f"SQL must be a str, not {type(sql).__name__}")
-    text, plan = normalize(sql, bool(batches))
-    tree = parse(text)
-    if isinstance(tree, READ_STATEMENTS):
-        raise errors.ProgrammingError("executemany() runs writes; use execute() for queries")
-    return write(session, text, tree, [bind(plan, p) for p in batches])
+    return write(session, *_prepare_write(sql, seq_of_params, "executemany"))
 
 
 def execute_batch(session: Session, statements: Sequence[tuple[str, Iterable[Params]]]) -> list[Cursor]:
     """Run write statements in order as one commit (see ``Database.execute_batch``)."""
     session.check_not_failed()
-    parsed: Parsed = []
-    for sql, seq_of_params in statements:
-        if not isinstance(sql, str):
-            raise errors.ProgrammingError(f"SQL must be a str, not {type(sql).__name__}")
-        batches = list(seq_of_params)
-        text, plan = normalize(sql, bool(batches))
-        tree = parse(text)
-        if isinstance(tree, READ_STATEMENTS):
-            raise errors.ProgrammingError("execute_batch() runs writes; use execute() for queries")
-        parsed.append((text, tree, [bind(plan, p) for p in batches]))
+    parsed: Parsed = [
+        _prepare_write(sql, seq_of_params, "execute_batch") for sql, seq_of_params in statements
+    ]
     store = session.store
     if store.txn is not None:
         return [write(session, text, tree, values) for text, tree, values in parsed]

@@ -25,7 +25,7 @@ from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
 from .functions import NUMERIC_COLLATION
-from .text_dialect import STRING_CALLS, STRING_TRANSFORMS, check_function
+from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -70,7 +70,6 @@ _T = exp.DataType.Type
 # Casts to PostgreSQL's integer types, by width: a loomdb function rounds and
 # range-checks as PostgreSQL does (SQLite's CAST truncates, and never fails).
 _INT_CASTS = {_T.SMALLINT: "loom_int2", _T.INT: "loom_int4", _T.BIGINT: "loom_int8"}
-_FLOAT_TYPES = {_T.FLOAT, _T.DOUBLE}
 _TEXT_TYPES = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR}
 
 
@@ -79,14 +78,13 @@ def _int_cast_mode(value: exp.Expr) -> str:
     (rounded half away from zero; numeric literals are numeric in PostgreSQL),
     'f' float (rounded half to even), 't' text (an integer literal only), 'a'
     unknown (a parameter: decided by the value)."""
-    inner = value
-    while isinstance(inner, (exp.Paren, exp.Neg)):
-        inner = inner.this
-    if isinstance(inner, exp.Literal):
-        return "t" if inner.is_string else "n"
+    if _numeric_literal_text(value) is not None:
+        return "n"
+    if isinstance(value, exp.Literal) and value.is_string:
+        return "t"
     dtype = value.type if isinstance(value, exp.Expression) else None
     kind = None if dtype is None else dtype.this
-    if kind in _FLOAT_TYPES:
+    if kind in FLOAT_TYPES:
         return "f"
     if kind in _TEXT_TYPES:
         return "t"

@@ -56,15 +56,7 @@ def _as_json(value: Any) -> Any:
 
 def _jsonb(value: Any) -> str | None:
     """``value::jsonb``: JSON text in jsonb's normal form (DataError for text that is not JSON)."""
-    if value is None:
-        return None
-    try:
-        parsed = _as_json(value)
-    except ValueError:
-        raise errors.DataError(
-            f"invalid input syntax for type json: {str(value)[:80]!r}", sqlstate="22P02"
-        ) from None
-    return dump_json(parsed)
+    return None if value is None else dump_json(_parse_jsonb(value))
 
 
 def _jsonb_concat(a: Any, b: Any) -> str | None:

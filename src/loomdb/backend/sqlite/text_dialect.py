@@ -16,7 +16,8 @@ from .pg_functions import PG_FUNCTIONS
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 _T = exp.DataType.Type
-_FLOAT_TYPES = {_T.FLOAT, _T.DOUBLE}
+#: The float types sqlglot annotates (real and double precision).
+FLOAT_TYPES = {_T.FLOAT, _T.DOUBLE}
 
 
 # -- PostgreSQL's string functions, as the loom_* functions of .functions
@@ -119,7 +120,7 @@ def _bool_agg(name: str) -> _Transform:
 def _is_float(node: exp.Expr) -> bool:
     """Whether sqlglot typed ``node`` as a float."""
     dtype = node.type if isinstance(node, exp.Expression) else None
-    return dtype is not None and dtype.this in _FLOAT_TYPES
+    return dtype is not None and dtype.this in FLOAT_TYPES
 
 
 def _is_float8(value: exp.Expr) -> bool:
