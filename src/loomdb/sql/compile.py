@@ -31,7 +31,6 @@ from ..catalog import TableSchema
 from ..types import ColumnType
 from .rules.context import NAMES, NPARAMS, PARAM_TYPES, TYPES, VIEWS, Context
 from .rules.count_parameters import count_parameters
-from .rules.distances_last import distances_last
 from .rules.name_outputs import name_outputs
 from .rules.name_star_outputs import name_star_outputs
 from .rules.project_returning_vid import project_returning_vid
@@ -48,7 +47,6 @@ Rule = Callable[[exp.Expression, Context], exp.Expression]
 
 RULES: tuple[Rule, ...] = (
     refuse_unsupported,
-    distances_last,
     resolve_tables,
     name_outputs,
     qualify_query,
