@@ -33,6 +33,7 @@ from .rules.context import NAMES, NPARAMS, PARAM_TYPES, TYPES, VIEWS, Context
 from .rules.count_parameters import count_parameters
 from .rules.name_outputs import name_outputs
 from .rules.name_star_outputs import name_star_outputs
+from .rules.name_values_columns import name_values_columns
 from .rules.project_returning_vid import project_returning_vid
 from .rules.project_versions import project_versions
 from .rules.qualify_query import qualify_query
@@ -49,6 +50,7 @@ RULES: tuple[Rule, ...] = (
     refuse_unsupported,
     resolve_tables,
     name_outputs,
+    name_values_columns,
     qualify_query,
     name_star_outputs,
     type_outputs,

@@ -133,3 +133,4 @@ SELECT avg(step::float) FROM iterations;
 SELECT jsonb_agg(step ORDER BY step) FROM iterations WHERE run_id = 'run-00';
 SELECT jsonb_object_agg(run_id, agent) FROM runs;
 SELECT count(*) FROM (SELECT DISTINCT agent, model FROM runs) t;
+SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY step) FROM iterations;

@@ -34,3 +34,16 @@ WITH a AS (SELECT 1 AS x) SELECT x FROM a UNION ALL SELECT x FROM a;
 SELECT * FROM generate_series(1, 3);
 SELECT g FROM generate_series(1, 10, 3) AS g;
 SELECT unnest(ARRAY[1, 2, 3]);
+-- Scalar subqueries: correlated, empty, one row, more than one row; VALUES with column aliases.
+SELECT run_id, (SELECT max(step) FROM iterations i WHERE i.run_id = r.run_id) AS last FROM runs r;
+SELECT run_id, (SELECT step FROM iterations i WHERE i.run_id = r.run_id ORDER BY step DESC LIMIT 1) AS last FROM runs r;
+SELECT run_id, (SELECT step FROM iterations i WHERE i.run_id = r.run_id) AS s FROM runs r;
+SELECT (SELECT step FROM iterations WHERE false);
+SELECT (SELECT budget FROM runs WHERE run_id = 'run-01');
+SELECT run_id FROM runs WHERE budget > (SELECT min(budget) FROM runs) ORDER BY run_id;
+SELECT run_id FROM runs WHERE budget = (SELECT budget FROM runs WHERE budget IS NOT NULL);
+SELECT * FROM (VALUES (1, NULL), (2, 'x')) AS v(n, s) ORDER BY n;
+SELECT v.a + 1 FROM (VALUES (1), (2)) v(a);
+SELECT * FROM (VALUES (1, 'a')) AS v(n);
+VALUES (1, 'a'), (2, 'b') ORDER BY 1 DESC;
+SELECT r.run_id, v.label FROM runs r JOIN (VALUES ('run-00', 'first'), ('run-01', 'second')) AS v(id, label) ON v.id = r.run_id;

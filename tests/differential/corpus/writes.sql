@@ -153,3 +153,4 @@ DELETE FROM iterations WHERE run_id = 'run-00';
 + SELECT run_id, count(*) FROM iterations GROUP BY run_id ORDER BY run_id;
 INSERT INTO memories (id, run_id, kind, embedding) VALUES (5000, 'run-00', 'fact', '[0,0,1]');
 + SELECT id FROM memories ORDER BY embedding <-> '[0,0,1]', id LIMIT 3;
+WITH d AS (DELETE FROM tool_calls WHERE ok RETURNING id) UPDATE runs SET status = 'y' WHERE run_id = 'run-00';
