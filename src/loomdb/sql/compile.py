@@ -30,6 +30,7 @@ from sqlglot import exp
 from ..catalog import TableSchema
 from ..types import ColumnType
 from .rules.context import NAMES, NPARAMS, PARAM_TYPES, TYPES, VIEWS, Context
+from .rules.check_grouping import check_grouping
 from .rules.count_parameters import count_parameters
 from .rules.name_outputs import name_outputs
 from .rules.name_star_outputs import name_star_outputs
@@ -52,6 +53,7 @@ RULES: tuple[Rule, ...] = (
     name_outputs,
     name_values_columns,
     qualify_query,
+    check_grouping,
     name_star_outputs,
     type_outputs,
     type_parameters,
