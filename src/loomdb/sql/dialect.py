@@ -23,7 +23,7 @@ from sqlglot.generators.postgres import PostgresGenerator
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokens import TokenType
 
-from ..errors import ProgrammingError
+from ..errors import NotSupportedError, ProgrammingError
 
 # sqlglot logs a warning when it falls back to a generic Command; loomdb reports
 # those statements itself with NotSupportedError.
@@ -206,6 +206,8 @@ def _parse_cached(sql: str) -> tuple[exp.Expression, ...]:
         if detail.get("line") is not None:
             where = f" at line {detail['line']}, column {detail['col']}"
         near = detail.get("highlight") or ""
+        if near.upper() == "OVERRIDING":
+            raise NotSupportedError("INSERT ... OVERRIDING SYSTEM/USER VALUE is not supported by loomdb") from None
         desc = detail.get("description") or str(err)
         raise ProgrammingError(
             f"syntax error{where}" + (f" near {near!r}" if near else "") + f": {desc}", sqlstate="42601"

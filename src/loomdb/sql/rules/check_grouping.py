@@ -19,6 +19,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ...errors import ProgrammingError
+from ..dialect import LoomPostgres
 from ..tree import table_key
 from .context import Context
 
@@ -56,7 +57,7 @@ def check_grouping(tree: exp.Expression, ctx: Context) -> exp.Expression:
 
 
 def _key(node: exp.Expr) -> str:
-    return node.sql(dialect="postgres")
+    return node.sql(dialect=LoomPostgres)
 
 
 def _own_children(node: exp.Expr) -> list[exp.Expr]:
