@@ -75,7 +75,9 @@ def test_null_limit_and_offset_mean_none(t):
 
 
 def test_set_operations_with_parenthesised_operands_and_all(t):
-    assert q(t, "(SELECT k FROM t ORDER BY k LIMIT 1) UNION ALL (SELECT k FROM t ORDER BY k DESC LIMIT 1)") == [
+    assert q(
+        t, "(SELECT k FROM t ORDER BY k LIMIT 1) UNION ALL (SELECT k FROM t ORDER BY k DESC LIMIT 1)"
+    ) == [
         (1,),
         (3,),
     ]
@@ -101,7 +103,10 @@ def test_set_operation_types_resolve_as_postgresql(t):
 
 
 def test_values_column_aliases_name_the_columns(t):
-    assert q(t, "SELECT n, s FROM (VALUES (1, 'a'), (2, 'b')) AS v(n, s) ORDER BY n DESC") == [(2, "b"), (1, "a")]
+    assert q(t, "SELECT n, s FROM (VALUES (1, 'a'), (2, 'b')) AS v(n, s) ORDER BY n DESC") == [
+        (2, "b"),
+        (1, "a"),
+    ]
     cur = t.execute("SELECT * FROM (VALUES (1, 'a')) AS v(n)")
     assert [d[0] for d in cur.description] == ["n", "column2"]
     assert q(t, "VALUES (1), (2) ORDER BY 1 DESC LIMIT 1") == [(2,)]

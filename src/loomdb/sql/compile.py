@@ -29,8 +29,8 @@ from sqlglot import exp
 
 from ..catalog import TableSchema
 from ..types import ColumnType
-from .rules.context import NAMES, NPARAMS, PARAM_TYPES, TYPES, VIEWS, Context
 from .rules.check_grouping import check_grouping
+from .rules.context import NAMES, NPARAMS, PARAM_TYPES, TYPES, VIEWS, Context
 from .rules.count_parameters import count_parameters
 from .rules.name_outputs import name_outputs
 from .rules.name_star_outputs import name_star_outputs

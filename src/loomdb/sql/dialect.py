@@ -207,7 +207,9 @@ def _parse_cached(sql: str) -> tuple[exp.Expression, ...]:
             where = f" at line {detail['line']}, column {detail['col']}"
         near = detail.get("highlight") or ""
         if near.upper() == "OVERRIDING":
-            raise NotSupportedError("INSERT ... OVERRIDING SYSTEM/USER VALUE is not supported by loomdb") from None
+            raise NotSupportedError(
+                "INSERT ... OVERRIDING SYSTEM/USER VALUE is not supported by loomdb"
+            ) from None
         desc = detail.get("description") or str(err)
         raise ProgrammingError(
             f"syntax error{where}" + (f" near {near!r}" if near else "") + f": {desc}", sqlstate="42601"

@@ -171,7 +171,9 @@ def _offset(value: Any) -> Any:
 
 def _cardinality_violation() -> Any:
     """Raise PostgreSQL's 21000: a scalar subquery returned a second row."""
-    raise errors.ProgrammingError("more than one row returned by a subquery used as an expression", sqlstate="21000")
+    raise errors.ProgrammingError(
+        "more than one row returned by a subquery used as an expression", sqlstate="21000"
+    )
 
 
 def _contains(a: Any, b: Any) -> int | None:

@@ -33,7 +33,17 @@ from ...errors import NotSupportedError
 _T = exp.DataType.Type
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 #: Where a subquery is not a scalar subquery (a table, a set, a test).
-_NOT_SCALAR = (exp.From, exp.Join, exp.In, exp.Any, exp.All, exp.SetOperation, exp.Exists, exp.Lateral, exp.CTE)
+_NOT_SCALAR = (
+    exp.From,
+    exp.Join,
+    exp.In,
+    exp.Any,
+    exp.All,
+    exp.SetOperation,
+    exp.Exists,
+    exp.Lateral,
+    exp.CTE,
+)
 _VALUE = "_loom_v"
 
 # The families within which SQLite compares and merges values as PostgreSQL
@@ -86,7 +96,8 @@ def rewrite_queries(tree: exp.Expr) -> exp.Expr:
         if setop is tree:
             tree = replaced
     for quantified in list(tree.find_all(exp.Any, exp.All)):
-        _quantified(quantified)
+        if isinstance(quantified, (exp.Any, exp.All)):
+            _quantified(quantified)
     for sub in list(tree.find_all(exp.Subquery)):
         if not isinstance(sub.parent, _NOT_SCALAR) and isinstance(sub.this, exp.Query):
             _single_row(sub)
@@ -135,7 +146,9 @@ def _name_values(values: exp.Values) -> exp.Expr:
     ``values``' place."""
     alias = values.args.get("alias")
     columns = alias.columns if alias is not None else []
-    modifiers = {key: values.args.get(key) for key in ("order", "limit", "offset") if values.args.get(key)}
+    modifiers: dict[str, exp.Expr] = {
+        key: values.args[key] for key in ("order", "limit", "offset") if values.args.get(key)
+    }
     if modifiers and alias is None:
         rows = values.copy()
         for key in modifiers:
@@ -145,7 +158,7 @@ def _name_values(values: exp.Values) -> exp.Expr:
             select.set(key, value.copy())
         values.replace(select)
         return select
-    if not columns:
+    if alias is None or not columns:
         return values
     rows = values.copy()
     rows.set("alias", None)
@@ -214,13 +227,15 @@ def _resolve_types(setop: exp.SetOperation) -> None:
         if fx == fy or fx is None or fy is None:
             continue
         for literal, other, family in ((x, y, fx), (y, x, fy)):
-            if isinstance(literal, exp.Literal) and literal.is_string and family == "text":
+            if isinstance(literal, exp.Literal) and literal.is_string and family == "text" and other.type:
                 literal.replace(exp.Cast(this=literal.copy(), to=other.type.copy()))
                 break
         else:
             word = type(setop).__name__.upper()
             if _CATEGORIES.get(fx, fx) != _CATEGORIES.get(fy, fy):
-                raise errors.ProgrammingError(f"{word} types {fx} and {fy} cannot be matched", sqlstate="42804")
+                raise errors.ProgrammingError(
+                    f"{word} types {fx} and {fy} cannot be matched", sqlstate="42804"
+                )
             raise NotSupportedError(
                 f"{word} of {fx} and {fy} columns is not supported by loomdb on SQLite"
                 " (PostgreSQL would resolve them to one type; cast one side)"

@@ -31,7 +31,9 @@ def _identity_type(name: str, ctype: ColumnType, k: exp.GeneratedAsIdentityColum
     """The serial type of an IDENTITY column: NotSupportedError for a generated
     column or sequence options, ProgrammingError for a type that is no integer."""
     if k.expression is not None:
-        raise errors.NotSupportedError(f'generated column "{name}" (GENERATED ALWAYS AS (...)) is not supported by loomdb')
+        raise errors.NotSupportedError(
+            f'generated column "{name}" (GENERATED ALWAYS AS (...)) is not supported by loomdb'
+        )
     options = ("start", "increment", "minvalue", "maxvalue", "cycle", "order")
     if any(k.args.get(o) not in (None, False) for o in options):
         raise errors.NotSupportedError(
@@ -375,12 +377,7 @@ def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
                 raise errors.ProgrammingError(
                     f'column "{new}" of relation "{name}" already exists', sqlstate="42701"
                 )
-            cols = tuple(
-                replace(c, name=new)
-                if c.name == old
-                else c
-                for c in schema.columns
-            )
+            cols = tuple(replace(c, name=new) if c.name == old else c for c in schema.columns)
 
             def rename(key: tuple[str, ...], old: str = old, new: str = new) -> tuple[str, ...]:
                 return tuple(new if k == old else k for k in key)

@@ -20,7 +20,7 @@ def name_values_columns(tree: exp.Expression, ctx: Context) -> exp.Expression:
         alias = values.args.get("alias")
         columns = alias.columns if alias is not None else []
         width = len(values.expressions[0].expressions) if values.expressions else 0
-        if columns and len(columns) < width:
+        if alias is not None and columns and len(columns) < width:
             for i in range(len(columns) + 1, width + 1):
                 alias.append("columns", exp.to_identifier(f"column{i}"))
     return tree
