@@ -170,3 +170,18 @@ def test_identity_columns_assign_ids(fresh_db, store_path):
 def test_identity_sequence_options_are_refused(fresh_db):
     with pytest.raises(loomdb.NotSupportedError, match="identity sequence options"):
         fresh_db.execute("CREATE TABLE s (id INT GENERATED ALWAYS AS IDENTITY (START WITH 10))")
+
+
+def test_ordered_set_aggregates(t):
+    # n: 10, NULL, 30 (NULLs are skipped); g: a, a, b.
+    assert q(t, "SELECT percentile_cont(0.25) WITHIN GROUP (ORDER BY n) FROM t") == [(15.0,)]
+    assert q(t, "SELECT percentile_cont(0.25) WITHIN GROUP (ORDER BY n DESC) FROM t") == [(25.0,)]
+    assert q(t, "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY k DESC) FROM t") == [(2,)]
+    assert q(t, "SELECT mode() WITHIN GROUP (ORDER BY g) FROM t") == [("a",)]
+    assert q(t, "SELECT g, percentile_disc(1) WITHIN GROUP (ORDER BY k) FROM t GROUP BY g ORDER BY g") == [
+        ("a", 2),
+        ("b", 3),
+    ]
+    with pytest.raises(loomdb.DataError) as err:
+        q(t, "SELECT percentile_cont(2) WITHIN GROUP (ORDER BY n) FROM t")
+    assert err.value.sqlstate == "22003"

@@ -22,6 +22,7 @@ import sqlite_vec
 from ... import errors
 from ...types import dump_json, load_json
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
+from .ordered_set_functions import ORDERED_SET_AGGREGATES
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
 
 if TYPE_CHECKING:
@@ -256,7 +257,7 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     _scalar(conn, "loom_cardinality_violation", _cardinality_violation, 0, deterministic=False)
     for name, function, nargs in FUNCTIONS:
         _scalar(conn, name, function, nargs, deterministic=True)
-    for name, factory in STRING_AGGREGATES:
+    for name, factory in STRING_AGGREGATES + ORDERED_SET_AGGREGATES:
         conn.create_aggregate_function(name, factory)
     for name, window, nargs in NUMERIC_AGGREGATES:
         conn.create_window_function(name, window, nargs)
@@ -310,6 +311,7 @@ REGISTERED = frozenset(
         NUMERIC_COLLATION,
         *(f[0] for f in FUNCTIONS),
         *(a[0] for a in STRING_AGGREGATES),
+        *(a[0] for a in ORDERED_SET_AGGREGATES),
         *(a[0] for a in NUMERIC_AGGREGATES),
     }
 )

@@ -13,7 +13,8 @@ rewritten on the compiled tree before the SQLite generator writes it.
   that type as PostgreSQL resolves an unknown literal; other mixed types are
   refused;
 * ``(VALUES ...) AS v(a, b)`` names SQLite's ``column1, column2``;
-* ordered-set aggregates (``... WITHIN GROUP``) are refused.
+* ordered-set aggregates (``percentile_cont``, ``percentile_disc``, ``mode``
+  ``WITHIN GROUP (ORDER BY x)``) as the aggregates of :mod:`.ordered_set_functions`.
 
 >>> from loomdb.sql.dialect import parse
 >>> from loomdb.backend.sqlite.dialect import LoomSQLite
@@ -78,10 +79,9 @@ def rewrite_queries(tree: exp.Expr) -> exp.Expr:
     NotSupportedError / DataError where PostgreSQL's meaning is out of reach
     or PostgreSQL raises."""
     for node in list(tree.find_all(exp.WithinGroup)):
-        name = node.this.sql_name() if isinstance(node.this, exp.Func) else "an ordered-set aggregate"
-        raise NotSupportedError(
-            f"{name.lower()}() WITHIN GROUP is not supported by loomdb on SQLite (ordered-set aggregates)"
-        )
+        replaced = _ordered_set(node)
+        if node is tree:
+            tree = replaced
     for limit in list(tree.find_all(exp.Limit)):
         _check_bound(limit, "LIMIT", "2201W", "loom_limit")
     for offset in list(tree.find_all(exp.Offset)):
@@ -102,6 +102,46 @@ def rewrite_queries(tree: exp.Expr) -> exp.Expr:
         if not isinstance(sub.parent, _NOT_SCALAR) and isinstance(sub.this, exp.Query):
             _single_row(sub)
     return tree
+
+
+# -- ordered-set aggregates ---------------------------------------------------------------
+
+_ORDERED_SET = {
+    exp.PercentileCont: "percentile_cont",
+    exp.PercentileDisc: "percentile_disc",
+    exp.Mode: "mode",
+}
+# How each sort key's type is handed to the aggregate ('n': NUMERIC text), by family.
+_ORDERED_SET_KINDS = {"integer": "i", "double precision": "f", "numeric": "n", "text": "t"}
+
+
+def _ordered_set(node: exp.WithinGroup) -> exp.Expr:
+    """``f(...) WITHIN GROUP (ORDER BY x)`` as loomdb's aggregate ``loom_f``
+    (NotSupportedError for another aggregate, or a key it cannot sort as
+    PostgreSQL does)."""
+    name = _ORDERED_SET.get(type(node.this))
+    order = node.expression
+    keys = order.expressions if isinstance(order, exp.Order) else []
+    if name is None or len(keys) != 1:
+        shown = node.this.sql_name().lower() if isinstance(node.this, exp.Func) else "this aggregate"
+        raise NotSupportedError(f"{shown}() WITHIN GROUP is not supported by loomdb on SQLite")
+    key = keys[0]
+    value = key.this
+    kind = _ORDERED_SET_KINDS.get(_family(value) or "")
+    # mode()'s result type is not known to loomdb: only where storage is the value.
+    if kind is None or (name == "percentile_cont" and kind == "t") or (name == "mode" and kind == "n"):
+        family = _family(value) or "unknown"
+        raise NotSupportedError(f"{name}() WITHIN GROUP over {family} is not supported by loomdb on SQLite")
+    descending = exp.Literal.number(1 if key.args.get("desc") else 0)
+    args: list[exp.Expr] = [value.copy()]
+    if name != "mode":
+        args.append(node.this.this.copy())
+    args.append(descending)
+    if name != "percentile_cont":
+        args.append(exp.Literal.string(kind))
+    call = exp.Anonymous(this=f"loom_{name}", expressions=args)
+    node.replace(call)
+    return call
 
 
 # -- LIMIT / OFFSET ------------------------------------------------------------------------
