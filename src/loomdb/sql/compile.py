@@ -39,6 +39,7 @@ from .rules.project_returning_vid import project_returning_vid
 from .rules.project_versions import project_versions
 from .rules.qualify_query import qualify_query
 from .rules.refuse_unsupported import refuse_unsupported
+from .rules.resolve_set_types import resolve_set_types
 from .rules.resolve_tables import resolve_tables
 from .rules.rewrite_tables import rewrite_tables, substitute_views
 from .rules.type_outputs import type_outputs
@@ -54,6 +55,7 @@ RULES: tuple[Rule, ...] = (
     name_values_columns,
     qualify_query,
     check_grouping,
+    resolve_set_types,
     name_star_outputs,
     type_outputs,
     type_parameters,

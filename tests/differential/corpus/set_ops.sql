@@ -34,3 +34,7 @@ SELECT action FROM iterations UNION SELECT 7;
 SELECT run_id FROM runs UNION SELECT started_at FROM runs;
 SELECT NULL UNION SELECT 1;
 SELECT step FROM iterations UNION SELECT latency_ms FROM tool_calls;
+SELECT score FROM runs UNION SELECT budget FROM runs ORDER BY 1;
+SELECT 1 UNION ALL SELECT 1.5::float8 UNION ALL SELECT 2 ORDER BY 1;
+SELECT step FROM iterations INTERSECT SELECT latency_ms FROM tool_calls;
+SELECT step FROM iterations UNION SELECT 2.5::numeric;

@@ -30,8 +30,8 @@ from sqlglot import exp
 
 from ... import errors
 from ...errors import NotSupportedError
+from ...sql.rules.resolve_set_types import CATEGORIES, family
 
-_T = exp.DataType.Type
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 #: Where a subquery is not a scalar subquery (a table, a set, a test).
 _NOT_SCALAR = (
@@ -46,32 +46,6 @@ _NOT_SCALAR = (
     exp.CTE,
 )
 _VALUE = "_loom_v"
-
-# The families within which SQLite compares and merges values as PostgreSQL
-# does once the branches of a set operation share a type.
-_FAMILIES = {
-    **dict.fromkeys((_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT), "integer"),
-    **dict.fromkeys((_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR), "text"),
-    **dict.fromkeys((_T.FLOAT, _T.DOUBLE), "double precision"),
-    _T.DECIMAL: "numeric",
-    _T.BOOLEAN: "boolean",
-    **dict.fromkeys((_T.TIMESTAMPTZ,), "timestamp with time zone"),
-    _T.TIMESTAMP: "timestamp",
-    _T.DATE: "date",
-    **dict.fromkeys((_T.JSON, _T.JSONB), "jsonb"),
-    _T.VECTOR: "vector",
-    _T.UUID: "uuid",
-}
-
-# PostgreSQL's type categories: a set operation over two categories raises 42804.
-_CATEGORIES = {
-    "integer": "numeric",
-    "numeric": "numeric",
-    "double precision": "numeric",
-    "timestamp": "datetime",
-    "timestamp with time zone": "datetime",
-    "date": "datetime",
-}
 
 
 def rewrite_queries(tree: exp.Expr) -> exp.Expr:
@@ -127,11 +101,11 @@ def _ordered_set(node: exp.WithinGroup) -> exp.Expr:
         raise NotSupportedError(f"{shown}() WITHIN GROUP is not supported by loomdb on SQLite")
     key = keys[0]
     value = key.this
-    kind = _ORDERED_SET_KINDS.get(_family(value) or "")
+    kind = _ORDERED_SET_KINDS.get(family(value) or "")
     # mode()'s result type is not known to loomdb: only where storage is the value.
     if kind is None or (name == "percentile_cont" and kind == "t") or (name == "mode" and kind == "n"):
-        family = _family(value) or "unknown"
-        raise NotSupportedError(f"{name}() WITHIN GROUP over {family} is not supported by loomdb on SQLite")
+        shown = family(value) or "unknown"
+        raise NotSupportedError(f"{name}() WITHIN GROUP over {shown} is not supported by loomdb on SQLite")
     descending = exp.Literal.number(1 if key.args.get("desc") else 0)
     args: list[exp.Expr] = [value.copy()]
     if name != "mode":
@@ -242,14 +216,6 @@ def _first_select(query: exp.Expr) -> exp.Select | None:
     return query if isinstance(query, exp.Select) else None
 
 
-def _family(node: exp.Expr) -> str | None:
-    """The type family of a result column; None for NULL or an unknown type."""
-    dtype = node.type if isinstance(node, exp.Expression) else None
-    if dtype is None or dtype.this in (_T.NULL, _T.UNKNOWN):
-        return None
-    return _FAMILIES.get(dtype.this, dtype.sql())
-
-
 def _unwrap(node: exp.Expr) -> exp.Expr:
     return node.this if isinstance(node, exp.Alias) else node
 
@@ -263,16 +229,16 @@ def _resolve_types(setop: exp.SetOperation) -> None:
         return
     for a, b in zip(left.expressions, right.expressions, strict=True):
         x, y = _unwrap(a), _unwrap(b)
-        fx, fy = _family(x), _family(y)
+        fx, fy = family(x), family(y)
         if fx == fy or fx is None or fy is None:
             continue
-        for literal, other, family in ((x, y, fx), (y, x, fy)):
-            if isinstance(literal, exp.Literal) and literal.is_string and family == "text" and other.type:
+        for literal, other, kind in ((x, y, fx), (y, x, fy)):
+            if isinstance(literal, exp.Literal) and literal.is_string and kind == "text" and other.type:
                 literal.replace(exp.Cast(this=literal.copy(), to=other.type.copy()))
                 break
         else:
             word = type(setop).__name__.upper()
-            if _CATEGORIES.get(fx, fx) != _CATEGORIES.get(fy, fy):
+            if CATEGORIES.get(fx, fx) != CATEGORIES.get(fy, fy):
                 raise errors.ProgrammingError(
                     f"{word} types {fx} and {fy} cannot be matched", sqlstate="42804"
                 )
