@@ -185,3 +185,13 @@ def test_ordered_set_aggregates(t):
     with pytest.raises(loomdb.DataError) as err:
         q(t, "SELECT percentile_cont(2) WITHIN GROUP (ORDER BY n) FROM t")
     assert err.value.sqlstate == "22003"
+
+
+def test_subqueries_in_writes(t):
+    t.execute("INSERT INTO t (SELECT k + 10, g, n FROM t)")
+    assert q(t, "SELECT count(*) FROM t") == [(6,)]
+    t.execute("UPDATE t SET n = (SELECT max(n) FROM t) WHERE k = 1")
+    assert q(t, "SELECT n FROM t WHERE k = 1") == [(30,)]
+    with pytest.raises(loomdb.ProgrammingError) as err:
+        t.execute("UPDATE t SET n = (SELECT n FROM t WHERE g = 'a') WHERE k = 1")
+    assert err.value.sqlstate == "21000"

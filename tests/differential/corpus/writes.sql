@@ -170,3 +170,7 @@ CREATE TABLE notes9 (id SMALLINT GENERATED ALWAYS AS IDENTITY, body TEXT);
 + SELECT * FROM notes9 ORDER BY id;
 CREATE TABLE notes10 (id INT GENERATED ALWAYS AS IDENTITY, body TEXT);
 + INSERT INTO notes10 (id, body) SELECT 1, run_id FROM runs;
+CREATE TABLE notes11 (id INT PRIMARY KEY, body TEXT);
++ INSERT INTO notes11 (SELECT step, action FROM iterations WHERE run_id = 'run-00');
++ UPDATE notes11 SET body = (SELECT max(action) FROM iterations) WHERE id = 0;
++ UPDATE notes11 SET body = (SELECT action FROM iterations) WHERE id = 1;

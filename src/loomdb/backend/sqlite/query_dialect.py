@@ -52,6 +52,13 @@ def rewrite_queries(tree: exp.Expr) -> exp.Expr:
     """``tree`` with the rewrites of the module docstring (in place), or
     NotSupportedError / DataError where PostgreSQL's meaning is out of reach
     or PostgreSQL raises."""
+    # A parenthesised query standing alone (INSERT INTO t (SELECT ...)): SQLite
+    # takes no parentheses there.
+    while isinstance(tree, exp.Subquery) and not tree.alias and isinstance(tree.this, exp.Query):
+        if any(tree.args.get(k) for k in ("order", "limit", "offset")):
+            break
+        tree = tree.this
+        tree.parent = None
     for node in list(tree.find_all(exp.WithinGroup)):
         replaced = _ordered_set(node)
         if node is tree:
@@ -73,7 +80,9 @@ def rewrite_queries(tree: exp.Expr) -> exp.Expr:
         if isinstance(quantified, (exp.Any, exp.All)):
             _quantified(quantified)
     for sub in list(tree.find_all(exp.Subquery)):
-        if not isinstance(sub.parent, _NOT_SCALAR) and isinstance(sub.this, exp.Query):
+        # A parenthesised query standing alone (INSERT INTO t (SELECT ...)) is no scalar.
+        scalar = sub.parent is not None and not isinstance(sub.parent, _NOT_SCALAR)
+        if scalar and isinstance(sub.this, exp.Query):
             _single_row(sub)
     return tree
 
