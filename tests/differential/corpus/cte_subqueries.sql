@@ -47,3 +47,8 @@ SELECT v.a + 1 FROM (VALUES (1), (2)) v(a);
 SELECT * FROM (VALUES (1, 'a')) AS v(n);
 VALUES (1, 'a'), (2, 'b') ORDER BY 1 DESC;
 SELECT r.run_id, v.label FROM runs r JOIN (VALUES ('run-00', 'first'), ('run-01', 'second')) AS v(id, label) ON v.id = r.run_id;
+SELECT (VALUES (1));
+SELECT (VALUES (1), (2));
+SELECT run_id FROM runs WHERE run_id = ANY (VALUES ('run-01'), ('run-02')) ORDER BY run_id;
+SELECT t.id, count(*) FROM tool_calls t JOIN iterations i USING (run_id, step) GROUP BY t.id ORDER BY t.id;
+SELECT run_id, count(*) FROM tool_calls JOIN iterations USING (run_id) GROUP BY run_id ORDER BY run_id;

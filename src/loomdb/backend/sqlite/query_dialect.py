@@ -82,7 +82,7 @@ def rewrite_queries(tree: exp.Expr) -> exp.Expr:
     for sub in list(tree.find_all(exp.Subquery)):
         # A parenthesised query standing alone (INSERT INTO t (SELECT ...)) is no scalar.
         scalar = sub.parent is not None and not isinstance(sub.parent, _NOT_SCALAR)
-        if scalar and isinstance(sub.this, exp.Query):
+        if scalar and isinstance(sub.this, (exp.Query, exp.Values)):
             _single_row(sub)
     return tree
 
@@ -296,8 +296,10 @@ def _counted(setop: exp.SetOperation) -> exp.Select:
 # -- subqueries ----------------------------------------------------------------------------
 
 
-def _value_name(query: exp.Query) -> str:
+def _value_name(query: exp.Query | exp.Values) -> str:
     """The name of ``query``'s single result column, aliasing it when it has none."""
+    if isinstance(query, exp.Values) and query.expressions and len(query.expressions[0].expressions) == 1:
+        return "column1"  # SQLite's name for a VALUES list's column
     select = _first_select(query)
     if select is None or len(select.expressions) != 1:
         raise NotSupportedError("this subquery shape is not supported by loomdb on SQLite")
@@ -332,7 +334,7 @@ def _quantified(node: exp.Any | exp.All) -> None:
     true (an empty subquery: ANY false, ALL true)."""
     word = "ANY" if isinstance(node, exp.Any) else "ALL"
     query = node.this.this if isinstance(node.this, (exp.Subquery, exp.Paren)) else node.this
-    if not isinstance(query, exp.Query):
+    if not isinstance(query, (exp.Query, exp.Values)):
         raise NotSupportedError(f"{word} (array) is not supported by loomdb (ARRAY values: use JSONB)")
     compare = node.parent
     if not isinstance(compare, _COMPARISONS) or compare.expression is not node:

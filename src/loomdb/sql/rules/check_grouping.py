@@ -35,14 +35,13 @@ def check_grouping(tree: exp.Expression, ctx: Context) -> exp.Expression:
         clauses = [*select.expressions, select.args.get("having"), select.args.get("order")]
         if group is None and not any(_has_aggregate(c) for c in clauses if c is not None):
             continue
-        grouped = {_key(e) for e in group.expressions} if group is not None else set()
+        keys = list(group.expressions) if group is not None else []
+        grouped = {_key(e) for e in keys}
         dependent: dict[str, exp.Column] = {}
-        # Plain grouped columns also by (table, name), for the primary-key test.
-        grouped |= (
-            {f"column:{e.table}.{e.name}" for e in group.expressions if isinstance(e, exp.Column)}
-            if group is not None
-            else set()
-        )
+        # Plain grouped columns also by (table, name), for the primary-key test;
+        # a JOIN ... USING column (COALESCE(a.x, b.x) once qualified) groups each side's.
+        columns = [c for e in keys for c in ([e] if isinstance(e, exp.Column) else _using_columns(e))]
+        grouped |= {f"column:{c.table}.{c.name}" for c in columns} | {_key(c) for c in columns}
         sources = _sources(select, ctes, ctx)
         for clause in clauses:
             if clause is not None:
@@ -58,6 +57,15 @@ def check_grouping(tree: exp.Expression, ctx: Context) -> exp.Expression:
 
 def _key(node: exp.Expr) -> str:
     return node.sql(dialect=LoomPostgres)
+
+
+def _using_columns(node: exp.Expr) -> list[exp.Column]:
+    """The columns a JOIN ... USING column merges (sqlglot's COALESCE of them)."""
+    if isinstance(node, exp.Coalesce):
+        args = [node.this, *node.expressions]
+        if all(isinstance(a, exp.Column) for a in args):
+            return [a for a in args if isinstance(a, exp.Column)]
+    return []
 
 
 def _own_children(node: exp.Expr) -> list[exp.Expr]:
