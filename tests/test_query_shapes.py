@@ -195,3 +195,11 @@ def test_subqueries_in_writes(t):
     with pytest.raises(loomdb.ProgrammingError) as err:
         t.execute("UPDATE t SET n = (SELECT n FROM t WHERE g = 'a') WHERE k = 1")
     assert err.value.sqlstate == "21000"
+
+
+def test_adding_an_identity_column_to_a_table_with_rows_is_refused(t):
+    with pytest.raises(loomdb.NotSupportedError, match="IDENTITY"):
+        t.execute("ALTER TABLE t ADD COLUMN id INT GENERATED ALWAYS AS IDENTITY")
+    t.execute("CREATE TABLE e (body TEXT)")
+    t.execute("ALTER TABLE e ADD COLUMN id INT GENERATED ALWAYS AS IDENTITY")
+    assert q(t, "INSERT INTO e (body) VALUES ('a') RETURNING id") == [(1,)]

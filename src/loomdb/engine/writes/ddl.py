@@ -341,6 +341,13 @@ def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
             column, is_pk, is_unique = _column_from_def(action, phys)
             if is_pk:
                 raise errors.NotSupportedError("ALTER TABLE ADD COLUMN ... PRIMARY KEY is not supported")
+            if column.type.kind == "serial" and session.count_rows(schema) > 0:
+                # PostgreSQL gives every existing row its own value; a column
+                # added here reads one fill value for all of them.
+                raise errors.NotSupportedError(
+                    f'ALTER TABLE ADD COLUMN "{col_name}" SERIAL / IDENTITY on a table with rows'
+                    " is not supported by loomdb"
+                )
             seq = store.ensure_commit(txn)
             fill = None
             if column.default is not None:
