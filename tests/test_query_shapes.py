@@ -203,3 +203,8 @@ def test_adding_an_identity_column_to_a_table_with_rows_is_refused(t):
     t.execute("CREATE TABLE e (body TEXT)")
     t.execute("ALTER TABLE e ADD COLUMN id INT GENERATED ALWAYS AS IDENTITY")
     assert q(t, "INSERT INTO e (body) VALUES ('a') RETURNING id") == [(1,)]
+
+
+def test_a_float_limit_rounds_half_to_even(t):
+    assert q(t, "SELECT k FROM t ORDER BY k LIMIT %s", (1.5,)) == [(1,), (2,)]
+    assert q(t, "SELECT k FROM t ORDER BY k LIMIT %s OFFSET %s", (2.5, 0.4)) == [(1,), (2,)]

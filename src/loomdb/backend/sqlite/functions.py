@@ -151,12 +151,23 @@ def _divisor(value: Any, no_dividend: int) -> Any:
     return value
 
 
+def _bigint(value: Any) -> Any:
+    """A LIMIT/OFFSET count as PostgreSQL casts it to bigint: a float rounded
+    half to even (NaN or infinity is out of range); others as they are."""
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise errors.DataError("bigint out of range", sqlstate="22003")
+        return round(value)
+    return value
+
+
 def _limit(value: Any) -> Any:
     """A LIMIT given at run time: DataError when negative (PostgreSQL's 2201W),
     no limit (-1 for SQLite) when NULL."""
     if value is None:
         return -1
-    if isinstance(value, (int, float)) and value < 0:
+    value = _bigint(value)
+    if isinstance(value, int) and value < 0:
         raise errors.DataError("LIMIT must not be negative", sqlstate="2201W")
     return value
 
@@ -165,7 +176,8 @@ def _offset(value: Any) -> Any:
     """An OFFSET given at run time: DataError when negative (PostgreSQL's 2201X), 0 when NULL."""
     if value is None:
         return 0
-    if isinstance(value, (int, float)) and value < 0:
+    value = _bigint(value)
+    if isinstance(value, int) and value < 0:
         raise errors.DataError("OFFSET must not be negative", sqlstate="2201X")
     return value
 
