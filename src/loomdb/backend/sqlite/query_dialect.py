@@ -303,16 +303,46 @@ def _value_name(query: exp.Query | exp.Values) -> str:
     select = _first_select(query)
     if select is None or len(select.expressions) != 1:
         raise NotSupportedError("this subquery shape is not supported by loomdb on SQLite")
-    name = select.named_selects[0]
+    item = select.expressions[0]
+    name = item.alias if isinstance(item, exp.Alias) else item.name if isinstance(item, exp.Column) else ""
     if not name:
         select.set("expressions", [exp.alias_(select.expressions[0], _VALUE)])
         name = _VALUE
     return name
 
 
+def _at_most_one_row(query: exp.Expr) -> bool:
+    """Whether ``query`` cannot return a second row: a SELECT without FROM, an
+    aggregate without GROUP BY, or one with LIMIT 0 or 1."""
+    if not isinstance(query, exp.Select):
+        return False
+    limit = query.args.get("limit")
+    if isinstance(limit, exp.Limit) and not limit.is_limit_all:
+        count = _literal_number(limit.expression)
+        if count is not None and count <= 1:
+            return True
+    if query.args.get("from_") is None:
+        return True
+    if query.args.get("group") is not None:
+        return False
+    return any(_aggregates(p) for p in query.expressions)
+
+
+def _aggregates(node: exp.Expr) -> bool:
+    """Whether ``node`` calls an aggregate over its query's rows (not a window's)."""
+    if isinstance(node, exp.AggFunc) and not isinstance(node.parent, exp.Window):
+        return True
+    if isinstance(node, (exp.Window, exp.Query, exp.Subquery)):
+        return False
+    return any(_aggregates(c) for c in node.iter_expressions())
+
+
 def _single_row(sub: exp.Subquery) -> None:
-    """A scalar subquery that raises 21000 on a second row, as PostgreSQL does."""
+    """A scalar subquery that raises 21000 on a second row, as PostgreSQL does
+    (left as it is when it cannot return one: SQLite plans it as before)."""
     query = sub.this
+    if _at_most_one_row(query):
+        return
     name = _value_name(query)
     two = exp.select("*").from_(exp.Subquery(this=query.copy())).limit(2)
     value = exp.Case(
