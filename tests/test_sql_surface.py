@@ -442,23 +442,18 @@ def test_order_by_limit_offset_with_parameters(runs):
     ]
 
 
-def test_order_by_puts_nulls_where_the_engine_indexes_them_unless_told(fresh_db, engine):
+def test_order_by_sorts_nulls_as_postgresql_unless_told(fresh_db):
     fresh_db.execute("CREATE TABLE t (a INT)")
     fresh_db.execute("INSERT INTO t VALUES (2), (NULL), (1)")
-    if engine == "sqlite":
-        # Documented difference from PostgreSQL (docs/sql.md, "NULL order"):
-        # without NULLS FIRST/LAST, the embedded engine sorts NULLs as the
-        # smallest value, so that ORDER BY ... DESC LIMIT 1 can read an index
-        # instead of sorting.
-        assert q(fresh_db, "SELECT a FROM t ORDER BY a") == [(None,), (1,), (2,)]
-        assert q(fresh_db, "SELECT a FROM t ORDER BY a DESC") == [(2,), (1,), (None,)]
-    else:
-        # PostgreSQL's own order: NULLs sort as the largest value.
-        assert q(fresh_db, "SELECT a FROM t ORDER BY a") == [(1,), (2,), (None,)]
-        assert q(fresh_db, "SELECT a FROM t ORDER BY a DESC") == [(None,), (2,), (1,)]
+    # PostgreSQL's order on both engines: NULLs sort as the largest value.
+    assert q(fresh_db, "SELECT a FROM t ORDER BY a") == [(1,), (2,), (None,)]
+    assert q(fresh_db, "SELECT a FROM t ORDER BY a DESC") == [(None,), (2,), (1,)]
+    assert q(fresh_db, "SELECT a, rank() OVER (ORDER BY a) FROM t ORDER BY a") == [(1, 1), (2, 2), (None, 3)]
+    assert q(fresh_db, "SELECT string_agg(a::text, ',' ORDER BY a DESC) FROM t") == [("2,1",)]
+    assert q(fresh_db, "SELECT a FROM t UNION SELECT 3 ORDER BY 1 DESC") == [(None,), (3,), (2,), (1,)]
     # An explicit NULLS clause is honoured, in both directions.
     assert q(fresh_db, "SELECT a FROM t ORDER BY a NULLS LAST") == [(1,), (2,), (None,)]
-    assert q(fresh_db, "SELECT a FROM t ORDER BY a DESC NULLS FIRST") == [(None,), (2,), (1,)]
+    assert q(fresh_db, "SELECT a FROM t ORDER BY a DESC NULLS LAST") == [(2,), (1,), (None,)]
     assert q(fresh_db, "SELECT a FROM t ORDER BY a NULLS FIRST") == [(None,), (1,), (2,)]
 
 

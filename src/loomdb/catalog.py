@@ -30,9 +30,12 @@ class Column:
     #: written before ``added_seq`` read ``fill`` (a storage value) instead.
     added_seq: int | None = None
     fill: Any = None
+    #: An IDENTITY column: "always" (GENERATED ALWAYS: explicit values are
+    #: refused) or "by default"; None for others. Its type is a serial.
+    identity: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "type": self.type.sql,
             "phys": self.phys,
@@ -41,6 +44,9 @@ class Column:
             "added_seq": self.added_seq,
             "fill": self.fill,
         }
+        if self.identity is not None:
+            data["identity"] = self.identity
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Column:
@@ -52,6 +58,7 @@ class Column:
             default=data["default"],
             added_seq=data.get("added_seq"),
             fill=data.get("fill"),
+            identity=data.get("identity"),
         )
 
 

@@ -173,6 +173,8 @@ def _plan(session: Session, tree: exp.Expression, text: str) -> InsertPlan | Non
             conflict_target(session, plan.schema, conflict)  # raises for a target that is no key
     except errors.Error:
         return None
+    if any(c.identity == "always" for c in plan.columns):
+        return None  # a value for it is an error, which the usual path raises
     defaulted = list(plan.unlisted)
     for sources in plan.rows:
         for column, source in zip(plan.columns, sources, strict=True):

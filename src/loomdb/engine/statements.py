@@ -21,6 +21,7 @@ from ..layout import EPOCH_SQL
 from ..sql.compile import Compiled
 from ..sql.dialect import parse
 from ..sql.params import bind, normalize
+from ..sql.rules.refuse_unsupported import refuse_data_modifying_with
 from . import batch_insert
 from .session import Session
 from .transaction import KeyProbe, Txn
@@ -204,6 +205,8 @@ def write(session: Session, key: str, tree: exp.Expression, batches: list[list[A
     runner = _WRITERS.get(type(tree))
     if runner is None:
         raise _unsupported(tree)
+    if tree.args.get("with_") is not None:
+        refuse_data_modifying_with(tree)
     txn = store.txn
     if txn is None:
         if type(tree) is exp.Insert and store.pipelined is not None:

@@ -29,15 +29,17 @@ from sqlglot import exp
 
 from ..catalog import TableSchema
 from ..types import ColumnType
+from .rules.check_grouping import check_grouping
 from .rules.context import NAMES, NPARAMS, PARAM_TYPES, TYPES, VIEWS, Context
 from .rules.count_parameters import count_parameters
-from .rules.distances_last import distances_last
 from .rules.name_outputs import name_outputs
 from .rules.name_star_outputs import name_star_outputs
+from .rules.name_values_columns import name_values_columns
 from .rules.project_returning_vid import project_returning_vid
 from .rules.project_versions import project_versions
 from .rules.qualify_query import qualify_query
 from .rules.refuse_unsupported import refuse_unsupported
+from .rules.resolve_set_types import resolve_set_types
 from .rules.resolve_tables import resolve_tables
 from .rules.rewrite_tables import rewrite_tables, substitute_views
 from .rules.type_outputs import type_outputs
@@ -48,10 +50,12 @@ Rule = Callable[[exp.Expression, Context], exp.Expression]
 
 RULES: tuple[Rule, ...] = (
     refuse_unsupported,
-    distances_last,
     resolve_tables,
     name_outputs,
+    name_values_columns,
     qualify_query,
+    check_grouping,
+    resolve_set_types,
     name_star_outputs,
     type_outputs,
     type_parameters,

@@ -23,7 +23,7 @@ from sqlglot.generators.postgres import PostgresGenerator
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokens import TokenType
 
-from ..errors import ProgrammingError
+from ..errors import NotSupportedError, ProgrammingError
 
 # sqlglot logs a warning when it falls back to a generic Command; loomdb reports
 # those statements itself with NotSupportedError.
@@ -66,18 +66,7 @@ def _recording_name(name: str, parser):  # type: ignore[no-untyped-def]
 
 
 class LoomPostgresParser(PostgresParser):
-    """PostgreSQL's parser plus pgvector's operators, marking explicit NULLS clauses."""
-
-    def _parse_ordered(self, parse_method=None):  # type: ignore[no-untyped-def]
-        """An ORDER BY item, marked ``explicit_nulls`` when NULLS FIRST/LAST was written."""
-        node = super()._parse_ordered(parse_method)
-        # Mark an explicit NULLS FIRST/LAST: an engine whose NULL order
-        # differs from SQLite's must tell it apart from the implicit one.
-        if node is not None and self._prev is not None and self._prev.text.upper() in ("FIRST", "LAST"):
-            before = self._tokens[self._index - 2] if self._index >= 2 else None
-            if before is not None and before.text.upper() == "NULLS":
-                node.meta["explicit_nulls"] = True
-        return node
+    """PostgreSQL's parser plus pgvector's operators."""
 
     # Special-syntax functions (TRIM, POSITION, SUBSTRING, STRING_AGG...) record their name as the
     # other calls do (the dialect's ORIGINAL_NAME_META_KEY); casts are no calls.
@@ -175,15 +164,14 @@ _SUM_FALLBACK = Postgres.EXPRESSION_METADATA[exp.Sum]["annotator"]
 class LoomPostgres(Postgres):
     """PostgreSQL as loomdb reads it: Postgres plus pgvector's operators.
 
-    An ORDER BY without NULLS FIRST/LAST sorts NULLs in the engine's own
-    order (SQLite: first ascending, last descending). Spelling out
-    PostgreSQL's order on every ORDER BY would stop SQLite from reading an
-    index in order and turn the "latest step" lookup into a sort; an explicit
-    NULLS clause is always honoured. Reading with SQLite's convention marks
-    the implicit case so no clause is generated for it.
+    An ORDER BY without NULLS FIRST/LAST sorts NULLs as PostgreSQL does (as
+    larger than every value: last ascending, first descending); the parsed
+    ``Ordered`` nodes say so explicitly, so the SQLite generator spells the
+    order out where SQLite's differs (SQLite 3.30+ still reads an index in
+    order for ``ORDER BY k DESC NULLS FIRST``).
     """
 
-    NULL_ORDERING = "nulls_are_small"
+    NULL_ORDERING = "nulls_are_large"
     ORIGINAL_NAME_META_KEY = WRITTEN_NAME
 
     EXPRESSION_METADATA = {
@@ -218,6 +206,10 @@ def _parse_cached(sql: str) -> tuple[exp.Expression, ...]:
         if detail.get("line") is not None:
             where = f" at line {detail['line']}, column {detail['col']}"
         near = detail.get("highlight") or ""
+        if near.upper() == "OVERRIDING":
+            raise NotSupportedError(
+                "INSERT ... OVERRIDING SYSTEM/USER VALUE is not supported by loomdb"
+            ) from None
         desc = detail.get("description") or str(err)
         raise ProgrammingError(
             f"syntax error{where}" + (f" near {near!r}" if near else "") + f": {desc}", sqlstate="42601"

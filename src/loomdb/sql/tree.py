@@ -146,6 +146,8 @@ def _figure(node: exp.Expr | None) -> tuple[str | None, int]:
         inner = node.this
         while isinstance(inner, exp.Subquery):
             inner = inner.this
+        if isinstance(inner, exp.Values):
+            return "column1", 2
         selects = projections(inner)
         if selects and not isinstance(selects[0], exp.Star):
             return output_name(selects[0]), 2

@@ -133,3 +133,17 @@ SELECT avg(step::float) FROM iterations;
 SELECT jsonb_agg(step ORDER BY step) FROM iterations WHERE run_id = 'run-00';
 SELECT jsonb_object_agg(run_id, agent) FROM runs;
 SELECT count(*) FROM (SELECT DISTINCT agent, model FROM runs) t;
+SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY step) FROM iterations;
+-- Ordered-set aggregates: fractions, directions, NULLs, groups, types.
+SELECT percentile_cont(0.25) WITHIN GROUP (ORDER BY tokens_used DESC) FROM iterations;
+SELECT run_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY tokens_used) FROM iterations GROUP BY run_id ORDER BY run_id;
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY budget) FROM runs;
+SELECT percentile_cont(1) WITHIN GROUP (ORDER BY score) FROM runs;
+SELECT percentile_cont(1.5) WITHIN GROUP (ORDER BY score) FROM runs;
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY score) FROM runs WHERE false;
+SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY budget) FROM runs;
+SELECT percentile_disc(0) WITHIN GROUP (ORDER BY run_id DESC) FROM runs;
+SELECT percentile_disc(0.7) WITHIN GROUP (ORDER BY latency_ms) FROM tool_calls;
+SELECT agent, mode() WITHIN GROUP (ORDER BY status) FROM runs GROUP BY agent ORDER BY agent;
+SELECT mode() WITHIN GROUP (ORDER BY step DESC) FROM tool_calls;
+SELECT mode() WITHIN GROUP (ORDER BY budget) FROM runs;

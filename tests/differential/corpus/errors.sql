@@ -56,3 +56,15 @@ SELECT repeat('x', -1);
 SELECT jsonb_array_length('{}'::jsonb);
 SELECT '[1,2]'::jsonb -> 'a';
 SELECT 10::numeric(2,0);
+-- GROUP BY: ungrouped columns in projections, HAVING and ORDER BY; functional dependence on a primary key.
+SELECT r.*, count(i.step) FROM runs r LEFT JOIN iterations i ON i.run_id = r.run_id GROUP BY r.run_id ORDER BY r.run_id;
+SELECT i.run_id, i.step, i.action, count(*) FROM iterations i GROUP BY i.run_id, i.step ORDER BY 1, 2;
+SELECT i.action, count(*) FROM iterations i GROUP BY i.run_id;
+SELECT count(*) FROM runs HAVING agent = 'coder';
+SELECT agent, count(*) FROM runs GROUP BY agent ORDER BY model;
+SELECT agent, max(score) FROM runs GROUP BY agent ORDER BY max(score) DESC, agent;
+SELECT lower(agent), count(*) FROM runs GROUP BY lower(agent) ORDER BY 1;
+SELECT agent || '!' AS a, count(*) FROM runs GROUP BY agent ORDER BY a;
+SELECT run_id, count(*) OVER () FROM runs ORDER BY run_id;
+SELECT agent, sum(count(*)) OVER () FROM runs GROUP BY agent ORDER BY agent;
+SELECT agent, (SELECT count(*) FROM iterations i WHERE i.run_id = runs.run_id) FROM runs GROUP BY agent;

@@ -43,3 +43,15 @@ SELECT run_id, success IS NULL, success IS NOT NULL FROM runs;
 SELECT NULL IN (1, 2);
 SELECT 1 IN (NULL, 2);
 SELECT 1 NOT IN (NULL, 2);
+-- NULL order everywhere an ORDER BY appears: expressions, windows, aggregates, set operations.
+SELECT run_id, step, tokens_used FROM iterations ORDER BY tokens_used DESC, run_id, step LIMIT 5;
+SELECT run_id FROM runs ORDER BY budget * 2 DESC, run_id;
+SELECT string_agg(run_id, ',' ORDER BY budget DESC, run_id) FROM runs;
+SELECT string_agg(run_id, ',' ORDER BY status, run_id) FROM runs;
+SELECT jsonb_agg(status ORDER BY status DESC, run_id) FROM runs;
+SELECT run_id, row_number() OVER (ORDER BY score DESC, run_id) AS w FROM runs;
+SELECT run_id, lag(run_id) OVER (ORDER BY status, run_id) AS w FROM runs;
+SELECT run_id, first_value(run_id) OVER (PARTITION BY agent ORDER BY model DESC, run_id) AS w FROM runs;
+SELECT status FROM runs UNION SELECT model FROM runs ORDER BY 1;
+SELECT status FROM runs UNION SELECT model FROM runs ORDER BY 1 DESC;
+SELECT run_id FROM (SELECT run_id, score FROM runs ORDER BY score LIMIT 3) t ORDER BY run_id;

@@ -114,3 +114,12 @@ SELECT run_id, step FROM iterations WHERE false;
 SELECT run_id, step FROM iterations WHERE NULL;
 SELECT run_id, step FROM iterations WHERE step = '2';
 SELECT run_id, step FROM iterations WHERE step::text = '2';
+-- ANY / ALL over subqueries: empty, NULLs, every comparison.
+SELECT run_id FROM runs WHERE budget < ANY (SELECT budget FROM runs WHERE agent = 'nobody');
+SELECT run_id FROM runs WHERE budget < ALL (SELECT budget FROM runs WHERE agent = 'nobody');
+SELECT run_id, budget = ANY (SELECT budget FROM runs WHERE status = 'done') AS w FROM runs;
+SELECT run_id, budget >= ALL (SELECT budget FROM runs) AS w FROM runs;
+SELECT run_id, budget <> ALL (SELECT budget FROM runs WHERE budget IS NOT NULL) AS w FROM runs;
+SELECT run_id FROM runs WHERE run_id = ANY (SELECT run_id FROM iterations) ORDER BY run_id;
+SELECT id FROM tool_calls WHERE step <= ALL (SELECT step FROM iterations WHERE iterations.run_id = tool_calls.run_id) ORDER BY id;
+SELECT run_id, step FROM iterations WHERE step <> ANY('{1,2}');

@@ -4,8 +4,7 @@ Almost PostgreSQL's own: parameters stay ``?n`` (the backend turns them into
 ``$n``, see ``translate_sql``), ``doc ? key`` becomes ``jsonb_exists(doc,
 key)`` so that no bare ``?`` is left for the placeholder scan to misread, a
 cast to TIMESTAMP is a cast to timestamptz (loomdb's TIMESTAMP columns are
-UTC instants), and NULLs sort as on SQLite unless a NULLS clause says
-otherwise (see :class:`loomdb.sql.dialect.LoomPostgres`).
+UTC instants).
 
 >>> from loomdb.sql.dialect import parse
 >>> parse("SELECT doc ? 'k' FROM t WHERE x = $1 ORDER BY y").sql(dialect=LoomPostgresOut)
@@ -38,17 +37,6 @@ class LoomPostgresOutGenerator(LoomPostgresGenerator):
         exp.JSONBContainsTopKey: lambda self, e: self.func("jsonb_exists", e.this, e.expression),
         exp.Cast: _cast,
     }
-
-    def ordered_sql(self, expression: exp.Ordered) -> str:
-        """ORDER BY items with SQLite's NULL order unless a NULLS clause was written."""
-        # Implicit NULL order is the engine's own (as on SQLite, see
-        # LoomPostgres); an explicit NULLS clause is always spelled out.
-        plain = expression.copy()
-        plain.set("nulls_first", not expression.args.get("desc"))
-        text = super().ordered_sql(plain)
-        if expression.meta.get("explicit_nulls"):
-            text += " NULLS FIRST" if expression.args.get("nulls_first") else " NULLS LAST"
-        return text
 
 
 class LoomPostgresOut(LoomPostgres):

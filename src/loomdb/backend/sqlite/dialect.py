@@ -25,6 +25,7 @@ from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
 from .functions import NUMERIC_COLLATION
+from .query_dialect import rewrite_queries
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
@@ -357,8 +358,9 @@ class LoomSQLiteGenerator(SQLiteGenerator):
     """SQLite's generator with loomdb's rewrites (see the module docstring)."""
 
     def preprocess(self, expression: exp.Expr) -> exp.Expr:
-        """SQLite's preprocessing, then timestamp and date literals in their stored form."""
-        return _time_literals(super().preprocess(expression))
+        """SQLite's preprocessing, then timestamp and date literals in their stored
+        form and the query shapes of :mod:`.query_dialect`."""
+        return rewrite_queries(_time_literals(super().preprocess(expression)))
 
     TRANSFORMS = {
         **SQLiteGenerator.TRANSFORMS,

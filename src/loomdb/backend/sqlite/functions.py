@@ -22,6 +22,7 @@ import sqlite_vec
 from ... import errors
 from ...types import dump_json, load_json
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
+from .ordered_set_functions import ORDERED_SET_AGGREGATES
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
 
 if TYPE_CHECKING:
@@ -150,6 +151,44 @@ def _divisor(value: Any, no_dividend: int) -> Any:
     return value
 
 
+def _bigint(value: Any) -> Any:
+    """A LIMIT/OFFSET count as PostgreSQL casts it to bigint: a float rounded
+    half to even (NaN or infinity is out of range); others as they are."""
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise errors.DataError("bigint out of range", sqlstate="22003")
+        return round(value)
+    return value
+
+
+def _limit(value: Any) -> Any:
+    """A LIMIT given at run time: DataError when negative (PostgreSQL's 2201W),
+    no limit (-1 for SQLite) when NULL."""
+    if value is None:
+        return -1
+    value = _bigint(value)
+    if isinstance(value, int) and value < 0:
+        raise errors.DataError("LIMIT must not be negative", sqlstate="2201W")
+    return value
+
+
+def _offset(value: Any) -> Any:
+    """An OFFSET given at run time: DataError when negative (PostgreSQL's 2201X), 0 when NULL."""
+    if value is None:
+        return 0
+    value = _bigint(value)
+    if isinstance(value, int) and value < 0:
+        raise errors.DataError("OFFSET must not be negative", sqlstate="2201X")
+    return value
+
+
+def _cardinality_violation() -> Any:
+    """Raise PostgreSQL's 21000: a scalar subquery returned a second row."""
+    raise errors.ProgrammingError(
+        "more than one row returned by a subquery used as an expression", sqlstate="21000"
+    )
+
+
 def _contains(a: Any, b: Any) -> int | None:
     """``a @> b`` as SQL: NULL when either side is NULL, else 1 or 0."""
     return None if a is None or b is None else int(jsonb_contains(_as_json(a), _as_json(b)))
@@ -226,9 +265,11 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
         raise errors.OperationalError(f"cannot load sqlite-vec: {exc}") from None
     _scalar(conn, "loom_now", now, 0, deterministic=False)
     _scalar(conn, "gen_random_uuid", lambda: str(uuid.uuid4()), 0, deterministic=False)
+    # Not deterministic: SQLite would evaluate a constant call once up front.
+    _scalar(conn, "loom_cardinality_violation", _cardinality_violation, 0, deterministic=False)
     for name, function, nargs in FUNCTIONS:
         _scalar(conn, name, function, nargs, deterministic=True)
-    for name, factory in STRING_AGGREGATES:
+    for name, factory in STRING_AGGREGATES + ORDERED_SET_AGGREGATES:
         conn.create_aggregate_function(name, factory)
     for name, window, nargs in NUMERIC_AGGREGATES:
         conn.create_window_function(name, window, nargs)
@@ -247,6 +288,8 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_int4", _to_int(32), 2),
     ("loom_int8", _to_int(64), 2),
     ("loom_divisor", _divisor, 2),
+    ("loom_limit", _limit, 1),
+    ("loom_offset", _offset, 1),
     ("loom_jsonb_concat", _jsonb_concat, 2),
     ("loom_jsonb_delete", _jsonb_delete, 2),
     # Casts to types SQLite lacks (see the dialect's cast rules).
@@ -276,9 +319,11 @@ REGISTERED = frozenset(
     {
         "loom_now",
         "gen_random_uuid",
+        "loom_cardinality_violation",
         NUMERIC_COLLATION,
         *(f[0] for f in FUNCTIONS),
         *(a[0] for a in STRING_AGGREGATES),
+        *(a[0] for a in ORDERED_SET_AGGREGATES),
         *(a[0] for a in NUMERIC_AGGREGATES),
     }
 )

@@ -117,6 +117,15 @@ def simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any
     return False, None
 
 
+def identity_always(column: Column) -> errors.Error:
+    """PostgreSQL's error (428C9) for a value given to a GENERATED ALWAYS identity column."""
+    return errors.ProgrammingError(
+        f'cannot insert a non-DEFAULT value into column "{column.name}"'
+        f' (column "{column.name}" is an identity column defined as GENERATED ALWAYS)',
+        sqlstate="428C9",
+    )
+
+
 def is_default(node: exp.Expression) -> bool:
     """Whether a VALUES item is the DEFAULT keyword."""
     return isinstance(node, exp.Var) and node.name.upper() == "DEFAULT"

@@ -19,6 +19,34 @@ if TYPE_CHECKING:
 # ----------------------------------------------------------------------------- DDL
 
 
+# The serial type an IDENTITY column of each integer type becomes.
+_IDENTITY_TYPES = {
+    **dict.fromkeys(("SMALLINT", "INT2"), "SMALLSERIAL"),
+    **dict.fromkeys(("INT", "INTEGER", "INT4"), "SERIAL"),
+    **dict.fromkeys(("BIGINT", "INT8"), "BIGSERIAL"),
+}
+
+
+def _identity_type(name: str, ctype: ColumnType, k: exp.GeneratedAsIdentityColumnConstraint) -> ColumnType:
+    """The serial type of an IDENTITY column: NotSupportedError for a generated
+    column or sequence options, ProgrammingError for a type that is no integer."""
+    if k.expression is not None:
+        raise errors.NotSupportedError(
+            f'generated column "{name}" (GENERATED ALWAYS AS (...)) is not supported by loomdb'
+        )
+    options = ("start", "increment", "minvalue", "maxvalue", "cycle", "order")
+    if any(k.args.get(o) not in (None, False) for o in options):
+        raise errors.NotSupportedError(
+            f'identity sequence options (START WITH, INCREMENT BY ...) on "{name}" are not supported by loomdb'
+        )
+    serial = _IDENTITY_TYPES.get(ctype.sql.upper())
+    if serial is None:
+        raise errors.ProgrammingError(
+            f'identity column type must be smallint, integer, or bigint (column "{name}")', sqlstate="22023"
+        )
+    return ColumnType.parse(serial)
+
+
 def _column_from_def(coldef: exp.ColumnDef, phys: str) -> tuple[Column, bool, bool]:
     """A Column from its definition, and whether it is a PRIMARY KEY / UNIQUE by itself."""
     name = ident(coldef.this)
@@ -28,6 +56,7 @@ def _column_from_def(coldef: exp.ColumnDef, phys: str) -> tuple[Column, bool, bo
     ctype = ColumnType.parse(kind.sql(dialect="postgres"))
     not_null = primary = unique = False
     default: str | None = None
+    identity: str | None = None
     for constraint in coldef.args.get("constraints") or []:
         k = constraint.args.get("kind")
         if isinstance(k, exp.NotNullColumnConstraint):
@@ -39,12 +68,14 @@ def _column_from_def(coldef: exp.ColumnDef, phys: str) -> tuple[Column, bool, bo
         elif isinstance(k, exp.DefaultColumnConstraint):
             default = k.this.sql(dialect="postgres")
         elif isinstance(k, exp.GeneratedAsIdentityColumnConstraint):
-            ctype = ColumnType("serial", ctype.sql)
+            ctype = _identity_type(name, ctype, k)
+            identity = "always" if k.this else "by default"
+            not_null = True
         else:
             raise errors.NotSupportedError(
                 f'column constraint {constraint.sql(dialect="postgres")!r} on "{name}" is not supported'
             )
-    return Column(name, ctype, phys, not_null, default), primary, unique
+    return Column(name, ctype, phys, not_null, default, identity=identity), primary, unique
 
 
 def _phys_name(name: str, taken: dict[str, str]) -> str:
@@ -140,7 +171,7 @@ def run_create_table(session: Session, stmt: exp.Create) -> WriteResult:
         for col in key:
             if col not in known:
                 raise errors.ProgrammingError(f'column "{col}" named in key does not exist', sqlstate="42703")
-    columns = [Column(c.name, c.type, c.phys, c.not_null or c.name in primary, c.default) for c in columns]
+    columns = [replace(c, not_null=c.not_null or c.name in primary) for c in columns]
     tid = store.new_table_id()
     physical = f"loom_t{tid}"
     store.ensure_commit(txn)
@@ -310,6 +341,13 @@ def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
             column, is_pk, is_unique = _column_from_def(action, phys)
             if is_pk:
                 raise errors.NotSupportedError("ALTER TABLE ADD COLUMN ... PRIMARY KEY is not supported")
+            if column.type.kind == "serial" and session.count_rows(schema) > 0:
+                # PostgreSQL gives every existing row its own value; a column
+                # added here reads one fill value for all of them.
+                raise errors.NotSupportedError(
+                    f'ALTER TABLE ADD COLUMN "{col_name}" SERIAL / IDENTITY on a table with rows'
+                    " is not supported by loomdb"
+                )
             seq = store.ensure_commit(txn)
             fill = None
             if column.default is not None:
@@ -321,7 +359,7 @@ def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
             store.backend.add_physical_column(schema.physical, phys, column.type)
             physical[phys] = column.type.affinity
             store.record_physical(schema.tid, schema.physical, physical)
-            column = Column(column.name, column.type, phys, column.not_null, column.default, seq, fill)
+            column = replace(column, phys=phys, added_seq=seq, fill=fill)
             schema = schema.with_columns(schema.columns + (column,))
             if is_unique:
                 schema = schema.evolve(uniques=schema.uniques + ((col_name,),))
@@ -346,12 +384,7 @@ def run_alter(session: Session, stmt: exp.Alter) -> WriteResult:
                 raise errors.ProgrammingError(
                     f'column "{new}" of relation "{name}" already exists', sqlstate="42701"
                 )
-            cols = tuple(
-                Column(new, c.type, c.phys, c.not_null, c.default, c.added_seq, c.fill)
-                if c.name == old
-                else c
-                for c in schema.columns
-            )
+            cols = tuple(replace(c, name=new) if c.name == old else c for c in schema.columns)
 
             def rename(key: tuple[str, ...], old: str = old, new: str = new) -> tuple[str, ...]:
                 return tuple(new if k == old else k for k in key)

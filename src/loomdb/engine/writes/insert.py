@@ -17,6 +17,7 @@ from .common import (
     check_row,
     column_of,
     ident,
+    identity_always,
     is_default,
     simple_value,
     target_schema,
@@ -202,9 +203,12 @@ def insert_rows(
             if value is DEFAULT:
                 row[column.name] = defaults.value(column)
             else:
+                if column.type.kind == "serial" and column.identity == "always":
+                    raise identity_always(column)
                 stored = to_storage(value, column.type, column.name)
                 row[column.name] = stored
-                if column.type.kind == "serial" and stored is not None:
+                # An identity's sequence, as PostgreSQL's, ignores explicit values.
+                if column.type.kind == "serial" and stored is not None and column.identity is None:
                     session.store.counters.bump(schema.tid, column.phys, int(stored))
         for column in plan.unlisted:
             row[column.name] = defaults.value(column)

@@ -11,7 +11,7 @@ from sqlglot import exp
 from ... import errors
 from ...catalog import TableSchema
 from ...types import ColumnType, to_storage
-from .common import WriteResult, check_row, column_of, ident, target_schema
+from .common import WriteResult, check_row, column_of, ident, is_default, target_schema
 from .keys import KeyChecker
 from .versions import VersionWriter
 
@@ -111,7 +111,13 @@ def run_update(session: Session, stmt: exp.Update, params: list[Any], key: str) 
     for eq in stmt.expressions:
         if not isinstance(eq, exp.EQ) or not isinstance(eq.this, exp.Column):
             raise errors.NotSupportedError(f"SET {eq.sql(dialect='postgres')} is not supported")
-        column_of(schema, ident(eq.this))
+        column = column_of(schema, ident(eq.this))
+        if column.identity == "always" and not is_default(eq.expression):
+            raise errors.ProgrammingError(
+                f'column "{column.name}" can only be updated to DEFAULT'
+                f' (column "{column.name}" is an identity column defined as GENERATED ALWAYS)',
+                sqlstate="428C9",
+            )
         assignments.append((eq.this, eq.expression))
     where = stmt.args.get("where")
     matched = select_targets(

@@ -13,6 +13,10 @@ loomdb.errors.NotSupportedError: EXTRACT is not supported by loomdb
 Traceback (most recent call last):
 ...
 loomdb.errors.NotSupportedError: SELECT DISTINCT ON is not supported by loomdb
+>>> refuse_unsupported(tree_of("WITH d AS (DELETE FROM t RETURNING id) SELECT * FROM d"), ctx)
+Traceback (most recent call last):
+...
+loomdb.errors.NotSupportedError: data-modifying statements in WITH are not supported by loomdb
 """
 
 from __future__ import annotations
@@ -47,4 +51,18 @@ def refuse_unsupported(tree: exp.Expression, ctx: Context) -> exp.Expression:
             raise NotSupportedError(f"{label} is not supported by loomdb")
         if isinstance(node, exp.Distinct) and node.args.get("on"):
             raise NotSupportedError("SELECT DISTINCT ON is not supported by loomdb")
+        if isinstance(node, exp.CTE) and isinstance(node.this, _DATA_MODIFYING):
+            raise NotSupportedError(DATA_MODIFYING_WITH)
     return tree
+
+
+_DATA_MODIFYING = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
+DATA_MODIFYING_WITH = "data-modifying statements in WITH are not supported by loomdb"
+
+
+def refuse_data_modifying_with(tree: exp.Expression) -> None:
+    """Raise NotSupportedError when a WITH clause of ``tree`` holds an INSERT,
+    UPDATE, DELETE or MERGE (a writable CTE), whatever the statement."""
+    for cte in tree.find_all(exp.CTE):
+        if isinstance(cte.this, _DATA_MODIFYING):
+            raise NotSupportedError(DATA_MODIFYING_WITH)
