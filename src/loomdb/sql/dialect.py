@@ -128,9 +128,18 @@ def _arg_type(e: exp.Expression) -> Any:
 
 
 def _annotate_avg(self: Any, e: exp.Avg) -> exp.Avg:
-    """avg: numeric for integers and numerics, double precision otherwise."""
+    """avg: numeric for integers and numerics, a vector for vectors, double precision otherwise."""
     kind = _arg_type(e)
+    if kind == _D.VECTOR:
+        self._set_type(e, e.this.type)
+        return e
     self._set_type(e, _D.DECIMAL if kind in _INTEGERS or kind == _D.DECIMAL else _D.DOUBLE)
+    return e
+
+
+def _annotate_distance(self: Any, e: exp.Expression) -> exp.Expression:
+    """pgvector's distances are double precision."""
+    self._set_type(e, _D.DOUBLE)
     return e
 
 
@@ -153,6 +162,9 @@ def _annotate_arithmetic(self: Any, e: exp.Binary) -> exp.Binary:
     float48 operators), where sqlglot would say real."""
     self._annotate_binary(e)
     kinds = {side.type.this if side.type else None for side in (e.left, e.right)}
+    if _D.VECTOR in kinds:  # pgvector's element-wise + - * give a vector
+        self._set_type(e, next(s.type for s in (e.left, e.right) if s.type and s.type.this == _D.VECTOR))
+        return e
     if e.type is not None and e.type.this == _D.FLOAT and kinds != {_D.FLOAT}:
         self._set_type(e, _D.DOUBLE)
     elif kinds & {_D.FLOAT, _D.DOUBLE} and kinds & ({_D.DECIMAL} | _INTEGERS):
@@ -191,6 +203,7 @@ class LoomPostgres(Postgres):
         exp.Avg: {"annotator": _annotate_avg},
         exp.Sum: {"annotator": _annotate_sum},
         exp.Round: {"annotator": _annotate_round},
+        **{op: {"annotator": _annotate_distance} for op in (*VECTOR_OPERATORS, exp.CosineDistance)},
         **{op: {"annotator": _annotate_arithmetic} for op in _ARITHMETIC},
     }
 
