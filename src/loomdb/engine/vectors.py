@@ -30,6 +30,7 @@ import numpy as np
 from sqlglot import exp
 
 from .. import errors
+from ..backend import pgvector_math
 from ..backend.protocol import Backend
 from ..catalog import TableSchema
 from ..layout import INF_SEQ
@@ -37,6 +38,8 @@ from ..sql.compile import Compiled, table_key
 from ..versioning.lineage import Lineage
 
 BLOCK = 4096
+#: The rank of a NaN distance: after every number, before the rows without a vector (infinite).
+_NAN_RANK = float(np.finfo(np.float64).max)
 
 
 class VectorCache:
@@ -193,14 +196,16 @@ class VectorCache:
         if len(candidates) == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64)
         dist = self.scores(query, op, candidates)
-        # Rows without a vector have no distance: last, in insertion order (as on the SQL path).
-        dist = np.where(np.isnan(dist) | ~self._present[candidates], np.inf, dist)
+        # Rows without a vector have no distance: last, in insertion order (as on the SQL path);
+        # a NaN distance (a zero vector's cosine) sorts before them, as PostgreSQL sorts NaN.
+        dist = np.where(np.isnan(dist), _NAN_RANK, dist)
+        dist = np.where(self._present[candidates], dist, np.inf)
         if k < len(candidates):
             part = np.argpartition(dist, k - 1)[:k]
             cut = dist[part].max()
             # Everything within float32 error of the k-th distance is ranked again exactly.
             chosen = np.flatnonzero(
-                dist <= cut + 1e-4 * max(1.0, abs(cut)) if np.isfinite(cut) else dist <= cut
+                dist <= cut + 1e-4 * max(1.0, abs(cut)) if cut < _NAN_RANK else dist <= cut
             )
         else:
             chosen = np.arange(len(candidates))
@@ -210,18 +215,18 @@ class VectorCache:
         return self._meta[picked[order], 0]
 
     def _exact(self, query: np.ndarray, op: str, index: np.ndarray, approx: np.ndarray) -> np.ndarray:
-        """Distances of a few versions in float64 (rows without a vector stay infinite)."""
-        rows = self._gather(index).astype(np.float64)
-        q = query.astype(np.float64)
-        dots = rows @ q
-        if op == "ip":
-            dist = -dots
-        elif op == "cosine":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                dist = 1.0 - dots / (np.linalg.norm(rows, axis=1) * np.linalg.norm(q))
-        else:
-            dist = np.linalg.norm(rows - q, axis=1)
-        return np.where(np.isinf(approx) | np.isnan(dist), np.inf, dist)
+        """pgvector's distances of a few versions, to the bit (see
+        :mod:`loomdb.backend.pgvector_math`); recorded for the SQL functions that
+        return them. A NaN (the cosine distance of a zero vector) sorts after
+        every number, as in PostgreSQL; rows without a vector stay infinite, last."""
+        rows = self._gather(index)
+        present = ~np.isinf(approx)
+        dist = np.full(len(index), np.inf)
+        if present.any():
+            exact = pgvector_math.distances(op, rows[present], query)
+            pgvector_math.remember(op, rows[present], query, exact)
+            dist[present] = np.where(np.isnan(exact), _NAN_RANK, exact)
+        return dist
 
 
 @dataclass(frozen=True)

@@ -38,11 +38,16 @@ class NegativeInnerProduct(exp.Expression, exp.Binary):
     """pgvector's ``a <#> b``: the negative inner product."""
 
 
+class L1Distance(exp.Expression, exp.Binary):
+    """pgvector's ``a <+> b``: the L1 (taxicab) distance."""
+
+
 # Token types sqlglot does not use for PostgreSQL; they carry pgvector's operators.
 _COSINE_TOKEN = TokenType.NULLSAFE_EQ
 _INNER_TOKEN = TokenType.DOTCARET
+_L1_TOKEN = TokenType.COLON_GT
 
-VECTOR_OPERATORS = (exp.Distance, CosineDistance, NegativeInnerProduct)
+VECTOR_OPERATORS = (exp.Distance, CosineDistance, NegativeInnerProduct, L1Distance)
 
 #: The meta key of the function name as written (``substr``, ``strpos``, ``mod``): sqlglot
 #: reads many names into one node (``substr`` and ``substring`` are both ``Substring``),
@@ -95,6 +100,7 @@ class LoomPostgresParser(PostgresParser):
         TokenType.LR_ARROW: exp.Distance,
         _COSINE_TOKEN: CosineDistance,
         _INNER_TOKEN: NegativeInnerProduct,
+        _L1_TOKEN: L1Distance,
     }
 
 
@@ -105,6 +111,7 @@ class LoomPostgresGenerator(PostgresGenerator):
         **PostgresGenerator.TRANSFORMS,
         CosineDistance: lambda self, e: self.binary(e, "<=>"),
         NegativeInnerProduct: lambda self, e: self.binary(e, "<#>"),
+        L1Distance: lambda self, e: self.binary(e, "<+>"),
     }
 
     def function_name(self, expression: exp.Func) -> str:
@@ -208,12 +215,13 @@ class LoomPostgres(Postgres):
     }
 
     class Tokenizer(Postgres.Tokenizer):
-        """PostgreSQL's tokens plus pgvector's ``<=>`` and ``<#>``."""
+        """PostgreSQL's tokens plus pgvector's ``<=>``, ``<#>`` and ``<+>``."""
 
         KEYWORDS = {
             **Postgres.Tokenizer.KEYWORDS,
             "<=>": _COSINE_TOKEN,
             "<#>": _INNER_TOKEN,
+            "<+>": _L1_TOKEN,
         }
 
     Parser = LoomPostgresParser

@@ -19,7 +19,7 @@ from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
-from ...sql.dialect import CosineDistance, NegativeInnerProduct
+from ...sql.dialect import CosineDistance, L1Distance, NegativeInnerProduct
 
 _T = exp.DataType.Type
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
@@ -37,8 +37,14 @@ VECTOR_CALLS = {
 }
 
 
+#: pgvector's functions whose result is a vector (sqlglot does not type them).
+_VECTOR_RESULTS = frozenset({"L2_NORMALIZE", "SUBVECTOR"})
+
+
 def is_vector(node: exp.Expr | None) -> bool:
-    """Whether ``node`` is annotated as a vector."""
+    """Whether ``node`` is annotated as a vector (or calls a function giving one)."""
+    if isinstance(node, exp.Anonymous) and str(node.this).upper() in _VECTOR_RESULTS:
+        return True
     dtype = node.type if isinstance(node, exp.Expression) else None
     return dtype is not None and dtype.this == _T.VECTOR
 
@@ -128,11 +134,47 @@ def _cosine(self: SQLiteGenerator, e: exp.Expr) -> str:
     return self.func(name, e.this, e.expression)
 
 
+def _in(self: SQLiteGenerator, e: exp.In) -> str:
+    """``v IN (...)`` over vectors: pgvector's equality, through ``loom_vector_key``."""
+    if not is_vector(e.this) or e.args.get("query") is not None:
+        return self.in_sql(e)
+    keyed = e.copy()
+    keyed.set("this", exp.Anonymous(this="loom_vector_key", expressions=[e.this.copy()]))
+    keyed.set(
+        "expressions",
+        [exp.Anonymous(this="loom_vector_key", expressions=[item.copy()]) for item in e.expressions],
+    )
+    return self.in_sql(keyed)
+
+
+def _no_vector_extreme(name: str, fallback: Callable[[SQLiteGenerator, exp.Expr], str]) -> _Transform:
+    """``max``/``min``: pgvector defines none over vectors (PostgreSQL's 42883)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The aggregate, or the error PostgreSQL raises for a vector argument."""
+        if is_vector(e.this):
+            raise errors.ProgrammingError(f"function {name}(vector) does not exist", sqlstate="42883")
+        return fallback(self, e)
+
+    return generate
+
+
+def _ordered(self: SQLiteGenerator, e: exp.Ordered) -> str:
+    """An ORDER BY key; a vector sorts by pgvector's order (element-wise, then
+    the dimension) through ``loom_vector_key``, a blob SQLite compares as bytes."""
+    if not is_vector(e.this):
+        return self.ordered_sql(e)
+    keyed = e.copy()
+    keyed.set("this", exp.Anonymous(this="loom_vector_key", expressions=[e.this.copy()]))
+    return self.ordered_sql(keyed)
+
+
 #: The transforms the SQLite generator takes over.
 VECTOR_TRANSFORMS: dict[type[exp.Expr], Callable[..., str]] = {
     exp.Distance: _binary_call("loom_l2_distance"),
     CosineDistance: _cosine,
     NegativeInnerProduct: _binary_call("loom_negative_inner_product"),
+    L1Distance: _binary_call("loom_l1_distance"),
     exp.CosineDistance: _cosine,
     exp.EQ: _comparison("="),
     exp.NEQ: _comparison("<>"),
@@ -142,4 +184,8 @@ VECTOR_TRANSFORMS: dict[type[exp.Expr], Callable[..., str]] = {
     exp.GTE: _comparison(">="),
     exp.Add: _arithmetic("+"),
     exp.Mul: _arithmetic("*"),
+    exp.Ordered: _ordered,
+    exp.In: _in,
+    exp.Max: _no_vector_extreme("max", SQLiteGenerator.TRANSFORMS.get(exp.Max, SQLiteGenerator.max_sql)),
+    exp.Min: _no_vector_extreme("min", SQLiteGenerator.TRANSFORMS.get(exp.Min, SQLiteGenerator.min_sql)),
 }

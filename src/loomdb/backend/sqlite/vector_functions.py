@@ -17,13 +17,16 @@ float32 bytes; a vector literal arrives as its text (``'[1,2,3]'``).
 
 from __future__ import annotations
 
+import functools
 import math
+import struct
 from typing import Any
 
 import numpy as np
 
 from ... import errors
 from ...types import load_json
+from ..pgvector_math import SMALL, norm_squared, scalar, small
 
 _F32 = np.float32
 _F64 = np.float64
@@ -39,29 +42,62 @@ def parse_vector(value: Any) -> np.ndarray | None:
             raise errors.DataError("a vector must hold float32 values", sqlstate="22P03")
         return np.frombuffer(value, dtype="<f4")
     if isinstance(value, str):
-        text = value.strip()
-        if not text.startswith("["):
-            raise errors.DataError(f'invalid input syntax for type vector: "{value}"', sqlstate="22P02")
-        try:
-            items = load_json(text)
-            if not isinstance(items, list) or any(isinstance(i, (bool, str, list, dict)) for i in items):
-                raise ValueError(text)
-            arr = np.asarray(items, dtype=_F32)
-        except (ValueError, TypeError, OverflowError):
-            raise errors.DataError(
-                f'invalid input syntax for type vector: "{value}"', sqlstate="22P02"
-            ) from None
-        if arr.ndim != 1 or arr.shape[0] == 0:
-            raise errors.DataError("vector must have at least 1 dimension", sqlstate="22000")
-        if not np.isfinite(arr).all():
-            bad = (
-                "NaN not allowed in vector" if np.isnan(arr).any() else "infinite value not allowed in vector"
-            )
-            raise errors.DataError(bad, sqlstate="22000")
-        return arr
+        return _parse_text(value)
     raise errors.ProgrammingError(
         f"operator does not exist: vector and {type(value).__name__}", sqlstate="42883"
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_text(value: str) -> np.ndarray:
+    """pgvector's text input (a literal of the statement: parsed once), read-only."""
+    text = value.strip()
+    if not text.startswith("["):
+        raise errors.DataError(f'invalid input syntax for type vector: "{value}"', sqlstate="22P02")
+    try:
+        items = load_json(text)
+        if not isinstance(items, list) or any(isinstance(i, (bool, str, list, dict)) for i in items):
+            raise ValueError(text)
+        arr = np.asarray(items, dtype=_F32)
+    except (ValueError, TypeError, OverflowError):
+        raise errors.DataError(f'invalid input syntax for type vector: "{value}"', sqlstate="22P02") from None
+    if arr.ndim != 1 or arr.shape[0] == 0:
+        raise errors.DataError("vector must have at least 1 dimension", sqlstate="22000")
+    if not np.isfinite(arr).all():
+        bad = "NaN not allowed in vector" if np.isnan(arr).any() else "infinite value not allowed in vector"
+        raise errors.DataError(bad, sqlstate="22000")
+    arr.flags.writeable = False
+    return arr
+
+
+@functools.lru_cache(maxsize=256)
+def _small_text(value: str) -> tuple[float, ...]:
+    """A short vector literal's elements (see :func:`_operand`)."""
+    return tuple(_parse_text(value).tolist())
+
+
+def _operand(value: Any) -> Any:
+    """A distance operand: a tuple of floats below ``SMALL`` dimensions (computed in
+    plain Python), else a float32 array; None for NULL."""
+    if isinstance(value, bytes) and len(value) < 4 * SMALL and len(value) % 4 == 0:
+        return struct.unpack(f"<{len(value) // 4}f", value)
+    if isinstance(value, str) and len(value) < 64:
+        parsed = _small_text(value)
+        if len(parsed) < SMALL:
+            return parsed
+    return parse_vector(value)
+
+
+def _distance(op: str, a: Any, b: Any) -> float | None:
+    """pgvector's distance ``op`` between two operands (NULL when either is NULL)."""
+    x, y = _operand(a), _operand(b)
+    if x is None or y is None:
+        return None
+    if len(x) != len(y):
+        raise errors.DataError(f"different vector dimensions {len(x)} and {len(y)}", sqlstate="22000")
+    if len(x) < SMALL:
+        return small(op, x, y)
+    return scalar(op, np.asarray(x, dtype=_F32), np.asarray(y, dtype=_F32))
 
 
 def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -74,115 +110,30 @@ def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return x, y
 
 
-def accumulate(x: np.ndarray, y: np.ndarray | None, fused: bool) -> Any:
-    """The float32 sum of ``x * y`` (of ``x`` when ``y`` is None) over the last
-    axis, added in pgvector's order: its auto-vectorised loops (compiled for
-    x86-64 with AVX and FMA, as the PostgreSQL loomdb is tested against) keep
-    8 lanes over the first ``n - n % 8`` elements, fold them to 4 lanes, take
-    4 more elements fused (one rounding for ``lane + x * y``), add the 4 lanes
-    as ``(l0 + l2) + (l1 + l3)`` and add the last elements one by one.
-    ``fused`` says whether the 8-lane loop and the last elements fuse their
-    multiply-adds too (pgvector's cosine loop does, its L2 and inner product
-    loops do not). Other builds of pgvector (other CPUs, compilers) may
-    differ from this in the last bit of a float32 sum."""
-    n = x.shape[-1]
-    lead = x.shape[:-1]
-    main = n - n % 8
-    if main:
-        if fused and y is not None:
-            products = (x[..., :main].astype(_F64) * y[..., :main]).reshape(*lead, main // 8, 8)
-            acc = np.zeros((*lead, 8), dtype=_F64)
-            for j in range(main // 8):
-                acc = (acc + products[..., j, :]).astype(_F32).astype(_F64)
-            lanes = acc.astype(_F32)
-        else:
-            terms = x[..., :main] if y is None else x[..., :main] * y[..., :main]
-            # Summing over a non-contiguous axis, NumPy adds row after row (no pairwise sum).
-            lanes = np.add.reduce(terms.reshape(*lead, main // 8, 8), axis=-2, dtype=_F32)
-        fold = lanes[..., :4] + lanes[..., 4:]
-    else:
-        fold = np.zeros((*lead, 4), dtype=_F32)
-    done = main
-    if n - main >= 4:
-        if y is None:
-            fold = fold + x[..., main : main + 4]
-        else:
-            exact = x[..., main : main + 4].astype(_F64) * y[..., main : main + 4]
-            fold = (fold.astype(_F64) + exact).astype(_F32)
-        done += 4
-    if done:
-        acc32 = (fold[..., 0] + fold[..., 2]) + (fold[..., 1] + fold[..., 3])
-    else:
-        acc32 = np.zeros(lead, dtype=_F32)
-    for j in range(done, n):
-        if y is None:
-            acc32 = acc32 + x[..., j]
-        elif fused:
-            acc32 = (acc32.astype(_F64) + x[..., j].astype(_F64) * y[..., j]).astype(_F32)
-        else:
-            acc32 = acc32 + x[..., j] * y[..., j]
-    return acc32
-
-
-def norm_squared(x: np.ndarray) -> Any:
-    """pgvector's double-precision ``sum(x[i]²)`` (vector_norm, l2_normalize):
-    4 lanes, added as ``(l0 + l2) + (l1 + l3)``, then the rest one by one."""
-    n = x.shape[-1]
-    main = n - n % 4
-    squares = x.astype(_F64) ** 2
-    if main:
-        lanes = np.add.reduce(squares[..., :main].reshape(*x.shape[:-1], main // 4, 4), axis=-2)
-        acc = (lanes[..., 0] + lanes[..., 2]) + (lanes[..., 1] + lanes[..., 3])
-    else:
-        acc = np.zeros(x.shape[:-1], dtype=_F64)
-    for j in range(main, n):
-        acc = acc + squares[..., j]
-    return acc
-
-
 # -- distances ---------------------------------------------------------------------------
 
 
 def l2_distance(a: Any, b: Any) -> float | None:
     """pgvector's ``a <-> b`` and ``l2_distance(a, b)``."""
-    pair = _pair(a, b)
-    if pair is None:
-        return None
-    diff = pair[0] - pair[1]
-    return math.sqrt(float(accumulate(diff, diff, fused=False)))
-
-
-def inner_product(a: Any, b: Any) -> float | None:
-    """pgvector's ``inner_product(a, b)``."""
-    pair = _pair(a, b)
-    return None if pair is None else float(accumulate(pair[0], pair[1], fused=False))
+    return _distance("l2", a, b)
 
 
 def negative_inner_product(a: Any, b: Any) -> float | None:
     """pgvector's ``a <#> b``."""
-    product = inner_product(a, b)
-    return None if product is None else -product
+    return _distance("ip", a, b)
 
 
-def cosine_similarity(dot: float, norm_a: float, norm_b: float) -> float:
-    """pgvector's similarity from float32 sums, clamped to [-1, 1] (NaN for a zero norm)."""
-    product = norm_a * norm_b
-    if product == 0 or math.isnan(product) or math.isnan(dot):
-        return math.nan
-    similarity = dot / math.sqrt(product)
-    return max(-1.0, min(1.0, similarity))
+def inner_product(a: Any, b: Any) -> float | None:
+    """pgvector's ``inner_product(a, b)``."""
+    negative = _distance("ip", a, b)
+    return None if negative is None else -negative
 
 
 def cosine_rank(a: Any, b: Any) -> float | None:
     """pgvector's ``a <=> b`` as a sort key: infinity for its NaN (a zero vector),
     which PostgreSQL sorts after every number, as SQLite sorts infinity."""
-    pair = _pair(a, b)
-    if pair is None:
-        return None
-    x, y = pair
-    sums = accumulate(np.stack([x, x, y]), np.stack([y, x, y]), fused=True)
-    similarity = cosine_similarity(float(sums[0]), float(sums[1]), float(sums[2]))
-    return math.inf if math.isnan(similarity) else 1.0 - similarity
+    distance = _distance("cosine", a, b)
+    return math.inf if distance is not None and math.isnan(distance) else distance
 
 
 def cosine_distance(a: Any, b: Any) -> float | None:
@@ -200,8 +151,7 @@ def cosine_distance(a: Any, b: Any) -> float | None:
 
 def l1_distance(a: Any, b: Any) -> float | None:
     """pgvector's ``l1_distance(a, b)`` (``a <+> b``)."""
-    pair = _pair(a, b)
-    return None if pair is None else float(accumulate(np.abs(pair[0] - pair[1]), None, fused=False))
+    return _distance("l1", a, b)
 
 
 # -- functions -----------------------------------------------------------------------------
@@ -284,6 +234,19 @@ def vector_cmp(a: Any, b: Any) -> int | None:
     return (x.shape[0] > y.shape[0]) - (x.shape[0] < y.shape[0])
 
 
+def vector_key(a: Any) -> bytes | None:
+    """A blob whose byte order is pgvector's order of vectors: each element's
+    float32 bits made order-preserving (sign flipped, negatives inverted; -0 as
+    0), big-endian, so a shorter vector that is a prefix sorts first."""
+    x = parse_vector(a)
+    if x is None:
+        return None
+    bits = (x.astype(_F32) + _F32(0)).view("<u4").astype(np.uint32)  # + 0 turns -0 into 0
+    negative = (bits & 0x80000000) != 0
+    keyed = np.where(negative, ~bits, bits | 0x80000000).astype(">u4")
+    return keyed.tobytes()
+
+
 def _checked(result: np.ndarray, x: np.ndarray | None = None, y: np.ndarray | None = None) -> bytes:
     """``result`` as a stored vector; 22003 for an overflow (or an underflow of a product)."""
     if np.isinf(result).any():
@@ -296,13 +259,19 @@ def _checked(result: np.ndarray, x: np.ndarray | None = None, y: np.ndarray | No
 def vector_add(a: Any, b: Any) -> bytes | None:
     """pgvector's ``a + b`` (element-wise, float32)."""
     pair = _pair(a, b)
-    return None if pair is None else _checked(pair[0] + pair[1])
+    if pair is None:
+        return None
+    with np.errstate(over="ignore"):
+        return _checked(pair[0] + pair[1])
 
 
 def vector_sub(a: Any, b: Any) -> bytes | None:
     """pgvector's ``a - b``."""
     pair = _pair(a, b)
-    return None if pair is None else _checked(pair[0] - pair[1])
+    if pair is None:
+        return None
+    with np.errstate(over="ignore"):
+        return _checked(pair[0] - pair[1])
 
 
 def vector_mul(a: Any, b: Any) -> bytes | None:
@@ -336,7 +305,8 @@ class VectorAvg:
                 raise errors.DataError(
                     f"expected {self.sums.shape[0]} dimensions, not {x.shape[0]}", sqlstate="22000"
                 )
-            self.sums = self.sums + x
+            with np.errstate(over="ignore"):
+                self.sums = self.sums + x
             if np.isinf(self.sums).any():
                 raise errors.DataError("value out of range: overflow", sqlstate="22003")
         self.count += 1
@@ -366,7 +336,8 @@ class VectorSum:
             raise errors.DataError(
                 f"different vector dimensions {self.total.shape[0]} and {x.shape[0]}", sqlstate="22000"
             )
-        total = self.total + x
+        with np.errstate(over="ignore"):
+            total = self.total + x
         if np.isinf(total).any():
             raise errors.DataError("value out of range: overflow", sqlstate="22003")
         self.total = total
@@ -401,6 +372,7 @@ VECTOR_FUNCTIONS: tuple[tuple[str, Any, int], ...] = (
     ("loom_vector", vector_in, 2),
     ("loom_vector_text", vector_text, 1),
     ("loom_vector_cmp", vector_cmp, 2),
+    ("loom_vector_key", vector_key, 1),
     ("loom_vector_add", vector_add, 2),
     ("loom_vector_sub", vector_sub, 2),
     ("loom_vector_mul", vector_mul, 2),
