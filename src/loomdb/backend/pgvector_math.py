@@ -48,9 +48,11 @@ def accumulate(x: np.ndarray, y: np.ndarray | None, fused: bool) -> Any:
     if main:
         if fused and y is not None:
             products = (x[..., :main].astype(_F64) * y[..., :main]).reshape(*lead, main // 8, 8)
+            # One step of the 8 lanes after another (a sequential chain: a loop in Python).
+            steps = np.ascontiguousarray(np.moveaxis(products, -2, 0))
             acc = np.zeros((*lead, 8), dtype=_F64)
-            for j in range(main // 8):
-                acc = (acc + products[..., j, :]).astype(_F32).astype(_F64)
+            for step in steps:
+                acc = (acc + step).astype(_F32).astype(_F64)
             lanes = acc.astype(_F32)
         else:
             terms = x[..., :main] if y is None else x[..., :main] * y[..., :main]

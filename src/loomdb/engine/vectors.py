@@ -2,7 +2,7 @@
 
 ``SELECT ... FROM t [WHERE ...] ORDER BY embedding <op> %s LIMIT k`` is the
 agent's "which earlier step looked like this one?". SQLite can answer it
-(sqlite-vec computes every distance), but a matrix product over a float32
+(a SQL function computes every distance), but a matrix product over a float32
 matrix already in memory is an order of magnitude faster. Each
 :class:`VectorCache` holds every committed version of one VECTOR column of
 one physical table:

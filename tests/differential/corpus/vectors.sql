@@ -101,3 +101,6 @@ SELECT id, embedding::vector(3) FROM memories;
 SELECT max(embedding) FROM memories;
 SELECT run_id, step, CASE WHEN step > 1 THEN embedding END AS e FROM iterations;
 SELECT id, embedding <-> '[1,0,0]' + 1 AS d FROM memories;
+SELECT id FROM memories ORDER BY l2_distance(embedding, '[1,0,0]'), id;
+SELECT id FROM memories ORDER BY embedding <-> '[1,0,0]' NULLS FIRST, id;
+SELECT id FROM memories ORDER BY embedding <+> '[1,0,0]', id LIMIT 5;

@@ -1,7 +1,7 @@
 """pgvector's functions, operators and aggregates for the SQLite engine, value for value.
 
 pgvector sums in float32, in the order its compiled loops add (see
-:func:`accumulate`), then widens to double: ``l2_distance`` is
+:func:`loomdb.backend.pgvector_math.accumulate`), then widens to double: ``l2_distance`` is
 ``sqrt((double) sum(diff * diff))``, ``<#>`` is ``(double) -sum(a * b)``,
 ``cosine_distance`` divides ``(double) dot`` by ``sqrt((double) |a|² * (double) |b|²)``,
 ``l1_distance`` is ``(double) sum(|diff|)``. sqlite-vec computes in float32
@@ -85,7 +85,10 @@ def _operand(value: Any) -> Any:
         parsed = _small_text(value)
         if len(parsed) < SMALL:
             return parsed
-    return parse_vector(value)
+    vector = parse_vector(value)
+    if vector is not None and vector.shape[0] < SMALL:
+        return tuple(vector.tolist())  # Python floats: a product of two is exact
+    return vector
 
 
 def _distance(op: str, a: Any, b: Any) -> float | None:
