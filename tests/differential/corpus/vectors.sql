@@ -104,3 +104,7 @@ SELECT id, embedding <-> '[1,0,0]' + 1 AS d FROM memories;
 SELECT id FROM memories ORDER BY l2_distance(embedding, '[1,0,0]'), id;
 SELECT id FROM memories ORDER BY embedding <-> '[1,0,0]' NULLS FIRST, id;
 SELECT id FROM memories ORDER BY embedding <+> '[1,0,0]', id LIMIT 5;
+SELECT avg(DISTINCT embedding) FROM iterations;
+SELECT id, embedding FROM memories WHERE embedding > '[0,0,0]' ORDER BY id;
+SELECT id, embedding <-> '[1,0,0]' AS d FROM memories WHERE embedding IS NOT NULL ORDER BY d, id;
+SELECT run_id, min(embedding <-> '[0,1,0]') FROM iterations GROUP BY run_id ORDER BY run_id;

@@ -105,10 +105,11 @@ def _arithmetic(op: str) -> Callable[[SQLiteGenerator, exp.Binary], str]:
 def vector_aggregate(self: SQLiteGenerator, e: exp.Expr) -> str | None:
     """``avg``/``sum`` of vectors as pgvector's (None when the argument is no vector)."""
     arg = e.this
+    if isinstance(arg, exp.Distinct) and len(arg.expressions) == 1 and is_vector(arg.expressions[0]):
+        # SQLite's DISTINCT compares the stored bytes, where pgvector's equality has -0 = 0.
+        raise errors.NotSupportedError(f"{e.key}(DISTINCT vector) is not supported by loomdb on SQLite")
     if not is_vector(arg):
         return None
-    if isinstance(arg, exp.Distinct):
-        raise errors.NotSupportedError(f"{e.key}(DISTINCT vector) is not supported by loomdb on SQLite")
     return self.func("loom_vector_avg" if isinstance(e, exp.Avg) else "loom_vector_sum", arg)
 
 
