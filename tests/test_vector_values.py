@@ -238,3 +238,18 @@ def test_list_parameters_bind_as_vectors_in_pgvectors_functions(vdb):
     ).fetchall()[0]
     assert row[0] == 5.0 and row[1] == 0.43305329048615915
     assert list(row[2]) == [np.float32(0.6), np.float32(0.8), 0.0] and list(row[3]) == [0.5, 0.0]
+
+
+def test_top_k_with_a_literal_query_vector(vdb):
+    # Answered from the in-memory copy on SQLite, like a parameter; same rows and values.
+    literal = vdb.execute(
+        "SELECT id, e <-> '[0.1,0.2,0.3]' AS d FROM t ORDER BY e <-> '[0.1,0.2,0.3]' LIMIT 3"
+    ).fetchall()
+    param = vdb.execute(
+        "SELECT id, e <-> %s AS d FROM t ORDER BY e <-> %s LIMIT 3", [[0.1, 0.2, 0.3]] * 2
+    ).fetchall()
+    assert [tuple(r) for r in literal] == [tuple(r) for r in param]
+    assert [r[0] for r in literal] == [2, 5, 4]
+    with pytest.raises(loomdb.DataError) as info:
+        vdb.execute("SELECT id FROM t ORDER BY e <=> '[1,0.1]'::vector LIMIT 5").fetchall()
+    assert info.value.sqlstate == "22000"

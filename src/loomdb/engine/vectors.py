@@ -237,20 +237,22 @@ class VectorPlan:
     phys: str  # the VECTOR column's physical name
     dim: int
     op: str  # "l2", "cosine", "ip"
-    query_param: int  # $n holding the query vector
+    query_param: int  # $n holding the query vector (0: a literal, ``query_text``)
     limit: int
     offset: int
     filter_sql: Compiled | None  # SELECT _loom_vid, ... FROM t WHERE ... (None: no filter)
     fetch_sql: Compiled  # the projections for listed version ids, vid last
+    query_text: str | None = None  # the query vector written as a literal ('[1,0,0]')
 
 
 _OPERATORS = {"Distance": "l2", "CosineDistance": "cosine", "NegativeInnerProduct": "ip"}
 
 
 def match_top_k(tree: exp.Expression, schemas: dict[str, TableSchema]) -> tuple[Any, ...] | None:
-    """``(schema, alias, column, op, $n, limit, offset)`` when ``tree`` is a top-k
+    """``(schema, alias, column, op, query, limit, offset)`` when ``tree`` is a top-k
     query over one table ordered by a vector operator between a VECTOR column
-    and a parameter; None otherwise (the SQL path answers it)."""
+    and a parameter (``query`` its number) or a vector literal (``query`` its
+    text); None otherwise (the SQL path answers it)."""
     if not isinstance(tree, exp.Select):
         return None
     if any(tree.args.get(a) for a in ("joins", "group", "having", "distinct", "with_", "with", "laterals")):
@@ -264,8 +266,8 @@ def match_top_k(tree: exp.Expression, schemas: dict[str, TableSchema]) -> tuple[
         return None
     sides = [ordered.this.this, ordered.this.expression]
     columns = [s for s in sides if isinstance(s, exp.Column)]
-    params = [s for s in sides if isinstance(s, exp.Parameter)]
-    if len(columns) != 1 or len(params) != 1:
+    queries = [q for q in (_query_side(s) for s in sides) if q is not None]
+    if len(columns) != 1 or len(queries) != 1:
         return None
     source = tree.args.get("from_") or tree.args.get("from")
     if (
@@ -286,7 +288,19 @@ def match_top_k(tree: exp.Expression, schemas: dict[str, TableSchema]) -> tuple[
     offset = _integer(offset_node.expression) if offset_node is not None else 0
     if count is None or offset is None:
         return None
-    return schema, table.alias_or_name, column, op, int(params[0].this.name), count, offset
+    return schema, table.alias_or_name, column, op, queries[0], count, offset
+
+
+def _query_side(node: exp.Expression) -> int | str | None:
+    """The query vector side of a distance: ``$n`` (its number) or a vector
+    literal (its text, cast to vector or not); None for anything else."""
+    if isinstance(node, exp.Parameter):
+        return int(node.this.name)
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.VECTOR and not node.to.expressions:
+        node = node.this
+    if isinstance(node, exp.Literal) and node.is_string and node.this.lstrip().startswith("["):
+        return str(node.this)
+    return None
 
 
 def _integer(node: exp.Expression | None) -> int | None:
