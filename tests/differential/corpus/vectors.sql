@@ -108,3 +108,6 @@ SELECT avg(DISTINCT embedding) FROM iterations;
 SELECT id, embedding FROM memories WHERE embedding > '[0,0,0]' ORDER BY id;
 SELECT id, embedding <-> '[1,0,0]' AS d FROM memories WHERE embedding IS NOT NULL ORDER BY d, id;
 SELECT run_id, min(embedding <-> '[0,1,0]') FROM iterations GROUP BY run_id ORDER BY run_id;
+SELECT id, binary_quantize(embedding) FROM memories WHERE embedding IS NOT NULL;
+SELECT id, embedding::halfvec FROM memories WHERE embedding IS NOT NULL;
+SELECT '[1,2,3]'::vector <~> '[1,2,4]'::vector;
