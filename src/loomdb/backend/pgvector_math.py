@@ -128,7 +128,8 @@ def distances(op: str, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
 
 _MEMO: dict[tuple[str, bytes, bytes], float] = {}
 _MEMO_LOCK = threading.Lock()
-_MEMO_MAX = 4096
+# Bounded by entries: a 1536-dim entry holds two 6 KiB keys.
+_MEMO_MAX = 256
 
 
 def remember(op: str, rows: np.ndarray, query: np.ndarray, values: np.ndarray) -> None:
