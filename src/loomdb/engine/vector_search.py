@@ -1,6 +1,7 @@
 """Vector top-k queries answered from the in-memory copy of a VECTOR column.
 
-``SELECT ... ORDER BY vec <op> $n LIMIT k`` over one table (any WHERE) is
+``SELECT ... ORDER BY vec <op> $n LIMIT k`` over one table (any WHERE; the
+query vector a parameter or a literal) is
 matched once per statement (:func:`vector_plan`); running it refreshes the
 column's :class:`~loomdb.engine.vectors.VectorCache`, lets the engine
 evaluate the WHERE through the branch view, ranks in NumPy and fetches the
@@ -30,7 +31,7 @@ def vector_plan(session: Session, key: str, tree: exp.Expression) -> VectorPlan 
     plan = None
     found = match_top_k(tree, session.schemas())
     if found is not None:
-        schema, alias, column, op, param, limit, offset = found
+        schema, alias, column, op, query, limit, offset = found
         filter_sql = None
         where = tree.args.get("where")
         if where is not None:
@@ -42,8 +43,18 @@ def vector_plan(session: Session, key: str, tree: exp.Expression) -> VectorPlan 
         for arg in ("where", "order", "limit", "offset"):
             fetch.set(arg, None)
         fetch_sql = session.compile(fetch, key=(key, "vector-fetch"), vid_alias=alias)
+        param, text = (query, None) if isinstance(query, int) else (0, query)
         plan = VectorPlan(
-            schema.physical, column.phys, column.type.dim, op, param, limit, offset, filter_sql, fetch_sql
+            schema.physical,
+            column.phys,
+            column.type.dim,
+            op,
+            param,
+            limit,
+            offset,
+            filter_sql,
+            fetch_sql,
+            text,
         )
     plans[cache_key] = plan
     return plan
@@ -56,9 +67,12 @@ def vector_select(session: Session, plan: VectorPlan, values: list[Any]) -> Curs
     if cache is None:
         cache = VectorCache(plan.physical, plan.phys, plan.dim)
         store.vector_caches[(plan.physical, plan.phys)] = cache
-    if plan.query_param > len(values):
+    if plan.query_text is not None:
+        query = query_vector(_literal_vector(plan.query_text), plan.dim)
+    elif plan.query_param > len(values):
         raise errors.ProgrammingError(f"no value for parameter ${plan.query_param}")
-    query = query_vector(values[plan.query_param - 1], plan.dim)
+    else:
+        query = query_vector(values[plan.query_param - 1], plan.dim)
     store.backend.set_statement_time(None)
     # One read transaction: the cache refresh, the filter and the fetch
     # must see the same committed state, or a concurrent writer could
@@ -68,6 +82,14 @@ def vector_select(session: Session, plan: VectorPlan, values: list[Any]) -> Curs
         return _top(session, plan, cache, query, values)
     finally:
         store.backend.rollback()
+
+
+def _literal_vector(text: str) -> Any:
+    """A vector literal's elements (22P02, as pgvector's input, when it is none)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise errors.DataError(f'invalid input syntax for type vector: "{text}"', sqlstate="22P02") from None
 
 
 def _top(

@@ -2,7 +2,7 @@
 
 ``SELECT ... FROM t [WHERE ...] ORDER BY embedding <op> %s LIMIT k`` is the
 agent's "which earlier step looked like this one?". SQLite can answer it
-(sqlite-vec computes every distance), but a matrix product over a float32
+(a SQL function computes every distance), but a matrix product over a float32
 matrix already in memory is an order of magnitude faster. Each
 :class:`VectorCache` holds every committed version of one VECTOR column of
 one physical table:
@@ -30,6 +30,7 @@ import numpy as np
 from sqlglot import exp
 
 from .. import errors
+from ..backend import pgvector_math
 from ..backend.protocol import Backend
 from ..catalog import TableSchema
 from ..layout import INF_SEQ
@@ -37,6 +38,8 @@ from ..sql.compile import Compiled, table_key
 from ..versioning.lineage import Lineage
 
 BLOCK = 4096
+#: The rank of a NaN distance: after every number, before the rows without a vector (infinite).
+_NAN_RANK = float(np.finfo(np.float64).max)
 
 
 class VectorCache:
@@ -193,14 +196,16 @@ class VectorCache:
         if len(candidates) == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64)
         dist = self.scores(query, op, candidates)
-        # Rows without a vector have no distance: last, in insertion order (as on the SQL path).
-        dist = np.where(np.isnan(dist) | ~self._present[candidates], np.inf, dist)
+        # Rows without a vector have no distance: last, in insertion order (as on the SQL path);
+        # a NaN distance (a zero vector's cosine) sorts before them, as PostgreSQL sorts NaN.
+        dist = np.where(np.isnan(dist), _NAN_RANK, dist)
+        dist = np.where(self._present[candidates], dist, np.inf)
         if k < len(candidates):
             part = np.argpartition(dist, k - 1)[:k]
             cut = dist[part].max()
             # Everything within float32 error of the k-th distance is ranked again exactly.
             chosen = np.flatnonzero(
-                dist <= cut + 1e-4 * max(1.0, abs(cut)) if np.isfinite(cut) else dist <= cut
+                dist <= cut + 1e-4 * max(1.0, abs(cut)) if cut < _NAN_RANK else dist <= cut
             )
         else:
             chosen = np.arange(len(candidates))
@@ -210,18 +215,18 @@ class VectorCache:
         return self._meta[picked[order], 0]
 
     def _exact(self, query: np.ndarray, op: str, index: np.ndarray, approx: np.ndarray) -> np.ndarray:
-        """Distances of a few versions in float64 (rows without a vector stay infinite)."""
-        rows = self._gather(index).astype(np.float64)
-        q = query.astype(np.float64)
-        dots = rows @ q
-        if op == "ip":
-            dist = -dots
-        elif op == "cosine":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                dist = 1.0 - dots / (np.linalg.norm(rows, axis=1) * np.linalg.norm(q))
-        else:
-            dist = np.linalg.norm(rows - q, axis=1)
-        return np.where(np.isinf(approx) | np.isnan(dist), np.inf, dist)
+        """pgvector's distances of a few versions, to the bit (see
+        :mod:`loomdb.backend.pgvector_math`); recorded for the SQL functions that
+        return them. A NaN (the cosine distance of a zero vector) sorts after
+        every number, as in PostgreSQL; rows without a vector stay infinite, last."""
+        rows = self._gather(index)
+        present = ~np.isinf(approx)
+        dist = np.full(len(index), np.inf)
+        if present.any():
+            exact = pgvector_math.distances(op, rows[present], query)
+            pgvector_math.remember(op, rows[present], query, exact)
+            dist[present] = np.where(np.isnan(exact), _NAN_RANK, exact)
+        return dist
 
 
 @dataclass(frozen=True)
@@ -232,20 +237,22 @@ class VectorPlan:
     phys: str  # the VECTOR column's physical name
     dim: int
     op: str  # "l2", "cosine", "ip"
-    query_param: int  # $n holding the query vector
+    query_param: int  # $n holding the query vector (0: a literal, ``query_text``)
     limit: int
     offset: int
     filter_sql: Compiled | None  # SELECT _loom_vid, ... FROM t WHERE ... (None: no filter)
     fetch_sql: Compiled  # the projections for listed version ids, vid last
+    query_text: str | None = None  # the query vector written as a literal ('[1,0,0]')
 
 
 _OPERATORS = {"Distance": "l2", "CosineDistance": "cosine", "NegativeInnerProduct": "ip"}
 
 
 def match_top_k(tree: exp.Expression, schemas: dict[str, TableSchema]) -> tuple[Any, ...] | None:
-    """``(schema, alias, column, op, $n, limit, offset)`` when ``tree`` is a top-k
+    """``(schema, alias, column, op, query, limit, offset)`` when ``tree`` is a top-k
     query over one table ordered by a vector operator between a VECTOR column
-    and a parameter; None otherwise (the SQL path answers it)."""
+    and a parameter (``query`` its number) or a vector literal (``query`` its
+    text); None otherwise (the SQL path answers it)."""
     if not isinstance(tree, exp.Select):
         return None
     if any(tree.args.get(a) for a in ("joins", "group", "having", "distinct", "with_", "with", "laterals")):
@@ -259,8 +266,8 @@ def match_top_k(tree: exp.Expression, schemas: dict[str, TableSchema]) -> tuple[
         return None
     sides = [ordered.this.this, ordered.this.expression]
     columns = [s for s in sides if isinstance(s, exp.Column)]
-    params = [s for s in sides if isinstance(s, exp.Parameter)]
-    if len(columns) != 1 or len(params) != 1:
+    queries = [q for q in (_query_side(s) for s in sides) if q is not None]
+    if len(columns) != 1 or len(queries) != 1:
         return None
     source = tree.args.get("from_") or tree.args.get("from")
     if (
@@ -281,7 +288,19 @@ def match_top_k(tree: exp.Expression, schemas: dict[str, TableSchema]) -> tuple[
     offset = _integer(offset_node.expression) if offset_node is not None else 0
     if count is None or offset is None:
         return None
-    return schema, table.alias_or_name, column, op, int(params[0].this.name), count, offset
+    return schema, table.alias_or_name, column, op, queries[0], count, offset
+
+
+def _query_side(node: exp.Expression) -> int | str | None:
+    """The query vector side of a distance: ``$n`` (its number) or a vector
+    literal (its text, cast to vector or not); None for anything else."""
+    if isinstance(node, exp.Parameter):
+        return int(node.this.name)
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.VECTOR and not node.to.expressions:
+        node = node.this
+    if isinstance(node, exp.Literal) and node.is_string and node.this.lstrip().startswith("["):
+        return str(node.this)
+    return None
 
 
 def _integer(node: exp.Expression | None) -> int | None:

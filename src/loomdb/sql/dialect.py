@@ -38,11 +38,16 @@ class NegativeInnerProduct(exp.Expression, exp.Binary):
     """pgvector's ``a <#> b``: the negative inner product."""
 
 
+class L1Distance(exp.Expression, exp.Binary):
+    """pgvector's ``a <+> b``: the L1 (taxicab) distance."""
+
+
 # Token types sqlglot does not use for PostgreSQL; they carry pgvector's operators.
 _COSINE_TOKEN = TokenType.NULLSAFE_EQ
 _INNER_TOKEN = TokenType.DOTCARET
+_L1_TOKEN = TokenType.COLON_GT
 
-VECTOR_OPERATORS = (exp.Distance, CosineDistance, NegativeInnerProduct)
+VECTOR_OPERATORS = (exp.Distance, CosineDistance, NegativeInnerProduct, L1Distance)
 
 #: The meta key of the function name as written (``substr``, ``strpos``, ``mod``): sqlglot
 #: reads many names into one node (``substr`` and ``substring`` are both ``Substring``),
@@ -84,6 +89,7 @@ class LoomPostgresParser(PostgresParser):
         TokenType.LR_ARROW: exp.Distance,
         _COSINE_TOKEN: CosineDistance,
         _INNER_TOKEN: NegativeInnerProduct,
+        _L1_TOKEN: L1Distance,
     }
 
 
@@ -94,6 +100,7 @@ class LoomPostgresGenerator(PostgresGenerator):
         **PostgresGenerator.TRANSFORMS,
         CosineDistance: lambda self, e: self.binary(e, "<=>"),
         NegativeInnerProduct: lambda self, e: self.binary(e, "<#>"),
+        L1Distance: lambda self, e: self.binary(e, "<+>"),
     }
 
     def function_name(self, expression: exp.Func) -> str:
@@ -117,9 +124,18 @@ def _arg_type(e: exp.Expression) -> Any:
 
 
 def _annotate_avg(self: Any, e: exp.Avg) -> exp.Avg:
-    """avg: numeric for integers and numerics, double precision otherwise."""
+    """avg: numeric for integers and numerics, a vector for vectors, double precision otherwise."""
     kind = _arg_type(e)
+    if kind == _D.VECTOR:
+        self._set_type(e, e.this.type)
+        return e
     self._set_type(e, _D.DECIMAL if kind in _INTEGERS or kind == _D.DECIMAL else _D.DOUBLE)
+    return e
+
+
+def _annotate_distance(self: Any, e: exp.Expression) -> exp.Expression:
+    """pgvector's distances are double precision."""
+    self._set_type(e, _D.DOUBLE)
     return e
 
 
@@ -142,6 +158,9 @@ def _annotate_arithmetic(self: Any, e: exp.Binary) -> exp.Binary:
     float48 operators), where sqlglot would say real."""
     self._annotate_binary(e)
     kinds = {side.type.this if side.type else None for side in (e.left, e.right)}
+    if _D.VECTOR in kinds:  # pgvector's element-wise + - * give a vector
+        self._set_type(e, next(s.type for s in (e.left, e.right) if s.type and s.type.this == _D.VECTOR))
+        return e
     if e.type is not None and e.type.this == _D.FLOAT and kinds != {_D.FLOAT}:
         self._set_type(e, _D.DOUBLE)
     elif kinds & {_D.FLOAT, _D.DOUBLE} and kinds & ({_D.DECIMAL} | _INTEGERS):
@@ -179,16 +198,18 @@ class LoomPostgres(Postgres):
         exp.Avg: {"annotator": _annotate_avg},
         exp.Sum: {"annotator": _annotate_sum},
         exp.Round: {"annotator": _annotate_round},
+        **{op: {"annotator": _annotate_distance} for op in (*VECTOR_OPERATORS, exp.CosineDistance)},
         **{op: {"annotator": _annotate_arithmetic} for op in _ARITHMETIC},
     }
 
     class Tokenizer(Postgres.Tokenizer):
-        """PostgreSQL's tokens plus pgvector's ``<=>`` and ``<#>``."""
+        """PostgreSQL's tokens plus pgvector's ``<=>``, ``<#>`` and ``<+>``."""
 
         KEYWORDS = {
             **Postgres.Tokenizer.KEYWORDS,
             "<=>": _COSINE_TOKEN,
             "<#>": _INNER_TOKEN,
+            "<+>": _L1_TOKEN,
         }
 
     Parser = LoomPostgresParser

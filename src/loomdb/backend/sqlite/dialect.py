@@ -1,13 +1,13 @@
 """The SQL the SQLite engine runs: loomdb's PostgreSQL, written for SQLite.
 
-pgvector's operators become sqlite-vec's distance functions (NULL-safe, as
-in PostgreSQL); JSONB containment, NOW(), casts to types SQLite lacks and a
+pgvector's operators, casts and functions become calls of pgvector's exact
+arithmetic (:mod:`.vector_dialect`); JSONB containment, NOW(), casts to types SQLite lacks and a
 few PostgreSQL functions become calls of the functions in :mod:`.functions`
 or of SQLite's JSON functions; parameters stay ``?n``.
 
 >>> from loomdb.sql.dialect import parse
 >>> parse("SELECT id FROM t ORDER BY e <=> $1 LIMIT 5").sql(dialect=LoomSQLite)
-'SELECT id FROM t ORDER BY (CASE WHEN e IS NULL OR ?1 IS NULL THEN NULL ELSE vec_distance_cosine(e, ?1) END) LIMIT 5'
+'SELECT id FROM t ORDER BY LOOM_COSINE_RANK(e, ?1) LIMIT 5'
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
 from ...errors import NotSupportedError
-from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
 from .functions import NUMERIC_COLLATION
 from .query_dialect import rewrite_queries
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
+from .vector_dialect import VECTOR_TRANSFORMS, vector_aggregate, vector_arithmetic, vector_call, vector_cast
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -41,24 +41,11 @@ def _func(name: str) -> _Transform:
     return generate
 
 
-def _null_safe(name: str) -> _Transform:
-    """A distance operator as ``name(a, b)``, NULL when either side is NULL:
-    sqlite-vec raises on a NULL vector, PostgreSQL's distance of NULL is NULL."""
-
-    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """The NULL-safe call."""
-        a, b = self.sql(e.this), self.sql(e.expression)
-        return f"(CASE WHEN {a} IS NULL OR {b} IS NULL THEN NULL ELSE {name}({a}, {b}) END)"
-
-    return generate
-
-
 # Casts whose SQLite spelling would lose the PostgreSQL meaning.
 _CAST_FUNCTIONS = {
     exp.DataType.Type.JSON: None,  # stored as JSON text already: the cast is a no-op
     exp.DataType.Type.JSONB: "loom_jsonb",  # to jsonb's normal form, so equal values compare equal
     exp.DataType.Type.UUID: None,
-    exp.DataType.Type.VECTOR: "vec_f32",
     exp.DataType.Type.TIMESTAMP: "loom_timestamp",
     exp.DataType.Type.TIMESTAMPTZ: "loom_timestamp",
     exp.DataType.Type.DATE: "loom_date",
@@ -97,6 +84,9 @@ def _int_cast_mode(value: exp.Expr) -> str:
 def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
     kind = e.to.this
+    vector = vector_cast(self, e)
+    if vector is not None:
+        return vector
     numeric = _numeric_cast(self, e)
     if numeric is not None:
         return numeric
@@ -109,7 +99,6 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
 
 
 _RENAMED_FUNCTIONS = {
-    "L2_DISTANCE": "vec_distance_l2",
     "JSONB_ARRAY_LENGTH": "json_array_length",
     "JSONB_BUILD_OBJECT": "json_object",
     "JSON_BUILD_OBJECT": "json_object",
@@ -118,9 +107,6 @@ _RENAMED_FUNCTIONS = {
     "JSONB_AGG": "json_group_array",
     "JSONB_OBJECT_AGG": "json_group_object",
     "JSON_OBJECT_AGG": "json_group_object",
-    "INNER_PRODUCT": "loom_inner_product",
-    "VECTOR_DIMS": "vec_length",
-    "VECTOR_NORM": "loom_vector_norm",
 }
 
 
@@ -130,7 +116,7 @@ def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     upper = str(e.this).upper()
     if upper in STRING_CALLS:
         return STRING_CALLS[upper](self, e)
-    name = _RENAMED_FUNCTIONS.get(upper)
+    name = _RENAMED_FUNCTIONS.get(upper) or vector_call(upper)
     if name is None:
         check_function(str(e.this))
         return self.anonymous_sql(e)
@@ -198,7 +184,11 @@ def _checked_divisor(op: str) -> Callable[[SQLiteGenerator, exp.Binary], str]:
 
 
 def _minus(self: SQLiteGenerator, e: exp.Sub) -> str:
-    """``-``: jsonb's deletion of a key or element when the left side is jsonb."""
+    """``-``: jsonb's deletion of a key or element when the left side is jsonb,
+    pgvector's element-wise difference between vectors."""
+    vector = vector_arithmetic(self, e)
+    if vector is not None:
+        return vector
     if is_json(e.this):
         return self.func("loom_jsonb_delete", e.this, e.expression)
     return self.binary(e, "-")
@@ -332,6 +322,9 @@ def _numeric_aggregate(name: str, native: str) -> _Transform:
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
         """The exact aggregate (numeric text compared as numbers) or SQLite's own."""
+        vector = vector_aggregate(self, e)
+        if vector is not None:
+            return vector
         arg = e.this
         inner = arg.expressions[0] if isinstance(arg, exp.Distinct) and arg.expressions else arg
         kind = inner.type.this if isinstance(inner, exp.Expression) and inner.type else None
@@ -364,16 +357,13 @@ class LoomSQLiteGenerator(SQLiteGenerator):
 
     TRANSFORMS = {
         **SQLiteGenerator.TRANSFORMS,
-        exp.Distance: _null_safe("vec_distance_l2"),
-        CosineDistance: _null_safe("vec_distance_cosine"),
-        NegativeInnerProduct: _func("loom_negative_inner_product"),
+        **VECTOR_TRANSFORMS,
         exp.ArrayContainsAll: _func("loom_jsonb_contains"),
         exp.ArrayContainedBy: _func("loom_jsonb_contained"),
         exp.CurrentTimestamp: lambda self, e: "loom_now()",
         exp.ILike: lambda self, e: f"LOWER({self.sql(e.this)}) LIKE LOWER({self.sql(e.expression)})",
         exp.Cast: _cast,
         exp.Uuid: lambda self, e: "gen_random_uuid()",
-        exp.CosineDistance: _null_safe("vec_distance_cosine"),
         exp.JSONBExtract: lambda self, e: f"({self.sql(e.this)} -> {_json_path(self, e.expression)})",
         exp.JSONBExtractScalar: lambda self, e: (
             f"CAST(({self.sql(e.this)} ->> {_json_path(self, e.expression)}) AS TEXT)"

@@ -16,7 +16,6 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import apsw
-import numpy as np
 import sqlite_vec
 
 from ... import errors
@@ -24,6 +23,7 @@ from ...types import dump_json, load_json
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
 from .ordered_set_functions import ORDERED_SET_AGGREGATES
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
+from .vector_functions import VECTOR_AGGREGATES, VECTOR_FUNCTIONS
 
 if TYPE_CHECKING:
     from apsw import SQLiteValue
@@ -199,37 +199,6 @@ def _contained(a: Any, b: Any) -> int | None:
     return _contains(b, a)
 
 
-def _as_vector(value: Any) -> np.ndarray:
-    """A stored vector (float32 bytes or JSON text) as a numpy array; DataError otherwise."""
-    if isinstance(value, bytes):
-        return np.frombuffer(value, dtype="<f4")
-    if isinstance(value, str):
-        return np.asarray(load_json(value), dtype=np.float32)
-    raise errors.DataError(f"expected a vector, got {type(value).__name__}")
-
-
-def inner_product(a: Any, b: Any) -> float | None:
-    """pgvector's ``inner_product(a, b)``: NULL for a NULL side, DataError for
-    vectors of different dimensions."""
-    if a is None or b is None:
-        return None
-    x, y = _as_vector(a), _as_vector(b)
-    if x.shape != y.shape:
-        raise errors.DataError(f"different vector dimensions {x.shape[0]} and {y.shape[0]}", sqlstate="22000")
-    return float(np.dot(x.astype(np.float64), y.astype(np.float64)))
-
-
-def _negative_inner_product(a: Any, b: Any) -> float | None:
-    """pgvector's ``a <#> b``."""
-    product = inner_product(a, b)
-    return None if product is None else -product
-
-
-def _vector_norm(a: Any) -> float | None:
-    """pgvector's ``vector_norm(a)`` (Euclidean), NULL for NULL."""
-    return None if a is None else float(np.linalg.norm(_as_vector(a).astype(np.float64)))
-
-
 def _decimal_key(text: str) -> Decimal | None:
     """``text`` as a Decimal, or None when it is not a number."""
     try:
@@ -269,7 +238,7 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     _scalar(conn, "loom_cardinality_violation", _cardinality_violation, 0, deterministic=False)
     for name, function, nargs in FUNCTIONS:
         _scalar(conn, name, function, nargs, deterministic=True)
-    for name, factory in STRING_AGGREGATES + ORDERED_SET_AGGREGATES:
+    for name, factory in (*STRING_AGGREGATES, *ORDERED_SET_AGGREGATES, *VECTOR_AGGREGATES):
         conn.create_aggregate_function(name, factory)
     for name, window, nargs in NUMERIC_AGGREGATES:
         conn.create_window_function(name, window, nargs)
@@ -280,9 +249,6 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
 FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_jsonb_contains", _contains, 2),
     ("loom_jsonb_contained", _contained, 2),
-    ("loom_inner_product", inner_product, 2),
-    ("loom_negative_inner_product", _negative_inner_product, 2),
-    ("loom_vector_norm", _vector_norm, 1),
     ("loom_jsonb", _jsonb, 1),
     ("loom_int2", _to_int(16), 2),
     ("loom_int4", _to_int(32), 2),
@@ -300,6 +266,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     *NUMERIC_FUNCTIONS,
 )
 FUNCTIONS += STRING_FUNCTIONS  # PostgreSQL's string functions (see their section)
+FUNCTIONS += VECTOR_FUNCTIONS  # pgvector's (see vector_functions)
 
 
 @functools.cache
@@ -324,6 +291,7 @@ REGISTERED = frozenset(
         *(f[0] for f in FUNCTIONS),
         *(a[0] for a in STRING_AGGREGATES),
         *(a[0] for a in ORDERED_SET_AGGREGATES),
+        *(a[0] for a in VECTOR_AGGREGATES),
         *(a[0] for a in NUMERIC_AGGREGATES),
     }
 )

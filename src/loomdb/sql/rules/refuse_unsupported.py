@@ -41,11 +41,31 @@ UNSUPPORTED: dict[type, str] = {
 }
 
 
+#: pgvector's types other than vector, and its functions over them (loomdb has vector only).
+PGVECTOR_OTHER_TYPES = frozenset({"halfvec", "sparsevec"})
+PGVECTOR_OTHER_FUNCTIONS = frozenset({"binary_quantize", "hamming_distance", "jaccard_distance"})
+
+
+def _refuse_pgvector_other(node: exp.Expression) -> None:
+    """NotSupportedError for pgvector's halfvec, sparsevec and bit-vector constructs."""
+    if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.USERDEFINED:
+        kind = node.args.get("kind")
+        name = kind.name.lower() if isinstance(kind, exp.Identifier) else ""
+        if name in PGVECTOR_OTHER_TYPES:
+            raise NotSupportedError(f"pgvector's {name} type is not supported by loomdb (vector only)")
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() in PGVECTOR_OTHER_FUNCTIONS:
+        raise NotSupportedError(
+            f"{str(node.this).lower()}() is not supported by loomdb (pgvector's bit vectors)"
+        )
+
+
 def refuse_unsupported(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Return ``tree`` unchanged, or raise NotSupportedError naming the first
-    construct of :data:`UNSUPPORTED` (or ``DISTINCT ON``) found in it.
+    construct of :data:`UNSUPPORTED` (or ``DISTINCT ON``, or one of pgvector's
+    types other than vector) found in it.
     """
     for node in tree.walk():
+        _refuse_pgvector_other(node)
         label = UNSUPPORTED.get(type(node))
         if label is not None:
             raise NotSupportedError(f"{label} is not supported by loomdb")

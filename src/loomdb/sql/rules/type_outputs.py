@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ...types import JSON_ANY, ColumnType
+from ...types import JSON_ANY, VECTOR_ANY, ColumnType
 from ..tree import column_type_of, is_json, is_jsonb_concat, projections
 from .context import TYPES, Context
 
@@ -48,6 +48,8 @@ JSON_FUNCTIONS = frozenset(
         "to_jsonb",
     }
 )
+#: pgvector's functions whose result is a vector, by lower-case name.
+VECTOR_FUNCTIONS = frozenset({"l2_normalize", "subvector"})
 #: The JSON-building aggregates sqlglot parses into nodes of their own.
 _JSON_NODES = (exp.JSONArrayAgg, exp.JSONBObjectAgg, exp.JSONObjectAgg, exp.JSONObject, exp.JSONArray)
 
@@ -75,6 +77,8 @@ def _output_type(node: exp.Expression) -> ColumnType | None:
         return JSON_ANY
     if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in JSON_FUNCTIONS:
         return JSON_ANY
+    if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in VECTOR_FUNCTIONS:
+        return VECTOR_ANY
     if is_jsonb_concat(inner) or (isinstance(inner, exp.Sub) and is_json(inner.this)):
         return JSON_ANY
     if isinstance(inner, (exp.JSONExtractScalar, exp.JSONBExtractScalar)):

@@ -21,7 +21,16 @@ from ..tree import column_type_of
 from .context import PARAM_TYPES, Context
 
 # The functions of pgvector whose parameters are vectors.
-_VECTOR_FUNCTIONS = ("l2_distance", "inner_product", "vector_dims", "vector_norm")
+_VECTOR_FUNCTIONS = (
+    "l2_distance",
+    "inner_product",
+    "cosine_distance",
+    "l1_distance",
+    "vector_dims",
+    "vector_norm",
+    "l2_normalize",
+    "subvector",
+)
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between, exp.In)
 
@@ -45,6 +54,9 @@ def _parameter_type(param: exp.Parameter) -> ColumnType | None:
     parent = param.parent
     while isinstance(parent, exp.Paren):
         parent = parent.parent
+    if isinstance(parent, exp.Anonymous) and str(parent.this).lower() == "subvector":
+        # subvector(vector, start, count): only the first argument is a vector
+        return VECTOR_ANY if parent.expressions and parent.expressions[0] is param else None
     if isinstance(parent, (VECTOR_OPERATORS, exp.CosineDistance)) or (
         isinstance(parent, exp.Anonymous) and str(parent.this).lower() in _VECTOR_FUNCTIONS
     ):
