@@ -15,16 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import arrow_json_extract_sql
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
-from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
 from .functions import NUMERIC_COLLATION
+from .json_dialect import JSON_CALLS, JSON_TRANSFORMS
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
@@ -99,6 +98,8 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     numeric = _numeric_cast(self, e)
     if numeric is not None:
         return numeric
+    if kind in _TEXT_TYPES and is_json(e.this):
+        return self.func("loom_jsonb_text", e.this)  # PostgreSQL's text form of jsonb
     if kind in _INT_CASTS:
         return self.func(_INT_CASTS[kind], e.this, exp.Literal.string(_int_cast_mode(e.this)))
     if kind in _CAST_FUNCTIONS:
@@ -109,14 +110,6 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
 
 _RENAMED_FUNCTIONS = {
     "L2_DISTANCE": "vec_distance_l2",
-    "JSONB_ARRAY_LENGTH": "json_array_length",
-    "JSONB_BUILD_OBJECT": "json_object",
-    "JSON_BUILD_OBJECT": "json_object",
-    "JSONB_BUILD_ARRAY": "json_array",
-    "JSON_BUILD_ARRAY": "json_array",
-    "JSONB_AGG": "json_group_array",
-    "JSONB_OBJECT_AGG": "json_group_object",
-    "JSON_OBJECT_AGG": "json_group_object",
     "INNER_PRODUCT": "loom_inner_product",
     "VECTOR_DIMS": "vec_length",
     "VECTOR_NORM": "loom_vector_norm",
@@ -129,47 +122,13 @@ def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     upper = str(e.this).upper()
     if upper in STRING_CALLS:
         return STRING_CALLS[upper](self, e)
+    if upper in JSON_CALLS:
+        return JSON_CALLS[upper](self, e)
     name = _RENAMED_FUNCTIONS.get(upper)
     if name is None:
         check_function(str(e.this))
         return self.anonymous_sql(e)
     return self.func(name, *e.expressions)
-
-
-def _json_path(self: SQLiteGenerator, path: exp.Expr) -> str:
-    """PostgreSQL's text-array path '{a,0,b}' as a SQLite JSON path '$.a[0].b'
-    (NotSupportedError for a path that is not a constant)."""
-    if not isinstance(path, exp.Literal) or not path.is_string:
-        raise NotSupportedError("#> and #>> need a constant path such as '{a,b}'")
-    out = "$"
-    for part in path.this.strip("{}").split(","):
-        part = part.strip().strip('"')
-        out += f"[{part}]" if part.lstrip("-").isdigit() else '."' + part.replace('"', '\\"') + '"'
-    return self.sql(exp.Literal.string(out))
-
-
-def _json_text(self: SQLiteGenerator, e: exp.JSONExtractScalar) -> str:
-    """``->>`` returns text in PostgreSQL: numbers as their digits, booleans as true/false."""
-    inner = arrow_json_extract_sql(self, e)
-    doc = self.sql(e.this)
-    path = self.sql(e.expression)
-    if not isinstance(e.expression, exp.JSONPath):
-        # A key or index given at run time (a parameter): ->> takes it as is,
-        # json_type needs it as a path.
-        path = f"(CASE WHEN typeof({path}) = 'integer' THEN '$[' || {path} || ']' ELSE '$.\"' || {path} || '\"' END)"
-    return (
-        f"(CASE json_type({doc}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
-        f" ELSE CAST({inner} AS TEXT) END)"
-    )
-
-
-def _has_key(self: SQLiteGenerator, e: exp.Expr) -> str:
-    """jsonb's ``doc ? key``: whether the top-level object has ``key``."""
-    key = e.expression
-    if isinstance(key, exp.Literal):
-        path = exp.Literal.string('$."' + key.this.replace('"', '\\"') + '"')
-        return f"(json_type({self.sql(e.this)}, {self.sql(path)}) IS NOT NULL)"
-    return f"(json_type({self.sql(e.this)}, '$.\"' || {self.sql(key)} || '\"') IS NOT NULL)"
 
 
 def _concat(self: SQLiteGenerator, e: exp.DPipe) -> str:
@@ -201,11 +160,6 @@ def _minus(self: SQLiteGenerator, e: exp.Sub) -> str:
     if is_json(e.this):
         return self.func("loom_jsonb_delete", e.this, e.expression)
     return self.binary(e, "-")
-
-
-def _object_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
-    """``json[b]_object_agg(key, value)`` as SQLite's ``json_group_object``."""
-    return self.func("json_group_object", e.this, e.expression)
 
 
 _TIME_TYPES = {
@@ -365,28 +319,19 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Distance: _null_safe("vec_distance_l2"),
         CosineDistance: _null_safe("vec_distance_cosine"),
         NegativeInnerProduct: _func("loom_negative_inner_product"),
-        exp.ArrayContainsAll: _func("loom_jsonb_contains"),
-        exp.ArrayContainedBy: _func("loom_jsonb_contained"),
         exp.CurrentTimestamp: lambda self, e: "loom_now()",
         exp.ILike: lambda self, e: f"LOWER({self.sql(e.this)}) LIKE LOWER({self.sql(e.expression)})",
         exp.Cast: _cast,
         exp.Uuid: lambda self, e: "gen_random_uuid()",
         exp.CosineDistance: _null_safe("vec_distance_cosine"),
-        exp.JSONBExtract: lambda self, e: f"({self.sql(e.this)} -> {_json_path(self, e.expression)})",
-        exp.JSONBExtractScalar: lambda self, e: (
-            f"CAST(({self.sql(e.this)} ->> {_json_path(self, e.expression)}) AS TEXT)"
-        ),
-        exp.JSONExtractScalar: _json_text,
-        exp.JSONBContainsTopKey: _has_key,
         exp.Anonymous: _anonymous,
         exp.Parameter: lambda self, e: f"?{e.this.name}",
         exp.DPipe: _concat,
         exp.Div: _checked_divisor("/"),
         exp.Mod: _checked_divisor("%"),
         exp.Sub: _minus,
-        exp.JSONBObjectAgg: _object_agg,
-        exp.JSONObjectAgg: _object_agg,
         **STRING_TRANSFORMS,
+        **JSON_TRANSFORMS,
         exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
         exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),
         exp.Window: _window,

@@ -20,7 +20,8 @@ import numpy as np
 import sqlite_vec
 
 from ... import errors
-from ...types import dump_json, load_json
+from ...types import load_json
+from .json_functions import JSON_FUNCTIONS
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
 
@@ -29,79 +30,6 @@ if TYPE_CHECKING:
 
 #: The collation of NUMERIC columns (stored as decimal text, compared as numbers).
 NUMERIC_COLLATION = "loom_numeric"
-
-
-def jsonb_contains(left: Any, right: Any) -> bool:
-    """PostgreSQL's jsonb ``left @> right`` over parsed JSON values."""
-    if isinstance(left, dict):
-        return isinstance(right, dict) and all(
-            key in left and jsonb_contains(left[key], value) for key, value in right.items()
-        )
-    if isinstance(left, list):
-        if isinstance(right, list):
-            return all(any(jsonb_contains(item, want) for item in left) for want in right)
-        # A top-level array contains a primitive equal to one of its elements.
-        return not isinstance(right, dict) and any(
-            item == right and type(item) is type(right) for item in left
-        )
-    return type(left) is type(right) and left == right
-
-
-def _as_json(value: Any) -> Any:
-    """A stored JSON value (text or bytes) parsed; anything else as it is."""
-    if isinstance(value, (str, bytes)):
-        return load_json(value)
-    return value
-
-
-def _jsonb(value: Any) -> str | None:
-    """``value::jsonb``: JSON text in jsonb's normal form (DataError for text that is not JSON)."""
-    return None if value is None else dump_json(_parse_jsonb(value))
-
-
-def _jsonb_concat(a: Any, b: Any) -> str | None:
-    """jsonb's ``a || b``: two objects merge (b's value wins for a shared key);
-    otherwise both sides, a non-array taken as a one-element array, are joined."""
-    if a is None or b is None:
-        return None
-    left, right = _parse_jsonb(a), _parse_jsonb(b)
-    if isinstance(left, dict) and isinstance(right, dict):
-        return dump_json({**left, **right})
-    items = (left if isinstance(left, list) else [left]) + (right if isinstance(right, list) else [right])
-    return dump_json(items)
-
-
-def _jsonb_delete(doc: Any, key: Any) -> str | None:
-    """jsonb's ``doc - key``: an object without ``key``, an array without the
-    string elements equal to ``key``, or (an integer ``key``) without that element."""
-    if doc is None or key is None:
-        return None
-    value = _parse_jsonb(doc)
-    if isinstance(key, int) and not isinstance(key, bool):
-        if not isinstance(value, list):
-            raise errors.DataError(
-                "cannot delete from object using integer index"
-                if isinstance(value, dict)
-                else "cannot delete from scalar",
-                sqlstate="22023",
-            )
-        index = key + len(value) if key < 0 else key
-        return dump_json([item for i, item in enumerate(value) if i != index])
-    if isinstance(value, dict):
-        return dump_json({k: v for k, v in value.items() if k != key})
-    if isinstance(value, list):
-        return dump_json([item for item in value if not (isinstance(item, str) and item == key)])
-    raise errors.DataError("cannot delete from scalar", sqlstate="22023")
-
-
-def _parse_jsonb(value: Any) -> Any:
-    """A jsonb operand parsed (DataError for text that is not JSON)."""
-    try:
-        return _as_json(value)
-    except ValueError:
-        raise errors.DataError(
-            f"invalid input syntax for type json: {str(value)[:80]!r}", sqlstate="22P02"
-        ) from None
 
 
 def _to_int(bits: int) -> Callable[[Any, str], int | None]:
@@ -148,16 +76,6 @@ def _divisor(value: Any, no_dividend: int) -> Any:
     if value == 0 and not no_dividend and not isinstance(value, (str, bytes)):
         raise errors.DataError("division by zero", sqlstate="22012")
     return value
-
-
-def _contains(a: Any, b: Any) -> int | None:
-    """``a @> b`` as SQL: NULL when either side is NULL, else 1 or 0."""
-    return None if a is None or b is None else int(jsonb_contains(_as_json(a), _as_json(b)))
-
-
-def _contained(a: Any, b: Any) -> int | None:
-    """``a <@ b`` as SQL (``b @> a``)."""
-    return _contains(b, a)
 
 
 def _as_vector(value: Any) -> np.ndarray:
@@ -237,24 +155,20 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
 
 #: The deterministic functions: (SQL name, function, number of arguments).
 FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
-    ("loom_jsonb_contains", _contains, 2),
-    ("loom_jsonb_contained", _contained, 2),
     ("loom_inner_product", inner_product, 2),
     ("loom_negative_inner_product", _negative_inner_product, 2),
     ("loom_vector_norm", _vector_norm, 1),
-    ("loom_jsonb", _jsonb, 1),
     ("loom_int2", _to_int(16), 2),
     ("loom_int4", _to_int(32), 2),
     ("loom_int8", _to_int(64), 2),
     ("loom_divisor", _divisor, 2),
-    ("loom_jsonb_concat", _jsonb_concat, 2),
-    ("loom_jsonb_delete", _jsonb_delete, 2),
     # Casts to types SQLite lacks (see the dialect's cast rules).
     ("loom_timestamp", cast_to("TIMESTAMP"), 1),
     ("loom_date", cast_to("DATE"), 1),
     ("loom_bool", cast_to("BOOLEAN"), 1),
     ("loom_numeric", cast_to("NUMERIC"), 1),
     *NUMERIC_FUNCTIONS,
+    *JSON_FUNCTIONS,
 )
 FUNCTIONS += STRING_FUNCTIONS  # PostgreSQL's string functions (see their section)
 

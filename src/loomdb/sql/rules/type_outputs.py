@@ -23,33 +23,8 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ...types import JSON_ANY, ColumnType
-from ..tree import column_type_of, is_json, is_jsonb_concat, projections
+from ..tree import JSON_FUNCTIONS, JSON_NODES, column_type_of, is_json, is_jsonb_concat, projections
 from .context import TYPES, Context
-
-#: PostgreSQL's functions whose result is json or jsonb (sqlglot parses them
-#: as anonymous calls), by lower-case name.
-JSON_FUNCTIONS = frozenset(
-    {
-        "array_to_json",
-        "json_build_array",
-        "json_build_object",
-        "json_object",
-        "json_strip_nulls",
-        "jsonb_agg",
-        "jsonb_build_array",
-        "jsonb_build_object",
-        "jsonb_insert",
-        "jsonb_object",
-        "jsonb_set",
-        "jsonb_set_lax",
-        "jsonb_strip_nulls",
-        "row_to_json",
-        "to_json",
-        "to_jsonb",
-    }
-)
-#: The JSON-building aggregates sqlglot parses into nodes of their own.
-_JSON_NODES = (exp.JSONArrayAgg, exp.JSONBObjectAgg, exp.JSONObjectAgg, exp.JSONObject, exp.JSONArray)
 
 
 def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -71,7 +46,7 @@ def _output_type(node: exp.Expression) -> ColumnType | None:
     inner = node.this if isinstance(node, exp.Alias) else node
     while isinstance(inner, exp.Paren):
         inner = inner.this
-    if isinstance(inner, (exp.JSONExtract, exp.JSONBExtract, *_JSON_NODES)):
+    if isinstance(inner, (exp.JSONExtract, exp.JSONBExtract, *JSON_NODES)):
         return JSON_ANY
     if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in JSON_FUNCTIONS:
         return JSON_ANY

@@ -1,0 +1,323 @@
+"""PostgreSQL's jsonb operators and functions, written for SQLite.
+
+Stored jsonb is compact JSON text; SQLite's JSON functions read it where
+their answer is PostgreSQL's (``->``, key lookups on objects, array lengths),
+and the functions of :mod:`.json_functions` do the rest: PostgreSQL's text
+form (``::text``, ``->>`` of a container), equality and containment by
+jsonb's rules, text-array paths (``#>``, ``jsonb_set``...), and the errors
+PostgreSQL raises. Values put into JSON keep their type: a jsonb value nests,
+a boolean is ``true``/``false`` (SQLite has only 0 and 1), a numeric keeps its digits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import arrow_json_extract_sql
+from sqlglot.generators.sqlite import SQLiteGenerator
+
+from ... import errors
+from ...errors import NotSupportedError
+from ...sql.tree import is_json, is_untyped
+
+_Transform = Callable[[SQLiteGenerator, Any], str]
+_T = exp.DataType.Type
+_INTEGERS = {_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT}
+_FLOATS = {_T.FLOAT, _T.DOUBLE}
+_TEXTS = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR, _T.UUID}
+_PG_TYPE_NAMES = {
+    _T.SMALLINT: "smallint",
+    _T.INT: "integer",
+    _T.BIGINT: "bigint",
+    _T.DECIMAL: "numeric",
+    _T.DOUBLE: "double precision",
+    _T.FLOAT: "real",
+    _T.TEXT: "text",
+    _T.VARCHAR: "character varying",
+    _T.BOOLEAN: "boolean",
+    _T.JSONB: "jsonb",
+    _T.JSON: "json",
+}
+
+
+def _kind(node: Any) -> Any:
+    dtype = node.type if isinstance(node, exp.Expression) else None
+    return None if dtype is None else dtype.this
+
+
+def _number_literal(node: exp.Expr) -> str | None:
+    """The text of a number literal (under parentheses and a minus), else None."""
+    sign = ""
+    while isinstance(node, (exp.Paren, exp.Neg)):
+        if isinstance(node, exp.Neg):
+            sign = "" if sign else "-"
+        node = node.this
+    if isinstance(node, exp.Literal) and node.is_number:
+        return sign + str(node.this)
+    return None
+
+
+def json_value(self: SQLiteGenerator, node: Any) -> str:
+    """``node`` as an argument of SQLite's JSON builders, so that it lands as
+    PostgreSQL puts it in JSON: jsonb nested, booleans as true/false, numeric
+    literals and NUMERIC values as numbers with their digits, others as they are."""
+    sql = self.sql(node)
+    kind = _kind(node)
+    literal = _number_literal(node)
+    if literal is not None:
+        return f"json({self.sql(exp.Literal.string(literal))})"
+    if is_json(node):
+        return f"json({sql})"
+    if kind == _T.BOOLEAN:
+        return f"(CASE WHEN {sql} IS NULL THEN NULL WHEN {sql} THEN json('true') ELSE json('false') END)"
+    if kind == _T.DECIMAL:
+        return f"json({sql})"
+    return sql
+
+
+def _to_jsonb(self: SQLiteGenerator, e: exp.Anonymous) -> str:
+    """``to_jsonb(x)``/``to_json(x)`` for text, numbers, booleans and JSON;
+    NotSupportedError for other types (their JSON text differs on SQLite)."""
+    name = str(e.this).lower()
+    if len(e.expressions) != 1:
+        raise errors.ProgrammingError(f"function {name}() takes one argument", sqlstate="42883")
+    arg = e.expressions[0]
+    kind = _kind(arg)
+    if (
+        _number_literal(arg) is not None
+        or is_json(arg)
+        or kind in (_T.BOOLEAN, _T.DECIMAL)
+        or kind in _INTEGERS
+        or kind in _TEXTS
+        or is_untyped(arg)
+    ):
+        return _json_of(self, arg)
+    raise NotSupportedError(
+        f"{name}() of {arg.type.sql() if isinstance(arg, exp.Expression) and arg.type else 'this type'}"
+        " is not supported by loomdb on SQLite"
+    )
+
+
+def _json_of(self: SQLiteGenerator, arg: exp.Expr) -> str:
+    """The JSON text of one value put into JSON (see :func:`json_value`)."""
+    return f"(json_array({json_value(self, arg)}) -> '$[0]')"
+
+
+def _builder(name: str, pairs: bool) -> _Transform:
+    """``json[b]_build_object``/``_array`` as SQLite's ``name`` over :func:`json_value` arguments."""
+
+    def generate(self: SQLiteGenerator, e: exp.Anonymous) -> str:
+        args = list(e.expressions)
+        if pairs and len(args) % 2:
+            raise errors.DataError("argument list must have even number of elements", sqlstate="22023")
+        out = []
+        for i, arg in enumerate(args):
+            if pairs and i % 2 == 0:
+                out.append(f"CAST({self.sql(arg)} AS TEXT)" if _kind(arg) not in _TEXTS else self.sql(arg))
+            else:
+                out.append(json_value(self, arg))
+        return f"{name}({', '.join(out)})"
+
+    return generate
+
+
+def _array_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``json[b]_agg(x [ORDER BY ...])`` as ``json_group_array`` of :func:`json_value`."""
+    arg = e.this if isinstance(e, exp.JSONArrayAgg) else e.expressions[0]
+    if isinstance(arg, exp.Order):
+        return f"json_group_array({json_value(self, arg.this)} {self.op_expressions('ORDER BY', arg, flat=True)})"
+    return f"json_group_array({json_value(self, arg)})"
+
+
+def _object_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``json[b]_object_agg(key, value)`` as SQLite's ``json_group_object``."""
+    key = e.this
+    key_sql = self.sql(key) if _kind(key) in _TEXTS else f"CAST({self.sql(key)} AS TEXT)"
+    return f"json_group_object({key_sql}, {json_value(self, e.expression)})"
+
+
+def _call(name: str) -> _Transform:
+    def generate(self: SQLiteGenerator, e: exp.Anonymous) -> str:
+        return self.func(name, *e.expressions)
+
+    return generate
+
+
+def _array_length(self: SQLiteGenerator, e: exp.Anonymous) -> str:
+    """``jsonb_array_length``: SQLite's for an array, the error PostgreSQL raises otherwise."""
+    doc = self.sql(e.expressions[0])
+    return (
+        f"(CASE WHEN json_type({doc}) = 'array' THEN json_array_length({doc})"
+        f" ELSE loom_jsonb_array_length({doc}) END)"
+    )
+
+
+def _typeof(self: SQLiteGenerator, e: exp.Anonymous) -> str:
+    """``jsonb_typeof``: SQLite's json_type in PostgreSQL's names."""
+    doc = self.sql(e.expressions[0])
+    return (
+        f"(CASE json_type({doc}) WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number'"
+        f" WHEN 'text' THEN 'string' WHEN 'true' THEN 'boolean' WHEN 'false' THEN 'boolean'"
+        f" ELSE json_type({doc}) END)"
+    )
+
+
+def _refuse_srf(self: SQLiteGenerator, e: exp.Anonymous) -> str:
+    name = str(e.this).lower()
+    raise NotSupportedError(
+        f"{name}() in the select list is not supported by loomdb on SQLite (use it in FROM: SELECT ... FROM {name}(...))"
+    )
+
+
+#: Anonymous calls (by upper-case name) the JSON rules write.
+JSON_CALLS: dict[str, _Transform] = {
+    "JSONB_SET": _call("loom_jsonb_set"),
+    "JSONB_INSERT": _call("loom_jsonb_insert"),
+    "JSONB_STRIP_NULLS": _call("loom_jsonb_strip_nulls"),
+    "JSON_STRIP_NULLS": _call("loom_jsonb_strip_nulls"),
+    "JSONB_ARRAY_LENGTH": _array_length,
+    "JSON_ARRAY_LENGTH": _array_length,
+    "JSONB_TYPEOF": _typeof,
+    "JSON_TYPEOF": _typeof,
+    "TO_JSONB": _to_jsonb,
+    "TO_JSON": _to_jsonb,
+    "JSONB_BUILD_OBJECT": _builder("json_object", pairs=True),
+    "JSON_BUILD_OBJECT": _builder("json_object", pairs=True),
+    "JSONB_BUILD_ARRAY": _builder("json_array", pairs=False),
+    "JSON_BUILD_ARRAY": _builder("json_array", pairs=False),
+    "JSONB_AGG": _array_agg,
+}
+
+
+# -- extraction ------------------------------------------------------------------------
+
+
+def _simple_path(path: exp.Expr) -> str | None:
+    """A constant text-array path of keys (no element a number, no quoting) as
+    a SQLite JSON path; None for any other path (taken by jsonb's own function)."""
+    if not (isinstance(path, exp.Literal) and path.is_string):
+        return None
+    body = path.this.strip()
+    if not (body.startswith("{") and body.endswith("}")):
+        return None
+    parts = [p.strip() for p in body[1:-1].split(",")]
+    out = "$"
+    for part in parts:
+        if (
+            not part
+            or part.lstrip("-").isdigit()
+            or any(c in part for c in '"\\{}.[]$ ')
+            or part.upper() == "NULL"
+        ):
+            return None
+        out += f'."{part}"'
+    return out
+
+
+def text_of(doc: str, path: str) -> str:
+    """``doc ->> path`` as PostgreSQL's text: a string unquoted, a boolean as
+    true/false, an integer's digits, containers and fractions as jsonb prints them."""
+    return (
+        f"(CASE json_type({doc}, {path}) WHEN 'text' THEN ({doc} ->> {path})"
+        f" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'integer' THEN ({doc} -> {path})"
+        f" WHEN 'null' THEN NULL WHEN NULL THEN NULL ELSE loom_jsonb_text({doc} -> {path}) END)"
+    )
+
+
+def _path_extract(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``doc #> path``."""
+    path = _simple_path(e.expression)
+    if path is None:
+        return self.func("loom_jsonb_extract_path", e.this, e.expression)
+    return f"({self.sql(e.this)} -> {self.sql(exp.Literal.string(path))})"
+
+
+def _path_extract_text(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``doc #>> path``."""
+    path = _simple_path(e.expression)
+    if path is None:
+        return self.func("loom_jsonb_extract_path_text", e.this, e.expression)
+    return text_of(self.sql(e.this), self.sql(exp.Literal.string(path)))
+
+
+def _arrow_text(self: SQLiteGenerator, e: exp.JSONExtractScalar) -> str:
+    """``doc ->> key`` (or index)."""
+    arrow_json_extract_sql(self, e)  # validates the path as sqlglot does
+    doc = self.sql(e.this)
+    path = self.sql(e.expression)
+    if not isinstance(e.expression, exp.JSONPath):
+        # A key or index given at run time (a parameter): as a JSON path.
+        path = f"(CASE WHEN typeof({path}) = 'integer' THEN '$[' || {path} || ']' ELSE '$.\"' || {path} || '\"' END)"
+    return text_of(doc, path)
+
+
+def _has_key(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """jsonb's ``doc ? key``: an object's key (SQLite's lookup for a plain key),
+    an array's string element, a string scalar equal to it; NULL for NULL."""
+    key = e.expression
+    doc = self.sql(e.this)
+    if isinstance(key, exp.Literal) and key.is_string and not any(c in key.this for c in '"\\'):
+        path = self.sql(exp.Literal.string('$."' + key.this + '"'))
+        return (
+            f"(CASE WHEN json_type({doc}) = 'object' THEN json_type({doc}, {path}) IS NOT NULL"
+            f" ELSE loom_jsonb_exists({doc}, {self.sql(key)}) END)"
+        )
+    return self.func("loom_jsonb_exists", e.this, key)
+
+
+def _is_jsonb_comparison(e: Any) -> bool:
+    a, b = e.this, e.expression
+    return (is_json(a) and (is_json(b) or is_untyped(b))) or (is_json(b) and is_untyped(a))
+
+
+def _equality(negate: bool) -> _Transform:
+    """``=``/``<>``: jsonb's equality (numbers by value) when a side is jsonb."""
+
+    def generate(self: SQLiteGenerator, e: Any) -> str:
+        if not _is_jsonb_comparison(e):
+            return self.neq_sql(e) if negate else self.eq_sql(e)
+        call = self.func("loom_jsonb_eq", e.this, e.expression)
+        return f"(NOT {call})" if negate else call
+
+    return generate
+
+
+def _type_name(node: Any) -> str:
+    if is_json(node):
+        return "jsonb"
+    if is_untyped(node):
+        return "unknown"
+    if _number_literal(node) is not None:
+        return "numeric" if "." in (_number_literal(node) or "") else "integer"
+    kind = _kind(node)
+    return _PG_TYPE_NAMES.get(kind, "unknown") if kind is not None else "unknown"
+
+
+def _plus(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``+``: ProgrammingError 42883 when a side is jsonb (PostgreSQL has no such operator)."""
+    assert isinstance(e, exp.Binary)
+    if is_json(e.this) or is_json(e.expression):
+        raise errors.ProgrammingError(
+            f"operator does not exist: {_type_name(e.this)} + {_type_name(e.expression)}", sqlstate="42883"
+        )
+    return self.binary(e, "+")
+
+
+#: sqlglot's expressions for jsonb's operators.
+JSON_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
+    exp.ArrayContainsAll: lambda self, e: self.func("loom_jsonb_contains", e.this, e.expression),
+    exp.ArrayContainedBy: lambda self, e: self.func("loom_jsonb_contained", e.this, e.expression),
+    exp.JSONBExtract: _path_extract,
+    exp.JSONBExtractScalar: _path_extract_text,
+    exp.JSONExtractScalar: _arrow_text,
+    exp.JSONBContainsTopKey: _has_key,
+    exp.JSONBDeleteAtPath: lambda self, e: self.func("loom_jsonb_delete_path", e.this, e.expression),
+    exp.JSONBObjectAgg: _object_agg,
+    exp.JSONObjectAgg: _object_agg,
+    exp.JSONArrayAgg: _array_agg,
+    exp.EQ: _equality(negate=False),
+    exp.NEQ: _equality(negate=True),
+    exp.Add: _plus,
+}
