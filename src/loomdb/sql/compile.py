@@ -34,6 +34,7 @@ from .rules.count_parameters import count_parameters
 from .rules.distances_last import distances_last
 from .rules.name_outputs import name_outputs
 from .rules.name_star_outputs import name_star_outputs
+from .rules.name_table_functions import name_table_functions
 from .rules.project_returning_vid import project_returning_vid
 from .rules.project_versions import project_versions
 from .rules.qualify_query import qualify_query
@@ -51,6 +52,7 @@ RULES: tuple[Rule, ...] = (
     distances_last,
     resolve_tables,
     name_outputs,
+    name_table_functions,
     qualify_query,
     name_star_outputs,
     type_outputs,

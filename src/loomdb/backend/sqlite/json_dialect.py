@@ -20,6 +20,7 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
 from ...errors import NotSupportedError
+from ...sql.rules.name_table_functions import TABLE_FUNCTION, TABLE_FUNCTIONS
 from ...sql.tree import is_json, is_untyped
 
 _Transform = Callable[[SQLiteGenerator, Any], str]
@@ -188,6 +189,7 @@ JSON_CALLS: dict[str, _Transform] = {
     "JSONB_BUILD_ARRAY": _builder("json_array", pairs=False),
     "JSON_BUILD_ARRAY": _builder("json_array", pairs=False),
     "JSONB_AGG": _array_agg,
+    **{name.upper(): _refuse_srf for name in TABLE_FUNCTIONS},
 }
 
 
@@ -305,6 +307,42 @@ def _plus(self: SQLiteGenerator, e: exp.Expr) -> str:
     return self.binary(e, "+")
 
 
+# -- set-returning functions in FROM, over SQLite's json_each ----------------------------
+
+
+def _table(self: SQLiteGenerator, e: exp.Table) -> str:
+    """A JSON set-returning function in FROM as SQLite's ``json_each`` (its
+    columns read by :func:`_column`), its argument checked as PostgreSQL does."""
+    func = e.this
+    name = str(func.this).lower() if isinstance(func, exp.Anonymous) else None
+    if name not in TABLE_FUNCTIONS:
+        return self.table_sql(e)
+    if len(func.expressions) != 1:
+        raise errors.ProgrammingError(f"function {name}() takes one argument", sqlstate="42883")
+    source = "loom_jsonb_object_source" if "each" in name or "keys" in name else "loom_jsonb_array_source"
+    alias = e.args["alias"]
+    return f"json_each({self.func(source, func.expressions[0])}) AS {self.sql(alias, 'this')}"
+
+
+def _column(self: SQLiteGenerator, e: exp.Column) -> str:
+    """A column; one of a JSON set-returning function's as read off ``json_each``."""
+    found = e.meta.get(TABLE_FUNCTION)
+    if found is None:
+        return self.column_sql(e)
+    name, index = found
+    alias = self.sql(e, "table")
+    if name.endswith("keys") or (name.endswith("each") or name.endswith("each_text")) and index == 0:
+        return f"{alias}.key"
+    element = f"({alias}.json -> {alias}.fullkey)"
+    if not name.endswith("_text"):
+        return element
+    return (
+        f"(CASE {alias}.type WHEN 'text' THEN {alias}.value WHEN 'true' THEN 'true'"
+        f" WHEN 'false' THEN 'false' WHEN 'null' THEN NULL WHEN 'integer' THEN {element}"
+        f" ELSE loom_jsonb_text({element}) END)"
+    )
+
+
 #: sqlglot's expressions for jsonb's operators.
 JSON_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
     exp.ArrayContainsAll: lambda self, e: self.func("loom_jsonb_contains", e.this, e.expression),
@@ -320,4 +358,6 @@ JSON_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
     exp.EQ: _equality(negate=False),
     exp.NEQ: _equality(negate=True),
     exp.Add: _plus,
+    exp.Table: _table,
+    exp.Column: _column,
 }

@@ -25,6 +25,7 @@ from sqlglot import exp
 from ...types import JSON_ANY, ColumnType
 from ..tree import JSON_FUNCTIONS, JSON_NODES, column_type_of, is_json, is_jsonb_concat, projections
 from .context import TYPES, Context
+from .name_table_functions import TABLE_FUNCTION, type_table_function_columns
 
 
 def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -36,6 +37,7 @@ def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
         width = len(rows[0].expressions) if rows and isinstance(rows[0], exp.Tuple) else 0
         tree.meta[TYPES] = (None,) * width
         return tree
+    type_table_function_columns(tree)
     tree.meta[TYPES] = tuple(_output_type(p) for p in projections(tree))
     return tree
 
@@ -54,4 +56,6 @@ def _output_type(node: exp.Expression) -> ColumnType | None:
         return JSON_ANY
     if isinstance(inner, (exp.JSONExtractScalar, exp.JSONBExtractScalar)):
         return None
+    if isinstance(inner, exp.Column) and TABLE_FUNCTION in inner.meta:
+        return column_type_of(inner.type)
     return column_type_of(node.type) if node.type else None
