@@ -153,3 +153,14 @@ DELETE FROM iterations WHERE run_id = 'run-00';
 + SELECT run_id, count(*) FROM iterations GROUP BY run_id ORDER BY run_id;
 INSERT INTO memories (id, run_id, kind, embedding) VALUES (5000, 'run-00', 'fact', '[0,0,1]');
 + SELECT id FROM memories ORDER BY embedding <-> '[0,0,1]', id LIMIT 3;
+-- jsonb writes read back in PostgreSQL's forms
+UPDATE runs SET config = jsonb_set(config, '{retry,count}', '5') WHERE config IS NOT NULL;
++ SELECT run_id, config, config::text FROM runs ORDER BY run_id;
+UPDATE memories SET tags = tags - 'user' WHERE tags ? 'user';
++ SELECT id, tags FROM memories ORDER BY id;
+UPDATE runs SET config = config #- '{retry}' || jsonb_build_object('ok', success);
++ SELECT run_id, config::text FROM runs ORDER BY run_id;
+INSERT INTO runs (run_id, agent, config) VALUES ('run-j', 'a', '{"n": 1.50, "m": 1e2, "k": [1.0]}');
++ SELECT config, config::text, config ->> 'n', config -> 'm' FROM runs WHERE run_id = 'run-j';
+UPDATE tool_calls SET args = jsonb_insert(args, '{opts,x}', to_jsonb(ok)) WHERE args IS NOT NULL;
++ SELECT id, args FROM tool_calls ORDER BY id;

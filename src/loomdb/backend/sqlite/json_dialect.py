@@ -12,6 +12,7 @@ a boolean is ``true``/``false`` (SQLite has only 0 and 1), a numeric keeps its d
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from sqlglot import exp
@@ -22,6 +23,7 @@ from ... import errors
 from ...errors import NotSupportedError
 from ...sql.rules.name_table_functions import TABLE_FUNCTION, TABLE_FUNCTIONS
 from ...sql.tree import is_json, is_untyped
+from ...types import jsonb_number_text
 
 _Transform = Callable[[SQLiteGenerator, Any], str]
 _T = exp.DataType.Type
@@ -68,7 +70,7 @@ def json_value(self: SQLiteGenerator, node: Any) -> str:
     kind = _kind(node)
     literal = _number_literal(node)
     if literal is not None:
-        return f"json({self.sql(exp.Literal.string(literal))})"
+        return f"json({self.sql(exp.Literal.string(jsonb_number_text(Decimal(literal))))})"
     if is_json(node):
         return f"json({sql})"
     if kind == _T.BOOLEAN:
@@ -102,8 +104,9 @@ def _to_jsonb(self: SQLiteGenerator, e: exp.Anonymous) -> str:
 
 
 def _json_of(self: SQLiteGenerator, arg: exp.Expr) -> str:
-    """The JSON text of one value put into JSON (see :func:`json_value`)."""
-    return f"(json_array({json_value(self, arg)}) -> '$[0]')"
+    """The JSON text of one value put into JSON (see :func:`json_value`); NULL for NULL."""
+    sql = self.sql(arg)
+    return f"(CASE WHEN {sql} IS NULL THEN NULL ELSE (json_array({json_value(self, arg)}) -> '$[0]') END)"
 
 
 def _builder(name: str, pairs: bool) -> _Transform:
