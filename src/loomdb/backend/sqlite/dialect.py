@@ -158,7 +158,9 @@ def _checked_divisor(op: str) -> Callable[[SQLiteGenerator, exp.Binary], str]:
 def _minus(self: SQLiteGenerator, e: exp.Sub) -> str:
     """``-``: jsonb's deletion of a key or element when the left side is jsonb."""
     if is_json(e.this):
-        return self.func("loom_jsonb_delete", e.this, e.expression)
+        # A parameter may be a Python list, bound as a JSON array: jsonb - text[].
+        parameter = isinstance(e.expression, (exp.Parameter, exp.Placeholder))
+        return self.func("loom_jsonb_delete_keys" if parameter else "loom_jsonb_delete", e.this, e.expression)
     return self.binary(e, "-")
 
 

@@ -162,6 +162,26 @@ def _delete(doc: Any, key: Any) -> str | None:
     raise errors.DataError("cannot delete from scalar", sqlstate="22023")
 
 
+def _delete_keys(doc: Any, keys: Any) -> str | None:
+    """jsonb's ``doc - $n``: a parameter holding a Python list (bound as a JSON
+    array of strings) is ``jsonb - text[]``: every such key (or string element) goes."""
+    if isinstance(keys, str) and keys.startswith("["):
+        try:
+            names = json.loads(keys)
+        except ValueError:
+            names = None
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            if doc is None:
+                return None
+            value = parse(doc)
+            if isinstance(value, dict):
+                return dumps({k: v for k, v in value.items() if k not in names})
+            if isinstance(value, list):
+                return dumps([item for item in value if not (isinstance(item, str) and item in names)])
+            raise errors.DataError("cannot delete from scalar", sqlstate="22023")
+    return _delete(doc, keys)
+
+
 # -- paths: PostgreSQL text arrays '{a,0,b}' (or a parameter's JSON list) ----------------
 
 
@@ -310,6 +330,10 @@ def _changed(doc: Any, path: Any, new: Any, op: str) -> str | None:
     """The jsonb ``doc`` with ``op`` applied at ``path`` (see :func:`_set_path`)."""
     if doc is None or path is None or (new is None and op != "delete"):
         return None
+    if op != "delete" and not isinstance(new, (str, bytes)):
+        kind = "integer" if isinstance(new, int) else "double precision"
+        name = "jsonb_insert" if op in ("before", "after") else "jsonb_set"
+        raise errors.ProgrammingError(f"function {name}(jsonb, text[], {kind}) does not exist", sqlstate="42883")
     value = parse(doc)
     parts = path_elements(path)
     if not isinstance(value, (dict, list)):
@@ -412,6 +436,7 @@ JSON_FUNCTIONS: tuple[tuple[str, Callable[..., Any], int], ...] = (
     ("loom_jsonb_exists", _exists, 2),
     ("loom_jsonb_concat", _concat, 2),
     ("loom_jsonb_delete", _delete, 2),
+    ("loom_jsonb_delete_keys", _delete_keys, 2),
     ("loom_jsonb_set", _jsonb_set, -1),
     ("loom_jsonb_insert", _jsonb_insert, -1),
     ("loom_jsonb_delete_path", _delete_path, 2),
