@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
@@ -225,6 +226,9 @@ def load_json(text: str | bytes) -> Any:
         return json.loads(text)  # big integers, NaN tokens: let the standard library decide
 
 
+_FRACTION = re.compile(r"[0-9][.eE]")
+
+
 def _no_constant(token: str) -> Any:
     raise ValueError(f"invalid JSON token {token}")
 
@@ -325,9 +329,12 @@ def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> VectorBl
 
 def _json_text(value: Any, column: str) -> str:
     if isinstance(value, str):
-        # A str bound to JSON is JSON text, as in PostgreSQL (its numbers numerics).
+        # A str bound to JSON is JSON text, as in PostgreSQL, its numbers numerics:
+        # read exactly (slower) only when it may hold a fraction or an exponent.
         try:
-            return dump_jsonb(load_jsonb(value))
+            if _FRACTION.search(value):
+                return dump_jsonb(load_jsonb(value))
+            value = load_json(value)
         except ValueError as exc:
             raise DataError(
                 f"column {column!r}: {value[:60]!r} is not valid JSON ({exc})", sqlstate="22P02"
