@@ -221,14 +221,23 @@ def _simple_path(path: exp.Expr) -> str | None:
     return out
 
 
-def text_of(doc: str, path: str) -> str:
-    """``doc ->> path`` as PostgreSQL's text: a string unquoted, a boolean as
-    true/false, an integer's digits, containers and fractions as jsonb prints them."""
+def _text_case(kind: str, raw: str, string: str) -> str:
+    """PostgreSQL's text of a JSON value of SQLite type ``kind`` (json_type's
+    answer), JSON text ``raw``: a string (``string``) unquoted, a boolean as
+    true/false, null as NULL, a number's digits as stored (as jsonb prints them
+    unless they hold an exponent or a negative zero), containers as jsonb prints them."""
     return (
-        f"(CASE json_type({doc}, {path}) WHEN 'text' THEN ({doc} ->> {path})"
-        f" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'integer' THEN ({doc} -> {path})"
-        f" WHEN 'null' THEN NULL WHEN NULL THEN NULL ELSE loom_jsonb_text({doc} -> {path}) END)"
+        f"(CASE {kind} WHEN 'text' THEN {string}"
+        f" WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'integer' THEN {raw}"
+        f" WHEN 'real' THEN (CASE WHEN {raw} GLOB '*[eE]*' OR {raw} GLOB '-0*' THEN loom_jsonb_text({raw})"
+        f" ELSE {raw} END)"
+        f" WHEN 'object' THEN loom_jsonb_text({raw}) WHEN 'array' THEN loom_jsonb_text({raw}) END)"
     )
+
+
+def text_of(doc: str, path: str) -> str:
+    """``doc ->> path`` as PostgreSQL's text (see :func:`_text_case`)."""
+    return _text_case(f"json_type({doc}, {path})", f"({doc} -> {path})", f"({doc} ->> {path})")
 
 
 def _path_extract(self: SQLiteGenerator, e: exp.Expr) -> str:
@@ -339,11 +348,7 @@ def _column(self: SQLiteGenerator, e: exp.Column) -> str:
     element = f"({alias}.json -> {alias}.fullkey)"
     if not name.endswith("_text"):
         return element
-    return (
-        f"(CASE {alias}.type WHEN 'text' THEN {alias}.value WHEN 'true' THEN 'true'"
-        f" WHEN 'false' THEN 'false' WHEN 'null' THEN NULL WHEN 'integer' THEN {element}"
-        f" ELSE loom_jsonb_text({element}) END)"
-    )
+    return _text_case(f"{alias}.type", element, f"{alias}.value")
 
 
 #: sqlglot's expressions for jsonb's operators.
