@@ -92,13 +92,18 @@ def _int_cast_mode(value: exp.Expr) -> str:
     return "n"
 
 
+def _is_plain_json(node: exp.Expr) -> bool:
+    """Whether ``node`` is typed json (not jsonb): PostgreSQL keeps json's text as written."""
+    return isinstance(node, exp.Expression) and node.type is not None and node.type.this == _T.JSON
+
+
 def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
     kind = e.to.this
     numeric = _numeric_cast(self, e)
     if numeric is not None:
         return numeric
-    if kind in _TEXT_TYPES and is_json(e.this):
+    if kind in _TEXT_TYPES and is_json(e.this) and not _is_plain_json(e.this):
         return self.func("loom_jsonb_text", e.this)  # PostgreSQL's text form of jsonb
     if kind in _INT_CASTS:
         return self.func(_INT_CASTS[kind], e.this, exp.Literal.string(_int_cast_mode(e.this)))

@@ -30,6 +30,16 @@ _T = exp.DataType.Type
 _INTEGERS = {_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT}
 _FLOATS = {_T.FLOAT, _T.DOUBLE}
 _TEXTS = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR, _T.UUID}
+# Types whose JSON text loomdb on SQLite would not write as PostgreSQL does.
+_REFUSED_IN_JSON = {
+    _T.TIMESTAMP: "timestamp",
+    _T.TIMESTAMPTZ: "timestamptz",
+    _T.DATETIME: "timestamp",
+    _T.VARBINARY: "bytea",
+    _T.BINARY: "bytea",
+    _T.VECTOR: "vector",
+    _T.INTERVAL: "interval",
+}
 _PG_TYPE_NAMES = {
     _T.SMALLINT: "smallint",
     _T.INT: "integer",
@@ -77,6 +87,13 @@ def json_value(self: SQLiteGenerator, node: Any) -> str:
         return f"(CASE WHEN {sql} IS NULL THEN NULL WHEN {sql} THEN json('true') ELSE json('false') END)"
     if kind == _T.DECIMAL:
         return f"json({sql})"
+    if kind in _FLOATS:
+        return f"json(loom_json_float({sql}, {32 if kind == _T.FLOAT else 64}))"
+    if kind in _REFUSED_IN_JSON:
+        raise NotSupportedError(
+            f"a {_REFUSED_IN_JSON[kind]} value inside JSON is not supported by loomdb on SQLite"
+            " (its JSON text differs from PostgreSQL's; cast it to text first)"
+        )
     return sql
 
 
@@ -91,7 +108,8 @@ def _to_jsonb(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     if (
         _number_literal(arg) is not None
         or is_json(arg)
-        or kind in (_T.BOOLEAN, _T.DECIMAL)
+        or kind in (_T.BOOLEAN, _T.DECIMAL, _T.DATE)
+        or kind in _FLOATS
         or kind in _INTEGERS
         or kind in _TEXTS
         or is_untyped(arg)

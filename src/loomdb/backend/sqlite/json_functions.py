@@ -17,9 +17,12 @@ True
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+
+import numpy as np
 
 from ... import errors
 from ...types import dump_jsonb, load_jsonb, write_jsonb
@@ -333,7 +336,9 @@ def _changed(doc: Any, path: Any, new: Any, op: str) -> str | None:
     if op != "delete" and not isinstance(new, (str, bytes)):
         kind = "integer" if isinstance(new, int) else "double precision"
         name = "jsonb_insert" if op in ("before", "after") else "jsonb_set"
-        raise errors.ProgrammingError(f"function {name}(jsonb, text[], {kind}) does not exist", sqlstate="42883")
+        raise errors.ProgrammingError(
+            f"function {name}(jsonb, text[], {kind}) does not exist", sqlstate="42883"
+        )
     value = parse(doc)
     parts = path_elements(path)
     if not isinstance(value, (dict, list)):
@@ -407,6 +412,20 @@ def _strip_nulls(doc: Any) -> str | None:
     return None if doc is None else dumps(strip(parse(doc)))
 
 
+def _float_json(value: Any, bits: int) -> str | None:
+    """A real (``bits`` 32) or double precision put into jsonb, as PostgreSQL
+    puts it: its shortest text read as a numeric (``1e+20`` as ``100000000000000000000``),
+    NaN and the infinities as strings."""
+    if value is None:
+        return None
+    number = float(value)
+    text = str(np.float32(number)) if bits == 32 else repr(number)
+    if not math.isfinite(number):
+        return json.dumps({"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[text.lower()])
+    # PostgreSQL's shortest text has no ".0" (250, not 250.0): normalised digits.
+    return dumps(Decimal(text).normalize())
+
+
 def _each_source(kind: str) -> Callable[[Any], Any]:
     """The argument of a set-returning function over ``kind`` ('object' or
     'array') as it is, or DataError 22023 as PostgreSQL raises for another kind."""
@@ -444,6 +463,7 @@ JSON_FUNCTIONS: tuple[tuple[str, Callable[..., Any], int], ...] = (
     ("loom_jsonb_extract_path_text", _extract_path_text, 2),
     ("loom_jsonb_array_length", _array_length, 1),
     ("loom_jsonb_strip_nulls", _strip_nulls, 1),
+    ("loom_json_float", _float_json, 2),
     ("loom_jsonb_object_source", _each_source("object"), 1),
     ("loom_jsonb_array_source", _each_source("array"), 1),
 )
