@@ -218,3 +218,11 @@ SELECT run_id, to_jsonb(temperature) AS a, to_jsonb(score) AS b FROM runs;
 SELECT id, jsonb_build_object('d', expires_on) AS v FROM memories;
 SELECT jsonb_build_object('at', started_at) FROM runs;
 SELECT '{"b": 1, "a": 2}'::json::text;
+-- jsonb's ordering: null < string < number < boolean < array < object; containers by size first.
+SELECT run_id, config FROM runs ORDER BY config NULLS LAST, run_id;
+SELECT id, tags FROM memories ORDER BY tags DESC NULLS FIRST, id;
+SELECT id, args -> 'n' FROM tool_calls ORDER BY args -> 'n' NULLS LAST, id;
+SELECT run_id, step FROM iterations ORDER BY state_snapshot -> 'ratio' DESC NULLS LAST, run_id, step;
+SELECT v FROM (SELECT '{"b": 1}'::jsonb AS v UNION ALL SELECT '[]'::jsonb AS v UNION ALL SELECT '1'::jsonb AS v UNION ALL SELECT '"a"'::jsonb AS v UNION ALL SELECT 'null'::jsonb AS v UNION ALL SELECT 'true'::jsonb AS v UNION ALL SELECT '[1, 2]'::jsonb AS v UNION ALL SELECT '{"a": 1, "b": 2}'::jsonb AS v UNION ALL SELECT '{"aa": 1}'::jsonb AS v UNION ALL SELECT '[3]'::jsonb AS v UNION ALL SELECT '2.5'::jsonb AS v UNION ALL SELECT '"B"'::jsonb AS v UNION ALL SELECT 'false'::jsonb AS v UNION ALL SELECT '[[1]]'::jsonb AS v UNION ALL SELECT '[{}]'::jsonb AS v) AS t ORDER BY v;
+SELECT count(*) FROM tool_calls WHERE args -> 'n' > '2';
+SELECT '{"a": 1}'::jsonb < '{"b": 0}'::jsonb, '[1, 2]'::jsonb > '[3]'::jsonb, '"b"'::jsonb > '1'::jsonb;

@@ -21,7 +21,7 @@ import sqlite_vec
 
 from ... import errors
 from ...types import load_json
-from .json_functions import JSON_FUNCTIONS
+from .json_functions import JSON_FUNCTIONS, jsonb_collation
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 #: The collation of NUMERIC columns (stored as decimal text, compared as numbers).
 NUMERIC_COLLATION = "loom_numeric"
+#: The collation ordering jsonb values as PostgreSQL does (see :mod:`.json_functions`).
+JSONB_COLLATION = "loom_jsonb"
 
 
 def _to_int(bits: int) -> Callable[[Any, str], int | None]:
@@ -151,6 +153,7 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     for name, window, nargs in NUMERIC_AGGREGATES:
         conn.create_window_function(name, window, nargs)
     conn.create_collation(NUMERIC_COLLATION, numeric_collation)
+    conn.create_collation(JSONB_COLLATION, jsonb_collation)
 
 
 #: The deterministic functions: (SQL name, function, number of arguments).
@@ -191,6 +194,7 @@ REGISTERED = frozenset(
         "loom_now",
         "gen_random_uuid",
         NUMERIC_COLLATION,
+        JSONB_COLLATION,
         *(f[0] for f in FUNCTIONS),
         *(a[0] for a in STRING_AGGREGATES),
         *(a[0] for a in NUMERIC_AGGREGATES),

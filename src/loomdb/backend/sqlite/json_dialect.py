@@ -337,6 +337,27 @@ def _plus(self: SQLiteGenerator, e: exp.Expr) -> str:
     return self.binary(e, "+")
 
 
+# -- jsonb's ordering -------------------------------------------------------------------
+
+_ORDERINGS = (exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _collated(node: exp.Expr) -> exp.Expr:
+    return exp.Collate(this=node, expression=exp.Var(this="loom_jsonb"))
+
+
+def jsonb_order(tree: exp.Expr) -> exp.Expr:
+    """Every ORDER BY key and every <, <=, >, >= over jsonb compared in
+    PostgreSQL's jsonb order (the ``loom_jsonb`` collation), not as text."""
+    for node in list(tree.find_all(exp.Ordered, *_ORDERINGS)):
+        if isinstance(node, exp.Ordered):
+            if is_json(node.this):
+                node.set("this", _collated(node.this))
+        elif _is_jsonb_comparison(node):
+            node.set("this", _collated(node.this))
+    return tree
+
+
 # -- set-returning functions in FROM, over SQLite's json_each ----------------------------
 
 

@@ -426,6 +426,92 @@ def _float_json(value: Any, bits: int) -> str | None:
     return dumps(Decimal(text).normalize())
 
 
+# -- jsonb's ordering (its btree order) ---------------------------------------------------
+
+# jsonb's type order: null < string < number < boolean < array < object.
+_NULL, _STRING, _NUMBER, _BOOL, _ARRAY, _OBJECT = range(6)
+
+
+def _scalar_type(value: Any) -> int:
+    if value is None:
+        return _NULL
+    if isinstance(value, bool):
+        return _BOOL
+    if isinstance(value, str):
+        return _STRING
+    return _NUMBER
+
+
+def _tokens(value: Any, token: str, top: bool = False) -> Any:
+    """jsonb's iterator over a parsed value: (token, type, payload...) as
+    PostgreSQL's compareJsonbContainers walks it (a top-level scalar is a
+    one-element "raw scalar" array; an object's keys in jsonb's order)."""
+    if isinstance(value, dict):
+        yield ("begin-object", _OBJECT, len(value))
+        for key in sorted(value, key=_key_order):
+            yield ("key", _STRING, key)
+            yield from _tokens(value[key], "value")
+        yield ("end",)
+    elif isinstance(value, list):
+        yield ("begin-array", _ARRAY, len(value), False)
+        for item in value:
+            yield from _tokens(item, "elem")
+        yield ("end",)
+    elif top:
+        yield ("begin-array", _ARRAY, 1, True)
+        yield ("elem", _scalar_type(value), value)
+        yield ("end",)
+    else:
+        yield (token, _scalar_type(value), value)
+
+
+def _key_order(key: str) -> tuple[int, bytes]:
+    raw = key.encode()
+    return len(raw), raw
+
+
+def _compare_scalars(kind: int, a: Any, b: Any) -> int:
+    if kind == _NULL:
+        return 0
+    if kind == _STRING:
+        a, b = a.encode(), b.encode()  # the C collation: bytewise
+    return (a > b) - (a < b)
+
+
+def jsonb_compare(a: Any, b: Any) -> int:
+    """PostgreSQL's jsonb ordering of two parsed values (-1, 0, 1)."""
+    done = ("done",)
+    ita, itb = _tokens(a, "elem", top=True), _tokens(b, "elem", top=True)
+    while True:
+        ta, tb = next(ita, done), next(itb, done)
+        if ta[0] == tb[0]:
+            if ta[0] == "done":
+                return 0
+            if ta[0] == "end":
+                continue
+            if ta[1] != tb[1]:
+                return 1 if ta[1] > tb[1] else -1
+            res = 0
+            if ta[0] == "begin-array":
+                if ta[3] != tb[3]:
+                    res = -1 if ta[3] else 1
+                if ta[2] != tb[2]:  # PostgreSQL lets the length override the raw-scalar order
+                    res = 1 if ta[2] > tb[2] else -1
+            elif ta[0] == "begin-object":
+                res = (ta[2] > tb[2]) - (ta[2] < tb[2])
+            else:
+                res = _compare_scalars(ta[1], ta[2], tb[2])
+        else:
+            res = 1 if ta[1] > tb[1] else -1
+        if res:
+            return res
+
+
+def jsonb_collation(a: str, b: str) -> int:
+    """The ``loom_jsonb`` collation: stored jsonb texts in PostgreSQL's jsonb order."""
+    return jsonb_compare(parse(a), parse(b))
+
+
 def _each_source(kind: str) -> Callable[[Any], Any]:
     """The argument of a set-returning function over ``kind`` ('object' or
     'array') as it is, or DataError 22023 as PostgreSQL raises for another kind."""
