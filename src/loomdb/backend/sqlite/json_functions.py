@@ -480,7 +480,9 @@ def _compare_scalars(kind: int, a: Any, b: Any) -> int:
 
 def jsonb_compare(a: Any, b: Any) -> int:
     """PostgreSQL's jsonb ordering of two parsed values (-1, 0, 1)."""
-    done = ("done",)
+    done: tuple[Any, ...] = ("done",)
+    ta: tuple[Any, ...]
+    tb: tuple[Any, ...]
     ita, itb = _tokens(a, "elem", top=True), _tokens(b, "elem", top=True)
     while True:
         ta, tb = next(ita, done), next(itb, done)
