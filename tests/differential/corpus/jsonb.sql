@@ -226,3 +226,6 @@ SELECT run_id, step FROM iterations ORDER BY state_snapshot -> 'ratio' DESC NULL
 SELECT v FROM (SELECT '{"b": 1}'::jsonb AS v UNION ALL SELECT '[]'::jsonb AS v UNION ALL SELECT '1'::jsonb AS v UNION ALL SELECT '"a"'::jsonb AS v UNION ALL SELECT 'null'::jsonb AS v UNION ALL SELECT 'true'::jsonb AS v UNION ALL SELECT '[1, 2]'::jsonb AS v UNION ALL SELECT '{"a": 1, "b": 2}'::jsonb AS v UNION ALL SELECT '{"aa": 1}'::jsonb AS v UNION ALL SELECT '[3]'::jsonb AS v UNION ALL SELECT '2.5'::jsonb AS v UNION ALL SELECT '"B"'::jsonb AS v UNION ALL SELECT 'false'::jsonb AS v UNION ALL SELECT '[[1]]'::jsonb AS v UNION ALL SELECT '[{}]'::jsonb AS v) AS t ORDER BY v;
 SELECT count(*) FROM tool_calls WHERE args -> 'n' > '2';
 SELECT '{"a": 1}'::jsonb < '{"b": 0}'::jsonb, '[1, 2]'::jsonb > '[3]'::jsonb, '"b"'::jsonb > '1'::jsonb;
+SELECT * FROM jsonb_array_elements('[5, "x", [1]]'::jsonb) WITH ORDINALITY ORDER BY ordinality;
+SELECT m.id, t.v, t.n FROM memories m, jsonb_array_elements_text(m.tags) WITH ORDINALITY AS t(v, n) ORDER BY m.id, t.n;
+SELECT * FROM jsonb_each('{"b": 1, "a": 2}'::jsonb) WITH ORDINALITY ORDER BY ordinality;

@@ -370,7 +370,12 @@ def _table(self: SQLiteGenerator, e: exp.Table) -> str:
         return self.table_sql(e)
     if len(func.expressions) != 1:
         raise errors.ProgrammingError(f"function {name}() takes one argument", sqlstate="42883")
-    source = "loom_jsonb_object_source" if "each" in name or "keys" in name else "loom_jsonb_array_source"
+    objects = "each" in name or "keys" in name
+    if objects and e.args.get("ordinality"):
+        raise NotSupportedError(
+            f"{name}() WITH ORDINALITY is not supported by loomdb on SQLite (jsonb's key order is not kept)"
+        )
+    source = "loom_jsonb_object_source" if objects else "loom_jsonb_array_source"
     alias = e.args["alias"]
     return f"json_each({self.func(source, func.expressions[0])}) AS {self.sql(alias, 'this')}"
 
@@ -382,6 +387,8 @@ def _column(self: SQLiteGenerator, e: exp.Column) -> str:
         return self.column_sql(e)
     name, index = found
     alias = self.sql(e, "table")
+    if index == len(TABLE_FUNCTIONS[name]):  # WITH ORDINALITY's, over an array
+        return f"({alias}.key + 1)"
     if name.endswith("keys") or (name.endswith("each") or name.endswith("each_text")) and index == 0:
         return f"{alias}.key"
     element = f"({alias}.json -> {alias}.fullkey)"

@@ -46,6 +46,12 @@ def _function(table: exp.Table) -> str | None:
     return None
 
 
+def _spec(name: str, table: exp.Table) -> tuple[tuple[str | None, str], ...]:
+    """The columns of ``table``'s function call, with WITH ORDINALITY's bigint last."""
+    spec = TABLE_FUNCTIONS[name]
+    return (*spec, ("ordinality", "BIGINT")) if table.args.get("ordinality") else spec
+
+
 def name_table_functions(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Return ``tree`` with every JSON set-returning function in FROM aliased
     with its column names (the query's own column aliases kept)."""
@@ -56,7 +62,7 @@ def name_table_functions(tree: exp.Expression, ctx: Context) -> exp.Expression:
         alias = table.args.get("alias")
         alias_name = alias.name if alias is not None and alias.name else name
         written = list(alias.columns) if alias is not None else []
-        spec = TABLE_FUNCTIONS[name]
+        spec = _spec(name, table)
         names = [c.name for c in written] + [n or alias_name for n, _ in spec[len(written) :]]
         table.set(
             "alias",
@@ -74,7 +80,7 @@ def table_function_columns(tree: exp.Expression) -> dict[tuple[str, str], tuple[
         alias = table.args.get("alias")
         if name is None or alias is None:
             continue
-        spec = TABLE_FUNCTIONS[name]
+        spec = _spec(name, table)
         for i, column in enumerate(alias.columns[: len(spec)]):
             out[(alias.name, column.name)] = (name, i, spec[i][1])
     return out
