@@ -146,7 +146,6 @@ def test_text_array_paths_are_postgresqls(docs, sql, expected):
     assert type(got) is type(expected)
 
 
-@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 def test_a_path_or_key_list_may_be_a_python_list_parameter(docs):
     assert one(docs, "SELECT state #> %s FROM docs WHERE id = 1", (["plan", "0"],)) == "read"
     assert one(docs, "SELECT jsonb_set(state, %s, '2') FROM docs WHERE id = 1", (["n"],)) == {
@@ -154,6 +153,9 @@ def test_a_path_or_key_list_may_be_a_python_list_parameter(docs):
         "n": 2,
     }
     assert one(docs, "SELECT state - %s FROM docs WHERE id = 1", (["n", "plan"],)) == {}
+    assert one(docs, "SELECT state #- %s FROM docs WHERE id = 1", ("{plan,0}",)) == {"plan": ["edit"], "n": 1}
+    assert one(docs, "SELECT state - %s FROM docs WHERE id = 1", ("n",)) == {"plan": ["read", "edit"]}
+    assert one(docs, "SELECT state - %s FROM docs WHERE id = 3", (0,)) == ["a", "b"]
 
 
 def test_path_errors_are_postgresqls(docs):
