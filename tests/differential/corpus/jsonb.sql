@@ -229,3 +229,9 @@ SELECT '{"a": 1}'::jsonb < '{"b": 0}'::jsonb, '[1, 2]'::jsonb > '[3]'::jsonb, '"
 SELECT * FROM jsonb_array_elements('[5, "x", [1]]'::jsonb) WITH ORDINALITY ORDER BY ordinality;
 SELECT m.id, t.v, t.n FROM memories m, jsonb_array_elements_text(m.tags) WITH ORDINALITY AS t(v, n) ORDER BY m.id, t.n;
 SELECT * FROM jsonb_each('{"b": 1, "a": 2}'::jsonb) WITH ORDINALITY ORDER BY ordinality;
+SELECT jsonb_agg(c ORDER BY r) FROM (SELECT run_id AS r, config AS c FROM runs) s;
+WITH x AS (SELECT run_id, success AS s FROM runs) SELECT jsonb_agg(s ORDER BY run_id) FROM x;
+SELECT run_id, jsonb_build_object('ok', CASE WHEN success THEN true ELSE false END, 'flag', config -> 'flag') AS v FROM runs;
+SELECT id FROM tool_calls WHERE args -> 'n' IN ('3.0', '1') ORDER BY id;
+SELECT id FROM tool_calls WHERE args -> 'n' NOT IN ('3.0', '1') ORDER BY id;
+SELECT id, tags FROM memories WHERE tags IN ('["code"]', '[]') ORDER BY id;

@@ -316,6 +316,17 @@ def _equality(negate: bool) -> _Transform:
     return generate
 
 
+def _in_list(self: SQLiteGenerator, e: exp.In) -> str:
+    """``x IN (a, b)`` over jsonb: an OR of jsonb's equalities (NULL as IN gives it)."""
+    items = e.expressions
+    if not (is_json(e.this) and items and not e.args.get("query")) or not all(
+        is_json(i) or is_untyped(i) for i in items
+    ):
+        return self.in_sql(e)
+    tests = " OR ".join(self.func("loom_jsonb_eq", e.this, item) for item in items)
+    return f"({tests})"
+
+
 def _type_name(node: Any) -> str:
     if is_json(node):
         return "jsonb"
@@ -412,6 +423,7 @@ JSON_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
     exp.EQ: _equality(negate=False),
     exp.NEQ: _equality(negate=True),
     exp.Add: _plus,
+    exp.In: _in_list,
     exp.Table: _table,
     exp.Column: _column,
 }
