@@ -235,3 +235,8 @@ SELECT run_id, jsonb_build_object('ok', CASE WHEN success THEN true ELSE false E
 SELECT id FROM tool_calls WHERE args -> 'n' IN ('3.0', '1') ORDER BY id;
 SELECT id FROM tool_calls WHERE args -> 'n' NOT IN ('3.0', '1') ORDER BY id;
 SELECT id, tags FROM memories WHERE tags IN ('["code"]', '[]') ORDER BY id;
+SELECT jsonb_build_object(true, 1, 2.50, 'x', NULL::text, 3);
+SELECT jsonb_build_object(NULL, 1);
+SELECT jsonb_object_agg(success, run_id) FROM runs WHERE success IS NOT NULL AND run_id < 'run-02';
+SELECT jsonb_object_agg(run_id, budget) FROM runs WHERE run_id < 'run-03';
+SELECT jsonb_build_object(true, 1, 2.50, 'x', 1e2, 3, 0.5::float8, 4);

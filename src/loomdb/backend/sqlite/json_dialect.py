@@ -97,6 +97,22 @@ def json_value(self: SQLiteGenerator, node: Any) -> str:
     return sql
 
 
+def _json_key(self: SQLiteGenerator, node: Any) -> str:
+    """``node`` as an object key: its text as PostgreSQL writes it (true/false, a numeric's digits)."""
+    sql = self.sql(node)
+    kind = _kind(node)
+    literal = _number_literal(node)
+    if literal is not None:
+        return self.sql(exp.Literal.string(jsonb_number_text(Decimal(literal))))
+    if kind in _TEXTS or is_untyped(node):
+        return sql
+    if kind == _T.BOOLEAN:
+        return f"(CASE WHEN {sql} IS NULL THEN NULL WHEN {sql} THEN 'true' ELSE 'false' END)"
+    if kind in _FLOATS:
+        return f"loom_json_float({sql}, {32 if kind == _T.FLOAT else 64})"
+    return f"CAST({sql} AS TEXT)"
+
+
 def _to_jsonb(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     """``to_jsonb(x)``/``to_json(x)`` for text, numbers, booleans and JSON;
     NotSupportedError for other types (their JSON text differs on SQLite)."""
@@ -137,7 +153,7 @@ def _builder(name: str, pairs: bool) -> _Transform:
         out = []
         for i, arg in enumerate(args):
             if pairs and i % 2 == 0:
-                out.append(f"CAST({self.sql(arg)} AS TEXT)" if _kind(arg) not in _TEXTS else self.sql(arg))
+                out.append(_json_key(self, arg))
             else:
                 out.append(json_value(self, arg))
         return f"{name}({', '.join(out)})"
@@ -155,9 +171,7 @@ def _array_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
 
 def _object_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
     """``json[b]_object_agg(key, value)`` as SQLite's ``json_group_object``."""
-    key = e.this
-    key_sql = self.sql(key) if _kind(key) in _TEXTS else f"CAST({self.sql(key)} AS TEXT)"
-    return f"json_group_object({key_sql}, {json_value(self, e.expression)})"
+    return f"json_group_object({_json_key(self, e.this)}, {json_value(self, e.expression)})"
 
 
 def _call(name: str) -> _Transform:
