@@ -34,6 +34,7 @@ import numpy as np
 import orjson
 
 from .errors import DataError, NotSupportedError
+from .jsonb_text import dump_jsonb, load_jsonb
 
 UTC = dt.UTC
 
@@ -227,60 +228,6 @@ def load_json(text: str | bytes) -> Any:
 
 
 _FRACTION = re.compile(r"[0-9][.eE]")
-
-
-def _no_constant(token: str) -> Any:
-    raise ValueError(f"invalid JSON token {token}")
-
-
-def load_jsonb(text: str | bytes) -> Any:
-    """Parse JSON text as jsonb reads it: numbers with a fraction or an exponent
-    as Decimal (PostgreSQL's numeric), no NaN or Infinity; ValueError when it is not JSON."""
-    return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
-
-
-def jsonb_number_text(value: Decimal) -> str:
-    """A jsonb number as PostgreSQL prints a numeric: no exponent, ``-0`` as ``0``."""
-    return format(value.copy_abs() if value.is_zero() else value, "f")
-
-
-def _jsonb_number(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return orjson.Fragment(jsonb_number_text(value))
-    return _json_default(value)
-
-
-def _jsonb_key(key: str) -> tuple[int, bytes]:
-    raw = key.encode()
-    return len(raw), raw
-
-
-def write_jsonb(value: Any, comma: str = ",", colon: str = ":", pg_order: bool = False) -> str:
-    """JSON text of a value :func:`load_jsonb` read, with the given separators;
-    an object's keys sorted bytewise, or (``pg_order``) shorter first as jsonb orders them."""
-    if isinstance(value, dict):
-        keys = sorted(value, key=_jsonb_key) if pg_order else sorted(value)
-        items = (
-            json.dumps(k, ensure_ascii=False) + colon + write_jsonb(value[k], comma, colon, pg_order)
-            for k in keys
-        )
-        return "{" + comma.join(items) + "}"
-    if isinstance(value, list):
-        return "[" + comma.join(write_jsonb(item, comma, colon, pg_order) for item in value) + "]"
-    if isinstance(value, Decimal):
-        return jsonb_number_text(value)
-    if isinstance(value, float):
-        return jsonb_number_text(Decimal(repr(value)))
-    return json.dumps(value, ensure_ascii=False, default=_json_default)
-
-
-def dump_jsonb(value: Any) -> str:
-    """:func:`dump_json` for a value :func:`load_jsonb` read: Decimals written as
-    PostgreSQL prints numerics (``1e2`` as ``100``, ``1.50`` as ``1.50``)."""
-    try:
-        return orjson.dumps(value, default=_jsonb_number, option=_ORJSON_OPTIONS).decode()
-    except TypeError:  # integers beyond 64 bits
-        return write_jsonb(value)
 
 
 class VectorBlob(bytes):

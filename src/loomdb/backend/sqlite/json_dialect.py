@@ -21,9 +21,9 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
 from ...errors import NotSupportedError
+from ...jsonb_text import jsonb_number_text
 from ...sql.rules.name_table_functions import TABLE_FUNCTION, TABLE_FUNCTIONS
 from ...sql.tree import is_json, is_untyped
-from ...types import jsonb_number_text
 
 _Transform = Callable[[SQLiteGenerator, Any], str]
 _T = exp.DataType.Type

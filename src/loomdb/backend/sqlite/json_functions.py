@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ... import errors
-from ...types import dump_jsonb, load_jsonb, write_jsonb
+from ...jsonb_text import dump_jsonb, load_jsonb, write_jsonb
 
 _MISSING = object()
 
