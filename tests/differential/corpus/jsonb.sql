@@ -240,3 +240,8 @@ SELECT jsonb_build_object(NULL, 1);
 SELECT jsonb_object_agg(success, run_id) FROM runs WHERE success IS NOT NULL AND run_id < 'run-02';
 SELECT jsonb_object_agg(run_id, budget) FROM runs WHERE run_id < 'run-03';
 SELECT jsonb_build_object(true, 1, 2.50, 'x', 1e2, 3, 0.5::float8, 4);
+SELECT jsonb_agg(DISTINCT tags ORDER BY tags) FROM memories WHERE id < 1012;
+SELECT jsonb_agg(DISTINCT success) FROM runs WHERE success;
+SELECT json_agg(DISTINCT kind ORDER BY kind) FROM memories;
+SELECT jsonb_agg(model ORDER BY model DESC) FROM runs;
+SELECT jsonb_agg(model ORDER BY model NULLS FIRST) FROM runs;

@@ -164,9 +164,20 @@ def _builder(name: str, pairs: bool) -> _Transform:
 def _array_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
     """``json[b]_agg(x [ORDER BY ...])`` as ``json_group_array`` of :func:`json_value`."""
     arg = e.this if isinstance(e, exp.JSONArrayAgg) else e.expressions[0]
+    order = ""
     if isinstance(arg, exp.Order):
-        return f"json_group_array({json_value(self, arg.this)} {self.op_expressions('ORDER BY', arg, flat=True)})"
-    return f"json_group_array({json_value(self, arg)})"
+        # The aggregate's order is part of its value: NULLs sort as in PostgreSQL
+        # (last ascending) unless the query says otherwise.
+        keys = arg.copy()
+        for key in keys.expressions:
+            if isinstance(key, exp.Ordered) and not key.meta.get("explicit_nulls"):
+                key.set("nulls_first", bool(key.args.get("desc")))
+        order = " " + self.op_expressions("ORDER BY", keys, flat=True)
+        arg = arg.this
+    distinct = ""
+    if isinstance(arg, exp.Distinct) and len(arg.expressions) == 1:
+        distinct, arg = "DISTINCT ", arg.expressions[0]
+    return f"json_group_array({distinct}{json_value(self, arg)}{order})"
 
 
 def _object_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
