@@ -245,3 +245,5 @@ SELECT jsonb_agg(DISTINCT success) FROM runs WHERE success;
 SELECT json_agg(DISTINCT kind ORDER BY kind) FROM memories;
 SELECT jsonb_agg(model ORDER BY model DESC) FROM runs;
 SELECT jsonb_agg(model ORDER BY model NULLS FIRST) FROM runs;
+SELECT run_id, jsonb_pretty(config) AS v FROM runs;
+SELECT jsonb_pretty('{"a": [1, {"b": null, "cc": []}, [], {}], "bb": {}, "c": "x\ny"}'::jsonb), jsonb_pretty('[]'::jsonb), jsonb_pretty('{}'::jsonb), jsonb_pretty('1.50'::jsonb), jsonb_pretty('"s"'::jsonb);

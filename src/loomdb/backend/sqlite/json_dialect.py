@@ -223,6 +223,7 @@ JSON_CALLS: dict[str, _Transform] = {
     "JSONB_SET": _call("loom_jsonb_set"),
     "JSONB_INSERT": _call("loom_jsonb_insert"),
     "JSONB_STRIP_NULLS": _call("loom_jsonb_strip_nulls"),
+    "JSONB_PRETTY": _call("loom_jsonb_pretty"),
     "JSON_STRIP_NULLS": _call("loom_jsonb_strip_nulls"),
     "JSONB_ARRAY_LENGTH": _array_length,
     "JSON_ARRAY_LENGTH": _array_length,

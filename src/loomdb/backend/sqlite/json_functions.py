@@ -412,6 +412,25 @@ def _strip_nulls(doc: Any) -> str | None:
     return None if doc is None else dumps(strip(parse(doc)))
 
 
+def _pretty_text(value: Any, level: int) -> str:
+    """PostgreSQL's jsonb_pretty layout: four spaces a level, one member a line."""
+    pad, inner = "\n" + "    " * level, "\n" + "    " * (level + 1)
+    if isinstance(value, dict):
+        members = (
+            inner + json.dumps(k, ensure_ascii=False) + ": " + _pretty_text(value[k], level + 1)
+            for k in sorted(value, key=_key_order)
+        )
+        return "{" + ",".join(members) + pad + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(inner + _pretty_text(item, level + 1) for item in value) + pad + "]"
+    return pg_text(value)
+
+
+def _pretty(doc: Any) -> str | None:
+    """``jsonb_pretty(doc)``."""
+    return None if doc is None else _pretty_text(parse(doc), 0)
+
+
 def _float_json(value: Any, bits: int) -> str | None:
     """A real (``bits`` 32) or double precision put into jsonb, as PostgreSQL
     puts it: its shortest text read as a numeric (``1e+20`` as ``100000000000000000000``),
@@ -552,6 +571,7 @@ JSON_FUNCTIONS: tuple[tuple[str, Callable[..., Any], int], ...] = (
     ("loom_jsonb_array_length", _array_length, 1),
     ("loom_jsonb_strip_nulls", _strip_nulls, 1),
     ("loom_json_float", _float_json, 2),
+    ("loom_jsonb_pretty", _pretty, 1),
     ("loom_jsonb_object_source", _each_source("object"), 1),
     ("loom_jsonb_array_source", _each_source("array"), 1),
 )
