@@ -214,3 +214,13 @@ def test_jsonb_type_errors_are_postgresqls(docs):
         with pytest.raises(loomdb.Error) as caught:
             one(docs, sql)
         assert caught.value.sqlstate == state, sql
+
+
+def test_a_json_set_returning_function_in_the_select_list_gives_a_row_per_element(docs):
+    rows = docs.execute(
+        "SELECT id, jsonb_array_elements_text(state) AS v FROM docs ORDER BY id, v"
+    ).fetchall()
+    assert [tuple(r) for r in rows] == [(3, "1"), (3, "a"), (3, "b")]
+    keys = docs.execute("SELECT jsonb_object_keys(state) FROM docs WHERE id = 2 ORDER BY 1").fetchall()
+    assert [r[0] for r in keys] == ["goal", "plan"]
+    assert [r[0] for r in docs.execute("SELECT jsonb_array_elements('[{\"a\": 1}]'::jsonb)")] == [{"a": 1}]

@@ -73,3 +73,4 @@ SELECT '5'::jsonb #- '{a}';
 SELECT jsonb_build_object('a');
 SELECT '[1, 2]'::jsonb - 'a'::text, '5'::jsonb - 'a';
 SELECT '{"a": NaN}'::jsonb;
+SELECT id, CASE WHEN id > 0 THEN jsonb_array_elements_text(tags) END FROM memories;

@@ -247,3 +247,8 @@ SELECT jsonb_agg(model ORDER BY model DESC) FROM runs;
 SELECT jsonb_agg(model ORDER BY model NULLS FIRST) FROM runs;
 SELECT run_id, jsonb_pretty(config) AS v FROM runs;
 SELECT jsonb_pretty('{"a": [1, {"b": null, "cc": []}, [], {}], "bb": {}, "c": "x\ny"}'::jsonb), jsonb_pretty('[]'::jsonb), jsonb_pretty('{}'::jsonb), jsonb_pretty('1.50'::jsonb), jsonb_pretty('"s"'::jsonb);
+SELECT id, jsonb_array_elements(tags) FROM memories ORDER BY id;
+SELECT m.id, jsonb_array_elements_text(m.tags) AS t FROM memories m WHERE m.id < 1020 ORDER BY m.id, t;
+SELECT run_id, jsonb_object_keys(config) FROM runs ORDER BY 1, 2;
+SELECT jsonb_array_elements('[1, [2], {"a": 3}]'::jsonb);
+SELECT id, upper(jsonb_array_elements_text(tags)) FROM memories WHERE id < 1010;

@@ -23,7 +23,7 @@ from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
 from .functions import NUMERIC_COLLATION
-from .json_dialect import JSON_CALLS, JSON_TRANSFORMS, jsonb_order
+from .json_dialect import JSON_CALLS, JSON_TRANSFORMS, jsonb_order, select_list_functions
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
@@ -319,7 +319,7 @@ class LoomSQLiteGenerator(SQLiteGenerator):
 
     def preprocess(self, expression: exp.Expr) -> exp.Expr:
         """SQLite's preprocessing, then timestamp and date literals in their stored form."""
-        return jsonb_order(_time_literals(super().preprocess(expression)))
+        return select_list_functions(jsonb_order(_time_literals(super().preprocess(expression))))
 
     TRANSFORMS = {
         **SQLiteGenerator.TRANSFORMS,

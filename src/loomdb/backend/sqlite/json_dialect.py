@@ -211,6 +211,60 @@ def _typeof(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     )
 
 
+#: The set-returning functions of one value a row that may stand in the select list.
+_SELECT_LIST_SRFS = (
+    "jsonb_array_elements",
+    "json_array_elements",
+    "jsonb_array_elements_text",
+    "json_array_elements_text",
+    "jsonb_object_keys",
+    "json_object_keys",
+)
+
+
+def select_list_functions(tree: exp.Expr) -> exp.Expr:
+    """A set-returning function of one column in the select list (``SELECT id,
+    jsonb_array_elements_text(tags) FROM t``) as PostgreSQL runs it: a join
+    with the function in FROM (a row per element; none for an empty or NULL
+    value), when it is the only one and the SELECT neither groups nor aggregates;
+    other uses are left to be refused."""
+    for select in list(tree.find_all(exp.Select)):
+        calls = [
+            node
+            for item in select.expressions
+            for node in item.find_all(exp.Anonymous)
+            if str(node.this).lower() in TABLE_FUNCTIONS
+        ]
+        if len(calls) != 1 or str(calls[0].this).lower() not in _SELECT_LIST_SRFS:
+            continue
+        call = calls[0]
+        if (
+            select.args.get("group")
+            or select.args.get("distinct")
+            or select.find(exp.AggFunc, exp.Window)
+            or len(call.expressions) != 1
+            or call.find_ancestor(exp.Case, exp.If, exp.Coalesce) is not None  # PostgreSQL refuses these
+        ):
+            continue
+        name = str(call.this).lower()
+        alias = f"_loom_srf_{id(call)}"
+        column = exp.column("value", table=alias)
+        column.meta[TABLE_FUNCTION] = (name, 0)
+        column.type = exp.DataType.build(
+            "TEXT" if name.endswith(("_text", "keys")) else "JSONB", dialect="postgres"
+        )
+        table = exp.Table(
+            this=exp.Anonymous(this=call.this, expressions=[call.expressions[0].copy()]),
+            alias=exp.TableAlias(this=exp.to_identifier(alias), columns=[exp.to_identifier("value")]),
+        )
+        call.replace(column)
+        if select.args.get("from_"):
+            select.append("joins", exp.Join(this=table))
+        else:
+            select.set("from_", exp.From(this=table))
+    return tree
+
+
 def _refuse_srf(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     name = str(e.this).lower()
     raise NotSupportedError(

@@ -27,6 +27,9 @@ from ..tree import JSON_FUNCTIONS, JSON_NODES, column_type_of, is_json, is_jsonb
 from .context import TYPES, Context
 from .name_table_functions import TABLE_FUNCTION, type_table_function_columns
 
+#: Set-returning functions whose values are JSON, called in the select list.
+_JSON_ROWS = ("jsonb_array_elements", "json_array_elements")
+
 
 def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Return ``tree`` with ``meta[TYPES]`` set: one loomdb type (or None)
@@ -50,7 +53,7 @@ def _output_type(node: exp.Expression) -> ColumnType | None:
         inner = inner.this
     if isinstance(inner, (exp.JSONExtract, exp.JSONBExtract, *JSON_NODES)):
         return JSON_ANY
-    if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in JSON_FUNCTIONS:
+    if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in (*JSON_FUNCTIONS, *_JSON_ROWS):
         return JSON_ANY
     if is_jsonb_concat(inner) or (isinstance(inner, exp.Sub) and is_json(inner.this)):
         return JSON_ANY
