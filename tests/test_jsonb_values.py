@@ -218,7 +218,7 @@ def test_jsonb_type_errors_are_postgresqls(docs):
 
 def test_a_json_set_returning_function_in_the_select_list_gives_a_row_per_element(docs):
     rows = docs.execute(
-        "SELECT id, jsonb_array_elements_text(state) AS v FROM docs ORDER BY id, v"
+        "SELECT id, jsonb_array_elements_text(state) AS v FROM docs WHERE id = 3 ORDER BY id, v"
     ).fetchall()
     assert [tuple(r) for r in rows] == [(3, "1"), (3, "a"), (3, "b")]
     keys = docs.execute("SELECT jsonb_object_keys(state) FROM docs WHERE id = 2 ORDER BY 1").fetchall()
