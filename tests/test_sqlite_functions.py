@@ -195,7 +195,7 @@ def test_float_variance_aggregates(floats):
         ("SELECT bool_or(x) OVER () AS v FROM (SELECT true AS x) s", "bool_or"),
         ("SELECT to_hex(255) AS v", "to_hex"),
         ("SELECT quote_literal('a') AS v", "quote_literal"),
-        ("SELECT jsonb_typeof('1'::jsonb) AS v", "jsonb_typeof"),
+        ("SELECT jsonb_path_exists('1'::jsonb, '$') AS v", "jsonb_path_exists"),
         ("SELECT make_date(2024, 3, 1) AS v", "make_date"),
         ("SELECT gcd(4, 6) AS v", "gcd"),
     ],

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
@@ -33,6 +34,7 @@ import numpy as np
 import orjson
 
 from .errors import DataError, NotSupportedError
+from .jsonb_text import dump_jsonb, load_jsonb
 
 UTC = dt.UTC
 
@@ -225,6 +227,9 @@ def load_json(text: str | bytes) -> Any:
         return json.loads(text)  # big integers, NaN tokens: let the standard library decide
 
 
+_FRACTION = re.compile(r"[0-9][.eE]")
+
+
 class VectorBlob(bytes):
     """A VECTOR value in storage form: little-endian float32 bytes.
 
@@ -271,8 +276,11 @@ def _vector_bytes(value: Any, ctype: ColumnType | None, column: str) -> VectorBl
 
 def _json_text(value: Any, column: str) -> str:
     if isinstance(value, str):
-        # A str bound to JSON is JSON text, as in PostgreSQL.
+        # A str bound to JSON is JSON text, as in PostgreSQL, its numbers numerics:
+        # read exactly (slower) only when it may hold a fraction or an exponent.
         try:
+            if _FRACTION.search(value):
+                return dump_jsonb(load_jsonb(value))
             value = load_json(value)
         except ValueError as exc:
             raise DataError(

@@ -34,6 +34,7 @@ from .rules.context import NAMES, NPARAMS, PARAM_TYPES, TYPES, VIEWS, Context
 from .rules.count_parameters import count_parameters
 from .rules.name_outputs import name_outputs
 from .rules.name_star_outputs import name_star_outputs
+from .rules.name_table_functions import name_table_functions
 from .rules.name_values_columns import name_values_columns
 from .rules.project_returning_vid import project_returning_vid
 from .rules.project_versions import project_versions
@@ -53,6 +54,7 @@ RULES: tuple[Rule, ...] = (
     resolve_tables,
     name_outputs,
     name_values_columns,
+    name_table_functions,
     qualify_query,
     check_grouping,
     resolve_set_types,

@@ -20,6 +20,7 @@ from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.generators.postgres import PostgresGenerator
+from sqlglot.parser import binary_range_parser
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokens import TokenType
 
@@ -70,6 +71,23 @@ def _recording_name(name: str, parser):  # type: ignore[no-untyped-def]
     return parse_named
 
 
+def _delete_path(self: PostgresParser, this: exp.Expr | None) -> exp.Expr | None:
+    """jsonb's ``a #- b``; PostgreSQL's ``#-`` and ``||`` share a precedence, left
+    to right, so ``a #- b || c`` is ``(a #- b) || c`` (sqlglot reads ``a #- (b || c)``)."""
+    node = _DELETE_PATH(self, this)
+    top = node.expression if node is not None else None
+    if not isinstance(top, exp.DPipe):
+        return node
+    leftmost = top
+    while isinstance(leftmost.this, exp.DPipe):
+        leftmost = leftmost.this
+    leftmost.set("this", exp.JSONBDeleteAtPath(this=this, expression=leftmost.this))
+    return top
+
+
+_DELETE_PATH = binary_range_parser(exp.JSONBDeleteAtPath)
+
+
 class LoomPostgresParser(PostgresParser):
     """PostgreSQL's parser plus pgvector's operators."""
 
@@ -79,6 +97,8 @@ class LoomPostgresParser(PostgresParser):
         name: parser if name in _CAST_PARSERS else _recording_name(name, parser)
         for name, parser in PostgresParser.FUNCTION_PARSERS.items()
     }
+
+    RANGE_PARSERS = {**PostgresParser.RANGE_PARSERS, TokenType.HASH_DASH: _delete_path}
 
     # pgvector's operators bind like PostgreSQL's "any other operator":
     # looser than + and -, tighter than comparisons.

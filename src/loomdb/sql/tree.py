@@ -229,14 +229,53 @@ def column_type_of(dtype: exp.DataType | None) -> ColumnType | None:
 
 _JSON_TYPES = (_T.JSON, _T.JSONB)
 
+#: PostgreSQL's functions whose result is json or jsonb (sqlglot parses them
+#: as anonymous calls), by lower-case name.
+JSON_FUNCTIONS = frozenset(
+    {
+        "array_to_json",
+        "json_build_array",
+        "json_build_object",
+        "json_object",
+        "json_strip_nulls",
+        "jsonb_agg",
+        "jsonb_build_array",
+        "jsonb_build_object",
+        "jsonb_insert",
+        "jsonb_object",
+        "jsonb_set",
+        "jsonb_set_lax",
+        "jsonb_strip_nulls",
+        "row_to_json",
+        "to_json",
+        "to_jsonb",
+    }
+)
+#: The JSON-building nodes sqlglot parses into nodes of their own (and jsonb's ``#-``).
+JSON_NODES = (
+    exp.JSONArrayAgg,
+    exp.JSONBObjectAgg,
+    exp.JSONObjectAgg,
+    exp.JSONObject,
+    exp.JSONArray,
+    exp.JSONBDeleteAtPath,
+)
+
 
 def is_json(node: exp.Expression) -> bool:
-    """Whether ``node`` is a json or jsonb value: by its annotated type, or an arrow extract.
+    """Whether ``node`` is a json or jsonb value: by its annotated type, an
+    arrow extract or a function returning JSON.
 
     >>> is_json(exp.cast(exp.Literal.string("{}"), "jsonb"))
     True
+    >>> is_json(exp.Anonymous(this="to_jsonb", expressions=[exp.Literal.number(1)]))
+    True
     """
-    if isinstance(node, (exp.JSONExtract, exp.JSONBExtract)):
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, (exp.JSONExtract, exp.JSONBExtract, *JSON_NODES)):
+        return True
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() in JSON_FUNCTIONS:
         return True
     return node.type is not None and node.type.this in _JSON_TYPES
 

@@ -15,18 +15,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import arrow_json_extract_sql
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
-from ...errors import NotSupportedError
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
 from .functions import NUMERIC_COLLATION
+from .json_dialect import JSON_CALLS, JSON_TRANSFORMS, jsonb_order, select_list_functions
 from .query_dialect import rewrite_queries
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
-from .vector_dialect import VECTOR_TRANSFORMS, vector_aggregate, vector_arithmetic, vector_call, vector_cast
+from .vector_dialect import (
+    VECTOR_TRANSFORMS,
+    is_vector,
+    vector_aggregate,
+    vector_arithmetic,
+    vector_call,
+    vector_cast,
+)
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -81,6 +87,11 @@ def _int_cast_mode(value: exp.Expr) -> str:
     return "n"
 
 
+def _is_plain_json(node: exp.Expr) -> bool:
+    """Whether ``node`` is typed json (not jsonb): PostgreSQL keeps json's text as written."""
+    return isinstance(node, exp.Expression) and node.type is not None and node.type.this == _T.JSON
+
+
 def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
     kind = e.to.this
@@ -90,6 +101,8 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     numeric = _numeric_cast(self, e)
     if numeric is not None:
         return numeric
+    if kind in _TEXT_TYPES and is_json(e.this) and not _is_plain_json(e.this):
+        return self.func("loom_jsonb_text", e.this)  # PostgreSQL's text form of jsonb
     if kind in _INT_CASTS:
         return self.func(_INT_CASTS[kind], e.this, exp.Literal.string(_int_cast_mode(e.this)))
     if kind in _CAST_FUNCTIONS:
@@ -98,65 +111,19 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     return self.cast_sql(e)
 
 
-_RENAMED_FUNCTIONS = {
-    "JSONB_ARRAY_LENGTH": "json_array_length",
-    "JSONB_BUILD_OBJECT": "json_object",
-    "JSON_BUILD_OBJECT": "json_object",
-    "JSONB_BUILD_ARRAY": "json_array",
-    "JSON_BUILD_ARRAY": "json_array",
-    "JSONB_AGG": "json_group_array",
-    "JSONB_OBJECT_AGG": "json_group_object",
-    "JSON_OBJECT_AGG": "json_group_object",
-}
-
-
 def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     """A function sqlglot does not know: renamed when SQLite calls it otherwise;
     one SQLite lacks refused (see :func:`.text_dialect.check_function`)."""
     upper = str(e.this).upper()
     if upper in STRING_CALLS:
         return STRING_CALLS[upper](self, e)
-    name = _RENAMED_FUNCTIONS.get(upper) or vector_call(upper)
+    if upper in JSON_CALLS:
+        return JSON_CALLS[upper](self, e)
+    name = vector_call(upper)
     if name is None:
         check_function(str(e.this))
         return self.anonymous_sql(e)
     return self.func(name, *e.expressions)
-
-
-def _json_path(self: SQLiteGenerator, path: exp.Expr) -> str:
-    """PostgreSQL's text-array path '{a,0,b}' as a SQLite JSON path '$.a[0].b'
-    (NotSupportedError for a path that is not a constant)."""
-    if not isinstance(path, exp.Literal) or not path.is_string:
-        raise NotSupportedError("#> and #>> need a constant path such as '{a,b}'")
-    out = "$"
-    for part in path.this.strip("{}").split(","):
-        part = part.strip().strip('"')
-        out += f"[{part}]" if part.lstrip("-").isdigit() else '."' + part.replace('"', '\\"') + '"'
-    return self.sql(exp.Literal.string(out))
-
-
-def _json_text(self: SQLiteGenerator, e: exp.JSONExtractScalar) -> str:
-    """``->>`` returns text in PostgreSQL: numbers as their digits, booleans as true/false."""
-    inner = arrow_json_extract_sql(self, e)
-    doc = self.sql(e.this)
-    path = self.sql(e.expression)
-    if not isinstance(e.expression, exp.JSONPath):
-        # A key or index given at run time (a parameter): ->> takes it as is,
-        # json_type needs it as a path.
-        path = f"(CASE WHEN typeof({path}) = 'integer' THEN '$[' || {path} || ']' ELSE '$.\"' || {path} || '\"' END)"
-    return (
-        f"(CASE json_type({doc}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
-        f" ELSE CAST({inner} AS TEXT) END)"
-    )
-
-
-def _has_key(self: SQLiteGenerator, e: exp.Expr) -> str:
-    """jsonb's ``doc ? key``: whether the top-level object has ``key``."""
-    key = e.expression
-    if isinstance(key, exp.Literal):
-        path = exp.Literal.string('$."' + key.this.replace('"', '\\"') + '"')
-        return f"(json_type({self.sql(e.this)}, {self.sql(path)}) IS NOT NULL)"
-    return f"(json_type({self.sql(e.this)}, '$.\"' || {self.sql(key)} || '\"') IS NOT NULL)"
 
 
 def _concat(self: SQLiteGenerator, e: exp.DPipe) -> str:
@@ -190,13 +157,10 @@ def _minus(self: SQLiteGenerator, e: exp.Sub) -> str:
     if vector is not None:
         return vector
     if is_json(e.this):
-        return self.func("loom_jsonb_delete", e.this, e.expression)
+        # A parameter may be a Python list, bound as a JSON array: jsonb - text[].
+        parameter = isinstance(e.expression, (exp.Parameter, exp.Placeholder))
+        return self.func("loom_jsonb_delete_keys" if parameter else "loom_jsonb_delete", e.this, e.expression)
     return self.binary(e, "-")
-
-
-def _object_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
-    """``json[b]_object_agg(key, value)`` as SQLite's ``json_group_object``."""
-    return self.func("json_group_object", e.this, e.expression)
 
 
 _TIME_TYPES = {
@@ -347,38 +311,49 @@ def _window(self: SQLiteGenerator, e: exp.Window) -> str:
     return f"{sql} COLLATE {NUMERIC_COLLATION}" if e.meta.get("numeric_text") else sql
 
 
+def _vector_else(node: type[exp.Expr], other: _Transform) -> _Transform:
+    """``node``'s vector transform when one of its operands is a vector, else ``other``."""
+    vector = VECTOR_TRANSFORMS[node]
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The vector or the other rewrite."""
+        operands = [e.this, e.args.get("expression"), *e.expressions]
+        return (vector if any(is_vector(o) for o in operands) else other)(self, e)
+
+    return generate
+
+
 class LoomSQLiteGenerator(SQLiteGenerator):
     """SQLite's generator with loomdb's rewrites (see the module docstring)."""
 
     def preprocess(self, expression: exp.Expr) -> exp.Expr:
         """SQLite's preprocessing, then timestamp and date literals in their stored
-        form and the query shapes of :mod:`.query_dialect`."""
-        return rewrite_queries(_time_literals(super().preprocess(expression)))
+        form, jsonb's ordering, set-returning JSON functions of the select list and
+        the query shapes of :mod:`.query_dialect`."""
+        return rewrite_queries(
+            select_list_functions(jsonb_order(_time_literals(super().preprocess(expression))))
+        )
 
     TRANSFORMS = {
         **SQLiteGenerator.TRANSFORMS,
-        **VECTOR_TRANSFORMS,
-        exp.ArrayContainsAll: _func("loom_jsonb_contains"),
-        exp.ArrayContainedBy: _func("loom_jsonb_contained"),
         exp.CurrentTimestamp: lambda self, e: "loom_now()",
         exp.ILike: lambda self, e: f"LOWER({self.sql(e.this)}) LIKE LOWER({self.sql(e.expression)})",
         exp.Cast: _cast,
         exp.Uuid: lambda self, e: "gen_random_uuid()",
-        exp.JSONBExtract: lambda self, e: f"({self.sql(e.this)} -> {_json_path(self, e.expression)})",
-        exp.JSONBExtractScalar: lambda self, e: (
-            f"CAST(({self.sql(e.this)} ->> {_json_path(self, e.expression)}) AS TEXT)"
-        ),
-        exp.JSONExtractScalar: _json_text,
-        exp.JSONBContainsTopKey: _has_key,
         exp.Anonymous: _anonymous,
         exp.Parameter: lambda self, e: f"?{e.this.name}",
         exp.DPipe: _concat,
         exp.Div: _checked_divisor("/"),
         exp.Mod: _checked_divisor("%"),
         exp.Sub: _minus,
-        exp.JSONBObjectAgg: _object_agg,
-        exp.JSONObjectAgg: _object_agg,
         **STRING_TRANSFORMS,
+        **JSON_TRANSFORMS,
+        **VECTOR_TRANSFORMS,
+        # Nodes both rewrite: pgvector's meaning when a side is a vector, else jsonb's (or SQLite's).
+        **{
+            node: _vector_else(node, JSON_TRANSFORMS[node])
+            for node in VECTOR_TRANSFORMS.keys() & JSON_TRANSFORMS.keys()
+        },
         exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
         exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),
         exp.Window: _window,

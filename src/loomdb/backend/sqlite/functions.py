@@ -19,7 +19,7 @@ import apsw
 import sqlite_vec
 
 from ... import errors
-from ...types import dump_json, load_json
+from .json_functions import JSON_FUNCTIONS, jsonb_collation
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
 from .ordered_set_functions import ORDERED_SET_AGGREGATES
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
@@ -30,79 +30,8 @@ if TYPE_CHECKING:
 
 #: The collation of NUMERIC columns (stored as decimal text, compared as numbers).
 NUMERIC_COLLATION = "loom_numeric"
-
-
-def jsonb_contains(left: Any, right: Any) -> bool:
-    """PostgreSQL's jsonb ``left @> right`` over parsed JSON values."""
-    if isinstance(left, dict):
-        return isinstance(right, dict) and all(
-            key in left and jsonb_contains(left[key], value) for key, value in right.items()
-        )
-    if isinstance(left, list):
-        if isinstance(right, list):
-            return all(any(jsonb_contains(item, want) for item in left) for want in right)
-        # A top-level array contains a primitive equal to one of its elements.
-        return not isinstance(right, dict) and any(
-            item == right and type(item) is type(right) for item in left
-        )
-    return type(left) is type(right) and left == right
-
-
-def _as_json(value: Any) -> Any:
-    """A stored JSON value (text or bytes) parsed; anything else as it is."""
-    if isinstance(value, (str, bytes)):
-        return load_json(value)
-    return value
-
-
-def _jsonb(value: Any) -> str | None:
-    """``value::jsonb``: JSON text in jsonb's normal form (DataError for text that is not JSON)."""
-    return None if value is None else dump_json(_parse_jsonb(value))
-
-
-def _jsonb_concat(a: Any, b: Any) -> str | None:
-    """jsonb's ``a || b``: two objects merge (b's value wins for a shared key);
-    otherwise both sides, a non-array taken as a one-element array, are joined."""
-    if a is None or b is None:
-        return None
-    left, right = _parse_jsonb(a), _parse_jsonb(b)
-    if isinstance(left, dict) and isinstance(right, dict):
-        return dump_json({**left, **right})
-    items = (left if isinstance(left, list) else [left]) + (right if isinstance(right, list) else [right])
-    return dump_json(items)
-
-
-def _jsonb_delete(doc: Any, key: Any) -> str | None:
-    """jsonb's ``doc - key``: an object without ``key``, an array without the
-    string elements equal to ``key``, or (an integer ``key``) without that element."""
-    if doc is None or key is None:
-        return None
-    value = _parse_jsonb(doc)
-    if isinstance(key, int) and not isinstance(key, bool):
-        if not isinstance(value, list):
-            raise errors.DataError(
-                "cannot delete from object using integer index"
-                if isinstance(value, dict)
-                else "cannot delete from scalar",
-                sqlstate="22023",
-            )
-        index = key + len(value) if key < 0 else key
-        return dump_json([item for i, item in enumerate(value) if i != index])
-    if isinstance(value, dict):
-        return dump_json({k: v for k, v in value.items() if k != key})
-    if isinstance(value, list):
-        return dump_json([item for item in value if not (isinstance(item, str) and item == key)])
-    raise errors.DataError("cannot delete from scalar", sqlstate="22023")
-
-
-def _parse_jsonb(value: Any) -> Any:
-    """A jsonb operand parsed (DataError for text that is not JSON)."""
-    try:
-        return _as_json(value)
-    except ValueError:
-        raise errors.DataError(
-            f"invalid input syntax for type json: {str(value)[:80]!r}", sqlstate="22P02"
-        ) from None
+#: The collation ordering jsonb values as PostgreSQL does (see :mod:`.json_functions`).
+JSONB_COLLATION = "loom_jsonb"
 
 
 def _to_int(bits: int) -> Callable[[Any, str], int | None]:
@@ -189,16 +118,6 @@ def _cardinality_violation() -> Any:
     )
 
 
-def _contains(a: Any, b: Any) -> int | None:
-    """``a @> b`` as SQL: NULL when either side is NULL, else 1 or 0."""
-    return None if a is None or b is None else int(jsonb_contains(_as_json(a), _as_json(b)))
-
-
-def _contained(a: Any, b: Any) -> int | None:
-    """``a <@ b`` as SQL (``b @> a``)."""
-    return _contains(b, a)
-
-
 def _decimal_key(text: str) -> Decimal | None:
     """``text`` as a Decimal, or None when it is not a number."""
     try:
@@ -243,27 +162,24 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     for name, window, nargs in NUMERIC_AGGREGATES:
         conn.create_window_function(name, window, nargs)
     conn.create_collation(NUMERIC_COLLATION, numeric_collation)
+    conn.create_collation(JSONB_COLLATION, jsonb_collation)
 
 
 #: The deterministic functions: (SQL name, function, number of arguments).
 FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
-    ("loom_jsonb_contains", _contains, 2),
-    ("loom_jsonb_contained", _contained, 2),
-    ("loom_jsonb", _jsonb, 1),
     ("loom_int2", _to_int(16), 2),
     ("loom_int4", _to_int(32), 2),
     ("loom_int8", _to_int(64), 2),
     ("loom_divisor", _divisor, 2),
     ("loom_limit", _limit, 1),
     ("loom_offset", _offset, 1),
-    ("loom_jsonb_concat", _jsonb_concat, 2),
-    ("loom_jsonb_delete", _jsonb_delete, 2),
     # Casts to types SQLite lacks (see the dialect's cast rules).
     ("loom_timestamp", cast_to("TIMESTAMP"), 1),
     ("loom_date", cast_to("DATE"), 1),
     ("loom_bool", cast_to("BOOLEAN"), 1),
     ("loom_numeric", cast_to("NUMERIC"), 1),
     *NUMERIC_FUNCTIONS,
+    *JSON_FUNCTIONS,
 )
 FUNCTIONS += STRING_FUNCTIONS  # PostgreSQL's string functions (see their section)
 FUNCTIONS += VECTOR_FUNCTIONS  # pgvector's (see vector_functions)
@@ -288,6 +204,7 @@ REGISTERED = frozenset(
         "gen_random_uuid",
         "loom_cardinality_violation",
         NUMERIC_COLLATION,
+        JSONB_COLLATION,
         *(f[0] for f in FUNCTIONS),
         *(a[0] for a in STRING_AGGREGATES),
         *(a[0] for a in ORDERED_SET_AGGREGATES),

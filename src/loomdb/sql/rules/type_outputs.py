@@ -23,35 +23,14 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ...types import JSON_ANY, VECTOR_ANY, ColumnType
-from ..tree import column_type_of, is_json, is_jsonb_concat, projections
+from ..tree import JSON_FUNCTIONS, JSON_NODES, column_type_of, is_json, is_jsonb_concat, projections
 from .context import TYPES, Context
+from .name_table_functions import TABLE_FUNCTION, type_table_function_columns
 
-#: PostgreSQL's functions whose result is json or jsonb (sqlglot parses them
-#: as anonymous calls), by lower-case name.
-JSON_FUNCTIONS = frozenset(
-    {
-        "array_to_json",
-        "json_build_array",
-        "json_build_object",
-        "json_object",
-        "json_strip_nulls",
-        "jsonb_agg",
-        "jsonb_build_array",
-        "jsonb_build_object",
-        "jsonb_insert",
-        "jsonb_object",
-        "jsonb_set",
-        "jsonb_set_lax",
-        "jsonb_strip_nulls",
-        "row_to_json",
-        "to_json",
-        "to_jsonb",
-    }
-)
 #: pgvector's functions whose result is a vector, by lower-case name.
 VECTOR_FUNCTIONS = frozenset({"l2_normalize", "subvector"})
-#: The JSON-building aggregates sqlglot parses into nodes of their own.
-_JSON_NODES = (exp.JSONArrayAgg, exp.JSONBObjectAgg, exp.JSONObjectAgg, exp.JSONObject, exp.JSONArray)
+#: Set-returning functions whose values are JSON, called in the select list.
+_JSON_ROWS = ("jsonb_array_elements", "json_array_elements")
 
 
 def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -63,6 +42,7 @@ def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
         width = len(rows[0].expressions) if rows and isinstance(rows[0], exp.Tuple) else 0
         tree.meta[TYPES] = (None,) * width
         return tree
+    type_table_function_columns(tree)
     tree.meta[TYPES] = tuple(_output_type(p) for p in projections(tree))
     return tree
 
@@ -73,9 +53,9 @@ def _output_type(node: exp.Expression) -> ColumnType | None:
     inner = node.this if isinstance(node, exp.Alias) else node
     while isinstance(inner, exp.Paren):
         inner = inner.this
-    if isinstance(inner, (exp.JSONExtract, exp.JSONBExtract, *_JSON_NODES)):
+    if isinstance(inner, (exp.JSONExtract, exp.JSONBExtract, *JSON_NODES)):
         return JSON_ANY
-    if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in JSON_FUNCTIONS:
+    if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in (*JSON_FUNCTIONS, *_JSON_ROWS):
         return JSON_ANY
     if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in VECTOR_FUNCTIONS:
         return VECTOR_ANY
@@ -83,4 +63,6 @@ def _output_type(node: exp.Expression) -> ColumnType | None:
         return JSON_ANY
     if isinstance(inner, (exp.JSONExtractScalar, exp.JSONBExtractScalar)):
         return None
+    if isinstance(inner, exp.Column) and TABLE_FUNCTION in inner.meta:
+        return column_type_of(inner.type)
     return column_type_of(node.type) if node.type else None
