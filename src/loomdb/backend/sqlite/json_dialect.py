@@ -166,13 +166,8 @@ def _array_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
     arg = e.this if isinstance(e, exp.JSONArrayAgg) else e.expressions[0]
     order = ""
     if isinstance(arg, exp.Order):
-        # The aggregate's order is part of its value: NULLs sort as in PostgreSQL
-        # (last ascending) unless the query says otherwise.
-        keys = arg.copy()
-        for key in keys.expressions:
-            if isinstance(key, exp.Ordered) and not key.meta.get("explicit_nulls"):
-                key.set("nulls_first", bool(key.args.get("desc")))
-        order = " " + self.op_expressions("ORDER BY", keys, flat=True)
+        # The parser gave each key PostgreSQL's NULL order, which the generator spells out.
+        order = " " + self.op_expressions("ORDER BY", arg, flat=True)
         arg = arg.this
     distinct = ""
     if isinstance(arg, exp.Distinct) and len(arg.expressions) == 1:
