@@ -150,13 +150,16 @@ def _annotate_sum(self: Any, e: exp.Sum) -> exp.Sum:
 
 def _annotate_arithmetic(self: Any, e: exp.Binary) -> exp.Binary:
     """+ - * / %: a real with anything but a real gives double precision (PostgreSQL's
-    float48 operators), where sqlglot would say real."""
+    float48 operators), where sqlglot would say real; numeric with numeric or an
+    integer gives numeric."""
     self._annotate_binary(e)
     kinds = {side.type.this if side.type else None for side in (e.left, e.right)}
     if e.type is not None and e.type.this == _D.FLOAT and kinds != {_D.FLOAT}:
         self._set_type(e, _D.DOUBLE)
     elif kinds & {_D.FLOAT, _D.DOUBLE} and kinds & ({_D.DECIMAL} | _INTEGERS):
         self._set_type(e, _D.DOUBLE)  # numeric and integers meet a float as double precision
+    elif _D.DECIMAL in kinds and kinds <= {_D.DECIMAL} | _INTEGERS and not e.is_type(_D.DECIMAL):
+        self._set_type(e, _D.DECIMAL)
     return e
 
 
@@ -167,6 +170,62 @@ def _annotate_round(self: Any, e: exp.Round) -> exp.Round:
     else:
         self._set_type(e, _D.DOUBLE)
     return e
+
+
+def _annotate_number(self: Any, e: exp.Literal) -> exp.Literal:
+    """A number literal with a point or an exponent (``3.0``, ``1e3``), or an integer
+    beyond bigint, is numeric in PostgreSQL (sqlglot says double)."""
+    self._annotate_literal(e)
+    if e.is_number and (not e.is_int or abs(int(e.this)) > 2**63 - 1):
+        self._set_type(e, _D.DECIMAL)
+    return e
+
+
+def _sqlglot_annotator(node: type[exp.Expression]) -> Any:
+    """sqlglot's annotator of ``node`` for PostgreSQL (its fixed result type as one)."""
+    spec = Postgres.EXPRESSION_METADATA[node]
+    if "annotator" in spec:
+        return spec["annotator"]
+    returns = spec["returns"]
+    return lambda self, e: self._set_type(e, returns)
+
+
+def _kinds(nodes: Any) -> set[Any]:
+    """The annotated kinds of ``nodes`` (None for an untyped one)."""
+    return {n.type.this if isinstance(n, exp.Expression) and n.type else None for n in nodes}
+
+
+def _numeric_of_arg(fallback: Any) -> Any:
+    """An annotator of a function of one number (abs, ceil, floor, sign, sqrt, trunc):
+    numeric for a numeric argument, else sqlglot's own."""
+
+    def annotate(self: Any, e: exp.Func) -> exp.Func:
+        fallback(self, e)
+        if e.this is not None and e.this.type is not None and e.this.type.this == _D.DECIMAL:
+            self._set_type(e, _D.DECIMAL)
+        return e
+
+    return annotate
+
+
+def _numeric_of_args(fallback: Any) -> Any:
+    """An annotator of a call whose result is its arguments' common type (greatest,
+    least, coalesce, nullif, CASE, ^): numeric when numerics meet integers."""
+
+    def annotate(self: Any, e: exp.Expression) -> exp.Expression:
+        fallback(self, e)
+        values: list[Any] = [e.this, e.expression, *e.expressions]
+        if isinstance(e, exp.Case):
+            values = [i.args.get("true") for i in e.args.get("ifs") or []] + [e.args.get("default")]
+        kinds = _kinds(v for v in values if v is not None and not isinstance(v, exp.Null)) - {_D.NULL}
+        if _D.DECIMAL in kinds and kinds <= {_D.DECIMAL} | _INTEGERS:
+            if e.type is None or e.type.this != _D.DECIMAL:
+                self._set_type(e, _D.DECIMAL)
+        elif isinstance(e, exp.Pow) and kinds <= _INTEGERS:
+            self._set_type(e, _D.DOUBLE)  # integer ^ integer is double precision
+        return e
+
+    return annotate
 
 
 _SUM_FALLBACK = Postgres.EXPRESSION_METADATA[exp.Sum]["annotator"]
@@ -191,6 +250,16 @@ class LoomPostgres(Postgres):
         exp.Avg: {"annotator": _annotate_avg},
         exp.Sum: {"annotator": _annotate_sum},
         exp.Round: {"annotator": _annotate_round},
+        exp.Literal: {"annotator": _annotate_number},
+        **{
+            node: {"annotator": _numeric_of_arg(_sqlglot_annotator(node))}
+            for node in (exp.Abs, exp.Ceil, exp.Floor, exp.Sign, exp.Sqrt)
+        },
+        exp.Trunc: {"annotator": _numeric_of_arg(lambda self, e: self._set_type(e, _D.DOUBLE))},
+        **{
+            node: {"annotator": _numeric_of_args(_sqlglot_annotator(node))}
+            for node in (exp.Greatest, exp.Least, exp.Coalesce, exp.Nullif, exp.Case, exp.Pow)
+        },
         **{op: {"annotator": _annotate_arithmetic} for op in _ARITHMETIC},
     }
 

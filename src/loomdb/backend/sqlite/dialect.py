@@ -24,7 +24,13 @@ from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
-from .functions import NUMERIC_COLLATION
+from .numeric_dialect import (
+    NUMERIC_TRANSFORMS,
+    exact_aggregate,
+    numeric_literal_text,
+    numeric_or,
+    wrap_numeric,
+)
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
@@ -78,7 +84,7 @@ def _int_cast_mode(value: exp.Expr) -> str:
     (rounded half away from zero; numeric literals are numeric in PostgreSQL),
     'f' float (rounded half to even), 't' text (an integer literal only), 'a'
     unknown (a parameter: decided by the value)."""
-    if _numeric_literal_text(value) is not None:
+    if numeric_literal_text(value) is not None:
         return "n"
     if isinstance(value, exp.Literal) and value.is_string:
         return "t"
@@ -98,7 +104,7 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     kind = e.to.this
     numeric = _numeric_cast(self, e)
     if numeric is not None:
-        return numeric
+        return wrap_numeric(self, e, numeric) if kind == _T.DECIMAL else numeric
     if kind in _INT_CASTS:
         return self.func(_INT_CASTS[kind], e.this, exp.Literal.string(_int_cast_mode(e.this)))
     if kind in _CAST_FUNCTIONS:
@@ -255,28 +261,6 @@ def _time_literals(tree: exp.Expr) -> exp.Expr:
 # (see the functions module), and the casts to real, double precision,
 # numeric(p, s) and varchar(n) as PostgreSQL casts.
 
-_DECIMAL_ARGS = {_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT, _T.DECIMAL}
-# What may stand between a result column and its aggregate for the exact
-# aggregate (numeric text) to be used: elsewhere (comparisons, arithmetic,
-# subqueries) SQLite's own float aggregate keeps numbers comparable.
-_PASS_THROUGH = (exp.Alias, exp.Paren, exp.Filter, exp.Window)
-
-
-def _numeric_literal_text(node: exp.Expr) -> str | None:
-    """The text of a number literal (under parentheses and signs), else None.
-
-    >>> _numeric_literal_text(exp.Paren(this=exp.Neg(this=exp.Literal.number("2.50"))))
-    '-2.50'
-    """
-    sign = ""
-    while isinstance(node, (exp.Paren, exp.Neg)):
-        if isinstance(node, exp.Neg):
-            sign = "" if sign else "-"
-        node = node.this
-    if isinstance(node, exp.Literal) and node.is_number:
-        return sign + str(node.this)
-    return None
-
 
 def _numeric_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
     """A cast to real, double precision, numeric(p, s) or varchar(n) as a loomdb function; None for others."""
@@ -285,7 +269,7 @@ def _numeric_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
         return self.func("loom_float4", e.this)
     if kind == _T.DOUBLE:
         return self.func("loom_float8", e.this)
-    literal = _numeric_literal_text(e.this)
+    literal = numeric_literal_text(e.this)
     if kind == _T.DECIMAL and literal is not None:
         # A number literal is numeric in PostgreSQL (its scale kept: 1.0 is 1.0),
         # where SQLite would read it as a float: cast its text instead.
@@ -311,46 +295,32 @@ def _numeric_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
     return None
 
 
-def _in_result_column(node: exp.Expr) -> bool:
-    """Whether ``node``'s value is a result column of the outermost SELECT as it is."""
-    child, parent = node, node.parent
-    while isinstance(parent, _PASS_THROUGH) or (
-        isinstance(parent, exp.Cast) and parent.to.this == _T.DECIMAL
-    ):
-        child, parent = parent, parent.parent
-    return (
-        isinstance(parent, exp.Select)
-        and parent.parent is None
-        and any(child is item for item in parent.expressions)
-    )
-
-
 def _numeric_aggregate(name: str, native: str) -> _Transform:
-    """sum/avg over integers or NUMERIC as ``name`` (exact, numeric text) in a result
-    column, else SQLite's ``native``."""
+    """sum/avg typed numeric (sum of bigint and numeric, avg of integers and numeric)
+    as ``name``, loomdb's exact aggregate (numeric text); others as SQLite's ``native``
+    (sum of a real as ``loom_float4_sum``)."""
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """The exact aggregate (numeric text compared as numbers) or SQLite's own."""
+        """The exact aggregate (compared as a number) or SQLite's own."""
         arg = e.this
         inner = arg.expressions[0] if isinstance(arg, exp.Distinct) and arg.expressions else arg
         kind = inner.type.this if isinstance(inner, exp.Expression) and inner.type else None
         if name == "loom_numeric_sum" and kind == _T.FLOAT:
             return self.func("loom_float4_sum", arg)  # a float, comparable anywhere
-        exact = kind == _T.DECIMAL or (name == "loom_numeric_avg" and kind in _DECIMAL_ARGS)
-        if not exact or not _in_result_column(e):
+        if not exact_aggregate(e):
             return self.func(native, arg)
         if isinstance(e.parent, exp.Window):
-            e.parent.meta["numeric_text"] = True  # the window takes the COLLATE
+            e.parent.meta["numeric_text"] = True  # the window is wrapped
             return self.func(name, arg)
-        return f"{self.func(name, arg)} COLLATE {NUMERIC_COLLATION}"
+        return wrap_numeric(self, e, self.func(name, arg))
 
     return generate
 
 
 def _window(self: SQLiteGenerator, e: exp.Window) -> str:
-    """A window call; one of the exact aggregates' compared as numbers."""
+    """A window call; one of the exact aggregates' compared as a number."""
     sql = self.window_sql(e)
-    return f"{sql} COLLATE {NUMERIC_COLLATION}" if e.meta.get("numeric_text") else sql
+    return wrap_numeric(self, e, sql) if e.meta.get("numeric_text") else sql
 
 
 class LoomSQLiteGenerator(SQLiteGenerator):
@@ -381,15 +351,16 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Anonymous: _anonymous,
         exp.Parameter: lambda self, e: f"?{e.this.name}",
         exp.DPipe: _concat,
-        exp.Div: _checked_divisor("/"),
-        exp.Mod: _checked_divisor("%"),
-        exp.Sub: _minus,
+        exp.Div: numeric_or(_checked_divisor("/")),
+        exp.Mod: numeric_or(_checked_divisor("%")),
+        exp.Sub: numeric_or(_minus),
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,
         **STRING_TRANSFORMS,
         exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
         exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),
         exp.Window: _window,
+        **NUMERIC_TRANSFORMS,
     }
 
     def function_fallback_sql(self, expression: exp.Func) -> str:

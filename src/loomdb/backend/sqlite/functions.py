@@ -22,6 +22,7 @@ import sqlite_vec
 from ... import errors
 from ...types import dump_json, load_json
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
+from .numeric_ops import NUMERIC_OPERATORS
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
 
 if TYPE_CHECKING:
@@ -255,6 +256,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_bool", cast_to("BOOLEAN"), 1),
     ("loom_numeric", cast_to("NUMERIC"), 1),
     *NUMERIC_FUNCTIONS,
+    *NUMERIC_OPERATORS,
 )
 FUNCTIONS += STRING_FUNCTIONS  # PostgreSQL's string functions (see their section)
 

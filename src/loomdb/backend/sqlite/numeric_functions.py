@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation, localcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +45,8 @@ def cast_to(kind: str) -> Callable[[Any], Any]:
 
 #: PostgreSQL's NUMERIC_MIN_SIG_DIGITS and DEC_DIGITS (src/backend/utils/adt/numeric.c).
 _MIN_SIG_DIGITS, _DEC_DIGITS = 16, 4
+#: A context in which scaling by a power of ten never rounds.
+WIDE = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 def _as_decimal(value: Any) -> Decimal:
@@ -64,7 +66,7 @@ def _weight_and_first_digit(value: Decimal) -> tuple[int, int]:
     if value.is_zero():
         return 0, 0
     weight = value.adjusted() // _DEC_DIGITS
-    first = int(abs(value).scaleb(-weight * _DEC_DIGITS))
+    first = int(abs(value).scaleb(-weight * _DEC_DIGITS, WIDE))
     return weight, first
 
 
@@ -85,14 +87,15 @@ def div_scale(dividend: Decimal, divisor: Decimal) -> int:
     return min(rscale, 1000)
 
 
-def numeric_divide(dividend: Decimal, divisor: Decimal) -> Decimal:
+def numeric_divide(dividend: Decimal, divisor: Decimal, rscale: int | None = None) -> Decimal:
     """PostgreSQL's ``numeric / numeric``: exact, rounded half away from zero to
-    :func:`div_scale` digits after the point.
+    ``rscale`` (by default :func:`div_scale`) digits after the point.
 
     >>> numeric_divide(Decimal(6218), Decimal(23))
     Decimal('270.3478260869565217')
     """
-    rscale = div_scale(dividend, divisor)
+    if rscale is None:
+        rscale = div_scale(dividend, divisor)
     sign = -1 if (dividend < 0) != (divisor < 0) else 1
     # num / den == |dividend / divisor| * 10**rscale, in integers.
     n_sign, n_digits, n_exp = dividend.as_tuple()
@@ -107,7 +110,7 @@ def numeric_divide(dividend: Decimal, divisor: Decimal) -> Decimal:
     quotient, remainder = divmod(num, den)
     if 2 * remainder >= den:
         quotient += 1
-    return Decimal(sign * quotient).scaleb(-rscale)
+    return Decimal(sign * quotient).scaleb(-rscale, WIDE)
 
 
 class _NumericSum:

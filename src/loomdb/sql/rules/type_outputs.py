@@ -61,8 +61,39 @@ def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
         width = len(rows[0].expressions) if rows and isinstance(rows[0], exp.Tuple) else 0
         tree.meta[TYPES] = (None,) * width
         return tree
-    tree.meta[TYPES] = tuple(_output_type(p) for p in projections(tree))
+    types = [_output_type(p) for p in projections(tree)]
+    if isinstance(tree, exp.SetOperation):
+        types = _set_operation_types(tree, types)
+    tree.meta[TYPES] = tuple(types)
     return tree
+
+
+def _set_operation_types(tree: exp.SetOperation, types: list[ColumnType | None]) -> list[ColumnType | None]:
+    """A set operation's result types: the first branch's, except that a column
+    where integers meet numerics is numeric, as PostgreSQL resolves it
+    (``SELECT 1 UNION SELECT 2.5`` gives numerics)."""
+    branches = [b for b in tree.find_all(exp.Select) if _is_branch(b, tree)]
+    for i, ctype in enumerate(types):
+        kinds = set()
+        for branch in branches:
+            if i < len(branch.selects):
+                other = _output_type(branch.selects[i])
+                kinds.add(None if other is None else other.kind)
+        if "numeric" in kinds and kinds <= {"numeric", "int"} and (ctype is None or ctype.kind != "numeric"):
+            types[i] = ColumnType.parse("NUMERIC")
+    return types
+
+
+def _is_branch(select: exp.Select, tree: exp.SetOperation) -> bool:
+    """Whether ``select`` is a branch of the set operation ``tree`` (not a subquery in one)."""
+    node = select.parent
+    while isinstance(node, (exp.Subquery, exp.Paren)):
+        node = node.parent
+    while isinstance(node, exp.SetOperation) and node is not tree:
+        node = node.parent
+        while isinstance(node, (exp.Subquery, exp.Paren)):
+            node = node.parent
+    return node is tree
 
 
 def _output_type(node: exp.Expression) -> ColumnType | None:

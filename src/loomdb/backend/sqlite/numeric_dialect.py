@@ -1,0 +1,250 @@
+"""PostgreSQL's numeric type in the SQL the SQLite engine runs.
+
+SQLite has no exact decimal type: a NUMERIC column holds decimal text (compared
+as numbers by the ``loom_numeric`` collation), and SQLite's own arithmetic on it
+is binary floating point. So every expression sqlglot typed numeric (a number
+literal with a point or an exponent, numeric arithmetic, round/trunc/ceil/floor/
+abs/sign/sqrt/greatest/least of numerics, sum and avg of integers and numerics,
+casts to numeric) is written as a call of the exact functions of
+:mod:`.numeric_ops` and :mod:`.numeric_functions`, which return numeric text
+with PostgreSQL's scale. Where such a value leaves the numeric calls (a result
+column, a comparison, ORDER BY, a CASE), it is written
+``CAST(... AS TEXT) COLLATE loom_numeric``: text affinity and the numeric
+collation make comparisons, sorting and DISTINCT numeric. Integer and float
+arithmetic stays SQLite's own.
+
+>>> from loomdb.sql.dialect import parse
+>>> from loomdb.backend.sqlite.dialect import LoomSQLite
+>>> from sqlglot.optimizer.annotate_types import annotate_types
+>>> from loomdb.sql.dialect import LoomPostgres
+>>> annotate_types(parse("SELECT 1.50 + 1 AS a"), dialect=LoomPostgres).sql(dialect=LoomSQLite)
+"SELECT CAST(loom_num_add('1.50', 1) AS TEXT) COLLATE loom_numeric AS a"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlglot import exp
+from sqlglot.generators.sqlite import SQLiteGenerator
+
+from ...errors import NotSupportedError
+from ...types import numeric_text
+from .functions import NUMERIC_COLLATION
+from .numeric_ops import to_decimal
+
+_T = exp.DataType.Type
+_Transform = Callable[..., str]
+
+#: The numeric operators and functions written as calls of :mod:`.numeric_ops`.
+_CALLS: dict[type[exp.Expr], str] = {
+    exp.Add: "loom_num_add",
+    exp.Sub: "loom_num_sub",
+    exp.Mul: "loom_num_mul",
+    exp.Div: "loom_num_div",
+    exp.Mod: "loom_num_mod",
+    exp.Pow: "loom_num_pow",
+    exp.Neg: "loom_num_neg",
+    exp.Abs: "loom_num_abs",
+    exp.Ceil: "loom_num_ceil",
+    exp.Floor: "loom_num_floor",
+    exp.Sign: "loom_num_sign",
+    exp.Sqrt: "loom_num_sqrt",
+    exp.Round: "loom_num_round",
+    exp.Trunc: "loom_num_trunc",
+    exp.Greatest: "loom_num_greatest",
+    exp.Least: "loom_num_least",
+}
+#: Calls whose value is one of their arguments: numeric when their type is.
+_PASSING = (exp.Coalesce, exp.Nullif, exp.Case)
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
+_TEXT_TYPES = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR}
+#: PostgreSQL's functions that compute in numeric for a numeric argument and that
+#: loomdb does not reproduce digit for digit on SQLite.
+_REFUSED: dict[type[exp.Expr], str] = {exp.Ln: "ln", exp.Exp: "exp", exp.Log: "log"}
+
+
+def is_numeric(node: exp.Expr | None) -> bool:
+    """Whether sqlglot typed ``node`` numeric (DECIMAL)."""
+    return isinstance(node, exp.Expression) and node.type is not None and node.type.this == _T.DECIMAL
+
+
+def numeric_literal_text(node: exp.Expr) -> str | None:
+    """The text of a number literal (under parentheses and signs), else None.
+
+    >>> numeric_literal_text(exp.Paren(this=exp.Neg(this=exp.Literal.number("2.50"))))
+    '-2.50'
+    """
+    sign = ""
+    while isinstance(node, (exp.Paren, exp.Neg)):
+        if isinstance(node, exp.Neg):
+            sign = "" if sign else "-"
+        node = node.this
+    if isinstance(node, exp.Literal) and node.is_number:
+        return sign + str(node.this)
+    return None
+
+
+def _outer(node: exp.Expr) -> tuple[exp.Expr, exp.Expr | None]:
+    """``node`` with the parentheses around it, and what holds them."""
+    while isinstance(node.parent, exp.Paren):
+        node = node.parent
+    return node, node.parent
+
+
+def _is_call(node: exp.Expr | None) -> bool:
+    """Whether ``node`` is written as a numeric call (its arguments need no wrapping)."""
+    if isinstance(node, tuple(_CALLS)):
+        return is_numeric(node)
+    if isinstance(node, (exp.Sum, exp.Avg)):
+        return exact_aggregate(node)
+    if isinstance(node, exp.Cast):
+        return node.to.this == _T.DECIMAL
+    return False
+
+
+def exact_aggregate(node: exp.Expr) -> bool:
+    """Whether ``node`` (sum or avg) is computed by loomdb's exact aggregate."""
+    return is_numeric(node)
+
+
+def wrap_numeric(self: SQLiteGenerator, node: exp.Expr, sql: str) -> str:
+    """A numeric value ``sql`` as text compared as a number, unless it only feeds a numeric call."""
+    _, parent = _outer(node)
+    if _is_call(parent) or isinstance(parent, exp.Window):
+        return sql
+    return f"CAST({sql} AS TEXT) COLLATE {NUMERIC_COLLATION}"
+
+
+def _plain(text: str) -> str:
+    """A numeric literal as numeric text (``1e3`` as ``'1000'``), quoted."""
+    dec = to_decimal(text)
+    assert dec is not None
+    return "'" + numeric_text(dec) + "'"
+
+
+def _literal_sql(self: SQLiteGenerator, node: exp.Expr, text: str) -> str | None:
+    """The numeric literal ``node`` (of ``text``) where it stands; None: as SQLite writes it."""
+    top, parent = _outer(node)
+    if _is_call(parent):
+        return _plain(text)
+    if isinstance(parent, (*_COMPARISONS, exp.Between, exp.In)):
+        others = [o for o in parent.iter_expressions() if o is not top]
+        if isinstance(parent, exp.In):
+            others = [parent.this] if top is not parent.this else []
+        if any(is_numeric(o) and numeric_literal_text(o) is None for o in others):
+            return _plain(text)
+        return None
+    if isinstance(parent, exp.Cast):
+        return _plain(text) if parent.to.this in _TEXT_TYPES else None
+    if isinstance(parent, exp.If) and is_numeric(parent.parent) and top is parent.args.get("true"):
+        return _plain(text)
+    if isinstance(parent, _PASSING) and is_numeric(parent):
+        return _plain(text)
+    if isinstance(parent, (exp.Alias, exp.Select, exp.Ordered, exp.DPipe)):
+        return f"CAST({_plain(text)} AS TEXT) COLLATE {NUMERIC_COLLATION}"
+    return None
+
+
+def numeric_literal(self: SQLiteGenerator, e: exp.Literal) -> str:
+    """A number literal with a point or exponent (numeric in PostgreSQL) as its
+    exact text where its value is used as a numeric; else as SQLite writes it."""
+    if e.is_number and is_numeric(e):
+        sql = _literal_sql(self, e, str(e.this))
+        if sql is not None:
+            return sql
+    return self.literal_sql(e)
+
+
+def _operand(self: SQLiteGenerator, node: exp.Expr) -> str:
+    """An argument of a numeric call: a literal as its exact text."""
+    text = numeric_literal_text(node)
+    if text is not None and is_numeric(node):
+        return _plain(text)
+    return self.sql(node)
+
+
+def numeric_call(self: SQLiteGenerator, e: exp.Expr) -> str | None:
+    """A numeric-typed operator or function as its exact call (wrapped where its
+    value leaves numeric calls); None when ``e`` is not numeric."""
+    if not is_numeric(e):
+        if type(e) in _REFUSED and any(is_numeric(a) for a in e.iter_expressions()):
+            raise NotSupportedError(
+                f"{_REFUSED[type(e)]}() of a numeric is not supported by loomdb on SQLite (PostgreSQL computes "
+                f"it in exact numeric arithmetic); cast the argument to double precision"
+            )
+        return None
+    name = _CALLS.get(type(e))
+    if name is None:
+        return None
+    if isinstance(e, exp.Neg):
+        text = numeric_literal_text(e)
+        if text is not None:
+            sql = _literal_sql(self, e, text)
+            return sql if sql is not None else f"({text})"
+        args = [e.this]
+    elif isinstance(e, (exp.Greatest, exp.Least)):
+        args = [e.this, *e.expressions]
+    elif isinstance(e, (exp.Round, exp.Trunc)):
+        args = [e.this] + ([e.args["decimals"]] if e.args.get("decimals") is not None else [])
+    elif isinstance(e, exp.Binary):
+        args = [e.this, e.expression]
+    else:
+        if isinstance(e, (exp.Ceil, exp.Floor)) and e.args.get("decimals") is not None:
+            return None
+        args = [e.this]
+    sql = f"{name}({', '.join(_operand(self, a) for a in args)})"
+    return wrap_numeric(self, e, sql)
+
+
+def numeric_or(fallback: _Transform) -> _Transform:
+    """A transform writing ``e`` as a numeric call when it is numeric, else by ``fallback``."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The numeric call or the fallback's SQL."""
+        sql = numeric_call(self, e)
+        return fallback(self, e) if sql is None else sql
+
+    return generate
+
+
+def _passing(fallback: _Transform) -> _Transform:
+    """COALESCE, NULLIF and CASE: typed numeric, their value compared as a number."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """SQLite's SQL, wrapped when numeric."""
+        sql = fallback(self, e)
+        return wrap_numeric(self, e, sql) if is_numeric(e) else sql
+
+    return generate
+
+
+def _refuse_or(fallback: _Transform) -> _Transform:
+    """ln/exp/log: refused for a numeric argument (see :func:`numeric_call`)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        numeric_call(self, e)
+        return fallback(self, e)
+
+    return generate
+
+
+def _default(node: type[exp.Expr]) -> _Transform:
+    """How SQLite's generator writes ``node`` without loomdb's numeric rules."""
+    transform = SQLiteGenerator.TRANSFORMS.get(node)
+    if transform is not None:
+        return transform
+    method = f"{node.key}_sql"
+    if hasattr(SQLiteGenerator, method):
+        return lambda self, e: getattr(self, method)(e)
+    return lambda self, e: self.function_fallback_sql(e)
+
+
+#: The transforms the SQLite generator takes over for numerics; the generator's
+#: own rules for ``/``, ``%`` and ``-`` are wrapped with :func:`numeric_or`.
+NUMERIC_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
+    exp.Literal: numeric_literal,
+    **{node: numeric_or(_default(node)) for node in _CALLS if node not in (exp.Sub, exp.Div, exp.Mod)},
+    **{node: _passing(_default(node)) for node in _PASSING},
+    **{node: _refuse_or(_default(node)) for node in _REFUSED},
+}
