@@ -133,3 +133,12 @@ SELECT avg(step::float) FROM iterations;
 SELECT jsonb_agg(step ORDER BY step) FROM iterations WHERE run_id = 'run-00';
 SELECT jsonb_object_agg(run_id, agent) FROM runs;
 SELECT count(*) FROM (SELECT DISTINCT agent, model FROM runs) t;
+-- exact numeric sum/avg wherever they stand
+SELECT agent, sum(budget) * 2, avg(budget) / 2, avg(budget) + 1 FROM runs GROUP BY agent ORDER BY agent;
+SELECT agent FROM runs GROUP BY agent HAVING sum(budget) > 100 ORDER BY agent;
+SELECT agent FROM runs GROUP BY agent HAVING avg(budget) < 60.5 ORDER BY agent;
+SELECT run_id, avg(tokens_used) - min(tokens_used) FROM iterations GROUP BY run_id ORDER BY run_id;
+SELECT run_id, round(avg(tokens_used), 2), round(avg(tokens_used)) FROM iterations GROUP BY run_id ORDER BY run_id;
+SELECT run_id, sum(cost) / count(*), avg(cost) FROM tool_calls GROUP BY run_id ORDER BY run_id;
+SELECT run_id FROM tool_calls GROUP BY run_id ORDER BY sum(cost) DESC NULLS LAST, run_id;
+SELECT max(budget * 2), min(budget / 3), sum(budget * 1.5) FROM runs;

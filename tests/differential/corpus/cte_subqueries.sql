@@ -34,3 +34,6 @@ WITH a AS (SELECT 1 AS x) SELECT x FROM a UNION ALL SELECT x FROM a;
 SELECT * FROM generate_series(1, 3);
 SELECT g FROM generate_series(1, 10, 3) AS g;
 SELECT unnest(ARRAY[1, 2, 3]);
+SELECT run_id FROM runs WHERE budget > (SELECT avg(budget) FROM runs) ORDER BY run_id;
+WITH t AS (SELECT run_id, budget * 1.10 AS b FROM runs) SELECT run_id, b, b / 2 FROM t WHERE b > 50 ORDER BY run_id;
+SELECT s.run_id, s.total FROM (SELECT run_id, sum(tokens_used) / 1000.0 AS total FROM iterations GROUP BY run_id) s ORDER BY s.total DESC, s.run_id;

@@ -29,6 +29,7 @@ from .numeric_dialect import (
     exact_aggregate,
     numeric_literal_text,
     numeric_or,
+    numeric_set_operations,
     wrap_numeric,
 )
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
@@ -327,8 +328,9 @@ class LoomSQLiteGenerator(SQLiteGenerator):
     """SQLite's generator with loomdb's rewrites (see the module docstring)."""
 
     def preprocess(self, expression: exp.Expr) -> exp.Expr:
-        """SQLite's preprocessing, then timestamp and date literals in their stored form."""
-        return _time_literals(super().preprocess(expression))
+        """SQLite's preprocessing, then timestamp and date literals in their stored
+        form and set operations' integer columns cast where numerics meet them."""
+        return numeric_set_operations(_time_literals(super().preprocess(expression)))
 
     TRANSFORMS = {
         **SQLiteGenerator.TRANSFORMS,

@@ -29,6 +29,7 @@ from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ...errors import NotSupportedError
+from ...sql.tree import set_operation_branches
 from ...types import numeric_text
 from .functions import NUMERIC_COLLATION
 from .numeric_ops import to_decimal
@@ -227,6 +228,34 @@ def _refuse_or(fallback: _Transform) -> _Transform:
         return fallback(self, e)
 
     return generate
+
+
+_INTEGERS = {_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT}
+
+
+def numeric_set_operations(tree: exp.Expr) -> exp.Expr:
+    """``tree`` with each integer result column of a set operation's branch cast to
+    numeric where another branch's is numeric, as PostgreSQL resolves the column:
+    SQLite then compares the branches' values as numbers (ORDER BY, UNION's
+    duplicates: ``SELECT 1 UNION SELECT 1.0`` is one row)."""
+    for setop in list(tree.find_all(exp.SetOperation)):
+        if isinstance(setop.parent, exp.SetOperation):
+            continue  # its branches are the outer operation's
+        branches = set_operation_branches(setop)
+        width = min((len(b.selects) for b in branches), default=0)
+        for i in range(width):
+            columns = [b.selects[i] for b in branches]
+            kinds = {c.type.this if c.type else None for c in columns}
+            if _T.DECIMAL not in kinds or not kinds <= {_T.DECIMAL} | _INTEGERS:
+                continue
+            for column in columns:
+                target = column.this if isinstance(column, exp.Alias) else column
+                if not is_numeric(target):
+                    numeric = exp.DataType.build("DECIMAL")
+                    cast = exp.Cast(this=target.copy(), to=numeric)
+                    cast.type = numeric.copy()
+                    target.replace(cast)
+    return tree
 
 
 def _default(node: type[exp.Expr]) -> _Transform:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ...types import JSON_ANY, ColumnType
-from ..tree import column_type_of, is_json, is_jsonb_concat, projections
+from ..tree import column_type_of, is_json, is_jsonb_concat, projections, set_operation_branches
 from .context import TYPES, Context
 
 #: PostgreSQL's functions whose result is json or jsonb (sqlglot parses them
@@ -72,7 +72,7 @@ def _set_operation_types(tree: exp.SetOperation, types: list[ColumnType | None])
     """A set operation's result types: the first branch's, except that a column
     where integers meet numerics is numeric, as PostgreSQL resolves it
     (``SELECT 1 UNION SELECT 2.5`` gives numerics)."""
-    branches = [b for b in tree.find_all(exp.Select) if _is_branch(b, tree)]
+    branches = set_operation_branches(tree)
     for i, ctype in enumerate(types):
         kinds = set()
         for branch in branches:
@@ -82,18 +82,6 @@ def _set_operation_types(tree: exp.SetOperation, types: list[ColumnType | None])
         if "numeric" in kinds and kinds <= {"numeric", "int"} and (ctype is None or ctype.kind != "numeric"):
             types[i] = ColumnType.parse("NUMERIC")
     return types
-
-
-def _is_branch(select: exp.Select, tree: exp.SetOperation) -> bool:
-    """Whether ``select`` is a branch of the set operation ``tree`` (not a subquery in one)."""
-    node = select.parent
-    while isinstance(node, (exp.Subquery, exp.Paren)):
-        node = node.parent
-    while isinstance(node, exp.SetOperation) and node is not tree:
-        node = node.parent
-        while isinstance(node, (exp.Subquery, exp.Paren)):
-            node = node.parent
-    return node is tree
 
 
 def _output_type(node: exp.Expression) -> ColumnType | None:
