@@ -134,6 +134,13 @@ def _annotate_avg(self: Any, e: exp.Avg) -> exp.Avg:
     return e
 
 
+def _annotate_variance(self: Any, e: exp.Expression) -> exp.Expression:
+    """stddev/variance & co.: numeric for integers and numerics, double precision otherwise."""
+    kind = _arg_type(e)
+    self._set_type(e, _D.DECIMAL if kind in _INTEGERS or kind == _D.DECIMAL else _D.DOUBLE)
+    return e
+
+
 def _annotate_sum(self: Any, e: exp.Sum) -> exp.Sum:
     """sum: bigint for smallint and integer, numeric for bigint and numeric,
     the argument's type for the float types."""
@@ -196,12 +203,19 @@ def _kinds(nodes: Any) -> set[Any]:
 
 
 def _numeric_of_arg(fallback: Any) -> Any:
-    """An annotator of a function of one number (abs, ceil, floor, sign, sqrt, trunc):
-    numeric for a numeric argument, else sqlglot's own."""
+    """An annotator of a function of a number (abs, ceil, floor, sign, sqrt, trunc, ln,
+    exp, log): numeric for a numeric argument (and log(b, x) of integers), else sqlglot's own."""
 
     def annotate(self: Any, e: exp.Func) -> exp.Func:
         fallback(self, e)
-        if e.this is not None and e.this.type is not None and e.this.type.this == _D.DECIMAL:
+        kinds = _kinds(a for a in (e.this, e.args.get("expression")) if a is not None)
+        if (
+            isinstance(e, exp.Log)
+            and e.args.get("expression") is not None
+            and kinds <= {_D.DECIMAL} | _INTEGERS
+        ):
+            self._set_type(e, _D.DECIMAL)  # log(b, x) is numeric only
+        elif e.this is not None and e.this.type is not None and e.this.type.this == _D.DECIMAL:
             self._set_type(e, _D.DECIMAL)
         return e
 
@@ -250,10 +264,14 @@ class LoomPostgres(Postgres):
         exp.Avg: {"annotator": _annotate_avg},
         exp.Sum: {"annotator": _annotate_sum},
         exp.Round: {"annotator": _annotate_round},
+        **{
+            node: {"annotator": _annotate_variance}
+            for node in (exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Variance, exp.VariancePop)
+        },
         exp.Literal: {"annotator": _annotate_number},
         **{
             node: {"annotator": _numeric_of_arg(_sqlglot_annotator(node))}
-            for node in (exp.Abs, exp.Ceil, exp.Floor, exp.Sign, exp.Sqrt)
+            for node in (exp.Abs, exp.Ceil, exp.Floor, exp.Sign, exp.Sqrt, exp.Ln, exp.Exp, exp.Log)
         },
         exp.Trunc: {"annotator": _numeric_of_arg(lambda self, e: self._set_type(e, _D.DOUBLE))},
         **{

@@ -142,3 +142,8 @@ SELECT run_id, round(avg(tokens_used), 2), round(avg(tokens_used)) FROM iteratio
 SELECT run_id, sum(cost) / count(*), avg(cost) FROM tool_calls GROUP BY run_id ORDER BY run_id;
 SELECT run_id FROM tool_calls GROUP BY run_id ORDER BY sum(cost) DESC NULLS LAST, run_id;
 SELECT max(budget * 2), min(budget / 3), sum(budget * 1.5) FROM runs;
+SELECT stddev(budget * 2), variance(budget / 3), stddev_pop(budget), var_pop(budget), var_samp(cost), stddev_samp(cost) FROM runs, tool_calls WHERE tool_calls.id < 4;
+SELECT run_id, stddev(tokens_used), variance(tokens_used), stddev_pop(step) FROM iterations GROUP BY run_id ORDER BY run_id;
+SELECT stddev(DISTINCT step), variance(id) FROM tool_calls;
+SELECT variance(budget) > 100 FROM runs;
+SELECT stddev(importance), stddev(temperature) FROM runs, memories;

@@ -27,6 +27,7 @@ from ...types import ColumnType, to_storage
 from .numeric_dialect import (
     NUMERIC_TRANSFORMS,
     exact_aggregate,
+    json_number,
     numeric_literal_text,
     numeric_or,
     numeric_set_operations,
@@ -130,6 +131,9 @@ _RENAMED_FUNCTIONS = {
 }
 
 
+_JSON_BUILDERS = {"JSONB_BUILD_OBJECT", "JSON_BUILD_OBJECT", "JSONB_BUILD_ARRAY", "JSON_BUILD_ARRAY"}
+
+
 def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     """A function sqlglot does not know: renamed when SQLite calls it otherwise;
     one SQLite lacks refused (see :func:`.text_dialect.check_function`)."""
@@ -140,6 +144,8 @@ def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     if name is None:
         check_function(str(e.this))
         return self.anonymous_sql(e)
+    if upper in _JSON_BUILDERS:
+        return self.func(name, *(json_number(a) for a in e.expressions))
     return self.func(name, *e.expressions)
 
 
@@ -310,18 +316,9 @@ def _numeric_aggregate(name: str, native: str) -> _Transform:
             return self.func("loom_float4_sum", arg)  # a float, comparable anywhere
         if not exact_aggregate(e):
             return self.func(native, arg)
-        if isinstance(e.parent, exp.Window):
-            e.parent.meta["numeric_text"] = True  # the window is wrapped
-            return self.func(name, arg)
         return wrap_numeric(self, e, self.func(name, arg))
 
     return generate
-
-
-def _window(self: SQLiteGenerator, e: exp.Window) -> str:
-    """A window call; one of the exact aggregates' compared as a number."""
-    sql = self.window_sql(e)
-    return wrap_numeric(self, e, sql) if e.meta.get("numeric_text") else sql
 
 
 class LoomSQLiteGenerator(SQLiteGenerator):
@@ -361,7 +358,6 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         **STRING_TRANSFORMS,
         exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
         exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),
-        exp.Window: _window,
         **NUMERIC_TRANSFORMS,
     }
 

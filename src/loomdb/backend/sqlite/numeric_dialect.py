@@ -28,11 +28,11 @@ from collections.abc import Callable
 from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
-from ...errors import NotSupportedError
 from ...sql.tree import set_operation_branches
 from ...types import numeric_text
 from .functions import NUMERIC_COLLATION
 from .numeric_ops import to_decimal
+from .text_dialect import STRING_TRANSFORMS
 
 _T = exp.DataType.Type
 _Transform = Callable[..., str]
@@ -44,6 +44,7 @@ _CALLS: dict[type[exp.Expr], str] = {
     exp.Mul: "loom_num_mul",
     exp.Div: "loom_num_div",
     exp.Mod: "loom_num_mod",
+    exp.IntDiv: "loom_num_div_trunc",
     exp.Pow: "loom_num_pow",
     exp.Neg: "loom_num_neg",
     exp.Abs: "loom_num_abs",
@@ -55,14 +56,14 @@ _CALLS: dict[type[exp.Expr], str] = {
     exp.Trunc: "loom_num_trunc",
     exp.Greatest: "loom_num_greatest",
     exp.Least: "loom_num_least",
+    exp.Ln: "loom_num_ln",
+    exp.Exp: "loom_num_exp",
+    exp.Log: "loom_num_log",
 }
 #: Calls whose value is one of their arguments: numeric when their type is.
 _PASSING = (exp.Coalesce, exp.Nullif, exp.Case)
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ)
 _TEXT_TYPES = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR}
-#: PostgreSQL's functions that compute in numeric for a numeric argument and that
-#: loomdb does not reproduce digit for digit on SQLite.
-_REFUSED: dict[type[exp.Expr], str] = {exp.Ln: "ln", exp.Exp: "exp", exp.Log: "log"}
 
 
 def is_numeric(node: exp.Expr | None) -> bool:
@@ -112,7 +113,10 @@ def exact_aggregate(node: exp.Expr) -> bool:
 def wrap_numeric(self: SQLiteGenerator, node: exp.Expr, sql: str) -> str:
     """A numeric value ``sql`` as text compared as a number, unless it only feeds a numeric call."""
     _, parent = _outer(node)
-    if _is_call(parent) or isinstance(parent, exp.Window):
+    if _is_call(parent):
+        return sql
+    if isinstance(parent, (exp.Window, exp.Filter)):
+        parent.meta[NUMERIC_TEXT] = True  # the window or FILTER clause is wrapped instead
         return sql
     return f"CAST({sql} AS TEXT) COLLATE {NUMERIC_COLLATION}"
 
@@ -169,11 +173,6 @@ def numeric_call(self: SQLiteGenerator, e: exp.Expr) -> str | None:
     """A numeric-typed operator or function as its exact call (wrapped where its
     value leaves numeric calls); None when ``e`` is not numeric."""
     if not is_numeric(e):
-        if type(e) in _REFUSED and any(is_numeric(a) for a in e.iter_expressions()):
-            raise NotSupportedError(
-                f"{_REFUSED[type(e)]}() of a numeric is not supported by loomdb on SQLite (PostgreSQL computes "
-                f"it in exact numeric arithmetic); cast the argument to double precision"
-            )
         return None
     name = _CALLS.get(type(e))
     if name is None:
@@ -186,6 +185,9 @@ def numeric_call(self: SQLiteGenerator, e: exp.Expr) -> str | None:
         args = [e.this]
     elif isinstance(e, (exp.Greatest, exp.Least)):
         args = [e.this, *e.expressions]
+    elif isinstance(e, exp.Log):
+        base = e.this if e.args.get("expression") is not None else exp.Literal.number(10)
+        args = [base, e.args.get("expression") or e.this]
     elif isinstance(e, (exp.Round, exp.Trunc)):
         args = [e.this] + ([e.args["decimals"]] if e.args.get("decimals") is not None else [])
     elif isinstance(e, exp.Binary):
@@ -220,12 +222,18 @@ def _passing(fallback: _Transform) -> _Transform:
     return generate
 
 
-def _refuse_or(fallback: _Transform) -> _Transform:
-    """ln/exp/log: refused for a numeric argument (see :func:`numeric_call`)."""
+#: The meta key marking a window or FILTER clause whose value is numeric text.
+NUMERIC_TEXT = "loom_numeric_text"
+
+
+def numeric_clause(name: str) -> _Transform:
+    """A window or FILTER clause (``name``: the generator's method), wrapped as
+    :func:`wrap_numeric` does when the aggregate in it is numeric text."""
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        numeric_call(self, e)
-        return fallback(self, e)
+        """The clause's SQL, wrapped when its aggregate asked for it."""
+        sql = getattr(self, name)(e)
+        return wrap_numeric(self, e, sql) if e.meta.get(NUMERIC_TEXT) else sql
 
     return generate
 
@@ -258,6 +266,38 @@ def numeric_set_operations(tree: exp.Expr) -> exp.Expr:
     return tree
 
 
+def json_number(node: exp.Expr) -> exp.Expr:
+    """An argument of a JSON builder: a numeric (numeric text on SQLite) as a JSON
+    number, as PostgreSQL's jsonb_build_object writes it; others as they are."""
+    if is_numeric(node) and numeric_literal_text(node) is None:
+        return exp.Anonymous(this="json", expressions=[node])
+    return node
+
+
+#: stddev/variance & co. over integers and numerics: loomdb's exact aggregates.
+_VARIANCES: dict[type[exp.Expr], str] = {
+    exp.Stddev: "loom_numeric_stddev_samp",
+    exp.StddevSamp: "loom_numeric_stddev_samp",
+    exp.StddevPop: "loom_numeric_stddev_pop",
+    exp.Variance: "loom_numeric_var_samp",
+    exp.VariancePop: "loom_numeric_var_pop",
+}
+
+
+def _variance(node: type[exp.Expr]) -> _Transform:
+    """``node`` (stddev, variance...) as loomdb's exact aggregate when numeric (over
+    integers and numerics), else as the float8 rule of the text dialect."""
+    fallback = STRING_TRANSFORMS[node]
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The exact aggregate, or the float one."""
+        if not is_numeric(e):
+            return fallback(self, e)
+        return wrap_numeric(self, e, self.func(_VARIANCES[node], e.this))
+
+    return generate
+
+
 def _default(node: type[exp.Expr]) -> _Transform:
     """How SQLite's generator writes ``node`` without loomdb's numeric rules."""
     transform = SQLiteGenerator.TRANSFORMS.get(node)
@@ -275,5 +315,7 @@ NUMERIC_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
     exp.Literal: numeric_literal,
     **{node: numeric_or(_default(node)) for node in _CALLS if node not in (exp.Sub, exp.Div, exp.Mod)},
     **{node: _passing(_default(node)) for node in _PASSING},
-    **{node: _refuse_or(_default(node)) for node in _REFUSED},
+    **{node: _variance(node) for node in _VARIANCES},
+    exp.Window: numeric_clause("window_sql"),
+    exp.Filter: numeric_clause("filter_sql"),
 }

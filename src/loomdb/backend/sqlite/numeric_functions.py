@@ -152,6 +152,71 @@ class _NumericSum:
         return self.value()
 
 
+def sqrt_at(value: Decimal, rscale: int) -> Decimal:
+    """The square root of ``value`` (>= 0) correctly rounded, half up, to ``rscale``
+    digits after the point, as PostgreSQL's sqrt_var.
+
+    >>> sqrt_at(Decimal(2), 15)
+    Decimal('1.414213562373095')
+    """
+    if value.is_zero():
+        return Decimal(0).scaleb(-rscale, WIDE)
+    # isqrt(value * 10^(2 * (rscale + 1))) has rscale + 1 digits after the point,
+    # truncated; the last one rounds half up.
+    _, digits, exponent = value.as_tuple()
+    n = int("".join(map(str, digits)))
+    shift = 2 * (rscale + 1) + int(exponent)
+    n = n * 10**shift if shift >= 0 else n // 10**-shift
+    quotient, last = divmod(math.isqrt(n), 10)
+    return Decimal(quotient + (last >= 5)).scaleb(-rscale, WIDE)
+
+
+class _NumericVariance:
+    """``loom_numeric_var_samp`` & co. (aggregates and window functions): PostgreSQL's
+    numeric_stddev_internal over integers and numerics, from the exact count, sum
+    and sum of squares of the values in the frame."""
+
+    __slots__ = ("count", "root", "sample", "sum", "sum2")
+
+    def __init__(self, sample: bool, root: bool) -> None:
+        self.sample, self.root = sample, root
+        self.count, self.sum, self.sum2 = 0, Decimal(0), Decimal(0)
+
+    def _add(self, value: Any, sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) one value; NULLs are skipped."""
+        if value is not None:
+            dec = _as_decimal(value)
+            move = WIDE.add if sign > 0 else WIDE.subtract
+            self.sum = move(self.sum, dec)
+            self.sum2 = move(self.sum2, WIDE.multiply(dec, dec))
+            self.count += sign
+
+    def step(self, value: Any) -> None:
+        """A value enters the frame."""
+        self._add(value, 1)
+
+    def inverse(self, value: Any) -> None:
+        """A value leaves the frame."""
+        self._add(value, -1)
+
+    def value(self) -> str | None:
+        """The variance or standard deviation as numeric text (NULL with too few values)."""
+        n = self.count
+        if n <= (1 if self.sample else 0):
+            return None
+        numerator = WIDE.subtract(WIDE.multiply(Decimal(n), self.sum2), WIDE.multiply(self.sum, self.sum))
+        if numerator <= 0:
+            return "0"  # PostgreSQL's guard against a negative numerator from roundoff
+        denominator = Decimal(n * (n - 1) if self.sample else n * n)
+        rscale = div_scale(numerator, denominator)
+        result = numeric_divide(numerator, denominator, rscale)
+        return numeric_text(sqrt_at(result, rscale) if self.root else result)
+
+    def final(self) -> str | None:
+        """The result at the end."""
+        return self.value()
+
+
 def _numeric_aggregate(average: bool) -> Callable[[], _NumericSum]:
     """The factory of the numeric sum, or (``average``) the average."""
     return lambda: _NumericSum(average)
@@ -227,4 +292,8 @@ NUMERIC_AGGREGATES = (
     ("loom_numeric_sum", _numeric_aggregate(average=False), 1),
     ("loom_numeric_avg", _numeric_aggregate(average=True), 1),
     ("loom_float4_sum", _Float4Sum, 1),
+    ("loom_numeric_var_samp", lambda: _NumericVariance(sample=True, root=False), 1),
+    ("loom_numeric_var_pop", lambda: _NumericVariance(sample=False, root=False), 1),
+    ("loom_numeric_stddev_samp", lambda: _NumericVariance(sample=True, root=True), 1),
+    ("loom_numeric_stddev_pop", lambda: _NumericVariance(sample=False, root=True), 1),
 )

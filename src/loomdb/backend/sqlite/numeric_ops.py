@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ... import errors
 from ...types import numeric_text
-from .numeric_functions import numeric_divide
+from .numeric_functions import numeric_divide, sqrt_at
 
 if TYPE_CHECKING:
     from apsw import SQLiteValue
@@ -153,6 +153,14 @@ def numeric_div(a: Decimal, b: Decimal) -> Decimal:
 
 
 @_strict
+def numeric_div_trunc(a: Decimal, b: Decimal) -> Decimal:
+    """``div(a, b)``: the quotient truncated towards zero (scale 0); 22012 for a zero divisor."""
+    if b.is_zero():
+        raise _division_by_zero()
+    return _EXACT.divide_int(a, b)
+
+
+@_strict
 def numeric_mod(a: Decimal, b: Decimal) -> Decimal:
     """``a % b`` (``mod``): the remainder of the truncated division, the dividend's
     sign, scale the larger of the two; 22012 for a zero divisor."""
@@ -224,19 +232,7 @@ def numeric_sqrt(a: Decimal) -> Decimal:
         raise errors.DataError("cannot take square root of a negative number", sqlstate="2201F")
     sweight = (_weight(a) + 1) * _DEC_DIGITS // 2 - 1
     rscale = min(max(_MIN_SIG_DIGITS - sweight, _scale(a), 0), _MAX_DISPLAY_SCALE)
-    if a.is_zero():
-        return Decimal(0).scaleb(-rscale, _EXACT)
-    # The integer square root of a * 10^(2 * (rscale + 1)) gives rscale + 1 digits
-    # after the point, exactly truncated; the last one rounds half up.
-    sign, digits, exponent = a.as_tuple()
-    n = int("".join(map(str, digits)))
-    shift = 2 * (rscale + 1) + int(exponent)
-    n = n * 10**shift if shift >= 0 else n // 10**-shift
-    root = math.isqrt(n)
-    quotient, last = divmod(root, 10)
-    if last >= 5:
-        quotient += 1
-    return Decimal(quotient).scaleb(-rscale, _EXACT)
+    return sqrt_at(a, rscale)
 
 
 def _int_power_scale(base: Decimal, exponent: int, exp_scale: int) -> int:
@@ -295,6 +291,72 @@ def numeric_pow(base: Decimal, exponent: Decimal) -> Decimal:
     return _rounded(result, rscale)
 
 
+def _ln_dweight(x: Decimal) -> int:
+    """PostgreSQL's estimate_ln_dweight: the decimal weight of ln(x), from x - 1 near 1,
+    else from the first two base-10000 digits."""
+    if x <= 0:
+        return 0
+    if Decimal("0.9") <= x <= Decimal("1.1"):
+        d = _EXACT.subtract(x, Decimal(1))
+        return 0 if d.is_zero() else d.adjusted()
+    weight = _weight(x)
+    digits = int(_EXACT.scaleb(x, -weight * _DEC_DIGITS).to_integral_value(rounding=ROUND_DOWN))
+    dweight = weight * _DEC_DIGITS
+    rest = _EXACT.subtract(_EXACT.scaleb(x, -weight * _DEC_DIGITS), Decimal(digits))
+    if not rest.is_zero():
+        digits = digits * 10000 + int(_EXACT.scaleb(rest, _DEC_DIGITS).to_integral_value(rounding=ROUND_DOWN))
+        dweight -= _DEC_DIGITS
+    ln_x = math.log(digits) + dweight * 2.302585092994046
+    return int(math.log10(abs(ln_x))) if ln_x else 0
+
+
+def _clamp_scale(rscale: int, *scales: int) -> int:
+    """A result scale at least the inputs' scales and 0, at most 1000."""
+    return min(max(rscale, *scales, 0), _MAX_DISPLAY_SCALE)
+
+
+def _ln_at(x: Decimal, rscale: int) -> Decimal:
+    """ln(x) correctly rounded to ``rscale`` digits after the point."""
+    if x.is_zero():
+        raise errors.DataError("cannot take logarithm of zero", sqlstate="2201E")
+    if x < 0:
+        raise errors.DataError("cannot take logarithm of a negative number", sqlstate="2201E")
+    ctx = Context(prec=rscale + abs(_ln_dweight(x)) + 25, Emax=MAX_EMAX, Emin=MIN_EMIN)
+    return _rounded(ctx.ln(x), rscale)
+
+
+@_strict
+def numeric_ln(x: Decimal) -> Decimal:
+    """``ln(x)``: at least 16 significant digits, at least the input's scale."""
+    return _ln_at(x, _clamp_scale(_MIN_SIG_DIGITS - _ln_dweight(x), _scale(x)))
+
+
+@_strict
+def numeric_log(base: Decimal, x: Decimal) -> Decimal:
+    """``log(base, x)`` (``log(x)`` is ``log(10, x)``): ln(x) / ln(base) at PostgreSQL's scale."""
+    for value in (base, x):
+        if value.is_zero():
+            raise errors.DataError("cannot take logarithm of zero", sqlstate="2201E")
+        if value < 0:
+            raise errors.DataError("cannot take logarithm of a negative number", sqlstate="2201E")
+    rscale = _clamp_scale(_MIN_SIG_DIGITS - (_ln_dweight(x) - _ln_dweight(base)), _scale(base), _scale(x))
+    if base == 1:
+        raise _division_by_zero()
+    ctx = Context(prec=rscale + 60, Emax=MAX_EMAX, Emin=MIN_EMIN)
+    return _rounded(ctx.divide(ctx.ln(x), ctx.ln(base)), rscale)
+
+
+@_strict
+def numeric_exp(x: Decimal) -> Decimal:
+    """``exp(x)``: at least 16 significant digits, at least the input's scale."""
+    val = max(min(float(x) * 0.434294481903252, 2000.0), -2000.0)
+    if val > 1000:
+        raise errors.NotSupportedError("exp() of a numeric this large is not supported by loomdb on SQLite")
+    rscale = _clamp_scale(_MIN_SIG_DIGITS - int(val), _scale(x))
+    ctx = Context(prec=rscale + max(int(val), 0) + 25, Emax=MAX_EMAX, Emin=MIN_EMIN)
+    return _rounded(ctx.exp(x), rscale)
+
+
 def _pick(larger: bool) -> Callable[..., str | None]:
     """``greatest`` (``larger``) or ``least``: the winning value as it is (its scale
     kept), NULLs skipped, NULL when every argument is NULL."""
@@ -322,6 +384,7 @@ NUMERIC_OPERATORS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_num_mul", numeric_mul, 2),
     ("loom_num_div", numeric_div, 2),
     ("loom_num_mod", numeric_mod, 2),
+    ("loom_num_div_trunc", numeric_div_trunc, 2),
     ("loom_num_pow", numeric_pow, 2),
     ("loom_num_neg", numeric_neg, 1),
     ("loom_num_abs", numeric_abs, 1),
@@ -331,6 +394,9 @@ NUMERIC_OPERATORS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_num_round", numeric_round, -1),
     ("loom_num_trunc", numeric_trunc, -1),
     ("loom_num_sqrt", numeric_sqrt, 1),
+    ("loom_num_ln", numeric_ln, 1),
+    ("loom_num_log", numeric_log, 2),
+    ("loom_num_exp", numeric_exp, 1),
     ("loom_num_greatest", numeric_greatest, -1),
     ("loom_num_least", numeric_least, -1),
 )
