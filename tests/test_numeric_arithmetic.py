@@ -143,3 +143,15 @@ def test_only_numeric_expressions_call_python_on_sqlite():
     assert sqlite_sql("SELECT 1.50 + 1 AS a") == (
         "SELECT CAST(loom_num_add('1.50', 1) AS TEXT) COLLATE loom_numeric AS a"
     )
+
+
+def test_numeric_expressions_are_stored_as_numerics(fresh_db):
+    fresh_db.execute("CREATE TABLE w (id INT PRIMARY KEY, i INT, s TEXT, n NUMERIC(10, 2))")
+    fresh_db.execute("INSERT INTO w VALUES (1, 1.5 + 1.5, 0.0000001 * 1, 1.005 * 1)")
+    fresh_db.execute("INSERT INTO w SELECT id + 1, i * 2.0, n / 3, n * 2 FROM w")
+    fresh_db.execute("UPDATE w SET i = i * 1.0 + 1, s = s || '' WHERE id = 1")
+    rows = fresh_db.execute("SELECT id, i, s, n FROM w ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [
+        (1, 4, "0.0000001", Decimal("1.01")),
+        (2, 6, "0.33666666666666666667", Decimal("2.02")),
+    ]

@@ -314,6 +314,8 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
                 text = value
             elif isinstance(value, (dict, list)):
                 text = json.dumps(value)
+            elif isinstance(value, Decimal) and value.is_finite():
+                text = numeric_text(value)  # as PostgreSQL writes a numeric: never an exponent
             else:
                 text = str(value)
             return _fit_length(text, ctype) if ctype.max_length is not None else text
