@@ -155,3 +155,14 @@ def test_numeric_expressions_are_stored_as_numerics(fresh_db):
         (1, 4, "0.0000001", Decimal("1.01")),
         (2, 6, "0.33666666666666666667", Decimal("2.02")),
     ]
+
+
+def test_parameters_meeting_numerics_are_numeric(db, engine):
+    for params, want in (([2], "24.70"), ([Decimal("2.5")], "30.875"), (["0.1"], "1.235")):
+        same(db.execute("SELECT n * %s FROM t WHERE id = 1", params).fetchone()[0], Decimal(want))
+    same(db.execute("SELECT sum(n) + %s FROM t", [1]).fetchone()[0], Decimal("12.45"))
+    if engine == "sqlite":
+        with pytest.raises(loomdb.NotSupportedError):
+            db.execute("SELECT n * %s FROM t", [2.5]).fetchall()
+    else:  # PostgreSQL computes numeric * float8 in double precision
+        assert db.execute("SELECT n * %s FROM t WHERE id = 1", [2.5]).fetchone()[0] == 30.875

@@ -511,8 +511,8 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
                 return Decimal(value)
             except InvalidOperation:
                 return value
-        if isinstance(value, float):
-            return Decimal(repr(value))
+        # A float is what PostgreSQL computed in double precision (a numeric with a
+        # float parameter): returned as the float it is.
         return value
     if kind == "uuid":
         if isinstance(value, str):

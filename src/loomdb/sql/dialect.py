@@ -167,6 +167,10 @@ def _annotate_arithmetic(self: Any, e: exp.Binary) -> exp.Binary:
         self._set_type(e, _D.DOUBLE)  # numeric and integers meet a float as double precision
     elif _D.DECIMAL in kinds and kinds <= {_D.DECIMAL} | _INTEGERS and not e.is_type(_D.DECIMAL):
         self._set_type(e, _D.DECIMAL)
+    elif _D.DECIMAL in kinds and any(
+        isinstance(side, (exp.Parameter, exp.Placeholder)) for side in (e.left, e.right)
+    ):
+        self._set_type(e, _D.DECIMAL)  # PostgreSQL types a parameter meeting a numeric numeric
     return e
 
 

@@ -50,8 +50,8 @@ _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, rounding=ROUND_HAL
 
 def to_decimal(value: Any) -> Decimal | None:
     """A SQLite value as the numeric PostgreSQL would see (None for NULL): numeric
-    text and integers exactly, a float by its 15 significant digits (float8 to
-    numeric); never a positive exponent (``1e3`` is ``1000``, scale 0).
+    text and integers exactly (a float, which only a parameter can be, refused);
+    never a positive exponent (``1e3`` is ``1000``, scale 0).
 
     >>> to_decimal("1e3"), to_decimal(" 2.50 "), to_decimal(7)
     (Decimal('1000'), Decimal('2.50'), Decimal('7'))
@@ -63,12 +63,13 @@ def to_decimal(value: Any) -> Decimal | None:
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise errors.NotSupportedError(
-                "NaN and infinite numeric values are not supported by loomdb on SQLite"
-            )
-        dec = Decimal(f"{value:.15g}")
-    elif isinstance(value, str):
+        # Only a float parameter gets here (a numeric meeting a double precision is
+        # double precision arithmetic): PostgreSQL would compute in double precision.
+        raise errors.NotSupportedError(
+            "a float parameter in numeric arithmetic is not supported by loomdb on SQLite"
+            " (PostgreSQL computes numeric with a float in double precision); pass a Decimal or an int"
+        )
+    if isinstance(value, str):
         try:
             dec = Decimal(value.strip())
         except InvalidOperation:
