@@ -147,3 +147,16 @@ SELECT run_id, stddev(tokens_used), variance(tokens_used), stddev_pop(step) FROM
 SELECT stddev(DISTINCT step), variance(id) FROM tool_calls;
 SELECT variance(budget) > 100 FROM runs;
 SELECT stddev(importance), stddev(temperature) FROM runs, memories;
+-- max/min/lag/scalar subqueries of numerics compare and sort as numbers
+SELECT max(budget) > 100, min(budget) < -10, max(budget) > 99.5 FROM runs;
+SELECT agent FROM runs GROUP BY agent HAVING max(budget) > 99 ORDER BY agent;
+SELECT agent, max(budget) AS m FROM runs GROUP BY agent ORDER BY m NULLS LAST, agent;
+SELECT agent FROM runs GROUP BY agent ORDER BY min(budget) NULLS LAST, agent;
+SELECT run_id, lag(budget) OVER (ORDER BY run_id) > 20 AS l FROM runs ORDER BY run_id;
+SELECT run_id FROM runs WHERE (SELECT max(budget) FROM runs) > budget * 2 ORDER BY run_id;
+SELECT run_id FROM runs WHERE budget IN (SELECT max(budget) FROM runs) ORDER BY run_id;
+SELECT run_id FROM runs ORDER BY (SELECT max(cost) FROM tool_calls WHERE tool_calls.run_id = runs.run_id) NULLS LAST, run_id;
+SELECT run_id, first_value(budget) OVER (ORDER BY budget NULLS LAST) FROM runs ORDER BY run_id;
+SELECT max(budget) * 2, min(budget) / 3 FROM runs;
+SELECT run_id FROM runs WHERE (SELECT budget FROM runs r2 WHERE r2.run_id = runs.run_id) > 9.5 ORDER BY run_id;
+SELECT * FROM (SELECT max(budget) AS m FROM runs) s WHERE m > 100;

@@ -298,6 +298,32 @@ def _variance(node: type[exp.Expr]) -> _Transform:
     return generate
 
 
+#: Numeric values SQLite hands on as bare text (no affinity, binary collation): an
+#: aggregate or window function of a numeric column, a scalar subquery.
+_BARE = (exp.Max, exp.Min, exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue, exp.NthValue, exp.AnyValue)
+_VALUE_PLACES = (*_COMPARISONS, exp.Between, exp.Ordered, exp.Alias)
+
+
+def _compared(fallback: _Transform) -> _Transform:
+    """A numeric max/min/lag/... or scalar subquery, compared as a number where its
+    value is compared, sorted or returned (``max(budget) > 100``)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """SQLite's SQL, wrapped when numeric and used as a value."""
+        sql = fallback(self, e)
+        if not is_numeric(e):
+            return sql
+        top, parent = _outer(e)
+        if isinstance(e, exp.Subquery) and not (
+            isinstance(parent, _VALUE_PLACES)
+            or (isinstance(parent, exp.In) and top is not parent.args.get("query"))
+        ):
+            return sql  # a table in FROM, or IN's subquery
+        return wrap_numeric(self, e, sql)
+
+    return generate
+
+
 def _default(node: type[exp.Expr]) -> _Transform:
     """How SQLite's generator writes ``node`` without loomdb's numeric rules."""
     transform = SQLiteGenerator.TRANSFORMS.get(node)
@@ -316,6 +342,7 @@ NUMERIC_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
     **{node: numeric_or(_default(node)) for node in _CALLS if node not in (exp.Sub, exp.Div, exp.Mod)},
     **{node: _passing(_default(node)) for node in _PASSING},
     **{node: _variance(node) for node in _VARIANCES},
+    **{node: _compared(_default(node)) for node in (*_BARE, exp.Subquery)},
     exp.Window: numeric_clause("window_sql"),
     exp.Filter: numeric_clause("filter_sql"),
 }
