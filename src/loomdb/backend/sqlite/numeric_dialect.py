@@ -146,7 +146,9 @@ def _literal_sql(self: SQLiteGenerator, node: exp.Expr, text: str) -> str | None
         return _plain(text)
     if isinstance(parent, _PASSING) and is_numeric(parent):
         return _plain(text)
-    if isinstance(parent, (exp.Alias, exp.Select, exp.Ordered, exp.DPipe)):
+    if isinstance(parent, (exp.Alias, exp.Select, exp.Ordered, exp.DPipe)) or (
+        isinstance(parent, exp.Tuple) and isinstance(parent.parent, exp.Values)
+    ):
         return f"CAST({_plain(text)} AS TEXT) COLLATE {NUMERIC_COLLATION}"
     return None
 

@@ -54,18 +54,41 @@ _JSON_NODES = (exp.JSONArrayAgg, exp.JSONBObjectAgg, exp.JSONObjectAgg, exp.JSON
 
 def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Return ``tree`` with ``meta[TYPES]`` set: one loomdb type (or None)
-    per result column, in order (VALUES' columns: None each, read as the
-    engine gives them)."""
+    per result column, in order (VALUES' columns: numeric where numerics meet
+    integers and NULLs, else None, read as the engine gives them)."""
     if isinstance(tree, exp.Values):
         rows = tree.expressions
         width = len(rows[0].expressions) if rows and isinstance(rows[0], exp.Tuple) else 0
-        tree.meta[TYPES] = (None,) * width
+        tree.meta[TYPES] = tuple(_values_type(rows, i) for i in range(width))
         return tree
     types = [_output_type(p) for p in projections(tree)]
     if isinstance(tree, exp.SetOperation):
         types = _set_operation_types(tree, types)
     tree.meta[TYPES] = tuple(types)
     return tree
+
+
+def _values_type(rows: list[exp.Expression], i: int) -> ColumnType | None:
+    """The type of VALUES' column ``i``: numeric where a numeric meets only integers
+    and NULLs (``VALUES (1.5), (2)``), else None."""
+    kinds = set()
+    for row in rows:
+        items = row.expressions if isinstance(row, exp.Tuple) else []
+        item = items[i] if i < len(items) else None
+        if item is not None and not isinstance(item, exp.Null):
+            kinds.add(item.type.this if item.type else None)
+    if exp.DataType.Type.DECIMAL in kinds and kinds <= _NUMBERS:
+        return ColumnType.parse("NUMERIC")
+    return None
+
+
+_NUMBERS = {
+    exp.DataType.Type.DECIMAL,
+    exp.DataType.Type.TINYINT,
+    exp.DataType.Type.SMALLINT,
+    exp.DataType.Type.INT,
+    exp.DataType.Type.BIGINT,
+}
 
 
 def _set_operation_types(tree: exp.SetOperation, types: list[ColumnType | None]) -> list[ColumnType | None]:
