@@ -259,7 +259,7 @@ def numeric_pow(base: Decimal, exponent: Decimal) -> Decimal:
         if base.is_zero():
             if n < 0:
                 raise _division_by_zero()
-            return Decimal(1 if n == 0 else 0).scaleb(-rscale, _EXACT)
+            return _rounded(Decimal(1 if n == 0 else 0), rscale)
         if abs(n) * max(1, abs(base.adjusted()) + 1) > 200_000:
             raise errors.NotSupportedError(
                 "numeric ^ with a result this large is not supported by loomdb on SQLite"
