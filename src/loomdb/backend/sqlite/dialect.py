@@ -131,7 +131,16 @@ _RENAMED_FUNCTIONS = {
 }
 
 
-_JSON_BUILDERS = {"JSONB_BUILD_OBJECT", "JSON_BUILD_OBJECT", "JSONB_BUILD_ARRAY", "JSON_BUILD_ARRAY"}
+# The JSON builders whose numeric arguments become JSON numbers.
+_JSON_BUILDERS = {
+    "JSONB_BUILD_OBJECT",
+    "JSON_BUILD_OBJECT",
+    "JSONB_BUILD_ARRAY",
+    "JSON_BUILD_ARRAY",
+    "JSONB_AGG",
+    "JSONB_OBJECT_AGG",
+    "JSON_OBJECT_AGG",
+}
 
 
 def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:

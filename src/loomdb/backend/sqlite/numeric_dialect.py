@@ -28,6 +28,7 @@ from collections.abc import Callable
 from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
+from ...errors import NotSupportedError
 from ...sql.tree import set_operation_branches
 from ...types import numeric_text
 from .functions import NUMERIC_COLLATION
@@ -271,6 +272,10 @@ def numeric_set_operations(tree: exp.Expr) -> exp.Expr:
 def json_number(node: exp.Expr) -> exp.Expr:
     """An argument of a JSON builder: a numeric (numeric text on SQLite) as a JSON
     number, as PostgreSQL's jsonb_build_object writes it; others as they are."""
+    if isinstance(node, exp.Order):  # jsonb_agg(x ORDER BY y)
+        ordered = node.copy()
+        ordered.set("this", json_number(node.this.copy()))
+        return ordered
     if is_numeric(node) and numeric_literal_text(node) is None:
         return exp.Anonymous(this="json", expressions=[node])
     return node
@@ -326,6 +331,22 @@ def _compared(fallback: _Transform) -> _Transform:
     return generate
 
 
+def _number_to_char(fallback: _Transform) -> _Transform:
+    """to_char: refused for a number (SQLite's strftime would format it as a time)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The time formatting, or NotSupportedError for a number."""
+        value = e.this
+        if isinstance(value, exp.Expression) and value.type is not None and value.type.this in _NUMBER_TYPES:
+            raise NotSupportedError("to_char() of a number is not supported by loomdb on SQLite")
+        return fallback(self, e)
+
+    return generate
+
+
+_NUMBER_TYPES = {*_INTEGERS, _T.DECIMAL, _T.FLOAT, _T.DOUBLE}
+
+
 def _default(node: type[exp.Expr]) -> _Transform:
     """How SQLite's generator writes ``node`` without loomdb's numeric rules."""
     transform = SQLiteGenerator.TRANSFORMS.get(node)
@@ -344,6 +365,7 @@ NUMERIC_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
     **{node: numeric_or(_default(node)) for node in _CALLS if node not in (exp.Sub, exp.Div, exp.Mod)},
     **{node: _passing(_default(node)) for node in _PASSING},
     **{node: _variance(node) for node in _VARIANCES},
+    exp.TimeToStr: _number_to_char(_default(exp.TimeToStr)),
     **{node: _compared(_default(node)) for node in (*_BARE, exp.Subquery)},
     exp.Window: numeric_clause("window_sql"),
     exp.Filter: numeric_clause("filter_sql"),
