@@ -25,12 +25,11 @@ from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
 from .numeric_dialect import (
-    NUMERIC_TRANSFORMS,
     exact_aggregate,
     json_number,
     numeric_literal_text,
-    numeric_or,
     numeric_set_operations,
+    numeric_transforms,
     wrap_numeric,
 )
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
@@ -359,16 +358,17 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Anonymous: _anonymous,
         exp.Parameter: lambda self, e: f"?{e.this.name}",
         exp.DPipe: _concat,
-        exp.Div: numeric_or(_checked_divisor("/")),
-        exp.Mod: numeric_or(_checked_divisor("%")),
-        exp.Sub: numeric_or(_minus),
+        exp.Div: _checked_divisor("/"),
+        exp.Mod: _checked_divisor("%"),
+        exp.Sub: _minus,
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,
         **STRING_TRANSFORMS,
         exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
         exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),
-        **NUMERIC_TRANSFORMS,
     }
+    # Numeric expressions as exact calls; the rules above for what is not numeric.
+    TRANSFORMS.update(numeric_transforms(TRANSFORMS))
 
     def function_fallback_sql(self, expression: exp.Func) -> str:
         """A function sqlglot knows but the dialect does not rewrite: as SQLite

@@ -23,7 +23,7 @@ arithmetic stays SQLite's own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
@@ -33,7 +33,6 @@ from ...sql.tree import set_operation_branches
 from ...types import numeric_text
 from .functions import NUMERIC_COLLATION
 from .numeric_ops import to_decimal
-from .text_dialect import STRING_TRANSFORMS
 
 _T = exp.DataType.Type
 _Transform = Callable[..., str]
@@ -229,13 +228,13 @@ def _passing(fallback: _Transform) -> _Transform:
 NUMERIC_TEXT = "loom_numeric_text"
 
 
-def numeric_clause(name: str) -> _Transform:
-    """A window or FILTER clause (``name``: the generator's method), wrapped as
+def numeric_clause(fallback: _Transform) -> _Transform:
+    """A window or FILTER clause (written by ``fallback``), wrapped as
     :func:`wrap_numeric` does when the aggregate in it is numeric text."""
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
         """The clause's SQL, wrapped when its aggregate asked for it."""
-        sql = getattr(self, name)(e)
+        sql = fallback(self, e)
         return wrap_numeric(self, e, sql) if e.meta.get(NUMERIC_TEXT) else sql
 
     return generate
@@ -291,16 +290,15 @@ _VARIANCES: dict[type[exp.Expr], str] = {
 }
 
 
-def _variance(node: type[exp.Expr]) -> _Transform:
-    """``node`` (stddev, variance...) as loomdb's exact aggregate when numeric (over
-    integers and numerics), else as the float8 rule of the text dialect."""
-    fallback = STRING_TRANSFORMS[node]
+def _variance(fallback: _Transform) -> _Transform:
+    """stddev, variance & co. as loomdb's exact aggregate when numeric (over integers
+    and numerics), else by ``fallback`` (the float8 rule of the text dialect)."""
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
         """The exact aggregate, or the float one."""
         if not is_numeric(e):
             return fallback(self, e)
-        return wrap_numeric(self, e, self.func(_VARIANCES[node], e.this))
+        return wrap_numeric(self, e, self.func(_VARIANCES[type(e)], e.this))
 
     return generate
 
@@ -360,13 +358,21 @@ def _default(node: type[exp.Expr]) -> _Transform:
 
 #: The transforms the SQLite generator takes over for numerics; the generator's
 #: own rules for ``/``, ``%`` and ``-`` are wrapped with :func:`numeric_or`.
-NUMERIC_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
-    exp.Literal: numeric_literal,
-    **{node: numeric_or(_default(node)) for node in _CALLS if node not in (exp.Sub, exp.Div, exp.Mod)},
-    **{node: _passing(_default(node)) for node in _PASSING},
-    **{node: _variance(node) for node in _VARIANCES},
-    exp.TimeToStr: _number_to_char(_default(exp.TimeToStr)),
-    **{node: _compared(_default(node)) for node in (*_BARE, exp.Subquery)},
-    exp.Window: numeric_clause("window_sql"),
-    exp.Filter: numeric_clause("filter_sql"),
-}
+def numeric_transforms(base: Mapping[type[exp.Expr], _Transform]) -> dict[type[exp.Expr], _Transform]:
+    """The SQLite generator's transforms for numerics, each falling back, for what is
+    not numeric, on ``base``'s rule for the node (the generator's other transforms)
+    or sqlglot's own."""
+
+    def fallback(node: type[exp.Expr]) -> _Transform:
+        return base.get(node) or _default(node)
+
+    return {
+        exp.Literal: numeric_literal,
+        **{node: numeric_or(fallback(node)) for node in _CALLS},
+        **{node: _passing(fallback(node)) for node in _PASSING},
+        **{node: _variance(fallback(node)) for node in _VARIANCES},
+        exp.TimeToStr: _number_to_char(fallback(exp.TimeToStr)),
+        **{node: _compared(fallback(node)) for node in (*_BARE, exp.Subquery)},
+        exp.Window: numeric_clause(fallback(exp.Window)),
+        exp.Filter: numeric_clause(fallback(exp.Filter)),
+    }
