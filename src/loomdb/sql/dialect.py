@@ -185,10 +185,13 @@ def _annotate_round(self: Any, e: exp.Round) -> exp.Round:
 
 def _annotate_number(self: Any, e: exp.Literal) -> exp.Literal:
     """A number literal with a point or an exponent (``3.0``, ``1e3``), or an integer
-    beyond bigint, is numeric in PostgreSQL (sqlglot says double)."""
+    beyond bigint, is numeric in PostgreSQL (sqlglot says double); an integer past
+    32 bits is a bigint (sqlglot says integer whatever its size)."""
     self._annotate_literal(e)
     if e.is_number and (not e.is_int or abs(int(e.this)) > 2**63 - 1):
         self._set_type(e, _D.DECIMAL)
+    elif e.is_number and str(e.this).isdigit() and (1 << 31) <= int(e.this) < (1 << 63):
+        self._set_type(e, _D.BIGINT)
     return e
 
 
