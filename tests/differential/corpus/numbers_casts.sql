@@ -385,3 +385,6 @@ SELECT run_id FROM runs WHERE budget IN (SELECT budget * 1 FROM runs WHERE budge
 SELECT avg(step) > 1, sum(step) / 2.0 FROM iterations;
 SELECT 1 + NULL::numeric, NULL * 2.5, round(NULL::numeric, 2), sqrt(NULL::numeric), NULL::numeric / 0;
 SELECT run_id, budget * NULL, coalesce(budget, NULL) / 2 FROM runs ORDER BY run_id;
+SELECT run_id, scale(budget), min_scale(budget), trim_scale(budget), scale(budget / 3), trim_scale(budget * 10) FROM runs ORDER BY run_id;
+SELECT scale(7), min_scale(0.0), trim_scale(0.00), trim_scale(1200.00), scale(NULL::numeric);
+SELECT run_id FROM runs WHERE trim_scale(budget) > 50 ORDER BY trim_scale(budget), run_id;

@@ -25,6 +25,7 @@ from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
 from .numeric_dialect import (
+    NUMERIC_CALLS,
     exact_aggregate,
     json_number,
     numeric_literal_text,
@@ -148,6 +149,8 @@ def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     upper = str(e.this).upper()
     if upper in STRING_CALLS:
         return STRING_CALLS[upper](self, e)
+    if upper in NUMERIC_CALLS:
+        return NUMERIC_CALLS[upper](self, e)
     name = _RENAMED_FUNCTIONS.get(upper)
     if name is None:
         check_function(str(e.this))

@@ -345,6 +345,29 @@ def _number_to_char(fallback: _Transform) -> _Transform:
 _NUMBER_TYPES = {*_INTEGERS, _T.DECIMAL, _T.FLOAT, _T.DOUBLE}
 
 
+def _scale_call(name: str, numeric: bool) -> _Transform:
+    """scale(), min_scale() (integers) and trim_scale() (a numeric, compared as a number)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """``name(x)``."""
+        args = e.expressions if isinstance(e, exp.Anonymous) else [e.this]
+        sql = f"{name}({', '.join(_operand(self, a) for a in args)})"
+        if not numeric:
+            return sql
+        _, parent = _outer(e)
+        return sql if _is_call(parent) else f"CAST({sql} AS TEXT) COLLATE {NUMERIC_COLLATION}"
+
+    return generate
+
+
+#: PostgreSQL's numeric functions sqlglot does not know (anonymous calls), by upper-case name.
+NUMERIC_CALLS: dict[str, _Transform] = {
+    "SCALE": _scale_call("loom_num_scale", numeric=False),
+    "MIN_SCALE": _scale_call("loom_num_min_scale", numeric=False),
+    "TRIM_SCALE": _scale_call("loom_num_trim_scale", numeric=True),
+}
+
+
 def _default(node: type[exp.Expr]) -> _Transform:
     """How SQLite's generator writes ``node`` without loomdb's numeric rules."""
     transform = SQLiteGenerator.TRANSFORMS.get(node)

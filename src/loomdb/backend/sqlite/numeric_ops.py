@@ -358,6 +358,24 @@ def numeric_exp(x: Decimal) -> Decimal:
     return _rounded(ctx.exp(x), rscale)
 
 
+def numeric_scale(value: Any) -> int | None:
+    """``scale(x)``: the digits after the point."""
+    dec = to_decimal(value)
+    return None if dec is None else _scale(dec)
+
+
+def numeric_min_scale(value: Any) -> int | None:
+    """``min_scale(x)``: the fewest digits after the point that keep the value."""
+    dec = to_decimal(value)
+    return None if dec is None else (0 if dec.is_zero() else _scale(dec.normalize(_EXACT)))
+
+
+@_strict
+def numeric_trim_scale(a: Decimal) -> Decimal:
+    """``trim_scale(x)``: the value without trailing zeros after the point."""
+    return Decimal(0) if a.is_zero() else _rounded(a, _scale(a.normalize(_EXACT)))
+
+
 def _pick(larger: bool) -> Callable[..., str | None]:
     """``greatest`` (``larger``) or ``least``: the winning value as it is (its scale
     kept), NULLs skipped, NULL when every argument is NULL."""
@@ -399,5 +417,8 @@ NUMERIC_OPERATORS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_num_log", numeric_log, 2),
     ("loom_num_exp", numeric_exp, 1),
     ("loom_num_greatest", numeric_greatest, -1),
+    ("loom_num_scale", numeric_scale, 1),
+    ("loom_num_min_scale", numeric_min_scale, 1),
+    ("loom_num_trim_scale", numeric_trim_scale, 1),
     ("loom_num_least", numeric_least, -1),
 )

@@ -117,6 +117,8 @@ def _output_type(node: exp.Expression) -> ColumnType | None:
         return JSON_ANY
     if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in JSON_FUNCTIONS:
         return JSON_ANY
+    if isinstance(inner, exp.Anonymous) and str(inner.this).lower() == "trim_scale":
+        return ColumnType.parse("NUMERIC")
     if is_jsonb_concat(inner) or (isinstance(inner, exp.Sub) and is_json(inner.this)):
         return JSON_ANY
     if isinstance(inner, (exp.JSONExtractScalar, exp.JSONBExtractScalar)):
