@@ -322,6 +322,8 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
                 text = value
             elif isinstance(value, (dict, list)):
                 text = json.dumps(value)
+            elif isinstance(value, Decimal) and value.is_finite():
+                text = numeric_text(value)  # as PostgreSQL writes a numeric: never an exponent
             else:
                 text = str(value)
             return _fit_length(text, ctype) if ctype.max_length is not None else text
@@ -517,8 +519,8 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
                 return Decimal(value)
             except InvalidOperation:
                 return value
-        if isinstance(value, float):
-            return Decimal(repr(value))
+        # A float is what PostgreSQL computed in double precision (a numeric with a
+        # float parameter): returned as the float it is.
         return value
     if kind == "uuid":
         if isinstance(value, str):

@@ -10,6 +10,7 @@ shares one :class:`~loomdb.engine.store.Store`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlglot import exp
@@ -185,7 +186,7 @@ class Session:
             select, key=("evaluate", key if key is not None else select.sql()), hints=hints
         )
         rows = self.run_compiled(compiled, params)
-        return list(rows[0])
+        return numeric_values(compiled, list(rows[0]))
 
     # -- key lookups -----------------------------------------------------------------------
 
@@ -248,3 +249,21 @@ class Session:
         """How many rows of ``schema`` this session sees."""
         view = self.store.view_sql(schema, self.lineage, "t", False)
         return int(next(self.store.backend.execute(f"SELECT count(*) FROM {view} AS t"))[0])
+
+
+def numeric_values(
+    compiled: Compiled, row: list[Any], positions: Sequence[int] | None = None, offset: int = 0
+) -> list[Any]:
+    """``row`` of ``compiled`` with its numeric results (numeric text on SQLite) at
+    ``positions`` (by default all; result column ``i - offset``) as Decimals, as
+    values stored into a column take them: ``1.5 + 1.5`` into an integer column is
+    the numeric 3.0, not the text '3.0'."""
+    for i in range(len(row)) if positions is None else positions:
+        j = i - offset
+        ctype = compiled.types[j] if 0 <= j < len(compiled.types) else None
+        if ctype is not None and ctype.kind == "numeric" and isinstance(row[i], str):
+            try:
+                row[i] = Decimal(row[i])
+            except InvalidOperation:
+                pass  # not a number: stored as the text it is
+    return row

@@ -159,6 +159,13 @@ def _annotate_distance(self: Any, e: exp.Expression) -> exp.Expression:
     return e
 
 
+def _annotate_variance(self: Any, e: exp.Expression) -> exp.Expression:
+    """stddev/variance & co.: numeric for integers and numerics, double precision otherwise."""
+    kind = _arg_type(e)
+    self._set_type(e, _D.DECIMAL if kind in _INTEGERS or kind == _D.DECIMAL else _D.DOUBLE)
+    return e
+
+
 def _annotate_sum(self: Any, e: exp.Sum) -> exp.Sum:
     """sum: bigint for smallint and integer, numeric for bigint and numeric,
     the argument's type for the float types."""
@@ -175,7 +182,8 @@ def _annotate_sum(self: Any, e: exp.Sum) -> exp.Sum:
 
 def _annotate_arithmetic(self: Any, e: exp.Binary) -> exp.Binary:
     """+ - * / %: a real with anything but a real gives double precision (PostgreSQL's
-    float48 operators), where sqlglot would say real."""
+    float48 operators), where sqlglot would say real; numeric with numeric or an
+    integer gives numeric."""
     self._annotate_binary(e)
     kinds = {side.type.this if side.type else None for side in (e.left, e.right)}
     if _D.VECTOR in kinds:  # pgvector's element-wise + - * give a vector
@@ -185,6 +193,12 @@ def _annotate_arithmetic(self: Any, e: exp.Binary) -> exp.Binary:
         self._set_type(e, _D.DOUBLE)
     elif kinds & {_D.FLOAT, _D.DOUBLE} and kinds & ({_D.DECIMAL} | _INTEGERS):
         self._set_type(e, _D.DOUBLE)  # numeric and integers meet a float as double precision
+    elif _D.DECIMAL in kinds and kinds <= {_D.DECIMAL} | _INTEGERS and not e.is_type(_D.DECIMAL):
+        self._set_type(e, _D.DECIMAL)
+    elif _D.DECIMAL in kinds and any(
+        isinstance(side, (exp.Parameter, exp.Placeholder)) for side in (e.left, e.right)
+    ):
+        self._set_type(e, _D.DECIMAL)  # PostgreSQL types a parameter meeting a numeric numeric
     return e
 
 
@@ -195,6 +209,72 @@ def _annotate_round(self: Any, e: exp.Round) -> exp.Round:
     else:
         self._set_type(e, _D.DOUBLE)
     return e
+
+
+def _annotate_number(self: Any, e: exp.Literal) -> exp.Literal:
+    """A number literal with a point or an exponent (``3.0``, ``1e3``), or an integer
+    beyond bigint, is numeric in PostgreSQL (sqlglot says double); an integer past
+    32 bits is a bigint (sqlglot says integer whatever its size)."""
+    self._annotate_literal(e)
+    if e.is_number and (not e.is_int or abs(int(e.this)) > 2**63 - 1):
+        self._set_type(e, _D.DECIMAL)
+    elif e.is_number and str(e.this).isdigit() and (1 << 31) <= int(e.this) < (1 << 63):
+        self._set_type(e, _D.BIGINT)
+    return e
+
+
+def _sqlglot_annotator(node: type[exp.Expression]) -> Any:
+    """sqlglot's annotator of ``node`` for PostgreSQL (its fixed result type as one)."""
+    spec = Postgres.EXPRESSION_METADATA[node]
+    if "annotator" in spec:
+        return spec["annotator"]
+    returns = spec["returns"]
+    return lambda self, e: self._set_type(e, returns)
+
+
+def _kinds(nodes: Any) -> set[Any]:
+    """The annotated kinds of ``nodes`` (None for an untyped one)."""
+    return {n.type.this if isinstance(n, exp.Expression) and n.type else None for n in nodes}
+
+
+def _numeric_of_arg(fallback: Any) -> Any:
+    """An annotator of a function of a number (abs, ceil, floor, sign, sqrt, trunc, ln,
+    exp, log): numeric for a numeric argument (and log(b, x) of integers), else sqlglot's own."""
+
+    def annotate(self: Any, e: exp.Func) -> exp.Func:
+        fallback(self, e)
+        kinds = _kinds(a for a in (e.this, e.args.get("expression")) if a is not None)
+        if (
+            isinstance(e, exp.Log)
+            and e.args.get("expression") is not None
+            and kinds <= {_D.DECIMAL} | _INTEGERS
+        ):
+            self._set_type(e, _D.DECIMAL)  # log(b, x) is numeric only
+        elif e.this is not None and e.this.type is not None and e.this.type.this == _D.DECIMAL:
+            self._set_type(e, _D.DECIMAL)
+        return e
+
+    return annotate
+
+
+def _numeric_of_args(fallback: Any) -> Any:
+    """An annotator of a call whose result is its arguments' common type (greatest,
+    least, coalesce, nullif, CASE, ^): numeric when numerics meet integers."""
+
+    def annotate(self: Any, e: exp.Expression) -> exp.Expression:
+        fallback(self, e)
+        values: list[Any] = [e.this, e.expression, *e.expressions]
+        if isinstance(e, exp.Case):
+            values = [i.args.get("true") for i in e.args.get("ifs") or []] + [e.args.get("default")]
+        kinds = _kinds(v for v in values if v is not None and not isinstance(v, exp.Null)) - {_D.NULL}
+        if _D.DECIMAL in kinds and kinds <= {_D.DECIMAL} | _INTEGERS:
+            if e.type is None or e.type.this != _D.DECIMAL:
+                self._set_type(e, _D.DECIMAL)
+        elif isinstance(e, exp.Pow) and kinds <= _INTEGERS:
+            self._set_type(e, _D.DOUBLE)  # integer ^ integer is double precision
+        return e
+
+    return annotate
 
 
 _SUM_FALLBACK = Postgres.EXPRESSION_METADATA[exp.Sum]["annotator"]
@@ -219,6 +299,20 @@ class LoomPostgres(Postgres):
         exp.Sum: {"annotator": _annotate_sum},
         exp.Round: {"annotator": _annotate_round},
         **{op: {"annotator": _annotate_distance} for op in (*VECTOR_OPERATORS, exp.CosineDistance)},
+        **{
+            node: {"annotator": _annotate_variance}
+            for node in (exp.Stddev, exp.StddevSamp, exp.StddevPop, exp.Variance, exp.VariancePop)
+        },
+        exp.Literal: {"annotator": _annotate_number},
+        **{
+            node: {"annotator": _numeric_of_arg(_sqlglot_annotator(node))}
+            for node in (exp.Abs, exp.Ceil, exp.Floor, exp.Sign, exp.Sqrt, exp.Ln, exp.Exp, exp.Log)
+        },
+        exp.Trunc: {"annotator": _numeric_of_arg(lambda self, e: self._set_type(e, _D.DOUBLE))},
+        **{
+            node: {"annotator": _numeric_of_args(_sqlglot_annotator(node))}
+            for node in (exp.Greatest, exp.Least, exp.Coalesce, exp.Nullif, exp.Case, exp.Pow)
+        },
         **{op: {"annotator": _annotate_arithmetic} for op in _ARITHMETIC},
     }
 

@@ -73,6 +73,28 @@ def projections(tree: exp.Expr) -> list[exp.Expression]:
     return []
 
 
+def set_operation_branches(tree: exp.SetOperation) -> list[exp.Select]:
+    """The SELECTs whose rows the set operation ``tree`` combines (through nested
+    set operations and parentheses, not subqueries inside a branch).
+
+    >>> from loomdb.sql.dialect import parse
+    >>> [b.sql() for b in set_operation_branches(parse("SELECT 1 UNION (SELECT 2 EXCEPT SELECT x FROM (SELECT 3 AS x) s)"))]
+    ['SELECT 1', 'SELECT 2', 'SELECT x FROM (SELECT 3 AS x) AS s']
+    """
+    out = []
+    for select in tree.find_all(exp.Select):
+        node = select.parent
+        while isinstance(node, (exp.Subquery, exp.Paren, exp.SetOperation)) and node is not tree:
+            if isinstance(node, exp.Subquery) and not isinstance(
+                node.parent, (exp.SetOperation, exp.Subquery, exp.Paren)
+            ):
+                break
+            node = node.parent
+        if node is tree:
+            out.append(select)
+    return out
+
+
 def output_name(node: exp.Expr) -> str:
     """The column name PostgreSQL gives the result column ``node`` (its
     FigureColname); an alias sqlglot invented (``_col_0``) does not count.

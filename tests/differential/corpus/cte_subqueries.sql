@@ -52,3 +52,6 @@ SELECT (VALUES (1), (2));
 SELECT run_id FROM runs WHERE run_id = ANY (VALUES ('run-01'), ('run-02')) ORDER BY run_id;
 SELECT t.id, count(*) FROM tool_calls t JOIN iterations i USING (run_id, step) GROUP BY t.id ORDER BY t.id;
 SELECT run_id, count(*) FROM tool_calls JOIN iterations USING (run_id) GROUP BY run_id ORDER BY run_id;
+SELECT run_id FROM runs WHERE budget > (SELECT avg(budget) FROM runs) ORDER BY run_id;
+WITH t AS (SELECT run_id, budget * 1.10 AS b FROM runs) SELECT run_id, b, b / 2 FROM t WHERE b > 50 ORDER BY run_id;
+SELECT s.run_id, s.total FROM (SELECT run_id, sum(tokens_used) / 1000.0 AS total FROM iterations GROUP BY run_id) s ORDER BY s.total DESC, s.run_id;

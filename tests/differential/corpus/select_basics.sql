@@ -47,3 +47,6 @@ SELECT run_id FROM runs WHERE success IS TRUE;
 SELECT run_id FROM runs WHERE success IS NOT FALSE;
 SELECT run_id FROM runs WHERE success IS UNKNOWN;
 SELECT count(*) AS total, count(model) AS with_model FROM runs;
+SELECT 0.0, -0.0, 1.000, 1e-2, 12e2, 0.1e1, 100000000000000000000;
+VALUES (1.5);
+VALUES (1, 2.50), (2, NULL), (3, 7);

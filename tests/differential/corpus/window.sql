@@ -38,3 +38,7 @@ SELECT run_id, step, sum(tokens_used) OVER (PARTITION BY run_id ORDER BY step RA
 SELECT run_id, step, sum(tokens_used) OVER (PARTITION BY run_id ORDER BY step) FILTER (WHERE true) FROM iterations;
 SELECT id, importance, lag(importance) OVER (ORDER BY id) FROM memories;
 SELECT id, first_value(id) OVER (PARTITION BY kind ORDER BY id) FROM memories;
+SELECT run_id, step, avg(tokens_used) OVER (PARTITION BY run_id ORDER BY step) AS a FROM iterations ORDER BY run_id, step;
+SELECT id, cost - avg(cost) OVER (PARTITION BY run_id) AS d, sum(cost) OVER (ORDER BY id) * 2 AS s FROM tool_calls ORDER BY id;
+SELECT run_id, budget / sum(budget) OVER () AS share FROM runs ORDER BY run_id;
+SELECT run_id, step, stddev(tokens_used) OVER (PARTITION BY run_id ORDER BY step) AS s FROM iterations ORDER BY run_id, step;

@@ -192,3 +192,21 @@ INSERT INTO runs (run_id, agent, config) VALUES ('run-j', 'a', '{"n": 1.50, "m":
 + SELECT config, config::text, config ->> 'n', config -> 'm' FROM runs WHERE run_id = 'run-j';
 UPDATE tool_calls SET args = jsonb_insert(args, '{opts,x}', to_jsonb(ok)) WHERE args IS NOT NULL;
 + SELECT id, args FROM tool_calls ORDER BY id;
+-- numeric expressions written into integer, text, real and numeric columns
+INSERT INTO runs (run_id, agent, budget) VALUES ('n1', 'a', 1.5);
++SELECT budget FROM runs WHERE run_id = 'n1';
+INSERT INTO runs (run_id, agent, budget) VALUES ('n2', 'a', 1.005 * 2);
++SELECT budget FROM runs WHERE run_id = 'n2';
+UPDATE runs SET budget = budget * 1.1 WHERE budget IS NOT NULL;
++SELECT run_id, budget FROM runs ORDER BY run_id;
+UPDATE tool_calls SET cost = cost + 0.00005 RETURNING id, cost;
+INSERT INTO runs (run_id, agent, budget, score, temperature) VALUES ('n3', 'a', 2.5e2, 1.5 * 2, 0.1 + 0.2) RETURNING budget, score, temperature;
+INSERT INTO tool_calls (id, run_id, step, latency_ms) VALUES (999, 'r', 1.5 + 1.5, 2.5) RETURNING step, latency_ms;
+INSERT INTO runs (run_id, agent, budget) SELECT 'n4', 'a', avg(budget) FROM runs RETURNING budget;
+DELETE FROM runs WHERE budget * 2 > 100 RETURNING run_id;
+UPDATE tool_calls SET step = step * 1.0 RETURNING id, step;
+INSERT INTO tool_calls (id, run_id, step, result, latency_ms, cost) SELECT id + 1000, run_id, step * 2.0, (cost / 3)::text, cost * 2, latency_ms / 3 FROM tool_calls WHERE id < 5 RETURNING id, step, result, latency_ms, cost;
+INSERT INTO runs (run_id, agent, model, budget) VALUES ('n5', 'a', 0.0000001 * 1, 0.001 / 3) RETURNING model, budget;
+UPDATE runs SET model = budget / 7 WHERE budget IS NOT NULL RETURNING run_id, model;
+UPDATE runs SET budget = (SELECT avg(budget) FROM runs) RETURNING run_id, budget;
+INSERT INTO memories (id, run_id, importance) VALUES (900, 'r', 1.5 / 3) RETURNING importance;

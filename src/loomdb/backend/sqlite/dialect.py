@@ -21,8 +21,15 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 from ... import errors
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
-from .functions import NUMERIC_COLLATION
 from .json_dialect import JSON_CALLS, JSON_TRANSFORMS, jsonb_order, select_list_functions
+from .numeric_dialect import (
+    NUMERIC_CALLS,
+    exact_aggregate,
+    numeric_literal_text,
+    numeric_set_operations,
+    numeric_transforms,
+    wrap_numeric,
+)
 from .query_dialect import rewrite_queries
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
 from .vector_dialect import (
@@ -72,7 +79,7 @@ def _int_cast_mode(value: exp.Expr) -> str:
     (rounded half away from zero; numeric literals are numeric in PostgreSQL),
     'f' float (rounded half to even), 't' text (an integer literal only), 'a'
     unknown (a parameter: decided by the value)."""
-    if _numeric_literal_text(value) is not None:
+    if numeric_literal_text(value) is not None:
         return "n"
     if isinstance(value, exp.Literal) and value.is_string:
         return "t"
@@ -100,7 +107,7 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
         return vector
     numeric = _numeric_cast(self, e)
     if numeric is not None:
-        return numeric
+        return wrap_numeric(self, e, numeric) if kind == _T.DECIMAL else numeric
     if kind in _TEXT_TYPES and is_json(e.this) and not _is_plain_json(e.this):
         return self.func("loom_jsonb_text", e.this)  # PostgreSQL's text form of jsonb
     if kind in _INT_CASTS:
@@ -119,6 +126,8 @@ def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
         return STRING_CALLS[upper](self, e)
     if upper in JSON_CALLS:
         return JSON_CALLS[upper](self, e)
+    if upper in NUMERIC_CALLS:
+        return NUMERIC_CALLS[upper](self, e)
     name = vector_call(upper)
     if name is None:
         check_function(str(e.this))
@@ -210,28 +219,6 @@ def _time_literals(tree: exp.Expr) -> exp.Expr:
 # (see the functions module), and the casts to real, double precision,
 # numeric(p, s) and varchar(n) as PostgreSQL casts.
 
-_DECIMAL_ARGS = {_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT, _T.DECIMAL}
-# What may stand between a result column and its aggregate for the exact
-# aggregate (numeric text) to be used: elsewhere (comparisons, arithmetic,
-# subqueries) SQLite's own float aggregate keeps numbers comparable.
-_PASS_THROUGH = (exp.Alias, exp.Paren, exp.Filter, exp.Window)
-
-
-def _numeric_literal_text(node: exp.Expr) -> str | None:
-    """The text of a number literal (under parentheses and signs), else None.
-
-    >>> _numeric_literal_text(exp.Paren(this=exp.Neg(this=exp.Literal.number("2.50"))))
-    '-2.50'
-    """
-    sign = ""
-    while isinstance(node, (exp.Paren, exp.Neg)):
-        if isinstance(node, exp.Neg):
-            sign = "" if sign else "-"
-        node = node.this
-    if isinstance(node, exp.Literal) and node.is_number:
-        return sign + str(node.this)
-    return None
-
 
 def _numeric_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
     """A cast to real, double precision, numeric(p, s) or varchar(n) as a loomdb function; None for others."""
@@ -240,7 +227,7 @@ def _numeric_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
         return self.func("loom_float4", e.this)
     if kind == _T.DOUBLE:
         return self.func("loom_float8", e.this)
-    literal = _numeric_literal_text(e.this)
+    literal = numeric_literal_text(e.this)
     if kind == _T.DECIMAL and literal is not None:
         # A number literal is numeric in PostgreSQL (its scale kept: 1.0 is 1.0),
         # where SQLite would read it as a float: cast its text instead.
@@ -266,26 +253,13 @@ def _numeric_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
     return None
 
 
-def _in_result_column(node: exp.Expr) -> bool:
-    """Whether ``node``'s value is a result column of the outermost SELECT as it is."""
-    child, parent = node, node.parent
-    while isinstance(parent, _PASS_THROUGH) or (
-        isinstance(parent, exp.Cast) and parent.to.this == _T.DECIMAL
-    ):
-        child, parent = parent, parent.parent
-    return (
-        isinstance(parent, exp.Select)
-        and parent.parent is None
-        and any(child is item for item in parent.expressions)
-    )
-
-
 def _numeric_aggregate(name: str, native: str) -> _Transform:
-    """sum/avg over integers or NUMERIC as ``name`` (exact, numeric text) in a result
-    column, else SQLite's ``native``."""
+    """sum/avg typed numeric (sum of bigint and numeric, avg of integers and numeric)
+    as ``name``, loomdb's exact aggregate (numeric text); others as SQLite's ``native``
+    (sum of a real as ``loom_float4_sum``)."""
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """The exact aggregate (numeric text compared as numbers) or SQLite's own."""
+        """The exact aggregate (compared as a number) or SQLite's own."""
         vector = vector_aggregate(self, e)
         if vector is not None:
             return vector
@@ -294,21 +268,11 @@ def _numeric_aggregate(name: str, native: str) -> _Transform:
         kind = inner.type.this if isinstance(inner, exp.Expression) and inner.type else None
         if name == "loom_numeric_sum" and kind == _T.FLOAT:
             return self.func("loom_float4_sum", arg)  # a float, comparable anywhere
-        exact = kind == _T.DECIMAL or (name == "loom_numeric_avg" and kind in _DECIMAL_ARGS)
-        if not exact or not _in_result_column(e):
+        if not exact_aggregate(e):
             return self.func(native, arg)
-        if isinstance(e.parent, exp.Window):
-            e.parent.meta["numeric_text"] = True  # the window takes the COLLATE
-            return self.func(name, arg)
-        return f"{self.func(name, arg)} COLLATE {NUMERIC_COLLATION}"
+        return wrap_numeric(self, e, self.func(name, arg))
 
     return generate
-
-
-def _window(self: SQLiteGenerator, e: exp.Window) -> str:
-    """A window call; one of the exact aggregates' compared as numbers."""
-    sql = self.window_sql(e)
-    return f"{sql} COLLATE {NUMERIC_COLLATION}" if e.meta.get("numeric_text") else sql
 
 
 def _vector_else(node: type[exp.Expr], other: _Transform) -> _Transform:
@@ -328,11 +292,11 @@ class LoomSQLiteGenerator(SQLiteGenerator):
 
     def preprocess(self, expression: exp.Expr) -> exp.Expr:
         """SQLite's preprocessing, then timestamp and date literals in their stored
-        form, jsonb's ordering, set-returning JSON functions of the select list and
-        the query shapes of :mod:`.query_dialect`."""
-        return rewrite_queries(
-            select_list_functions(jsonb_order(_time_literals(super().preprocess(expression))))
-        )
+        form, set operations' integer columns cast where numerics meet them, jsonb's
+        ordering, set-returning JSON functions of the select list and the query shapes
+        of :mod:`.query_dialect`."""
+        tree = numeric_set_operations(_time_literals(super().preprocess(expression)))
+        return rewrite_queries(select_list_functions(jsonb_order(tree)))
 
     TRANSFORMS = {
         **SQLiteGenerator.TRANSFORMS,
@@ -356,8 +320,9 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         },
         exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
         exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),
-        exp.Window: _window,
     }
+    # Numeric expressions as exact calls; the rules above for what is not numeric.
+    TRANSFORMS.update(numeric_transforms(TRANSFORMS))
 
     def function_fallback_sql(self, expression: exp.Func) -> str:
         """A function sqlglot knows but the dialect does not rewrite: as SQLite

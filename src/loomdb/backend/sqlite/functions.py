@@ -21,6 +21,7 @@ import sqlite_vec
 from ... import errors
 from .json_functions import JSON_FUNCTIONS, jsonb_collation
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
+from .numeric_ops import NUMERIC_OPERATORS
 from .ordered_set_functions import ORDERED_SET_AGGREGATES
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
 from .vector_functions import VECTOR_AGGREGATES, VECTOR_FUNCTIONS
@@ -180,6 +181,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_numeric", cast_to("NUMERIC"), 1),
     *NUMERIC_FUNCTIONS,
     *JSON_FUNCTIONS,
+    *NUMERIC_OPERATORS,
 )
 FUNCTIONS += STRING_FUNCTIONS  # PostgreSQL's string functions (see their section)
 FUNCTIONS += VECTOR_FUNCTIONS  # pgvector's (see vector_functions)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation, localcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +45,8 @@ def cast_to(kind: str) -> Callable[[Any], Any]:
 
 #: PostgreSQL's NUMERIC_MIN_SIG_DIGITS and DEC_DIGITS (src/backend/utils/adt/numeric.c).
 _MIN_SIG_DIGITS, _DEC_DIGITS = 16, 4
+#: A context in which scaling by a power of ten never rounds.
+WIDE = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 def _as_decimal(value: Any) -> Decimal:
@@ -64,7 +66,7 @@ def _weight_and_first_digit(value: Decimal) -> tuple[int, int]:
     if value.is_zero():
         return 0, 0
     weight = value.adjusted() // _DEC_DIGITS
-    first = int(abs(value).scaleb(-weight * _DEC_DIGITS))
+    first = int(abs(value).scaleb(-weight * _DEC_DIGITS, WIDE))
     return weight, first
 
 
@@ -85,14 +87,15 @@ def div_scale(dividend: Decimal, divisor: Decimal) -> int:
     return min(rscale, 1000)
 
 
-def numeric_divide(dividend: Decimal, divisor: Decimal) -> Decimal:
+def numeric_divide(dividend: Decimal, divisor: Decimal, rscale: int | None = None) -> Decimal:
     """PostgreSQL's ``numeric / numeric``: exact, rounded half away from zero to
-    :func:`div_scale` digits after the point.
+    ``rscale`` (by default :func:`div_scale`) digits after the point.
 
     >>> numeric_divide(Decimal(6218), Decimal(23))
     Decimal('270.3478260869565217')
     """
-    rscale = div_scale(dividend, divisor)
+    if rscale is None:
+        rscale = div_scale(dividend, divisor)
     sign = -1 if (dividend < 0) != (divisor < 0) else 1
     # num / den == |dividend / divisor| * 10**rscale, in integers.
     n_sign, n_digits, n_exp = dividend.as_tuple()
@@ -107,7 +110,7 @@ def numeric_divide(dividend: Decimal, divisor: Decimal) -> Decimal:
     quotient, remainder = divmod(num, den)
     if 2 * remainder >= den:
         quotient += 1
-    return Decimal(sign * quotient).scaleb(-rscale)
+    return Decimal(sign * quotient).scaleb(-rscale, WIDE)
 
 
 class _NumericSum:
@@ -143,6 +146,71 @@ class _NumericSum:
             return None
         total = numeric_divide(self.total, Decimal(self.count)) if self.average else self.total
         return numeric_text(total)
+
+    def final(self) -> str | None:
+        """The result at the end."""
+        return self.value()
+
+
+def sqrt_at(value: Decimal, rscale: int) -> Decimal:
+    """The square root of ``value`` (>= 0) correctly rounded, half up, to ``rscale``
+    digits after the point, as PostgreSQL's sqrt_var.
+
+    >>> sqrt_at(Decimal(2), 15)
+    Decimal('1.414213562373095')
+    """
+    if value.is_zero():
+        return Decimal(0).scaleb(-rscale, WIDE)
+    # isqrt(value * 10^(2 * (rscale + 1))) has rscale + 1 digits after the point,
+    # truncated; the last one rounds half up.
+    _, digits, exponent = value.as_tuple()
+    n = int("".join(map(str, digits)))
+    shift = 2 * (rscale + 1) + int(exponent)
+    n = n * 10**shift if shift >= 0 else n // 10**-shift
+    quotient, last = divmod(math.isqrt(n), 10)
+    return Decimal(quotient + (last >= 5)).scaleb(-rscale, WIDE)
+
+
+class _NumericVariance:
+    """``loom_numeric_var_samp`` & co. (aggregates and window functions): PostgreSQL's
+    numeric_stddev_internal over integers and numerics, from the exact count, sum
+    and sum of squares of the values in the frame."""
+
+    __slots__ = ("count", "root", "sample", "sum", "sum2")
+
+    def __init__(self, sample: bool, root: bool) -> None:
+        self.sample, self.root = sample, root
+        self.count, self.sum, self.sum2 = 0, Decimal(0), Decimal(0)
+
+    def _add(self, value: Any, sign: int) -> None:
+        """Add (``sign`` 1) or remove (-1) one value; NULLs are skipped."""
+        if value is not None:
+            dec = _as_decimal(value)
+            move = WIDE.add if sign > 0 else WIDE.subtract
+            self.sum = move(self.sum, dec)
+            self.sum2 = move(self.sum2, WIDE.multiply(dec, dec))
+            self.count += sign
+
+    def step(self, value: Any) -> None:
+        """A value enters the frame."""
+        self._add(value, 1)
+
+    def inverse(self, value: Any) -> None:
+        """A value leaves the frame."""
+        self._add(value, -1)
+
+    def value(self) -> str | None:
+        """The variance or standard deviation as numeric text (NULL with too few values)."""
+        n = self.count
+        if n <= (1 if self.sample else 0):
+            return None
+        numerator = WIDE.subtract(WIDE.multiply(Decimal(n), self.sum2), WIDE.multiply(self.sum, self.sum))
+        if numerator <= 0:
+            return "0"  # PostgreSQL's guard against a negative numerator from roundoff
+        denominator = Decimal(n * (n - 1) if self.sample else n * n)
+        rscale = div_scale(numerator, denominator)
+        result = numeric_divide(numerator, denominator, rscale)
+        return numeric_text(sqrt_at(result, rscale) if self.root else result)
 
     def final(self) -> str | None:
         """The result at the end."""
@@ -224,4 +292,8 @@ NUMERIC_AGGREGATES = (
     ("loom_numeric_sum", _numeric_aggregate(average=False), 1),
     ("loom_numeric_avg", _numeric_aggregate(average=True), 1),
     ("loom_float4_sum", _Float4Sum, 1),
+    ("loom_numeric_var_samp", lambda: _NumericVariance(sample=True, root=False), 1),
+    ("loom_numeric_var_pop", lambda: _NumericVariance(sample=False, root=False), 1),
+    ("loom_numeric_stddev_samp", lambda: _NumericVariance(sample=True, root=True), 1),
+    ("loom_numeric_stddev_pop", lambda: _NumericVariance(sample=False, root=True), 1),
 )

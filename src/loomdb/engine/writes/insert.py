@@ -10,6 +10,7 @@ from ... import errors
 from ...catalog import TableSchema
 from ...types import to_storage
 from ..plans import InsertPlan
+from ..session import numeric_values
 from ..transaction import KeyProbe, Txn
 from .common import (
     Defaults,
@@ -108,7 +109,10 @@ def raw_rows(session: Session, plan: InsertPlan, params: list[Any], key: str) ->
                 f"INSERT has {len(plan.columns)} target columns but the query returns {len(compiled.names)}",
                 sqlstate="42601",
             )
-        return [list(r) for r in session.run_compiled(compiled, params)]
+        rows = session.run_compiled(compiled, params)
+        if not any(t is not None and t.kind == "numeric" for t in compiled.types):
+            return [list(r) for r in rows]
+        return [numeric_values(compiled, list(r)) for r in rows]
     if plan.rows is None:
         raise errors.InternalError(
             f"the plan of an INSERT INTO {plan.schema.name} has neither a query nor rows"

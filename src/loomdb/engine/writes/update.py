@@ -11,6 +11,7 @@ from sqlglot import exp
 from ... import errors
 from ...catalog import TableSchema
 from ...types import ColumnType, to_storage
+from ..session import numeric_values
 from .common import WriteResult, check_row, column_of, ident, is_default, target_schema
 from .keys import KeyChecker
 from .versions import VersionWriter
@@ -59,6 +60,11 @@ def select_targets(
         select.set("where", exp.Where(this=condition))
     compiled = session.compile(select, key=key, hidden_alias=alias, hints=hints, vid_param=vid_param)
     rows = session.run_compiled(compiled, params)
+    numeric = [
+        i for i, t in enumerate(compiled.types[: len(assignments)]) if t is not None and t.kind == "numeric"
+    ]
+    if numeric:  # the new values follow the version, row, branch and sequence columns
+        rows = [tuple(numeric_values(compiled, list(r), [4 + i for i in numeric], offset=4)) for r in rows]
     seen: set[int] = set()
     out = []
     for row in rows:

@@ -69,6 +69,8 @@ def refuse_unsupported(tree: exp.Expression, ctx: Context) -> exp.Expression:
         label = UNSUPPORTED.get(type(node))
         if label is not None:
             raise NotSupportedError(f"{label} is not supported by loomdb")
+        if isinstance(node, exp.DataType) and node.this == exp.DataType.Type.MONEY:
+            raise NotSupportedError("the money type is not supported by loomdb (use NUMERIC)")
         if isinstance(node, exp.Distinct) and node.args.get("on"):
             raise NotSupportedError("SELECT DISTINCT ON is not supported by loomdb")
         if isinstance(node, exp.CTE) and isinstance(node.this, _DATA_MODIFYING):

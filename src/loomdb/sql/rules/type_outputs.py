@@ -23,7 +23,15 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ...types import JSON_ANY, VECTOR_ANY, ColumnType
-from ..tree import JSON_FUNCTIONS, JSON_NODES, column_type_of, is_json, is_jsonb_concat, projections
+from ..tree import (
+    JSON_FUNCTIONS,
+    JSON_NODES,
+    column_type_of,
+    is_json,
+    is_jsonb_concat,
+    projections,
+    set_operation_branches,
+)
 from .context import TYPES, Context
 from .name_table_functions import TABLE_FUNCTION, type_table_function_columns
 
@@ -35,16 +43,58 @@ _JSON_ROWS = ("jsonb_array_elements", "json_array_elements")
 
 def type_outputs(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Return ``tree`` with ``meta[TYPES]`` set: one loomdb type (or None)
-    per result column, in order (VALUES' columns: None each, read as the
-    engine gives them)."""
+    per result column, in order (VALUES' columns: numeric where numerics meet
+    integers and NULLs, else None, read as the engine gives them)."""
     if isinstance(tree, exp.Values):
         rows = tree.expressions
         width = len(rows[0].expressions) if rows and isinstance(rows[0], exp.Tuple) else 0
-        tree.meta[TYPES] = (None,) * width
+        tree.meta[TYPES] = tuple(_values_type(rows, i) for i in range(width))
         return tree
     type_table_function_columns(tree)
-    tree.meta[TYPES] = tuple(_output_type(p) for p in projections(tree))
+    types = [_output_type(p) for p in projections(tree)]
+    if isinstance(tree, exp.SetOperation):
+        types = _set_operation_types(tree, types)
+    tree.meta[TYPES] = tuple(types)
     return tree
+
+
+def _values_type(rows: list[exp.Expression], i: int) -> ColumnType | None:
+    """The type of VALUES' column ``i``: numeric where a numeric meets only integers
+    and NULLs (``VALUES (1.5), (2)``), else None."""
+    kinds = set()
+    for row in rows:
+        items = row.expressions if isinstance(row, exp.Tuple) else []
+        item = items[i] if i < len(items) else None
+        if item is not None and not isinstance(item, exp.Null):
+            kinds.add(item.type.this if item.type else None)
+    if exp.DataType.Type.DECIMAL in kinds and kinds <= _NUMBERS:
+        return ColumnType.parse("NUMERIC")
+    return None
+
+
+_NUMBERS = {
+    exp.DataType.Type.DECIMAL,
+    exp.DataType.Type.TINYINT,
+    exp.DataType.Type.SMALLINT,
+    exp.DataType.Type.INT,
+    exp.DataType.Type.BIGINT,
+}
+
+
+def _set_operation_types(tree: exp.SetOperation, types: list[ColumnType | None]) -> list[ColumnType | None]:
+    """A set operation's result types: the first branch's, except that a column
+    where integers meet numerics is numeric, as PostgreSQL resolves it
+    (``SELECT 1 UNION SELECT 2.5`` gives numerics)."""
+    branches = set_operation_branches(tree)
+    for i, ctype in enumerate(types):
+        kinds = set()
+        for branch in branches:
+            if i < len(branch.selects):
+                other = _output_type(branch.selects[i])
+                kinds.add(None if other is None else other.kind)
+        if "numeric" in kinds and kinds <= {"numeric", "int"} and (ctype is None or ctype.kind != "numeric"):
+            types[i] = ColumnType.parse("NUMERIC")
+    return types
 
 
 def _output_type(node: exp.Expression) -> ColumnType | None:
@@ -59,6 +109,8 @@ def _output_type(node: exp.Expression) -> ColumnType | None:
         return JSON_ANY
     if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in VECTOR_FUNCTIONS:
         return VECTOR_ANY
+    if isinstance(inner, exp.Anonymous) and str(inner.this).lower() == "trim_scale":
+        return ColumnType.parse("NUMERIC")
     if is_jsonb_concat(inner) or (isinstance(inner, exp.Sub) and is_json(inner.this)):
         return JSON_ANY
     if isinstance(inner, (exp.JSONExtractScalar, exp.JSONBExtractScalar)):
