@@ -258,6 +258,14 @@ def numeric_set_operations(tree: exp.Expr) -> exp.Expr:
             kinds = {c.type.this if c.type else None for c in columns}
             if _T.DECIMAL not in kinds or not kinds <= {_T.DECIMAL} | _INTEGERS:
                 continue
+            if kinds & _INTEGERS and setop.args.get("distinct"):
+                # 1 and 1.0 are one row: which one PostgreSQL keeps depends on its plan
+                # (the first seen when it hashes), and SQLite keeps the last.
+                word = type(setop).__name__.upper()
+                raise NotSupportedError(
+                    f"{word} of integer and numeric columns is not supported by loomdb on SQLite"
+                    f" (equal values such as 1 and 1.0 may come back in the other form); use {word} ALL"
+                )
             for column in columns:
                 target = column.this if isinstance(column, exp.Alias) else column
                 if not is_numeric(target):
