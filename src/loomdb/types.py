@@ -22,6 +22,7 @@ A value crosses three representations:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import uuid
@@ -33,6 +34,7 @@ import numpy as np
 import orjson
 
 from .errors import DataError, NotSupportedError
+from .int_input import int_bits, int_input
 
 UTC = dt.UTC
 
@@ -161,6 +163,11 @@ class ColumnType:
         if base in ("REAL", "FLOAT4"):
             return True
         return base == "FLOAT" and bool(self.modifiers) and self.modifiers[0] <= 24
+
+    @functools.cached_property
+    def int_bits(self) -> int:
+        """The width of an integer type (16, 32 or 64 bits)."""
+        return int_bits(self.sql)
 
     @property
     def max_length(self) -> int | None:
@@ -311,24 +318,14 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
             if isinstance(value, (bytes, bytearray)):
                 raise DataError(f"column {column!r} is TEXT; bytes need a BYTEA column")
             if isinstance(value, str):
-                text = value
+                text = value if type(value) is str else str(value)
             elif isinstance(value, (dict, list)):
                 text = json.dumps(value)
             else:
                 text = str(value)
             return _fit_length(text, ctype) if ctype.max_length is not None else text
         if kind in ("int", "serial"):
-            if isinstance(value, bool):
-                return int(value)
-            if isinstance(value, (int, np.integer)):
-                return int(value)
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, Decimal) and value == value.to_integral_value():
-                return int(value)
-            if isinstance(value, str):
-                return int(value.strip())
-            raise DataError(f"column {column!r} is {ctype.sql}: {value!r} is not an integer")
+            return int_input(value, ctype.int_bits, column)
         if kind == "float":
             number = float(value)
             return to_float4(number, value) if ctype.is_float4 else number

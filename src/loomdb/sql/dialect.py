@@ -169,7 +169,17 @@ def _annotate_round(self: Any, e: exp.Round) -> exp.Round:
     return e
 
 
+def _annotate_literal(self: Any, e: exp.Literal) -> exp.Literal:
+    """A literal as sqlglot types it, except that an integer literal past 32 bits
+    is a bigint in PostgreSQL (sqlglot says integer whatever its size)."""
+    _LITERAL_FALLBACK(self, e)
+    if e.is_number and str(e.this).isdigit() and (1 << 31) <= int(e.this) < (1 << 63):
+        self._set_type(e, _D.BIGINT)
+    return e
+
+
 _SUM_FALLBACK = Postgres.EXPRESSION_METADATA[exp.Sum]["annotator"]
+_LITERAL_FALLBACK = Postgres.EXPRESSION_METADATA[exp.Literal]["annotator"]
 
 
 class LoomPostgres(Postgres):
@@ -191,6 +201,7 @@ class LoomPostgres(Postgres):
         exp.Avg: {"annotator": _annotate_avg},
         exp.Sum: {"annotator": _annotate_sum},
         exp.Round: {"annotator": _annotate_round},
+        exp.Literal: {"annotator": _annotate_literal},
         **{op: {"annotator": _annotate_arithmetic} for op in _ARITHMETIC},
     }
 

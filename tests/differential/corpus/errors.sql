@@ -56,3 +56,14 @@ SELECT repeat('x', -1);
 SELECT jsonb_array_length('{}'::jsonb);
 SELECT '[1,2]'::jsonb -> 'a';
 SELECT 10::numeric(2,0);
+-- Integer overflow at PostgreSQL's width (int2/int4/int8), in columns, nested and mixed.
+SELECT step + 2147483647 FROM iterations WHERE step > 0;
+SELECT (2147483647 + 1) - 1;
+SELECT -(-2147483647 - 1)::int;
+SELECT abs(-2147483647 - 1);
+SELECT (-2147483647 - 1) / -1;
+SELECT 32767::smallint * 2::smallint;
+SELECT id * 9223372036854775807 FROM memories WHERE id > 1;
+SELECT tokens_used * tokens_used * tokens_used FROM iterations WHERE tokens_used > 2000;
+SELECT 9223372036854775807 * 2;
+SELECT -9223372036854775807 - 2;

@@ -267,3 +267,15 @@ SELECT run_id FROM runs WHERE score = 0.1;
 SELECT id FROM tool_calls WHERE cost BETWEEN 5 AND 20;
 SELECT id FROM tool_calls WHERE latency_ms >= 250;
 SELECT id, cost FROM tool_calls WHERE cost < 0;
+-- Integer arithmetic inside the range: widths, NULLs, literals past 32 bits.
+SELECT step + 32767::smallint FROM iterations ORDER BY run_id, step;
+SELECT 3000000000 + 1;
+SELECT 2147483647 + 1::bigint;
+SELECT -(-9223372036854775807);
+SELECT tokens_used * 2, -tokens_used, abs(tokens_used - 1000) FROM iterations ORDER BY run_id, step;
+SELECT id * 1000000000000 FROM memories ORDER BY id;
+SELECT step + %s FROM iterations ORDER BY run_id, step;
+SELECT sum(id) FROM memories;
+SELECT sum(id * 1000000000000000) FROM memories;
+SELECT run_id, sum(id) FROM memories WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY run_id;
+SELECT sum(tokens_used), sum(step::smallint) FROM iterations;

@@ -153,3 +153,15 @@ DELETE FROM iterations WHERE run_id = 'run-00';
 + SELECT run_id, count(*) FROM iterations GROUP BY run_id ORDER BY run_id;
 INSERT INTO memories (id, run_id, kind, embedding) VALUES (5000, 'run-00', 'fact', '[0,0,1]');
 + SELECT id FROM memories ORDER BY embedding <-> '[0,0,1]', id LIMIT 3;
+-- Values stored into integer columns: PostgreSQL's assignment casts and input.
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, -2.5) RETURNING tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, 3.5::float) RETURNING tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, 2.5::float) RETURNING tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, '2.5');
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, '3000000000');
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 2147483648, 1);
+UPDATE iterations SET tokens_used = 7.5 WHERE run_id = 'run-01' RETURNING step, tokens_used;
+UPDATE iterations SET tokens_used = -7.5 WHERE run_id = 'run-01' RETURNING step, tokens_used;
+UPDATE iterations SET tokens_used = tokens_used + 2147483000 WHERE run_id = 'run-02';
+UPDATE memories SET id = id * 4611686018427387904 WHERE id = 2;
+INSERT INTO memories (id, run_id) VALUES (9223372036854775808, 'run-00');

@@ -99,6 +99,9 @@ def translate(exc: Exception) -> errors.Error:
     if isinstance(exc, (apsw.BindingsError, apsw.RangeError)):
         return errors.ProgrammingError(message)
     if isinstance(exc, apsw.SQLError):
+        if message == "integer overflow":
+            # SQLite's sum() and abs() past 64 bits: PostgreSQL's bigint result overflows.
+            return errors.DataError("bigint out of range", sqlstate="22003")
         if "dimension" in message.lower() or "vector" in message.lower():
             return errors.DataError(message, sqlstate="22000")  # data_exception, as pgvector's
         return errors.ProgrammingError(message, sqlstate=_sqlstate_of(message, _SQL_SQLSTATES))

@@ -25,6 +25,7 @@ from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
 from .functions import NUMERIC_COLLATION
+from .integer_dialect import bigint_sum, checked
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
@@ -332,6 +333,10 @@ def _numeric_aggregate(name: str, native: str) -> _Transform:
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
         """The exact aggregate (numeric text compared as numbers) or SQLite's own."""
         arg = e.this
+        if name == "loom_numeric_sum":
+            split = bigint_sum(self, e, _in_result_column(e))
+            if split is not None:
+                return f"{split} COLLATE {NUMERIC_COLLATION}" if _in_result_column(e) else split
         inner = arg.expressions[0] if isinstance(arg, exp.Distinct) and arg.expressions else arg
         kind = inner.type.this if isinstance(inner, exp.Expression) and inner.type else None
         if name == "loom_numeric_sum" and kind == _T.FLOAT:
@@ -381,9 +386,13 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Anonymous: _anonymous,
         exp.Parameter: lambda self, e: f"?{e.this.name}",
         exp.DPipe: _concat,
-        exp.Div: _checked_divisor("/"),
+        exp.Div: checked(_checked_divisor("/")),
         exp.Mod: _checked_divisor("%"),
-        exp.Sub: _minus,
+        exp.Sub: checked(_minus),
+        exp.Add: checked(lambda self, e: self.add_sql(e)),
+        exp.Mul: checked(lambda self, e: self.mul_sql(e)),
+        exp.Neg: checked(lambda self, e: self.neg_sql(e)),
+        exp.Abs: checked(lambda self, e: self.function_fallback_sql(e)),
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,
         **STRING_TRANSFORMS,

@@ -21,6 +21,7 @@ import sqlite_vec
 
 from ... import errors
 from ...types import dump_json, load_json
+from .integer_functions import INTEGER_FUNCTIONS
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
 
@@ -228,6 +229,8 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     _scalar(conn, "gen_random_uuid", lambda: str(uuid.uuid4()), 0, deterministic=False)
     for name, function, nargs in FUNCTIONS:
         _scalar(conn, name, function, nargs, deterministic=True)
+    for name, function, nargs in INTEGER_FUNCTIONS:
+        _scalar(conn, name, function, nargs, deterministic=False)
     for name, factory in STRING_AGGREGATES:
         conn.create_aggregate_function(name, factory)
     for name, window, nargs in NUMERIC_AGGREGATES:
@@ -278,6 +281,7 @@ REGISTERED = frozenset(
         "gen_random_uuid",
         NUMERIC_COLLATION,
         *(f[0] for f in FUNCTIONS),
+        *(f[0] for f in INTEGER_FUNCTIONS),
         *(a[0] for a in STRING_AGGREGATES),
         *(a[0] for a in NUMERIC_AGGREGATES),
     }

@@ -11,6 +11,7 @@ from sqlglot import exp
 
 from ... import errors
 from ...catalog import Column, TableSchema
+from ...int_input import NumberText
 from ...sql.compile import Compiled, table_key
 from ...types import to_storage
 from ..transaction import Txn
@@ -107,13 +108,14 @@ def simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any
     if isinstance(node, exp.Parameter):
         return True, params[int(node.this.name) - 1]
     if isinstance(node, exp.Literal):
-        return True, node.this
+        # A number literal is numeric in PostgreSQL (2.5 into an integer column rounds), '2.5' is text.
+        return True, node.this if node.is_string else NumberText(node.this)
     if isinstance(node, exp.Null):
         return True, None
     if isinstance(node, exp.Boolean):
         return True, bool(node.this)
     if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
-        return True, "-" + node.this.this
+        return True, NumberText("-" + node.this.this)
     return False, None
 
 

@@ -1,0 +1,172 @@
+"""Integers and double precision as PostgreSQL has them, on both engines.
+
+smallint, integer and bigint arithmetic is computed at the operands' width and
+raises 22003 when the result leaves it (SQLite would widen to 64 bits, or turn
+a 64-bit overflow into a REAL); sum() of bigint is numeric and never overflows;
+a value stored into an integer column is range checked and rounded as
+PostgreSQL's assignment casts round (numeric half away from zero, float half
+to even), and text must spell an integer.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+import loomdb
+
+
+@pytest.fixture
+def db(fresh_db):
+    fresh_db.execute("CREATE TABLE t (id INT PRIMARY KEY, i INT, s SMALLINT, b BIGINT, f DOUBLE PRECISION)")
+    fresh_db.executemany(
+        "INSERT INTO t VALUES (%s, %s, %s, %s, %s)",
+        [
+            (1, 2147483647, 32767, 9223372036854775807, 1e308),
+            (2, -2147483648, -32768, -9223372036854775807, 0.5),
+            (3, None, None, None, None),
+        ],
+    )
+    return fresh_db
+
+
+def one(db, sql, params=None):
+    return db.execute(sql, params).fetchone()[0]
+
+
+def same(got, expected):
+    """Equal with the same type (for Decimal, the same digits)."""
+    assert type(got) is type(expected), (got, expected)
+    assert str(got) == str(expected), (got, expected)
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT 2147483647 * 2", "integer out of range"),
+        ("SELECT 2147483647::int + 1", "integer out of range"),
+        ("SELECT 32767::smallint + 1::smallint", "smallint out of range"),
+        ("SELECT 9223372036854775807 + 1", "bigint out of range"),
+        ("SELECT -(-9223372036854775807 - 1)", "bigint out of range"),
+        ("SELECT (2147483647 + 1) - 1", "integer out of range"),
+        ("SELECT i + 1 FROM t WHERE id = 1", "integer out of range"),
+        ("SELECT i - 1 FROM t WHERE id = 2", "integer out of range"),
+        ("SELECT -i FROM t WHERE id = 2", "integer out of range"),
+        ("SELECT abs(i) FROM t WHERE id = 2", "integer out of range"),
+        ("SELECT i / -1 FROM t WHERE id = 2", "integer out of range"),
+        ("SELECT s + s FROM t WHERE id = 1", "smallint out of range"),
+        ("SELECT -s FROM t WHERE id = 2", "smallint out of range"),
+        ("SELECT b * 2 FROM t WHERE id = 1", "bigint out of range"),
+        ("SELECT b - 2 FROM t WHERE id = 2", "bigint out of range"),
+        ("SELECT (i + 0) * (i + 0) FROM t WHERE id = 1", "integer out of range"),
+        ("SELECT count(*) FROM t WHERE i + 1 > 0", "integer out of range"),
+    ],
+)
+def test_integer_overflow_raises_22003(db, sql, message):
+    with pytest.raises(loomdb.DataError, match=message) as info:
+        db.execute(sql).fetchall()
+    assert info.value.sqlstate == "22003"
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT s + 1 FROM t WHERE id = 1", 32768),  # smallint + integer is an integer
+        ("SELECT i + 1::bigint FROM t WHERE id = 1", 2147483648),
+        ("SELECT 3000000000 + 1", 3000000001),  # a literal past 32 bits is a bigint
+        ("SELECT b + 0 FROM t WHERE id = 2", -9223372036854775807),
+        ("SELECT abs(b) FROM t WHERE id = 2", 9223372036854775807),
+        ("SELECT i + 1 FROM t WHERE id = 3", None),
+        ("SELECT -(-9223372036854775807)", 9223372036854775807),
+        ("SELECT (i - 1) / 2 FROM t WHERE id = 1", 1073741823),
+    ],
+)
+def test_integer_arithmetic_within_range(db, sql, expected):
+    assert one(db, sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT sum(b) FROM t", Decimal("0")),
+        ("SELECT sum(b) FROM t WHERE id = 1", Decimal("9223372036854775807")),
+        ("SELECT sum(9223372036854775807) FROM t", Decimal("27670116110564327421")),
+        ("SELECT sum(b) FROM t WHERE id = 3", None),
+        ("SELECT sum(b + 0) FROM t WHERE id < 3", Decimal("0")),
+        ("SELECT sum(i) FROM t", -1),
+        ("SELECT sum(s) FROM t", -1),
+    ],
+)
+def test_sum_of_bigint_is_numeric(db, sql, expected):
+    got = one(db, sql)
+    if expected is None:
+        assert got is None
+    else:
+        same(got, expected)
+
+
+def test_sum_of_bigint_groups_and_compares(db):
+    rows = db.execute("SELECT id, sum(b) FROM t WHERE id < 3 GROUP BY id ORDER BY sum(b) DESC").fetchall()
+    assert [tuple(r) for r in rows] == [
+        (1, Decimal("9223372036854775807")),
+        (2, Decimal("-9223372036854775807")),
+    ]
+    assert one(db, "SELECT count(*) FROM (SELECT id FROM t GROUP BY id HAVING sum(b) > 0) AS x") == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2.5", 3),  # a number literal is numeric: half away from zero
+        ("-2.5", -3),
+        ("1e3", 1000),
+        ("'12'", 12),
+        ("' 7 '", 7),
+        ("2.5::float", 2),  # a float rounds half to even
+        ("3.5::float", 4),
+    ],
+)
+def test_insert_into_integer_rounds_as_postgres(db, value, expected):
+    row = db.execute(f"INSERT INTO t (id, i) VALUES (10, {value}) RETURNING i").fetchone()
+    assert row[0] == expected
+    assert one(db, f"UPDATE t SET i = {value} WHERE id = 10 RETURNING i") == expected
+
+
+@pytest.mark.parametrize(
+    ("param", "expected"), [(2.5, 2), (3.5, 4), (Decimal("2.5"), 3), (Decimal("-2.5"), -3), ("12", 12)]
+)
+def test_integer_parameter_rounds_as_postgres(db, param, expected):
+    assert one(db, "INSERT INTO t (id, i) VALUES (10, %s) RETURNING i", [param]) == expected
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "sqlstate"),
+    [
+        ("i", "3000000000", "22003"),
+        ("i", "'3000000000'", "22003"),
+        ("s", "40000", "22003"),
+        ("b", "9223372036854775808", "22003"),
+        ("i", "'2.5'", "22P02"),
+        ("i", "'abc'", "22P02"),
+        ("i", "2147483647 + 1", "22003"),
+        ("i", "'Infinity'::float", "22003"),
+    ],
+)
+def test_insert_into_integer_refuses_as_postgres(db, column, value, sqlstate):
+    with pytest.raises(loomdb.DataError) as info:
+        db.execute(f"INSERT INTO t (id, {column}) VALUES (10, {value})")
+    assert info.value.sqlstate == sqlstate
+    with pytest.raises(loomdb.DataError) as info:
+        db.execute(f"UPDATE t SET {column} = {value} WHERE id = 3")
+    assert info.value.sqlstate == sqlstate
+    assert one(db, "SELECT count(*) FROM t") == 3
+
+
+def test_integer_parameter_out_of_range(db):
+    with pytest.raises(loomdb.DataError) as info:
+        db.execute("INSERT INTO t (id, s) VALUES (10, %s)", [32768])
+    assert info.value.sqlstate == "22003"
+    with pytest.raises(loomdb.DataError) as info:
+        db.executemany("INSERT INTO t (id, i) VALUES (%s, %s)", [(10, 1), (11, 2**31)])
+    assert info.value.sqlstate == "22003"
