@@ -170,3 +170,103 @@ def test_integer_parameter_out_of_range(db):
     with pytest.raises(loomdb.DataError) as info:
         db.executemany("INSERT INTO t (id, i) VALUES (%s, %s)", [(10, 1), (11, 2**31)])
     assert info.value.sqlstate == "22003"
+
+
+# -- double precision ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT f::text FROM t WHERE id = 1", "1e+308"),
+        ("SELECT f::text FROM t WHERE id = 2", "0.5"),
+        ("SELECT (f - f)::text FROM t WHERE id = 2", "0"),
+        ("SELECT f::text FROM t WHERE id = 3", None),
+        ("SELECT 1e15::float::text", "1e+15"),
+        ("SELECT 1e14::float::text", "100000000000000"),
+        ("SELECT 0.00001::float::text", "1e-05"),
+        ("SELECT 0.7::real::text", "0.7"),
+        ("SELECT 1000000::real::text", "1e+06"),
+        ("SELECT round(-0.4::float)::text", "-0"),
+        ("SELECT '-Infinity'::float::text", "-Infinity"),
+        ("SELECT 1e300::text", "1" + "0" * 300),  # a number literal is numeric
+        ("SELECT 0.10::text", "0.10"),
+        ("SELECT (f > 1)::text FROM t WHERE id = 1", "true"),
+        ("SELECT (f > 1)::text FROM t WHERE id = 2", "false"),
+        ("SELECT (f > 1)::varchar(2) FROM t WHERE id = 2", "fa"),
+    ],
+)
+def test_float_and_boolean_text_as_postgres(db, sql, expected):
+    assert one(db, sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT round(2.5::float)", 2.0),
+        ("SELECT round(3.5::float)", 4.0),
+        ("SELECT round(-2.5::float)", -2.0),
+        ("SELECT round(f) FROM t WHERE id = 2", 0.0),
+        ("SELECT round(f + 1) FROM t WHERE id = 2", 2.0),
+        ("SELECT round(f) FROM t WHERE id = 3", None),
+    ],
+)
+def test_round_of_float_is_half_to_even(db, sql, expected):
+    got = one(db, sql)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("sql", "sqlstate", "message"),
+    [
+        ("SELECT sqrt(-1)", "2201F", "square root of a negative number"),
+        ("SELECT sqrt(f - 1) FROM t WHERE id = 2", "2201F", "square root of a negative number"),
+        ("SELECT ln(0)", "2201E", "logarithm of zero"),
+        ("SELECT ln(f - f) FROM t WHERE id = 2", "2201E", "logarithm of zero"),
+        ("SELECT log(-1)", "2201E", "logarithm of a negative number"),
+        ("SELECT 1e308::float * 10", "22003", "overflow"),
+        ("SELECT f * 10 FROM t WHERE id = 1", "22003", "overflow"),
+        ("SELECT f + f FROM t WHERE id = 1", "22003", "overflow"),
+        ("SELECT (f + 0) * (f + 0) FROM t WHERE id = 1", "22003", "overflow"),
+        ("SELECT 1e-300::float * 1e-300::float", "22003", "underflow"),
+        ("SELECT f / 0 FROM t WHERE id = 2", "22012", "division by zero"),
+        ("SELECT round(f, 1) FROM t", "42883", "round"),
+    ],
+)
+def test_float_errors_as_postgres(db, sql, sqlstate, message):
+    with pytest.raises(loomdb.Error, match=message) as info:
+        db.execute(sql).fetchall()
+    assert info.value.sqlstate == sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT sqrt(f), ln(f - f + 1) FROM t WHERE id = 3", (None, None)),
+        ("SELECT sqrt(f) FROM t WHERE id = 2", (0.7071067811865476,)),
+        ("SELECT f * 0, f / 2 FROM t WHERE id = 2", (0.0, 0.25)),
+        ("SELECT 'Infinity'::float * 2", (float("inf"),)),
+        ("SELECT f * 2 FROM t WHERE id = 3", (None,)),
+    ],
+)
+def test_float_arithmetic_within_range(db, sql, expected):
+    assert tuple(db.execute(sql).fetchone()) == expected
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT 'NaN'::float", "SELECT 'NaN'::real", "SELECT 'Infinity'::float - 'Infinity'::float"]
+)
+def test_nan_is_right_on_postgres_and_refused_on_sqlite(db, engine, sql):
+    if engine == "sqlite":
+        with pytest.raises(loomdb.NotSupportedError, match="NaN"):
+            db.execute(sql).fetchall()
+    else:
+        assert one(db, sql) != one(db, sql)  # NaN
+
+
+def test_numeric_nan_is_right_on_postgres_and_refused_on_sqlite(db, engine):
+    if engine == "sqlite":
+        with pytest.raises(loomdb.NotSupportedError):
+            one(db, "SELECT 'NaN'::numeric")
+    else:
+        assert one(db, "SELECT 'NaN'::numeric").is_nan()

@@ -335,7 +335,7 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
                 value = Decimal(f"{value:.15g}") if math.isfinite(value) else value
             dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
             if not dec.is_finite():
-                raise DataError(f"column {column!r}: {value!r} is not a finite number")
+                raise NotSupportedError(f"NUMERIC {value!r} (NaN or infinity) is not supported by loomdb")
             return numeric_text(dec, ctype.modifiers)
         if kind == "bool":
             if isinstance(value, (bool, int, np.bool_)):
@@ -582,7 +582,7 @@ def adapt_param(value: Any, ctype: ColumnType | None) -> Any:
     if ctype.kind in ("timestamp", "date", "numeric", "uuid", "bool"):
         try:
             return to_storage(value, ctype, "parameter")
-        except DataError:
+        except (DataError, NotSupportedError):
             return adapt_untyped(value)
     return adapt_untyped(value)
 

@@ -67,3 +67,12 @@ SELECT id * 9223372036854775807 FROM memories WHERE id > 1;
 SELECT tokens_used * tokens_used * tokens_used FROM iterations WHERE tokens_used > 2000;
 SELECT 9223372036854775807 * 2;
 SELECT -9223372036854775807 - 2;
+-- Math-function domain errors and float overflow.
+SELECT sqrt(-2.5::float);
+SELECT sqrt(score - 100) FROM runs WHERE score IS NOT NULL;
+SELECT ln(-1);
+SELECT log(0);
+SELECT ln(latency_ms - latency_ms) FROM tool_calls WHERE latency_ms IS NOT NULL;
+SELECT latency_ms * 1e308 FROM tool_calls WHERE latency_ms > 10;
+SELECT round(score, 2) FROM runs;
+SELECT 0::float / 0;

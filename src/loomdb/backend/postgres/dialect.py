@@ -37,6 +37,9 @@ class LoomPostgresOutGenerator(LoomPostgresGenerator):
         exp.Parameter: lambda self, e: f"?{e.this.name}",
         exp.JSONBContainsTopKey: lambda self, e: self.func("jsonb_exists", e.this, e.expression),
         exp.Cast: _cast,
+        # As written: sqlglot would cast a float to numeric, where PostgreSQL has no
+        # round(double precision, integer) and raises 42883.
+        exp.Round: lambda self, e: self.func("ROUND", e.this, e.args.get("decimals")),
     }
 
     def ordered_sql(self, expression: exp.Ordered) -> str:

@@ -24,6 +24,7 @@ from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
+from .float_dialect import null_checked, rounding, text_cast
 from .functions import NUMERIC_COLLATION
 from .integer_dialect import bigint_sum, checked
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
@@ -97,6 +98,9 @@ def _int_cast_mode(value: exp.Expr) -> str:
 def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
     kind = e.to.this
+    text = text_cast(self, e)  # floats, booleans and number literals as PostgreSQL's text
+    if text is not None:
+        return text
     numeric = _numeric_cast(self, e)
     if numeric is not None:
         return numeric
@@ -393,6 +397,10 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Mul: checked(lambda self, e: self.mul_sql(e)),
         exp.Neg: checked(lambda self, e: self.neg_sql(e)),
         exp.Abs: checked(lambda self, e: self.function_fallback_sql(e)),
+        exp.Round: rounding(lambda self, e: self.function_fallback_sql(e)),
+        exp.Sqrt: null_checked("loom_sqrt_null", lambda self, e: self.function_fallback_sql(e)),
+        exp.Ln: null_checked("loom_log_null", lambda self, e: self.function_fallback_sql(e)),
+        exp.Log: null_checked("loom_log_null", lambda self, e: self.log_sql(e)),
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,
         **STRING_TRANSFORMS,

@@ -21,6 +21,7 @@ import sqlite_vec
 
 from ... import errors
 from ...types import dump_json, load_json
+from .float_functions import FLOAT_CHECKS, FLOAT_FUNCTIONS
 from .integer_functions import INTEGER_FUNCTIONS
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
@@ -229,7 +230,7 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     _scalar(conn, "gen_random_uuid", lambda: str(uuid.uuid4()), 0, deterministic=False)
     for name, function, nargs in FUNCTIONS:
         _scalar(conn, name, function, nargs, deterministic=True)
-    for name, function, nargs in INTEGER_FUNCTIONS:
+    for name, function, nargs in INTEGER_FUNCTIONS + FLOAT_CHECKS:
         _scalar(conn, name, function, nargs, deterministic=False)
     for name, factory in STRING_AGGREGATES:
         conn.create_aggregate_function(name, factory)
@@ -258,6 +259,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_bool", cast_to("BOOLEAN"), 1),
     ("loom_numeric", cast_to("NUMERIC"), 1),
     *NUMERIC_FUNCTIONS,
+    *FLOAT_FUNCTIONS,
 )
 FUNCTIONS += STRING_FUNCTIONS  # PostgreSQL's string functions (see their section)
 
@@ -281,7 +283,7 @@ REGISTERED = frozenset(
         "gen_random_uuid",
         NUMERIC_COLLATION,
         *(f[0] for f in FUNCTIONS),
-        *(f[0] for f in INTEGER_FUNCTIONS),
+        *(f[0] for f in INTEGER_FUNCTIONS + FLOAT_CHECKS),
         *(a[0] for a in STRING_AGGREGATES),
         *(a[0] for a in NUMERIC_AGGREGATES),
     }

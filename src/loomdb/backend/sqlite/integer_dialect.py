@@ -23,6 +23,7 @@ from typing import Any
 from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
+from .float_dialect import float_checked
 from .integer_functions import int_range
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
@@ -143,11 +144,15 @@ def integer_checked(self: SQLiteGenerator, node: exp.Expr, sql: str) -> str:
 
 def checked(base: Callable[[SQLiteGenerator, Any], str]) -> _Transform:
     """The transform ``base`` of an arithmetic node, its result range checked
-    (see :func:`integer_checked`)."""
+    (see :func:`integer_checked`, and :func:`.float_dialect.float_checked` for
+    double precision)."""
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
         """The checked operation."""
-        return integer_checked(self, e, base(self, e))
+        sql = base(self, e)
+        if int_bits(e) is not None:
+            return integer_checked(self, e, sql)
+        return float_checked(self, e, sql)
 
     return generate
 
