@@ -270,3 +270,20 @@ def test_numeric_nan_is_right_on_postgres_and_refused_on_sqlite(db, engine):
             one(db, "SELECT 'NaN'::numeric")
     else:
         assert one(db, "SELECT 'NaN'::numeric").is_nan()
+
+
+def test_storing_nan_is_right_on_postgres_and_refused_on_sqlite(db, engine):
+    if engine == "sqlite":
+        for sql, params in [
+            ("INSERT INTO t (id, f) VALUES (10, %s)", [float("nan")]),
+            ("INSERT INTO t (id, f) VALUES (10, 'NaN')", None),
+            ("UPDATE t SET f = %s WHERE id = 3", [float("nan")]),
+        ]:
+            with pytest.raises(loomdb.NotSupportedError, match="NaN"):
+                db.execute(sql, params)
+        assert one(db, "SELECT count(*) FROM t") == 3
+    else:
+        db.execute("INSERT INTO t (id, f) VALUES (10, %s)", [float("nan")])
+        db.executemany("INSERT INTO t (id, f) VALUES (%s, %s)", [(11, float("nan")), (12, 1.5)])
+        values = [r[0] for r in db.execute("SELECT f FROM t WHERE id >= 10 ORDER BY id").fetchall()]
+        assert values[0] != values[0] and values[1] != values[1] and values[2] == 1.5

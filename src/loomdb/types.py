@@ -34,7 +34,7 @@ import numpy as np
 import orjson
 
 from .errors import DataError, NotSupportedError
-from .int_input import int_bits, int_input
+from .number_input import FLOAT_NAN, int_bits, int_input
 
 UTC = dt.UTC
 
@@ -165,9 +165,10 @@ class ColumnType:
         return base == "FLOAT" and bool(self.modifiers) and self.modifiers[0] <= 24
 
     @functools.cached_property
-    def int_bits(self) -> int:
-        """The width of an integer type (16, 32 or 64 bits)."""
-        return int_bits(self.sql)
+    def int_bounds(self) -> tuple[int, int]:
+        """The smallest and largest value of an integer type."""
+        bits = int_bits(self.sql)
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
     @property
     def max_length(self) -> int | None:
@@ -325,9 +326,14 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
                 text = str(value)
             return _fit_length(text, ctype) if ctype.max_length is not None else text
         if kind in ("int", "serial"):
-            return int_input(value, ctype.int_bits, column)
+            low, high = ctype.int_bounds
+            if type(value) is int and low <= value <= high:
+                return value
+            return int_input(value, int_bits(ctype.sql), column)
         if kind == "float":
             number = float(value)
+            if number != number:
+                return FLOAT_NAN
             return to_float4(number, value) if ctype.is_float4 else number
         if kind == "numeric":
             if isinstance(value, float):
@@ -530,9 +536,10 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
 
 
 def adapt_untyped(value: Any) -> Any:
-    """Bind a parameter whose column type is unknown by its Python type."""
+    """Bind a parameter whose column type is unknown by its Python type (a NaN
+    as :data:`FLOAT_NAN`, which the SQLite engine refuses rather than read as NULL)."""
     if value is None or isinstance(value, (str, int, float, bytes)):
-        return value
+        return FLOAT_NAN if value != value else value
     if isinstance(value, (dict, list, tuple)):
         try:
             return dump_json(value)

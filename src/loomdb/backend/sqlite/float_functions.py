@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ... import errors
+from ...number_input import FloatNaN
 from ...types import ColumnType, to_storage
 
 if TYPE_CHECKING:
@@ -27,8 +28,8 @@ NAN_MESSAGE = "NaN is not supported by loomdb on SQLite (SQLite stores NaN as NU
 
 
 def refuse_nan(value: Any) -> Any:
-    """``value``, or NotSupportedError when it is a float NaN."""
-    if isinstance(value, float) and value != value:
+    """``value``, or NotSupportedError when it is a float NaN (or its storage form)."""
+    if (isinstance(value, float) and value != value) or isinstance(value, FloatNaN):
         raise errors.NotSupportedError(NAN_MESSAGE)
     return value
 

@@ -11,7 +11,7 @@ from sqlglot import exp
 
 from ... import errors
 from ...catalog import Column, TableSchema
-from ...int_input import NumberText
+from ...number_input import NumberText
 from ...sql.compile import Compiled, table_key
 from ...types import to_storage
 from ..transaction import Txn

@@ -10,7 +10,7 @@ from sqlglot import exp
 
 from ... import errors
 from ...catalog import TableSchema
-from ...int_input import NumberText
+from ...number_input import NumberText
 from ...types import ColumnType, to_storage
 from .common import WriteResult, check_row, column_of, ident, target_schema
 from .keys import KeyChecker

@@ -1,5 +1,6 @@
-"""A value stored into a smallint, integer or bigint column, as PostgreSQL's
-assignment casts and integer input turn it into one (shared by both engines).
+"""Numbers stored into columns (shared by both engines): a value stored into a
+smallint, integer or bigint column as PostgreSQL's assignment casts and integer
+input turn it into one, and the storage form of a float NaN (:data:`FLOAT_NAN`).
 
 * an int must fit the column's type (22003 "integer out of range");
 * a numeric (a Decimal, or a number literal's text, :class:`NumberText`) is
@@ -33,6 +34,24 @@ class NumberText(str):
     statement: numeric in PostgreSQL, where a quoted ``'2.5'`` is text."""
 
     __slots__ = ()
+
+
+class FloatNaN:
+    """A NaN stored into a real or double precision column. PostgreSQL keeps it;
+    SQLite cannot (it would store NULL), so the SQLite engine refuses to bind it
+    and the PostgreSQL engine binds it as ``'NaN'::float8``."""
+
+    __slots__ = ()
+
+    def __float__(self) -> float:
+        return math.nan
+
+    def __repr__(self) -> str:
+        return "nan"
+
+
+#: The one :class:`FloatNaN`.
+FLOAT_NAN = FloatNaN()
 
 
 def int_bits(sql_type: str) -> int:
