@@ -287,3 +287,23 @@ def test_storing_nan_is_right_on_postgres_and_refused_on_sqlite(db, engine):
         db.executemany("INSERT INTO t (id, f) VALUES (%s, %s)", [(11, float("nan")), (12, 1.5)])
         values = [r[0] for r in db.execute("SELECT f FROM t WHERE id >= 10 ORDER BY id").fetchall()]
         assert values[0] != values[0] and values[1] != values[1] and values[2] == 1.5
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT 'f=' || f FROM t WHERE id = 1", "f=1e+308"),
+        ("SELECT (f - f) || '' FROM t WHERE id = 2", "0"),
+        ("SELECT (f > 1) || '!' FROM t WHERE id = 2", "false!"),
+        ("SELECT 'n' || 1.50", "n1.50"),
+        ("SELECT 'f=' || f FROM t WHERE id = 3", None),
+    ],
+)
+def test_concatenation_writes_floats_and_booleans_as_postgres(db, sql, expected):
+    assert one(db, sql) == expected
+
+
+def test_modulo_of_float_does_not_exist(db):
+    with pytest.raises(loomdb.ProgrammingError) as info:
+        db.execute("SELECT f % 2 FROM t").fetchall()
+    assert info.value.sqlstate == "42883"

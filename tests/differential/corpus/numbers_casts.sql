@@ -306,3 +306,8 @@ SELECT 'NaN'::double precision;
 SELECT 'NaN'::real;
 SELECT 'Infinity'::numeric;
 SELECT score * 1e308 FROM runs WHERE score > 1;
+-- floats, booleans and number literals concatenated as text; % of floats.
+SELECT 'score=' || score, temperature || '', success || '!' FROM runs ORDER BY run_id;
+SELECT 'n' || 1.50, 2.0 || 'x', 'i' || 7;
+SELECT id || ':' || latency_ms FROM tool_calls ORDER BY id;
+SELECT latency_ms % 2 FROM tool_calls;

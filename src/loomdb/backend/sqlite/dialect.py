@@ -24,7 +24,7 @@ from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
-from .float_dialect import null_checked, rounding, text_cast
+from .float_dialect import float_modulo, null_checked, rounding, text_cast, text_concat
 from .functions import NUMERIC_COLLATION
 from .integer_dialect import bigint_sum, checked
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
@@ -389,9 +389,9 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.JSONBContainsTopKey: _has_key,
         exp.Anonymous: _anonymous,
         exp.Parameter: lambda self, e: f"?{e.this.name}",
-        exp.DPipe: _concat,
+        exp.DPipe: text_concat(_concat),
         exp.Div: checked(_checked_divisor("/")),
-        exp.Mod: _checked_divisor("%"),
+        exp.Mod: float_modulo(_checked_divisor("%")),
         exp.Sub: checked(_minus),
         exp.Add: checked(lambda self, e: self.add_sql(e)),
         exp.Mul: checked(lambda self, e: self.mul_sql(e)),

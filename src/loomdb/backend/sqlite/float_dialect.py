@@ -20,6 +20,7 @@ from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
+from ...sql.tree import is_jsonb_concat
 from ...types import numeric_text
 from .text_dialect import _is_float8
 
@@ -146,3 +147,40 @@ def float_checked(self: SQLiteGenerator, e: exp.Expr, sql: str) -> str:
         test += f" AND {sql} <> 0"
     fallback = self.func("loom_float8_op", left, right, exp.Literal.string(op))
     return f"(CASE WHEN {test} THEN {sql} ELSE {fallback} END)"
+
+
+def text_concat(base: _Base) -> _Base:
+    """``||`` (as ``base`` writes it) whose float, boolean and number-literal
+    operands are first turned into PostgreSQL's text for them (see
+    :func:`text_cast`): ``'score ' || 0.0::float`` is ``score 0``."""
+
+    def generate(self: SQLiteGenerator, e: exp.DPipe) -> str:
+        """The concatenation."""
+        if not is_jsonb_concat(e):
+            for arg in ("this", "expression"):
+                side = e.args.get(arg)
+                if side is not None and (
+                    _literal_text(side) is not None
+                    or float_bits(side) is not None
+                    or _kind(side) == _T.BOOLEAN
+                ):
+                    e.set(arg, exp.Cast(this=side, to=exp.DataType.build("TEXT")))
+        return base(self, e)
+
+    return generate
+
+
+def float_modulo(base: _Base) -> _Base:
+    """``%`` as ``base`` writes it; 42883 over a double precision or real operand,
+    which PostgreSQL has no ``%`` for (SQLite would take the integer parts)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Mod) -> str:
+        """The modulo, or ProgrammingError."""
+        for side in (e.this, e.expression):
+            bits = float_bits(side)
+            if bits is not None:
+                name = "double precision" if bits == 64 else "real"
+                raise errors.ProgrammingError(f"operator does not exist: {name} % ...", sqlstate="42883")
+        return base(self, e)
+
+    return generate
