@@ -307,3 +307,29 @@ def test_modulo_of_float_does_not_exist(db):
     with pytest.raises(loomdb.ProgrammingError) as info:
         db.execute("SELECT f % 2 FROM t").fetchall()
     assert info.value.sqlstate == "42883"
+
+
+@pytest.mark.parametrize(
+    ("sql", "sqlstate", "message"),
+    [
+        ("SELECT exp(1000::float)", "22003", "overflow"),
+        ("SELECT exp(-1000::float)", "22003", "underflow"),
+        ("SELECT power(10::float, 400)", "22003", "overflow"),
+        ("SELECT f ^ 2 FROM t WHERE id = 1", "22003", "overflow"),
+        ("SELECT power(-1::float, 0.5::float)", "2201F", "complex"),
+        ("SELECT power(0::float, -1)", "2201F", "zero raised to a negative power"),
+    ],
+)
+def test_exp_and_power_errors_as_postgres(db, sql, sqlstate, message):
+    with pytest.raises(loomdb.DataError, match=message) as info:
+        db.execute(sql).fetchall()
+    assert info.value.sqlstate == sqlstate
+
+
+def test_exp_and_power_within_range(db):
+    assert tuple(db.execute("SELECT exp(f - f), power(f, 2), 2 ^ 10 FROM t WHERE id = 2").fetchone()) == (
+        1.0,
+        0.25,
+        1024.0,
+    )
+    assert tuple(db.execute("SELECT exp(f), power(f, 2) FROM t WHERE id = 3").fetchone()) == (None, None)

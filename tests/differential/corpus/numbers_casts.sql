@@ -311,3 +311,7 @@ SELECT 'score=' || score, temperature || '', success || '!' FROM runs ORDER BY r
 SELECT 'n' || 1.50, 2.0 || 'x', 'i' || 7;
 SELECT id || ':' || latency_ms FROM tool_calls ORDER BY id;
 SELECT latency_ms % 2 FROM tool_calls;
+-- exp() and power() of double precision: overflow, underflow, domain errors.
+SELECT exp(latency_ms / 1000) FROM tool_calls ORDER BY id;
+SELECT power(latency_ms, 2), latency_ms ^ 0.5 FROM tool_calls ORDER BY id;
+SELECT power(step, 2), 2 ^ step FROM iterations ORDER BY run_id, step;

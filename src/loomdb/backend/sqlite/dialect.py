@@ -24,9 +24,17 @@ from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
-from .float_dialect import float_modulo, null_checked, rounding, text_cast, text_concat
+from .float_dialect import (
+    checked,
+    float8_math,
+    float_modulo,
+    null_checked,
+    rounding,
+    text_cast,
+    text_concat,
+)
 from .functions import NUMERIC_COLLATION
-from .integer_dialect import bigint_sum, checked
+from .integer_dialect import bigint_sum
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
@@ -401,6 +409,8 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Sqrt: null_checked("loom_sqrt_null", lambda self, e: self.function_fallback_sql(e)),
         exp.Ln: null_checked("loom_log_null", lambda self, e: self.function_fallback_sql(e)),
         exp.Log: null_checked("loom_log_null", lambda self, e: self.log_sql(e)),
+        exp.Exp: float8_math("exp", lambda self, e: self.function_fallback_sql(e)),
+        exp.Pow: float8_math("power", lambda self, e: self.func("POWER", e.this, e.expression)),
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,
         **STRING_TRANSFORMS,

@@ -22,6 +22,7 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 from ... import errors
 from ...sql.tree import is_jsonb_concat
 from ...types import numeric_text
+from .integer_dialect import int_bits, integer_checked
 from .text_dialect import _is_float8
 
 _Base = Callable[[SQLiteGenerator, Any], str]
@@ -182,5 +183,44 @@ def float_modulo(base: _Base) -> _Base:
                 name = "double precision" if bits == 64 else "real"
                 raise errors.ProgrammingError(f"operator does not exist: {name} % ...", sqlstate="42883")
         return base(self, e)
+
+    return generate
+
+
+def _float8_arguments(args: list[exp.Expr]) -> bool:
+    """Whether PostgreSQL picks the double precision exp() or power() for ``args``:
+    when one is a float, or all are integers (numerics, such as the literal 2.5,
+    alone pick the numeric function)."""
+    return any(float_bits(arg) is not None for arg in args) or all(int_bits(arg) is not None for arg in args)
+
+
+def float8_math(name: str, base: _Base) -> _Base:
+    """``exp(x)`` / ``power(x, y)`` of double precision as ``base`` writes them, where
+    SQLite's NULL, infinity or zero is checked by :func:`.float_functions.float8_math`
+    (PostgreSQL's overflow, underflow and domain errors)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """``CASE WHEN <a normal result> THEN <it> ELSE <the check> END``."""
+        args = [e.this] if name == "exp" else [e.this, e.expression]
+        sql = base(self, e)
+        if not _float8_arguments(args):
+            return sql
+        check = self.func("loom_float8_math", exp.Literal.string(name), *args)
+        return f"(CASE WHEN {sql} BETWEEN -{_MAX} AND {_MAX} AND {sql} <> 0 THEN {sql} ELSE {check} END)"
+
+    return generate
+
+
+def checked(base: _Base) -> _Base:
+    """The transform ``base`` of an arithmetic node, its result range checked
+    (see :func:`.integer_dialect.integer_checked`, and :func:`float_checked`
+    for double precision)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The checked operation."""
+        sql = base(self, e)
+        if int_bits(e) is not None:
+            return integer_checked(self, e, sql)
+        return float_checked(self, e, sql)
 
     return generate

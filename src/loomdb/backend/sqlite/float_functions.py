@@ -156,6 +156,45 @@ def float8_op(a: Any, b: Any, op: str) -> float | None:
     return refuse_nan(result)
 
 
+def float8_math(name: str, x: Any, y: Any = None) -> float | None:
+    """``exp(x)`` or ``power(x, y)`` in double precision, as PostgreSQL's dexp and
+    dpow check them (the dialect calls this only when SQLite's result is NULL,
+    infinite or zero): 2201F for zero to a negative power and a negative number
+    to a non-integer one, 22003 for an overflow or underflow.
+
+    >>> float8_math("power", 0, -1)
+    Traceback (most recent call last):
+    ...
+    loomdb.errors.DataError: zero raised to a negative power is undefined
+    """
+    if x is None or (name == "power" and y is None):
+        return None
+    a = _operand(x)
+    if name == "exp":
+        result = math.exp(a) if a < 710 else math.inf
+        if math.isinf(result) and not math.isinf(a):
+            raise errors.DataError("value out of range: overflow", sqlstate="22003")
+        if result == 0 and not math.isinf(a):
+            raise errors.DataError("value out of range: underflow", sqlstate="22003")
+        return result
+    b = _operand(y)
+    if a == 0 and b < 0:
+        raise errors.DataError("zero raised to a negative power is undefined", sqlstate="2201F")
+    if a < 0 and math.isfinite(b) and b != math.floor(b):
+        raise errors.DataError(
+            "a negative number raised to a non-integer power yields a complex result", sqlstate="2201F"
+        )
+    try:
+        result = math.pow(a, b)
+    except OverflowError:
+        result = math.inf
+    if math.isinf(result) and math.isfinite(a) and math.isfinite(b):
+        raise errors.DataError("value out of range: overflow", sqlstate="22003")
+    if result == 0 and a != 0 and math.isfinite(a) and math.isfinite(b):
+        raise errors.DataError("value out of range: underflow", sqlstate="22003")
+    return refuse_nan(result)
+
+
 #: The scalar functions: (SQL name, function, number of arguments).
 FLOAT_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_float_text", float_text, 2),
@@ -168,4 +207,5 @@ FLOAT_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
 FLOAT_CHECKS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_sqrt_null", sqrt_null, 1),
     ("loom_log_null", log_null, 1),
+    ("loom_float8_math", float8_math, -1),
 )

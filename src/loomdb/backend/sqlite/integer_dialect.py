@@ -17,16 +17,11 @@ operation); deeper expressions go through :func:`.integer_functions.int_check`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
-from .float_dialect import float_checked
 from .integer_functions import int_range
 
-_Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 _T = exp.DataType.Type
 #: The width of each integer type sqlglot annotates.
 INT_BITS = {_T.SMALLINT: 16, _T.INT: 32, _T.BIGINT: 64}
@@ -140,21 +135,6 @@ def integer_checked(self: SQLiteGenerator, node: exp.Expr, sql: str) -> str:
         low, high = int_range(bits)
         test = f"{sql} NOT BETWEEN {low} AND {high}"
     return f"(CASE WHEN {test} THEN loom_int_out_of_range({bits}) ELSE {sql} END)"
-
-
-def checked(base: Callable[[SQLiteGenerator, Any], str]) -> _Transform:
-    """The transform ``base`` of an arithmetic node, its result range checked
-    (see :func:`integer_checked`, and :func:`.float_dialect.float_checked` for
-    double precision)."""
-
-    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """The checked operation."""
-        sql = base(self, e)
-        if int_bits(e) is not None:
-            return integer_checked(self, e, sql)
-        return float_checked(self, e, sql)
-
-    return generate
 
 
 def bigint_sum(self: SQLiteGenerator, e: exp.Expr, in_result: bool) -> str | None:
