@@ -333,3 +333,9 @@ def test_exp_and_power_within_range(db):
         1024.0,
     )
     assert tuple(db.execute("SELECT exp(f), power(f, 2) FROM t WHERE id = 3").fetchone()) == (None, None)
+
+
+def test_window_and_distinct_sum_of_bigint_are_exact(db):
+    rows = db.execute("SELECT id, sum(9223372036854775807) OVER (ORDER BY id) FROM t ORDER BY id").fetchall()
+    assert [r[1] for r in rows] == [Decimal(9223372036854775807 * k) for k in (1, 2, 3)]
+    same(one(db, "SELECT sum(DISTINCT b) FROM t"), Decimal("0"))

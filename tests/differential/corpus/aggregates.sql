@@ -133,3 +133,8 @@ SELECT avg(step::float) FROM iterations;
 SELECT jsonb_agg(step ORDER BY step) FROM iterations WHERE run_id = 'run-00';
 SELECT jsonb_object_agg(run_id, agent) FROM runs;
 SELECT count(*) FROM (SELECT DISTINCT agent, model FROM runs) t;
+-- sum(bigint) is numeric: exact past 64 bits, also as a window and with DISTINCT.
+SELECT id, sum(id * 4611686018427387904) OVER (ORDER BY id) FROM memories ORDER BY id;
+SELECT sum(DISTINCT 9223372036854775807 - id) FROM memories;
+SELECT sum(id * 4611686018427387904) FROM memories;
+SELECT count(*) FROM memories HAVING sum(id) > 3;

@@ -34,7 +34,7 @@ from .float_dialect import (
     text_concat,
 )
 from .functions import NUMERIC_COLLATION
-from .integer_dialect import bigint_sum
+from .integer_dialect import bigint_sum, int_bits
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
@@ -354,6 +354,7 @@ def _numeric_aggregate(name: str, native: str) -> _Transform:
         if name == "loom_numeric_sum" and kind == _T.FLOAT:
             return self.func("loom_float4_sum", arg)  # a float, comparable anywhere
         exact = kind == _T.DECIMAL or (name == "loom_numeric_avg" and kind in _DECIMAL_ARGS)
+        exact = exact or int_bits(inner) == 64  # a window or DISTINCT sum(bigint), past 64 bits too
         if not exact or not _in_result_column(e):
             return self.func(native, arg)
         if isinstance(e.parent, exp.Window):
