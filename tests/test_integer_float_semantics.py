@@ -339,3 +339,33 @@ def test_window_and_distinct_sum_of_bigint_are_exact(db):
     rows = db.execute("SELECT id, sum(9223372036854775807) OVER (ORDER BY id) FROM t ORDER BY id").fetchall()
     assert [r[1] for r in rows] == [Decimal(9223372036854775807 * k) for k in (1, 2, 3)]
     same(one(db, "SELECT sum(DISTINCT b) FROM t"), Decimal("0"))
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "expected"),
+    [
+        ("SELECT s + %s FROM t WHERE id = 1", [100000], 132767),  # the parameter binds as integer
+        ("SELECT i + %s FROM t WHERE id = 1", [3000000000], 5147483647),  # ... as bigint
+        ("SELECT i + %s FROM t WHERE id = 1", [1.5], 2147483648.5),  # ... as double precision
+        ("SELECT -i + %s FROM t WHERE id = 1", [2], -2147483645),
+        ("SELECT i + %s FROM t WHERE id = 3", [1], None),
+    ],
+)
+def test_integer_arithmetic_with_parameters(db, sql, params, expected):
+    assert one(db, sql, params) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "message"),
+    [
+        ("SELECT s + %s FROM t WHERE id = 1", [1], "smallint out of range"),
+        ("SELECT i + %s FROM t WHERE id = 1", [1], "integer out of range"),
+        ("SELECT b + %s FROM t WHERE id = 1", [1], "bigint out of range"),
+        ("SELECT %s * %s", [70000, 70000], "integer out of range"),
+        ("SELECT (i + 0) - %s FROM t WHERE id = 1", [-1], "integer out of range"),
+    ],
+)
+def test_integer_overflow_with_parameters(db, sql, params, message):
+    with pytest.raises(loomdb.DataError, match=message) as info:
+        db.execute(sql, params).fetchall()
+    assert info.value.sqlstate == "22003"

@@ -274,7 +274,6 @@ SELECT 2147483647 + 1::bigint;
 SELECT -(-9223372036854775807);
 SELECT tokens_used * 2, -tokens_used, abs(tokens_used - 1000) FROM iterations ORDER BY run_id, step;
 SELECT id * 1000000000000 FROM memories ORDER BY id;
-SELECT step + %s FROM iterations ORDER BY run_id, step;
 SELECT sum(id) FROM memories;
 SELECT sum(id * 1000000000000000) FROM memories;
 SELECT run_id, sum(id) FROM memories WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY run_id;

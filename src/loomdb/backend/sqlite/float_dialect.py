@@ -22,7 +22,7 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 from ... import errors
 from ...sql.tree import is_jsonb_concat
 from ...types import numeric_text
-from .integer_dialect import int_bits, integer_checked
+from .integer_dialect import int_bits, integer_checked, param_checked
 from .text_dialect import _is_float8
 
 _Base = Callable[[SQLiteGenerator, Any], str]
@@ -221,6 +221,6 @@ def checked(base: _Base) -> _Base:
         sql = base(self, e)
         if int_bits(e) is not None:
             return integer_checked(self, e, sql)
-        return float_checked(self, e, sql)
+        return param_checked(self, e, sql) or float_checked(self, e, sql)
 
     return generate

@@ -152,3 +152,24 @@ def bigint_sum(self: SQLiteGenerator, e: exp.Expr, in_result: bool) -> str | Non
     high = f"SUM(({value}) >> 32)"
     low = f"SUM(({value}) & 4294967295)"
     return f"loom_int8_sum({high}, {low}, {int(in_result)})"
+
+
+def param_checked(self: SQLiteGenerator, node: exp.Expr, sql: str) -> str | None:
+    """``sql`` (the operation ``node``) checked by :func:`.integer_functions.int_param_check`
+    when an operand is a parameter and the others are integers: PostgreSQL computes
+    it at the width the parameter is bound as, known only at run time. None otherwise."""
+    operands = [op.unnest() if isinstance(op, exp.Paren) else op for op in _operands(node)]
+    params = [op for op in operands if isinstance(op, (exp.Parameter, exp.Placeholder))]
+    if not params:
+        return None
+    widths = [int_bits(op) for op in operands if op not in params]
+    if any(width is None for width in widths):
+        return None
+    bits = max([16, *[w for w in widths if w is not None]])
+    check = self.func("loom_int_param_check", sql, exp.Literal.number(bits), *params)
+    if not all(_is_leaf(op) for op in operands):
+        return check
+    # A result that fits the narrowest width PostgreSQL may use needs no call.
+    low, high = int_range(bits)
+    fits = f"typeof({sql}) = 'integer'" if bits == 64 else f"{sql} BETWEEN {low} AND {high}"
+    return f"(CASE WHEN {fits} THEN {sql} ELSE {check} END)"

@@ -65,6 +65,40 @@ def int_check(value: Any, bits: int) -> Any:
     return value
 
 
+def _param_bits(value: Any) -> int | None:
+    """The width of the integer type psycopg binds ``value`` as (the smallest that
+    holds it); None for anything else (a float, text, a numeric past 64 bits)."""
+    if not isinstance(value, int):
+        return None
+    for bits in (16, 32, 64):
+        low, high = int_range(bits)
+        if low <= value <= high:
+            return bits
+    return None
+
+
+def int_param_check(value: Any, bits: int, *params: Any) -> Any:
+    """``value``, the result of integer arithmetic on ``params`` (and on an operand
+    ``bits`` wide), checked at the width PostgreSQL computes it in: that of the
+    widest operand, a parameter's being the type it is bound as (smallint,
+    integer or bigint by its value). Not integer arithmetic (a float or text
+    parameter): ``value`` as it is.
+
+    >>> int_param_check(32768, 16, 1)
+    Traceback (most recent call last):
+    ...
+    loomdb.errors.DataError: smallint out of range
+    >>> int_param_check(32768, 16, 100000), int_param_check(2.5, 32, 1.5)
+    (32768, 2.5)
+    """
+    if value is None:
+        return None
+    widths = [_param_bits(param) for param in params]
+    if any(width is None for width in widths):
+        return value
+    return int_check(value, max(bits, *widths))  # type: ignore[type-var]
+
+
 def int8_sum(high: Any, low: Any, as_text: int) -> Any:
     """``sum(bigint)`` from two SQLite sums that cannot overflow: of each value's
     high 32 bits (arithmetic shift) and of its low 32 bits. PostgreSQL's sum of
@@ -94,5 +128,6 @@ def int8_sum(high: Any, low: Any, as_text: int) -> Any:
 INTEGER_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_int_out_of_range", out_of_range, 1),
     ("loom_int_check", int_check, 2),
+    ("loom_int_param_check", int_param_check, -1),
     ("loom_int8_sum", int8_sum, 3),
 )
