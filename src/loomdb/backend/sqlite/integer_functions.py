@@ -93,10 +93,13 @@ def int_param_check(value: Any, bits: int, *params: Any) -> Any:
     """
     if value is None:
         return None
-    widths = [_param_bits(param) for param in params]
-    if any(width is None for width in widths):
-        return value
-    return int_check(value, max(bits, *widths))  # type: ignore[type-var]
+    widest = int(bits)
+    for param in params:
+        width = _param_bits(param)
+        if width is None:
+            return value
+        widest = max(widest, width)
+    return int_check(value, widest)
 
 
 def int8_sum(high: Any, low: Any, as_text: int) -> Any:
