@@ -369,3 +369,16 @@ def test_integer_overflow_with_parameters(db, sql, params, message):
     with pytest.raises(loomdb.DataError, match=message) as info:
         db.execute(sql, params).fetchall()
     assert info.value.sqlstate == "22003"
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT (2.5 + 0)::int", 3),  # numeric arithmetic: half away from zero
+        ("SELECT (-0.5 * 5)::bigint", -3),
+        ("SELECT (0.5::float * 5)::int", 2),  # double precision: half to even
+        ("SELECT (f * 5)::int FROM t WHERE id = 2", 2),
+    ],
+)
+def test_cast_to_integer_rounds_by_postgres_type(db, sql, expected):
+    assert one(db, sql) == expected

@@ -314,3 +314,6 @@ SELECT latency_ms % 2 FROM tool_calls;
 SELECT exp(latency_ms / 1000) FROM tool_calls ORDER BY id;
 SELECT power(latency_ms, 2), latency_ms ^ 0.5 FROM tool_calls ORDER BY id;
 SELECT power(step, 2), 2 ^ step FROM iterations ORDER BY run_id, step;
+-- casts to integer: numeric arithmetic rounds half away from zero, float half to even.
+SELECT (2.5 + 0)::int, (0.5 * 5)::int, (-0.5 * 5)::bigint, (0.5::float * 5)::int;
+SELECT (latency_ms * 2)::int, (cost * 2)::int FROM tool_calls ORDER BY id;

@@ -27,6 +27,7 @@ from ...types import ColumnType, to_storage
 from .float_dialect import (
     checked,
     float8_math,
+    float_bits,
     float_modulo,
     null_checked,
     rounding,
@@ -95,7 +96,8 @@ def _int_cast_mode(value: exp.Expr) -> str:
     dtype = value.type if isinstance(value, exp.Expression) else None
     kind = None if dtype is None else dtype.this
     if kind in FLOAT_TYPES:
-        return "f"
+        # sqlglot types numeric literals (and arithmetic of them) as floats too
+        return "f" if float_bits(value) is not None else "n"
     if kind in _TEXT_TYPES:
         return "t"
     if kind is None or kind == _T.UNKNOWN:
