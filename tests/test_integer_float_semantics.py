@@ -382,3 +382,7 @@ def test_integer_overflow_with_parameters(db, sql, params, message):
 )
 def test_cast_to_integer_rounds_by_postgres_type(db, sql, expected):
     assert one(db, sql) == expected
+
+
+def test_filtered_sum_of_bigint(db):
+    same(one(db, "SELECT sum(b) FILTER (WHERE id = 1) FROM t"), Decimal("9223372036854775807"))

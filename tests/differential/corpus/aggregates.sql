@@ -138,3 +138,4 @@ SELECT id, sum(id * 4611686018427387904) OVER (ORDER BY id) FROM memories ORDER 
 SELECT sum(DISTINCT 9223372036854775807 - id) FROM memories;
 SELECT sum(id * 4611686018427387904) FROM memories;
 SELECT count(*) FROM memories HAVING sum(id) > 3;
+SELECT sum(id) FILTER (WHERE id > 2) FROM memories;

@@ -356,7 +356,8 @@ def _numeric_aggregate(name: str, native: str) -> _Transform:
         if name == "loom_numeric_sum" and kind == _T.FLOAT:
             return self.func("loom_float4_sum", arg)  # a float, comparable anywhere
         exact = kind == _T.DECIMAL or (name == "loom_numeric_avg" and kind in _DECIMAL_ARGS)
-        exact = exact or int_bits(inner) == 64  # a window or DISTINCT sum(bigint), past 64 bits too
+        # a window or DISTINCT sum(bigint), past 64 bits too (FILTER: SQLite's own sum)
+        exact = exact or (int_bits(inner) == 64 and not isinstance(e.parent, exp.Filter))
         if not exact or not _in_result_column(e):
             return self.func(native, arg)
         if isinstance(e.parent, exp.Window):

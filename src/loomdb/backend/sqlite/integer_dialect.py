@@ -142,9 +142,10 @@ def bigint_sum(self: SQLiteGenerator, e: exp.Expr, in_result: bool) -> str | Non
     sums that cannot overflow, of the high and low 32 bits of each value, joined
     by :func:`.integer_functions.int8_sum`: numeric text in a result column
     (``in_result``), an integer elsewhere. None for any other sum, and for
-    ``sum(DISTINCT ...)`` and window sums, which the exact numeric sum computes."""
+    ``sum(DISTINCT ...)`` and window sums, which the exact numeric sum computes, and
+    FILTER sums (SQLite's own sum)."""
     arg = e.this
-    if isinstance(arg, exp.Distinct) or isinstance(e.parent, exp.Window):
+    if isinstance(arg, exp.Distinct) or isinstance(e.parent, (exp.Window, exp.Filter)):
         return None
     if int_bits(arg) != 64:
         return None
