@@ -386,3 +386,23 @@ def test_cast_to_integer_rounds_by_postgres_type(db, sql, expected):
 
 def test_filtered_sum_of_bigint(db):
     same(one(db, "SELECT sum(b) FILTER (WHERE id = 1) FROM t"), Decimal("9223372036854775807"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("i * 1.5", 23),  # 15 * 1.5 = 22.5 is numeric: half away from zero
+        ("i * 1.5::float", 22),  # double precision: half to even
+        ("(2.5)", 3),
+        ("-(2.5)", -3),
+        ("2.5 + 0", 3),
+        ("(SELECT max(s) FROM t) - 32766", 1),
+    ],
+)
+def test_computed_values_stored_into_integers_round_by_type(db, value, expected):
+    db.execute("UPDATE t SET i = 15 WHERE id = 3")
+    assert one(db, f"UPDATE t SET i = {value} WHERE id = 3 RETURNING i") == expected
+    db.execute("UPDATE t SET i = 15 WHERE id = 3")
+    assert (
+        one(db, f"INSERT INTO t (id, i) VALUES (10, {value.replace('i *', '15 *')}) RETURNING i") == expected
+    )

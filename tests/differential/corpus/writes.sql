@@ -165,3 +165,7 @@ UPDATE iterations SET tokens_used = -7.5 WHERE run_id = 'run-01' RETURNING step,
 UPDATE iterations SET tokens_used = tokens_used + 2147483000 WHERE run_id = 'run-02';
 UPDATE memories SET id = id * 4611686018427387904 WHERE id = 2;
 INSERT INTO memories (id, run_id) VALUES (9223372036854775808, 'run-00');
+UPDATE iterations SET tokens_used = tokens_used * 1.5 WHERE run_id = 'run-01' RETURNING step, tokens_used;
+UPDATE iterations SET tokens_used = tokens_used * 0.5::float WHERE run_id = 'run-01' RETURNING step, tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, 0.5 * 5), ('run-99', 1, (2.5)), ('run-99', 2, -(2.5)) RETURNING step, tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) SELECT 'run-99', 0, 7 RETURNING step, tokens_used;

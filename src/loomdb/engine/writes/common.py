@@ -11,9 +11,9 @@ from sqlglot import exp
 
 from ... import errors
 from ...catalog import Column, TableSchema
-from ...number_input import NumberText
+from ...number_input import NumberText, int_bits
 from ...sql.compile import Compiled, table_key
-from ...types import to_storage
+from ...types import ColumnType, to_storage
 from ..transaction import Txn
 
 if TYPE_CHECKING:
@@ -102,9 +102,25 @@ def unwrap(node: exp.Expression) -> exp.Expression:
     return node
 
 
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.Pow)
+_INT_TYPES = {16: "SMALLINT", 32: "INT", 64: "BIGINT"}
+
+
+def assigned(value: exp.Expression, ctype: ColumnType) -> exp.Expression:
+    """``value`` as computed for a column of type ``ctype``: arithmetic stored into
+    an integer column cast to it, so that it rounds by its PostgreSQL type
+    (numeric half away from zero, double precision half to even) where the
+    engine would hand back a bare float."""
+    if ctype.kind not in ("int", "serial") or not any(isinstance(n, _ARITHMETIC) for n in value.walk()):
+        return value
+    return exp.Cast(this=value, to=exp.DataType.build(_INT_TYPES[int_bits(ctype.sql)]))
+
+
 def simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any]:
     """Evaluate a VALUES item in Python when it is a parameter or a literal."""
     node = unwrap(node)
+    while isinstance(node, exp.Paren):
+        node = node.this
     if isinstance(node, exp.Parameter):
         return True, params[int(node.this.name) - 1]
     if isinstance(node, exp.Literal):
@@ -114,8 +130,10 @@ def simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any
         return True, None
     if isinstance(node, exp.Boolean):
         return True, bool(node.this)
-    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
-        return True, NumberText("-" + node.this.this)
+    if isinstance(node, exp.Neg) and node.find(exp.Parameter) is None:
+        ok, value = simple_value(node.this, ())
+        if ok and isinstance(value, NumberText):
+            return True, NumberText(value[1:] if value.startswith("-") else "-" + value)
     return False, None
 
 

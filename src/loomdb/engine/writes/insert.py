@@ -14,6 +14,7 @@ from ..transaction import KeyProbe, Txn
 from .common import (
     Defaults,
     WriteResult,
+    assigned,
     check_row,
     column_of,
     ident,
@@ -135,7 +136,10 @@ def raw_rows(session: Session, plan: InsertPlan, params: list[Any], key: str) ->
                     if p.parent is item or (isinstance(p.parent, exp.Cast) and p.parent.parent is item):
                         hints[int(p.this.name)] = plan.columns[i].type
             computed = session.evaluate(
-                [sources[i][1] for i in pending], params, key=(key, position), hints=hints
+                [assigned(sources[i][1], plan.columns[i].type) for i in pending],
+                params,
+                key=(key, position),
+                hints=hints,
             )
             for i, value in zip(pending, computed, strict=True):
                 values[i] = value

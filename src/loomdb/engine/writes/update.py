@@ -12,7 +12,7 @@ from ... import errors
 from ...catalog import TableSchema
 from ...number_input import NumberText
 from ...types import ColumnType, to_storage
-from .common import WriteResult, check_row, column_of, ident, target_schema
+from .common import WriteResult, assigned, check_row, column_of, ident, target_schema
 from .keys import KeyChecker
 from .versions import VersionWriter
 
@@ -37,7 +37,10 @@ def select_targets(
     vid_filter: int | None = None,
 ) -> list[tuple[Any, ...]]:
     """Rows to change: (vid, rid, bid, seq, *new values, *old values) per visible match."""
-    projections = [exp.alias_(value.copy(), f"_loom_set_{i}") for i, (_, value) in enumerate(assignments)]
+    projections = [
+        exp.alias_(assigned(value.copy(), column_of(schema, ident(target)).type), f"_loom_set_{i}")
+        for i, (target, value) in enumerate(assignments)
+    ]
     projections += [exp.column(c.name, table=alias, quoted=True) for c in schema.columns]
     select = exp.Select(expressions=projections or [exp.Literal.number(1)])
     select.set("from_", exp.From(this=table))
@@ -72,8 +75,10 @@ def select_targets(
 def _number_literal(node: exp.Expression) -> NumberText | None:
     """The text of a (signed) number literal, else None."""
     sign = ""
-    if isinstance(node, exp.Neg):
-        sign, node = "-", node.this
+    while isinstance(node, (exp.Paren, exp.Neg)):
+        if isinstance(node, exp.Neg):
+            sign = "" if sign else "-"
+        node = node.this
     if isinstance(node, exp.Literal) and node.is_number:
         return NumberText(sign + str(node.this))
     return None
