@@ -406,3 +406,20 @@ def test_computed_values_stored_into_integers_round_by_type(db, value, expected)
     assert (
         one(db, f"INSERT INTO t (id, i) VALUES (10, {value.replace('i *', '15 *')}) RETURNING i") == expected
     )
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT 1 << 31", -2147483648),  # an integer shift wraps in 32 bits
+        ("SELECT 1 << 32", 1),  # the count is taken modulo 32
+        ("SELECT 1::smallint << 15", -32768),
+        ("SELECT 1::bigint << 63", -9223372036854775808),
+        ("SELECT i << 1 FROM t WHERE id = 1", -2),
+        ("SELECT i >> 33 FROM t WHERE id = 1", 1073741823),
+        ("SELECT 5 # 3", 6),
+        ("SELECT i # 1 FROM t WHERE id = 2", -2147483647),
+    ],
+)
+def test_bit_operators_as_postgres(db, sql, expected):
+    assert one(db, sql) == expected

@@ -317,3 +317,7 @@ SELECT power(step, 2), 2 ^ step FROM iterations ORDER BY run_id, step;
 -- casts to integer: numeric arithmetic rounds half away from zero, float half to even.
 SELECT (2.5 + 0)::int, (0.5 * 5)::int, (-0.5 * 5)::bigint, (0.5::float * 5)::int;
 SELECT (latency_ms * 2)::int, (cost * 2)::int FROM tool_calls ORDER BY id;
+-- bit operators at PostgreSQL's widths.
+SELECT 1 << 31, 1 << 32, 1::smallint << 15, 1::bigint << 63, 5 # 3, ~5, -8 >> 1;
+SELECT tokens_used << 20, tokens_used >> 2, tokens_used # 255, tokens_used & 7, tokens_used | 1 FROM iterations ORDER BY run_id, step;
+SELECT id << 62, id # id FROM memories ORDER BY id;

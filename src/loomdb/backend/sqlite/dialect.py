@@ -35,7 +35,7 @@ from .float_dialect import (
     text_concat,
 )
 from .functions import NUMERIC_COLLATION
-from .integer_dialect import bigint_sum, int_bits
+from .integer_dialect import bigint_sum, int_bits, shift, xor
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
@@ -409,6 +409,9 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Mul: checked(lambda self, e: self.mul_sql(e)),
         exp.Neg: checked(lambda self, e: self.neg_sql(e)),
         exp.Abs: checked(lambda self, e: self.function_fallback_sql(e)),
+        exp.BitwiseLeftShift: shift(left=True),
+        exp.BitwiseRightShift: shift(left=False),
+        exp.BitwiseXor: xor,
         exp.Round: rounding(lambda self, e: self.function_fallback_sql(e)),
         exp.Sqrt: null_checked("loom_sqrt_null", lambda self, e: self.function_fallback_sql(e)),
         exp.Ln: null_checked("loom_log_null", lambda self, e: self.function_fallback_sql(e)),

@@ -17,6 +17,8 @@ operation); deeper expressions go through :func:`.integer_functions.int_check`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
@@ -174,3 +176,30 @@ def param_checked(self: SQLiteGenerator, node: exp.Expr, sql: str) -> str | None
     low, high = int_range(bits)
     fits = f"typeof({sql}) = 'integer'" if bits == 64 else f"{sql} BETWEEN {low} AND {high}"
     return f"(CASE WHEN {fits} THEN {sql} ELSE {check} END)"
+
+
+def shift(left: bool) -> Callable[[SQLiteGenerator, exp.Expr], str]:
+    """``a << n`` / ``a >> n`` as PostgreSQL computes them for ``a``'s integer type:
+    the count taken modulo the width of the machine word (32, or 64 for bigint) and
+    a left shift wrapped into the type's bits (SQLite shifts in 64 bits, and a
+    count past 63 gives 0)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The shift."""
+        value, count = self.sql(e.this), self.sql(e.expression)
+        bits = int_bits(e.this)
+        op = "<<" if left else ">>"
+        if bits is None:
+            return f"{value} {op} {count}"
+        shifted = f"(({value}) {op} (({count}) & {63 if bits == 64 else 31}))"
+        if not left or bits == 64:
+            return shifted
+        return f"((({shifted} + {1 << (bits - 1)}) & {(1 << bits) - 1}) - {1 << (bits - 1)})"
+
+    return generate
+
+
+def xor(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``a # b`` (SQLite has no exclusive or): ``(a | b) - (a & b)``."""
+    a, b = self.sql(e.this), self.sql(e.expression)
+    return f"((({a}) | ({b})) - (({a}) & ({b})))"
