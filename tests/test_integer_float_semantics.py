@@ -423,3 +423,9 @@ def test_computed_values_stored_into_integers_round_by_type(db, value, expected)
 )
 def test_bit_operators_as_postgres(db, sql, expected):
     assert one(db, sql) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [("2.5", 3), ("7.5 * 1", 8), ("2.5::float", 2), ("i", 15)])
+def test_insert_select_into_integer_rounds_by_type(db, value, expected):
+    db.execute("UPDATE t SET i = 15 WHERE id = 3")
+    assert one(db, f"INSERT INTO t (id, i) SELECT 10, {value} FROM t WHERE id = 3 RETURNING i") == expected

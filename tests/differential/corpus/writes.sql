@@ -169,3 +169,6 @@ UPDATE iterations SET tokens_used = tokens_used * 1.5 WHERE run_id = 'run-01' RE
 UPDATE iterations SET tokens_used = tokens_used * 0.5::float WHERE run_id = 'run-01' RETURNING step, tokens_used;
 INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, 0.5 * 5), ('run-99', 1, (2.5)), ('run-99', 2, -(2.5)) RETURNING step, tokens_used;
 INSERT INTO iterations (run_id, step, tokens_used) SELECT 'run-99', 0, 7 RETURNING step, tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) SELECT 'run-99', 0, 2.5 RETURNING step, tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) SELECT 'run-99', step, tokens_used * 1.5 FROM iterations WHERE run_id = 'run-01' RETURNING step, tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) SELECT DISTINCT 'run-99', step + 100, 1 FROM iterations ORDER BY step + 100 RETURNING step;

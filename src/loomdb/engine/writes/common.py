@@ -111,7 +111,10 @@ def assigned(value: exp.Expression, ctype: ColumnType) -> exp.Expression:
     an integer column cast to it, so that it rounds by its PostgreSQL type
     (numeric half away from zero, double precision half to even) where the
     engine would hand back a bare float."""
-    if ctype.kind not in ("int", "serial") or not any(isinstance(n, _ARITHMETIC) for n in value.walk()):
+    if ctype.kind not in ("int", "serial"):
+        return value
+    literal = isinstance(value, exp.Literal) and value.is_number and not value.is_int
+    if not literal and not any(isinstance(n, _ARITHMETIC) for n in value.walk()):
         return value
     return exp.Cast(this=value, to=exp.DataType.build(_INT_TYPES[int_bits(ctype.sql)]))
 

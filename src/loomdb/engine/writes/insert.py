@@ -8,7 +8,7 @@ from sqlglot import exp
 
 from ... import errors
 from ...catalog import TableSchema
-from ...types import to_storage
+from ...types import ColumnType, to_storage
 from ..plans import InsertPlan
 from ..transaction import KeyProbe, Txn
 from .common import (
@@ -89,6 +89,13 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
         # sqlglot's Query is a mixin; every concrete query (SELECT, UNION, ...) is also
         # the Expression that compiling takes.
         query = source
+        plain = not (source.args.get("distinct") or source.args.get("order"))  # projections not referred to
+        if isinstance(source, exp.Select) and plain and len(source.expressions) == len(columns):
+            query = source.copy()
+            query.set(
+                "expressions",
+                [_assigned_projection(p, c.type) for p, c in zip(query.expressions, columns, strict=True)],
+            )
     else:
         raise errors.NotSupportedError(f"INSERT source {type(source).__name__} is not supported")
     listed = {c.name for c in columns}
@@ -97,6 +104,13 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
     )
     session.store.plans.inserts[cache_key] = plan
     return plan
+
+
+def _assigned_projection(projection: exp.Expression, ctype: ColumnType) -> exp.Expression:
+    """A projection of INSERT ... SELECT as stored into a column of type ``ctype`` (see :func:`.common.assigned`)."""
+    if isinstance(projection, exp.Alias):
+        return exp.alias_(assigned(projection.this, ctype), projection.alias)
+    return assigned(projection, ctype)
 
 
 def raw_rows(session: Session, plan: InsertPlan, params: list[Any], key: str) -> list[list[Any]]:
