@@ -106,7 +106,7 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
     return plan
 
 
-def _assigned_projection(projection: exp.Expression, ctype: ColumnType) -> exp.Expression:
+def _assigned_projection(projection: exp.Expression, ctype: ColumnType) -> exp.Expr:
     """A projection of INSERT ... SELECT as stored into a column of type ``ctype`` (see :func:`.common.assigned`)."""
     if isinstance(projection, exp.Alias):
         return exp.alias_(assigned(projection.this, ctype), projection.alias)
