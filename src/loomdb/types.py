@@ -22,6 +22,7 @@ A value crosses three representations:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -35,6 +36,7 @@ import orjson
 
 from .errors import DataError, NotSupportedError
 from .jsonb_text import dump_jsonb, load_jsonb
+from .number_input import FLOAT_NAN, int_bits, int_input
 
 UTC = dt.UTC
 
@@ -163,6 +165,12 @@ class ColumnType:
         if base in ("REAL", "FLOAT4"):
             return True
         return base == "FLOAT" and bool(self.modifiers) and self.modifiers[0] <= 24
+
+    @functools.cached_property
+    def int_bounds(self) -> tuple[int, int]:
+        """The smallest and largest value of an integer type."""
+        bits = int_bits(self.sql)
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
     @property
     def max_length(self) -> int | None:
@@ -319,7 +327,7 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
             if isinstance(value, (bytes, bytearray)):
                 raise DataError(f"column {column!r} is TEXT; bytes need a BYTEA column")
             if isinstance(value, str):
-                text = value
+                text = value if type(value) is str else str(value)
             elif isinstance(value, (dict, list)):
                 text = json.dumps(value)
             elif isinstance(value, Decimal) and value.is_finite():
@@ -328,19 +336,14 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
                 text = str(value)
             return _fit_length(text, ctype) if ctype.max_length is not None else text
         if kind in ("int", "serial"):
-            if isinstance(value, bool):
-                return int(value)
-            if isinstance(value, (int, np.integer)):
-                return int(value)
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, Decimal) and value == value.to_integral_value():
-                return int(value)
-            if isinstance(value, str):
-                return int(value.strip())
-            raise DataError(f"column {column!r} is {ctype.sql}: {value!r} is not an integer")
+            low, high = ctype.int_bounds
+            if type(value) is int and low <= value <= high:
+                return value
+            return int_input(value, int_bits(ctype.sql), column)
         if kind == "float":
             number = float(value)
+            if number != number:
+                return FLOAT_NAN
             return to_float4(number, value) if ctype.is_float4 else number
         if kind == "numeric":
             if isinstance(value, float):
@@ -348,7 +351,7 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
                 value = Decimal(f"{value:.15g}") if math.isfinite(value) else value
             dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
             if not dec.is_finite():
-                raise DataError(f"column {column!r}: {value!r} is not a finite number")
+                raise NotSupportedError(f"NUMERIC {value!r} (NaN or infinity) is not supported by loomdb")
             return numeric_text(dec, ctype.modifiers)
         if kind == "bool":
             if isinstance(value, (bool, int, np.bool_)):
@@ -543,9 +546,10 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
 
 
 def adapt_untyped(value: Any) -> Any:
-    """Bind a parameter whose column type is unknown by its Python type."""
+    """Bind a parameter whose column type is unknown by its Python type (a NaN
+    as :data:`FLOAT_NAN`, which the SQLite engine refuses rather than read as NULL)."""
     if value is None or isinstance(value, (str, int, float, bytes)):
-        return value
+        return FLOAT_NAN if value != value else value
     if isinstance(value, (dict, list, tuple)):
         try:
             return dump_json(value)
@@ -595,7 +599,7 @@ def adapt_param(value: Any, ctype: ColumnType | None) -> Any:
     if ctype.kind in ("timestamp", "date", "numeric", "uuid", "bool"):
         try:
             return to_storage(value, ctype, "parameter")
-        except DataError:
+        except (DataError, NotSupportedError):
             return adapt_untyped(value)
     return adapt_untyped(value)
 

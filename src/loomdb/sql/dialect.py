@@ -278,6 +278,7 @@ def _numeric_of_args(fallback: Any) -> Any:
 
 
 _SUM_FALLBACK = Postgres.EXPRESSION_METADATA[exp.Sum]["annotator"]
+_LITERAL_FALLBACK = Postgres.EXPRESSION_METADATA[exp.Literal]["annotator"]
 
 
 class LoomPostgres(Postgres):

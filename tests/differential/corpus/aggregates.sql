@@ -174,3 +174,9 @@ SELECT run_id, first_value(budget) OVER (ORDER BY budget NULLS LAST) FROM runs O
 SELECT max(budget) * 2, min(budget) / 3 FROM runs;
 SELECT run_id FROM runs WHERE (SELECT budget FROM runs r2 WHERE r2.run_id = runs.run_id) > 9.5 ORDER BY run_id;
 SELECT * FROM (SELECT max(budget) AS m FROM runs) s WHERE m > 100;
+-- sum(bigint) is numeric: exact past 64 bits, also as a window and with DISTINCT.
+SELECT id, sum(id * 4611686018427387904) OVER (ORDER BY id) FROM memories ORDER BY id;
+SELECT sum(DISTINCT 9223372036854775807 - id) FROM memories;
+SELECT sum(id * 4611686018427387904) FROM memories;
+SELECT count(*) FROM memories HAVING sum(id) > 3;
+SELECT sum(id) FILTER (WHERE id > 2) FROM memories;

@@ -388,3 +388,57 @@ SELECT run_id, budget * NULL, coalesce(budget, NULL) / 2 FROM runs ORDER BY run_
 SELECT run_id, scale(budget), min_scale(budget), trim_scale(budget), scale(budget / 3), trim_scale(budget * 10) FROM runs ORDER BY run_id;
 SELECT scale(7), min_scale(0.0), trim_scale(0.00), trim_scale(1200.00), scale(NULL::numeric);
 SELECT run_id FROM runs WHERE trim_scale(budget) > 50 ORDER BY trim_scale(budget), run_id;
+-- Integer arithmetic inside the range: widths, NULLs, literals past 32 bits.
+SELECT step + 32767::smallint FROM iterations ORDER BY run_id, step;
+SELECT 3000000000 + 1;
+SELECT 2147483647 + 1::bigint;
+SELECT -(-9223372036854775807);
+SELECT tokens_used * 2, -tokens_used, abs(tokens_used - 1000) FROM iterations ORDER BY run_id, step;
+SELECT id * 1000000000000 FROM memories ORDER BY id;
+SELECT sum(id) FROM memories;
+SELECT sum(id * 1000000000000000) FROM memories;
+SELECT run_id, sum(id) FROM memories WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY run_id;
+SELECT sum(tokens_used), sum(step::smallint) FROM iterations;
+-- double precision and real text, rounding, errors and NaN.
+SELECT latency_ms::text FROM tool_calls ORDER BY id;
+SELECT importance::text FROM memories ORDER BY id;
+SELECT (score * 1000000000000000)::text FROM runs ORDER BY run_id;
+SELECT (latency_ms / 1000000000)::text FROM tool_calls ORDER BY id;
+SELECT 1e15::float::text, 1e14::float::text, 0.0001::float::text, 0.00001::float::text, 123456.7::float::text;
+SELECT 1000000::real::text, 100000::real::text, 'Infinity'::float::text, '-Infinity'::float::text;
+SELECT round(-0.4::float)::text, round(-2.5::float), round(3.5::float), round(0.5::float);
+SELECT round(score) FROM runs ORDER BY run_id;
+SELECT round(temperature) FROM runs ORDER BY run_id;
+SELECT round(latency_ms, 1) FROM tool_calls;
+SELECT pinned::text, ok::text FROM memories, tool_calls WHERE memories.id = tool_calls.id ORDER BY memories.id;
+SELECT (step > 1)::text FROM iterations ORDER BY run_id, step;
+SELECT success::varchar(3) FROM runs ORDER BY run_id;
+SELECT 0.10::text, 1e3::text, 12::text;
+SELECT sqrt(latency_ms), ln(latency_ms), log(latency_ms) FROM tool_calls WHERE latency_ms > 0 ORDER BY id;
+SELECT latency_ms * 2, latency_ms - 1, latency_ms + score FROM tool_calls, runs WHERE tool_calls.run_id = runs.run_id ORDER BY id;
+SELECT 1e308::float * 10;
+SELECT 1e308::float + 1e308::float;
+SELECT 1e-300::float * 1e-300::float;
+SELECT 1e-300::float / 1e300::float;
+SELECT 'Infinity'::float * 2;
+SELECT 'Infinity'::float - 'Infinity'::float;
+SELECT 'NaN'::double precision;
+SELECT 'NaN'::real;
+SELECT 'Infinity'::numeric;
+SELECT score * 1e308 FROM runs WHERE score > 1;
+-- floats, booleans and number literals concatenated as text; % of floats.
+SELECT 'score=' || score, temperature || '', success || '!' FROM runs ORDER BY run_id;
+SELECT 'n' || 1.50, 2.0 || 'x', 'i' || 7;
+SELECT id || ':' || latency_ms FROM tool_calls ORDER BY id;
+SELECT latency_ms % 2 FROM tool_calls;
+-- exp() and power() of double precision: overflow, underflow, domain errors.
+SELECT exp(latency_ms / 1000) FROM tool_calls ORDER BY id;
+SELECT power(latency_ms, 2), latency_ms ^ 0.5 FROM tool_calls ORDER BY id;
+SELECT power(step, 2), 2 ^ step FROM iterations ORDER BY run_id, step;
+-- casts to integer: numeric arithmetic rounds half away from zero, float half to even.
+SELECT (2.5 + 0)::int, (0.5 * 5)::int, (-0.5 * 5)::bigint, (0.5::float * 5)::int;
+SELECT (latency_ms * 2)::int, (cost * 2)::int FROM tool_calls ORDER BY id;
+-- bit operators at PostgreSQL's widths.
+SELECT 1 << 31, 1 << 32, 1::smallint << 15, 1::bigint << 63, 5 # 3, ~5, -8 >> 1;
+SELECT tokens_used << 20, tokens_used >> 2, tokens_used # 255, tokens_used & 7, tokens_used | 1 FROM iterations ORDER BY run_id, step;
+SELECT id << 62, id # id FROM memories ORDER BY id;

@@ -210,3 +210,22 @@ INSERT INTO runs (run_id, agent, model, budget) VALUES ('n5', 'a', 0.0000001 * 1
 UPDATE runs SET model = budget / 7 WHERE budget IS NOT NULL RETURNING run_id, model;
 UPDATE runs SET budget = (SELECT avg(budget) FROM runs) RETURNING run_id, budget;
 INSERT INTO memories (id, run_id, importance) VALUES (900, 'r', 1.5 / 3) RETURNING importance;
+-- Values stored into integer columns: PostgreSQL's assignment casts and input.
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, -2.5) RETURNING tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, 3.5::float) RETURNING tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, 2.5::float) RETURNING tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, '2.5');
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, '3000000000');
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 2147483648, 1);
+UPDATE iterations SET tokens_used = 7.5 WHERE run_id = 'run-01' RETURNING step, tokens_used;
+UPDATE iterations SET tokens_used = -7.5 WHERE run_id = 'run-01' RETURNING step, tokens_used;
+UPDATE iterations SET tokens_used = tokens_used + 2147483000 WHERE run_id = 'run-02';
+UPDATE memories SET id = id * 4611686018427387904 WHERE id = 2;
+INSERT INTO memories (id, run_id) VALUES (9223372036854775808, 'run-00');
+UPDATE iterations SET tokens_used = tokens_used * 1.5 WHERE run_id = 'run-01' RETURNING step, tokens_used;
+UPDATE iterations SET tokens_used = tokens_used * 0.5::float WHERE run_id = 'run-01' RETURNING step, tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) VALUES ('run-99', 0, 0.5 * 5), ('run-99', 1, (2.5)), ('run-99', 2, -(2.5)) RETURNING step, tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) SELECT 'run-99', 0, 7 RETURNING step, tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) SELECT 'run-99', 0, 2.5 RETURNING step, tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) SELECT 'run-99', step, tokens_used * 1.5 FROM iterations WHERE run_id = 'run-01' RETURNING step, tokens_used;
+INSERT INTO iterations (run_id, step, tokens_used) SELECT DISTINCT 'run-99', step + 100, 1 FROM iterations ORDER BY step + 100 RETURNING step;

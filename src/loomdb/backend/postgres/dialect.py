@@ -90,6 +90,9 @@ class LoomPostgresOutGenerator(LoomPostgresGenerator):
         exp.JSONBDeleteAtPath: _path_operator("#-"),
         exp.Anonymous: _path_function,
         exp.Sub: _minus,
+        # As written: sqlglot would cast a float to numeric, where PostgreSQL has no
+        # round(double precision, integer) and raises 42883.
+        exp.Round: lambda self, e: self.func("ROUND", e.this, e.args.get("decimals")),
     }
 
 

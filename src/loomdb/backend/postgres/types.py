@@ -22,6 +22,7 @@ from psycopg.types import TypeInfo
 from psycopg.types.datetime import TimestamptzBinaryLoader
 
 from ... import errors
+from ...number_input import FloatNaN
 from ...types import ColumnType, VectorBlob, format_timestamp
 
 # Native column types by loomdb kind. Text compares bytewise (COLLATE "C"),
@@ -141,11 +142,22 @@ class _BoolDumper(Dumper):
         return b"\x01" if obj else b"\x00"
 
 
+class _NaNDumper(Dumper):
+    """A NaN stored into a float column (:class:`~loomdb.number_input.FloatNaN`) as float8's NaN."""
+
+    oid = 701  # float8
+
+    def dump(self, obj: Any) -> bytes:
+        """PostgreSQL's text for it."""
+        return b"NaN"
+
+
 def register_adapters(conn: psycopg.Connection[Any], has_vector: bool) -> None:
     """Make ``conn`` return and take values in loomdb's storage forms (vectors
     only when ``has_vector``: pgvector is installed)."""
     adapters = conn.adapters
     adapters.register_dumper(bool, _BoolDumper)
+    adapters.register_dumper(FloatNaN, _NaNDumper)
     for name, loader in (
         ("jsonb", _JsonbLoader),
         ("json", _JsonLoader),

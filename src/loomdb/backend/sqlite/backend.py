@@ -32,6 +32,7 @@ from ...layout import (
     covering_columns,
     identity_index,
 )
+from ...number_input import FloatNaN
 from ...types import ColumnType, now_text
 from ..protocol import Backend, Row, Statement
 from . import functions
@@ -99,6 +100,9 @@ def translate(exc: Exception) -> errors.Error:
     if isinstance(exc, (apsw.BindingsError, apsw.RangeError)):
         return errors.ProgrammingError(message)
     if isinstance(exc, apsw.SQLError):
+        if message == "integer overflow":
+            # SQLite's sum() and abs() past 64 bits: PostgreSQL's bigint result overflows.
+            return errors.DataError("bigint out of range", sqlstate="22003")
         if "dimension" in message.lower() or "vector" in message.lower():
             return errors.DataError(message, sqlstate="22000")  # data_exception, as pgvector's
         return errors.ProgrammingError(message, sqlstate=_sqlstate_of(message, _SQL_SQLSTATES))
@@ -125,6 +129,16 @@ def translate(exc: Exception) -> errors.Error:
             return cause
         return errors.DatabaseError(message)
     return errors.InternalError(message)
+
+
+def _convert_binding(cursor: Any, number: int, value: Any) -> Any:
+    """apsw's hook for a parameter of a type it cannot bind: a float NaN, which
+    SQLite would store as NULL, is refused; anything else is an error."""
+    if isinstance(value, FloatNaN):
+        raise errors.NotSupportedError(
+            "NaN is not supported by loomdb on SQLite (SQLite stores NaN as NULL): cannot store it"
+        )
+    raise errors.ProgrammingError(f"cannot bind parameter {number} of type {type(value).__name__}")
 
 
 class SQLiteBackend:
@@ -157,6 +171,7 @@ class SQLiteBackend:
                 self.conn = apsw.Connection(self.path, flags=flags, statementcachesize=512)
         except apsw.Error as exc:
             raise translate(exc) from None
+        self.conn.convert_binding = _convert_binding
         self._now: str | None = None
         self._data_version = -1
         self._busy_since = 0.0

@@ -21,6 +21,17 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 from ... import errors
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
+from .float_dialect import (
+    checked,
+    float8_math,
+    float_bits,
+    float_modulo,
+    null_checked,
+    rounding,
+    text_cast,
+    text_concat,
+)
+from .integer_dialect import bigint_sum, shift, xor
 from .json_dialect import JSON_CALLS, JSON_TRANSFORMS, jsonb_order, select_list_functions
 from .numeric_dialect import (
     NUMERIC_CALLS,
@@ -86,7 +97,8 @@ def _int_cast_mode(value: exp.Expr) -> str:
     dtype = value.type if isinstance(value, exp.Expression) else None
     kind = None if dtype is None else dtype.this
     if kind in FLOAT_TYPES:
-        return "f"
+        # sqlglot types numeric literals (and arithmetic of them) as floats too
+        return "f" if float_bits(value) is not None else "n"
     if kind in _TEXT_TYPES:
         return "t"
     if kind is None or kind == _T.UNKNOWN:
@@ -105,6 +117,9 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     vector = vector_cast(self, e)
     if vector is not None:
         return vector
+    text = text_cast(self, e)  # floats, booleans and number literals as PostgreSQL's text
+    if text is not None:
+        return text
     numeric = _numeric_cast(self, e)
     if numeric is not None:
         return wrap_numeric(self, e, numeric) if kind == _T.DECIMAL else numeric
@@ -264,6 +279,10 @@ def _numeric_aggregate(name: str, native: str) -> _Transform:
         if vector is not None:
             return vector
         arg = e.this
+        if name == "loom_numeric_sum":
+            split = bigint_sum(self, e, True)  # numeric text, without a Python call per row
+            if split is not None:
+                return wrap_numeric(self, e, split)
         inner = arg.expressions[0] if isinstance(arg, exp.Distinct) and arg.expressions else arg
         kind = inner.type.this if isinstance(inner, exp.Expression) and inner.type else None
         if name == "loom_numeric_sum" and kind == _T.FLOAT:
@@ -306,10 +325,21 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Uuid: lambda self, e: "gen_random_uuid()",
         exp.Anonymous: _anonymous,
         exp.Parameter: lambda self, e: f"?{e.this.name}",
-        exp.DPipe: _concat,
-        exp.Div: _checked_divisor("/"),
-        exp.Mod: _checked_divisor("%"),
-        exp.Sub: _minus,
+        exp.DPipe: text_concat(_concat),
+        exp.Div: checked(_checked_divisor("/")),
+        exp.Mod: float_modulo(_checked_divisor("%")),
+        exp.Sub: checked(_minus),
+        exp.Neg: checked(lambda self, e: self.neg_sql(e)),
+        exp.Abs: checked(lambda self, e: self.function_fallback_sql(e)),
+        exp.BitwiseLeftShift: shift(left=True),
+        exp.BitwiseRightShift: shift(left=False),
+        exp.BitwiseXor: xor,
+        exp.Round: rounding(lambda self, e: self.function_fallback_sql(e)),
+        exp.Sqrt: null_checked("loom_sqrt_null", lambda self, e: self.function_fallback_sql(e)),
+        exp.Ln: null_checked("loom_log_null", lambda self, e: self.function_fallback_sql(e)),
+        exp.Log: null_checked("loom_log_null", lambda self, e: self.log_sql(e)),
+        exp.Exp: float8_math("exp", lambda self, e: self.function_fallback_sql(e)),
+        exp.Pow: float8_math("power", lambda self, e: self.func("POWER", e.this, e.expression)),
         **STRING_TRANSFORMS,
         **JSON_TRANSFORMS,
         **VECTOR_TRANSFORMS,
@@ -318,6 +348,9 @@ class LoomSQLiteGenerator(SQLiteGenerator):
             node: _vector_else(node, JSON_TRANSFORMS[node])
             for node in VECTOR_TRANSFORMS.keys() & JSON_TRANSFORMS.keys()
         },
+        # Integer and float results range-checked (22003), whichever rewrite made them.
+        exp.Add: checked(_vector_else(exp.Add, JSON_TRANSFORMS[exp.Add])),
+        exp.Mul: checked(VECTOR_TRANSFORMS[exp.Mul]),
         exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
         exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),
     }

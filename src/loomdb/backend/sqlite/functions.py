@@ -19,6 +19,8 @@ import apsw
 import sqlite_vec
 
 from ... import errors
+from .float_functions import FLOAT_CHECKS, FLOAT_FUNCTIONS
+from .integer_functions import INTEGER_FUNCTIONS
 from .json_functions import JSON_FUNCTIONS, jsonb_collation
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
 from .numeric_ops import NUMERIC_OPERATORS
@@ -158,6 +160,8 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     _scalar(conn, "loom_cardinality_violation", _cardinality_violation, 0, deterministic=False)
     for name, function, nargs in FUNCTIONS:
         _scalar(conn, name, function, nargs, deterministic=True)
+    for name, function, nargs in INTEGER_FUNCTIONS + FLOAT_CHECKS:
+        _scalar(conn, name, function, nargs, deterministic=False)
     for name, factory in (*STRING_AGGREGATES, *ORDERED_SET_AGGREGATES, *VECTOR_AGGREGATES):
         conn.create_aggregate_function(name, factory)
     for name, window, nargs in NUMERIC_AGGREGATES:
@@ -182,6 +186,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     *NUMERIC_FUNCTIONS,
     *JSON_FUNCTIONS,
     *NUMERIC_OPERATORS,
+    *FLOAT_FUNCTIONS,
 )
 FUNCTIONS += STRING_FUNCTIONS  # PostgreSQL's string functions (see their section)
 FUNCTIONS += VECTOR_FUNCTIONS  # pgvector's (see vector_functions)
@@ -208,6 +213,7 @@ REGISTERED = frozenset(
         NUMERIC_COLLATION,
         JSONB_COLLATION,
         *(f[0] for f in FUNCTIONS),
+        *(f[0] for f in INTEGER_FUNCTIONS + FLOAT_CHECKS),
         *(a[0] for a in STRING_AGGREGATES),
         *(a[0] for a in ORDERED_SET_AGGREGATES),
         *(a[0] for a in VECTOR_AGGREGATES),

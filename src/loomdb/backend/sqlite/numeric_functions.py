@@ -14,6 +14,7 @@ import numpy as np
 
 from ... import errors
 from ...types import ColumnType, numeric_text, to_storage
+from .float_functions import float_cast
 
 if TYPE_CHECKING:
     from apsw import SQLiteValue
@@ -30,6 +31,8 @@ def cast_to(kind: str) -> Callable[[Any], Any]:
             return None
         try:
             return to_storage(value, ctype, "value")
+        except errors.NotSupportedError:
+            raise
         except errors.Error as exc:
             raise errors.DataError(f"cannot cast {value!r} to {kind}: {exc}", sqlstate=exc.sqlstate) from None
 
@@ -280,8 +283,8 @@ def _varchar_cast(value: Any, length: int) -> str | None:
 
 
 NUMERIC_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
-    ("loom_float4", cast_to("REAL"), 1),
-    ("loom_float8", cast_to("DOUBLE PRECISION"), 1),
+    ("loom_float4", float_cast("REAL"), 1),  # NaN refused: SQLite would make it NULL
+    ("loom_float8", float_cast("DOUBLE PRECISION"), 1),
     ("loom_numeric_typmod", _numeric_typmod, 3),
     ("loom_float_numeric", _float_numeric, 2),
     ("loom_varchar", _varchar_cast, 2),

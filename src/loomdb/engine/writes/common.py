@@ -11,8 +11,9 @@ from sqlglot import exp
 
 from ... import errors
 from ...catalog import Column, TableSchema
+from ...number_input import NumberText, int_bits
 from ...sql.compile import Compiled, table_key
-from ...types import to_storage
+from ...types import ColumnType, to_storage
 from ..transaction import Txn
 
 if TYPE_CHECKING:
@@ -101,19 +102,41 @@ def unwrap(node: exp.Expression) -> exp.Expression:
     return node
 
 
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.Neg, exp.Pow)
+_INT_TYPES = {16: "SMALLINT", 32: "INT", 64: "BIGINT"}
+
+
+def assigned(value: exp.Expression, ctype: ColumnType) -> exp.Expression:
+    """``value`` as computed for a column of type ``ctype``: arithmetic stored into
+    an integer column cast to it, so that it rounds by its PostgreSQL type
+    (numeric half away from zero, double precision half to even) where the
+    engine would hand back a bare float."""
+    if ctype.kind not in ("int", "serial"):
+        return value
+    literal = isinstance(value, exp.Literal) and value.is_number and not value.is_int
+    if not literal and not any(isinstance(n, _ARITHMETIC) for n in value.walk()):
+        return value
+    return exp.Cast(this=value, to=exp.DataType.build(_INT_TYPES[int_bits(ctype.sql)]))
+
+
 def simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any]:
     """Evaluate a VALUES item in Python when it is a parameter or a literal."""
     node = unwrap(node)
+    while isinstance(node, exp.Paren):
+        node = node.this
     if isinstance(node, exp.Parameter):
         return True, params[int(node.this.name) - 1]
     if isinstance(node, exp.Literal):
-        return True, node.this
+        # A number literal is numeric in PostgreSQL (2.5 into an integer column rounds), '2.5' is text.
+        return True, node.this if node.is_string else NumberText(node.this)
     if isinstance(node, exp.Null):
         return True, None
     if isinstance(node, exp.Boolean):
         return True, bool(node.this)
-    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and not node.this.is_string:
-        return True, "-" + node.this.this
+    if isinstance(node, exp.Neg) and node.find(exp.Parameter) is None:
+        ok, value = simple_value(node.this, ())
+        if ok and isinstance(value, NumberText):
+            return True, NumberText(value[1:] if value.startswith("-") else "-" + value)
     return False, None
 
 

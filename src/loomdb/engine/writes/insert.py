@@ -8,13 +8,14 @@ from sqlglot import exp
 
 from ... import errors
 from ...catalog import TableSchema
-from ...types import to_storage
+from ...types import ColumnType, to_storage
 from ..plans import InsertPlan
 from ..session import numeric_values
 from ..transaction import KeyProbe, Txn
 from .common import (
     Defaults,
     WriteResult,
+    assigned,
     check_row,
     column_of,
     ident,
@@ -90,6 +91,13 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
         # sqlglot's Query is a mixin; every concrete query (SELECT, UNION, ...) is also
         # the Expression that compiling takes.
         query = source
+        plain = not (source.args.get("distinct") or source.args.get("order"))  # projections not referred to
+        if isinstance(source, exp.Select) and plain and len(source.expressions) == len(columns):
+            query = source.copy()
+            query.set(
+                "expressions",
+                [_assigned_projection(p, c.type) for p, c in zip(query.expressions, columns, strict=True)],
+            )
     else:
         raise errors.NotSupportedError(f"INSERT source {type(source).__name__} is not supported")
     listed = {c.name for c in columns}
@@ -98,6 +106,13 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
     )
     session.store.plans.inserts[cache_key] = plan
     return plan
+
+
+def _assigned_projection(projection: exp.Expression, ctype: ColumnType) -> exp.Expr:
+    """A projection of INSERT ... SELECT as stored into a column of type ``ctype`` (see :func:`.common.assigned`)."""
+    if isinstance(projection, exp.Alias):
+        return exp.alias_(assigned(projection.this, ctype), projection.alias)
+    return assigned(projection, ctype)
 
 
 def raw_rows(session: Session, plan: InsertPlan, params: list[Any], key: str) -> list[list[Any]]:
@@ -140,7 +155,10 @@ def raw_rows(session: Session, plan: InsertPlan, params: list[Any], key: str) ->
                     if p.parent is item or (isinstance(p.parent, exp.Cast) and p.parent.parent is item):
                         hints[int(p.this.name)] = plan.columns[i].type
             computed = session.evaluate(
-                [sources[i][1] for i in pending], params, key=(key, position), hints=hints
+                [assigned(sources[i][1], plan.columns[i].type) for i in pending],
+                params,
+                key=(key, position),
+                hints=hints,
             )
             for i, value in zip(pending, computed, strict=True):
                 values[i] = value

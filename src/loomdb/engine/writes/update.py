@@ -10,9 +10,10 @@ from sqlglot import exp
 
 from ... import errors
 from ...catalog import TableSchema
+from ...number_input import NumberText
 from ...types import ColumnType, to_storage
 from ..session import numeric_values
-from .common import WriteResult, check_row, column_of, ident, is_default, target_schema
+from .common import WriteResult, assigned, check_row, column_of, ident, is_default, target_schema
 from .keys import KeyChecker
 from .versions import VersionWriter
 
@@ -37,7 +38,10 @@ def select_targets(
     vid_filter: int | None = None,
 ) -> list[tuple[Any, ...]]:
     """Rows to change: (vid, rid, bid, seq, *new values, *old values) per visible match."""
-    projections = [exp.alias_(value.copy(), f"_loom_set_{i}") for i, (_, value) in enumerate(assignments)]
+    projections = [
+        exp.alias_(assigned(value.copy(), column_of(schema, ident(target)).type), f"_loom_set_{i}")
+        for i, (target, value) in enumerate(assignments)
+    ]
     projections += [exp.column(c.name, table=alias, quoted=True) for c in schema.columns]
     select = exp.Select(expressions=projections or [exp.Literal.number(1)])
     select.set("from_", exp.From(this=table))
@@ -74,6 +78,18 @@ def select_targets(
     return out
 
 
+def _number_literal(node: exp.Expression) -> NumberText | None:
+    """The text of a (signed) number literal, else None."""
+    sign = ""
+    while isinstance(node, (exp.Paren, exp.Neg)):
+        if isinstance(node, exp.Neg):
+            sign = "" if sign else "-"
+        node = node.this
+    if isinstance(node, exp.Literal) and node.is_number:
+        return NumberText(sign + str(node.this))
+    return None
+
+
 def apply_updates(
     session: Session,
     schema: TableSchema,
@@ -85,6 +101,9 @@ def apply_updates(
     """Write the new version of each matched row with the assignments applied,
     checking NOT NULL and keys; returns the new version ids."""
     targets = [column_of(schema, ident(t)) for t, _ in assignments]
+    # A number literal is stored from its text: numeric in PostgreSQL (2.5 into an
+    # integer column rounds half away from zero), where the engine gives a float.
+    literals = [_number_literal(value) for _, value in assignments]
     nset = len(assignments)
     written = []
     for found in matched:
@@ -92,7 +111,9 @@ def apply_updates(
         new_values = found[4 : 4 + nset]
         old = dict(zip(schema.column_names, found[4 + nset :], strict=True))
         row = dict(old)
-        for column, value in zip(targets, new_values, strict=True):
+        for column, value, literal in zip(targets, new_values, literals, strict=True):
+            if literal is not None:
+                value = literal
             row[column.name] = to_storage(value, column.type, column.name)
         check_row(schema, row)
         if any(row.get(c) != old.get(c) for key in schema.keys for c in key):
