@@ -133,3 +133,8 @@ SELECT avg(step::float) FROM iterations;
 SELECT jsonb_agg(step ORDER BY step) FROM iterations WHERE run_id = 'run-00';
 SELECT jsonb_object_agg(run_id, agent) FROM runs;
 SELECT count(*) FROM (SELECT DISTINCT agent, model FROM runs) t;
+
+-- every() is bool_and() (expr)
+SELECT run_id, every(ok), bool_and(ok), bool_or(ok) FROM tool_calls GROUP BY run_id ORDER BY run_id;
+SELECT every(ok) FROM tool_calls WHERE ok IS NULL;
+SELECT every(success), bool_or(success) FROM runs;

@@ -56,3 +56,24 @@ SELECT repeat('x', -1);
 SELECT jsonb_array_length('{}'::jsonb);
 SELECT '[1,2]'::jsonb -> 'a';
 SELECT 10::numeric(2,0);
+
+-- type errors PostgreSQL raises before running (expr)
+SELECT 'zz'::uuid;
+SELECT '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1}'::uuid;
+SELECT sum(success) FROM runs;
+SELECT avg(config) FROM runs;
+SELECT sum(started_at) FROM runs;
+SELECT success * 2 FROM runs;
+SELECT agent - 1 FROM runs;
+SELECT -agent FROM runs;
+SELECT -success FROM runs;
+SELECT min(success) FROM runs;
+SELECT max(config) FROM runs;
+SELECT step + 'x' FROM iterations;
+SELECT step FROM iterations WHERE step = 'three';
+SELECT id FROM tool_calls WHERE ok = 'maybe';
+SELECT id FROM tool_calls WHERE ok IN ('t', 'o');
+SELECT substr(action, 1, -2) FROM iterations;
+SELECT to_hex(1.5);
+SELECT 'a' SIMILAR TO 'a' ESCAPE 'xy';
+SELECT 'a' COLLATE "C" || 'b' COLLATE "POSIX";

@@ -267,3 +267,11 @@ SELECT run_id FROM runs WHERE score = 0.1;
 SELECT id FROM tool_calls WHERE cost BETWEEN 5 AND 20;
 SELECT id FROM tool_calls WHERE latency_ms >= 250;
 SELECT id, cost FROM tool_calls WHERE cost < 0;
+
+-- :: binds tighter than unary minus; unknown literals in arithmetic (expr)
+SELECT -7::int, -(7::text);
+SELECT - 2::bigint, -'7'::int;
+SELECT '2' + 1, '10' * 3, 7 - '2';
+SELECT step + '10' FROM iterations ORDER BY run_id, step;
+SELECT tokens_used * '2' FROM iterations ORDER BY run_id, step;
+SELECT -run_id::text FROM runs;

@@ -114,3 +114,12 @@ SELECT run_id, step FROM iterations WHERE false;
 SELECT run_id, step FROM iterations WHERE NULL;
 SELECT run_id, step FROM iterations WHERE step = '2';
 SELECT run_id, step FROM iterations WHERE step::text = '2';
+
+-- an unknown literal compared with a boolean, integer or uuid column takes its type (expr)
+SELECT id FROM tool_calls WHERE ok = 'f' ORDER BY id;
+SELECT id FROM tool_calls WHERE ok <> 'yes' ORDER BY id;
+SELECT id FROM tool_calls WHERE ok IN ('t', 'off') ORDER BY id;
+SELECT id FROM tool_calls WHERE ok = ' TRUE ' ORDER BY id;
+SELECT run_id, step FROM iterations WHERE step = '3' ORDER BY run_id;
+SELECT run_id, step FROM iterations WHERE step IN ('1', ' 2 ') ORDER BY run_id, step;
+SELECT run_id FROM runs WHERE success = 'no' ORDER BY run_id;

@@ -21,11 +21,13 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
 from ...errors import NotSupportedError
+from ...pg_input import parse_uuid
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
 from .functions import NUMERIC_COLLATION
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
+from .type_checks import check_types
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -56,7 +58,7 @@ def _null_safe(name: str) -> _Transform:
 _CAST_FUNCTIONS = {
     exp.DataType.Type.JSON: None,  # stored as JSON text already: the cast is a no-op
     exp.DataType.Type.JSONB: "loom_jsonb",  # to jsonb's normal form, so equal values compare equal
-    exp.DataType.Type.UUID: None,
+    exp.DataType.Type.UUID: "loom_uuid",  # checked and in canonical form, as PostgreSQL's uuid input
     exp.DataType.Type.VECTOR: "vec_f32",
     exp.DataType.Type.TIMESTAMP: "loom_timestamp",
     exp.DataType.Type.TIMESTAMPTZ: "loom_timestamp",
@@ -93,9 +95,29 @@ def _int_cast_mode(value: exp.Expr) -> str:
     return "n"
 
 
+def _bpchar_cast(self: SQLiteGenerator, e: exp.Cast) -> str:
+    """``value::char(n)`` (n is 1 when not given): PostgreSQL's bpchar, cut or padded with
+    spaces to n characters. The padding shows only in a result column (and octet_length): everywhere else
+    (comparisons, ||, length, assignment to text) PostgreSQL ignores a bpchar's trailing
+    spaces, so there it is the text without them."""
+    params = e.to.expressions
+    length = params[0].this if params and isinstance(params[0].this, exp.Literal) else exp.Literal.number(1)
+    if params and not isinstance(params[0].this, exp.Literal):
+        raise NotSupportedError(f"CAST(... AS {e.to.sql()}) is not supported by loomdb on SQLite")
+    parent = e.parent
+    octets = isinstance(parent, exp.Anonymous) and str(parent.this).lower() == "octet_length"
+    if octets or _in_result_column(e):
+        return self.func("loom_bpchar", e.this, length)
+    return f"RTRIM({self.func('loom_varchar', e.this, length)}, ' ')"
+
+
 def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
     kind = e.to.this
+    if kind == _T.UUID and isinstance(e.this, exp.Literal) and e.this.is_string:
+        return self.sql(exp.Literal.string(parse_uuid(e.this.this)))  # checked once, here
+    if kind in (_T.CHAR, _T.NCHAR):
+        return _bpchar_cast(self, e)
     numeric = _numeric_cast(self, e)
     if numeric is not None:
         return numeric
@@ -357,8 +379,10 @@ class LoomSQLiteGenerator(SQLiteGenerator):
     """SQLite's generator with loomdb's rewrites (see the module docstring)."""
 
     def preprocess(self, expression: exp.Expr) -> exp.Expr:
-        """SQLite's preprocessing, then timestamp and date literals in their stored form."""
-        return _time_literals(super().preprocess(expression))
+        """SQLite's preprocessing, PostgreSQL's type checks and unknown literals read as
+        their operands' types (:mod:`.type_checks`), then timestamp and date literals
+        in their stored form."""
+        return _time_literals(check_types(super().preprocess(expression)))
 
     TRANSFORMS = {
         **SQLiteGenerator.TRANSFORMS,
@@ -368,7 +392,6 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.ArrayContainsAll: _func("loom_jsonb_contains"),
         exp.ArrayContainedBy: _func("loom_jsonb_contained"),
         exp.CurrentTimestamp: lambda self, e: "loom_now()",
-        exp.ILike: lambda self, e: f"LOWER({self.sql(e.this)}) LIKE LOWER({self.sql(e.expression)})",
         exp.Cast: _cast,
         exp.Uuid: lambda self, e: "gen_random_uuid()",
         exp.CosineDistance: _null_safe("vec_distance_cosine"),
