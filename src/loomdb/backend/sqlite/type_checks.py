@@ -66,7 +66,14 @@ _OTHER_NAMES = {
 _ARITHMETIC = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%"}
 #: PostgreSQL's integer input: a sign, digits and single underscores between them.
 _INTEGER_INPUT = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*")
-_COMPARISON_OPS = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
+_COMPARISON_OPS: dict[type[exp.Expr], str] = {
+    exp.EQ: "=",
+    exp.NEQ: "<>",
+    exp.GT: ">",
+    exp.GTE: ">=",
+    exp.LT: "<",
+    exp.LTE: "<=",
+}
 _COMPARISONS = tuple(_COMPARISON_OPS)
 _STRINGS = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR}
 
