@@ -192,7 +192,6 @@ def test_float_variance_aggregates(floats):
         ("SELECT stddev(x::real) AS v FROM (SELECT 1 AS x) s", "stddev"),
         ("SELECT stddev(x) OVER () AS v FROM (SELECT 1::float8 AS x) s", "stddev"),
         ("SELECT bool_or(x) OVER () AS v FROM (SELECT true AS x) s", "bool_or"),
-        ("SELECT quote_literal('a') AS v", "quote_literal"),
         ("SELECT jsonb_typeof('1'::jsonb) AS v", "jsonb_typeof"),
         ("SELECT make_date(2024, 3, 1) AS v", "make_date"),
         ("SELECT gcd(4, 6) AS v", "gcd"),

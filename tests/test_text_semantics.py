@@ -6,6 +6,7 @@ functions; on PostgreSQL the server's own."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -78,11 +79,25 @@ def test_postgres_errors(fresh_db, sql, sqlstate, cls):
     assert info.value.sqlstate == sqlstate
 
 
-def test_other_collations_are_refused_on_sqlite(fresh_db, engine):
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("SELECT 'a' < 'b' COLLATE \"en_US\"", "en_US"),
+        ("SELECT coalesce('a'::char(3), 'b')", "char(3)"),
+        ("SELECT c FROM (SELECT 'a'::char(3) AS c) s", "char(3)"),
+        ("SELECT quote_literal(1.5)", "quote_literal"),
+    ],
+)
+def test_sqlite_refuses_what_it_cannot_do_exactly(fresh_db, engine, sql, named):
     if engine != "sqlite":
-        pytest.skip("PostgreSQL knows its own collations")
-    with pytest.raises(errors.NotSupportedError, match="en_US"):
-        fresh_db.execute("SELECT 'a' < 'b' COLLATE \"en_US\"").fetchall()
+        pytest.skip("PostgreSQL runs these itself")
+    with pytest.raises(errors.NotSupportedError, match=re.escape(named)):
+        fresh_db.execute(sql).fetchall()
+
+
+def test_quote_literal(fresh_db):
+    sql = r"SELECT quote_literal('it''s'), quote_literal(E'a\\b'), quote_literal(42), quote_nullable(NULL)"
+    assert row(fresh_db, sql) == ("'it''s'", "E'a\\\\b'", "'42'", "NULL")
 
 
 def test_uuid_and_bytea_text_input(fresh_db):

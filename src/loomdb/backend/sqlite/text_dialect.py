@@ -224,6 +224,9 @@ def _like(self: SQLiteGenerator, e: exp.Expr) -> str:
     body = _like_body(self, e)
     if isinstance(e.parent, exp.Escape) and e.parent.this is e:
         return body
+    pattern = e.expression
+    if isinstance(pattern, exp.Literal) and pattern.is_string and _BACKSLASH not in pattern.this:
+        return body  # nothing to escape: no ESCAPE clause, which keeps SQLite's LIKE optimisation
     return f"{body} ESCAPE '{_BACKSLASH}'"
 
 
@@ -323,7 +326,29 @@ def _collate(self: SQLiteGenerator, e: exp.Expr) -> str:
 
 
 #: Anonymous calls (functions sqlglot does not know) of PostgreSQL's that loomdb implements.
-STRING_CALLS: dict[str, _Transform] = {}
+def _quote(nullable: bool) -> _Transform:
+    """``quote_literal(value)`` / ``quote_nullable(value)`` (``NULL`` for NULL) over text
+    and integers; other types refused (their text form differs on SQLite)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """``loom_quote_literal(value)``, or NotSupportedError."""
+        name = "quote_nullable" if nullable else "quote_literal"
+        args = e.expressions
+        kind = args[0].type.this if len(args) == 1 and args[0].type is not None else None
+        if len(args) != 1 or kind not in (*_TEXT, _T.INT, _T.BIGINT, _T.SMALLINT, _T.UNKNOWN, _T.NULL):
+            raise NotSupportedError(
+                f"{name}() is not supported by loomdb on SQLite (over text and integers only)"
+            )
+        call = self.func("loom_quote_literal", args[0])
+        return f"COALESCE({call}, 'NULL')" if nullable else call
+
+    return generate
+
+
+STRING_CALLS: dict[str, _Transform] = {
+    "QUOTE_LITERAL": _quote(nullable=False),
+    "QUOTE_NULLABLE": _quote(nullable=True),
+}
 
 #: sqlglot's expressions for PostgreSQL's string functions.
 STRING_TRANSFORMS: dict[type[exp.Expr], _Transform] = {

@@ -410,6 +410,14 @@ def _to_hex(n: Any, bits: int) -> str:
     return format(value & ((1 << bits) - 1) if value < 0 else value, "x")
 
 
+def _quote_literal(value: Any) -> str:
+    """``quote_literal(s)``: ``s`` in single quotes, quotes doubled; with a backslash,
+    backslashes doubled too and the E'' form, as PostgreSQL writes it."""
+    text = str(value)
+    quoted = "'" + text.replace("'", "''").replace("\\", "\\\\") + "'"
+    return "E" + quoted if "\\" in text else quoted
+
+
 def _bpchar(value: Any, length: int) -> str:
     """``value::char(n)``: the text cut or padded with spaces to ``length`` characters."""
     text = value.decode() if isinstance(value, bytes) else str(value)
@@ -438,6 +446,7 @@ STRING_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_to_hex", _strict(_to_hex), 2),
     ("loom_similar", _strict(_similar), 3),
     ("loom_bpchar", _strict(_bpchar), 2),
+    ("loom_quote_literal", _strict(_quote_literal), 1),
     ("loom_uuid", _strict(parse_uuid), 1),
 )
 

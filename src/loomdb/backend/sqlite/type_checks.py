@@ -238,6 +238,11 @@ def check_types(tree: exp.Expr) -> exp.Expr:
 def _category(node: exp.Expr) -> str | None:
     """Which of PostgreSQL's type categories that never compare with each other
     ``node`` is in (number, boolean, string), None for others and unknown literals."""
+    while isinstance(node, (exp.Paren, exp.Neg)):
+        node = node.this
+    # Only operands whose annotated type is certain: not ANY/ALL (typed as booleans) nor calls.
+    if not isinstance(node, (exp.Column, exp.Cast, exp.Boolean, exp.Literal)):
+        return None
     kind = _kind(node)
     if kind is None or _is_unknown_literal(node):
         return None
