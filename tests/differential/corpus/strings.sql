@@ -256,3 +256,5 @@ SELECT quote_literal(action), quote_nullable(observation) FROM iterations ORDER 
 SELECT quote_literal(E'back\\slash'), quote_literal(42), quote_nullable(NULL), quote_literal(NULL);
 SELECT action FROM iterations WHERE action LIKE 'read%' ORDER BY run_id, step;
 SELECT agent FROM runs WHERE agent ILIKE upper(substr(agent, 1, 2)) || '%' ORDER BY run_id;
+SELECT substring('hello' for 3), substring(action for 2) FROM iterations ORDER BY run_id, step;
+SELECT 'a '::bpchar, 'a '::bpchar || 'b', 'a '::bpchar = 'a', 'abc'::character(2);

@@ -123,3 +123,6 @@ SELECT id FROM tool_calls WHERE ok = ' TRUE ' ORDER BY id;
 SELECT run_id, step FROM iterations WHERE step = '3' ORDER BY run_id;
 SELECT run_id, step FROM iterations WHERE step IN ('1', ' 2 ') ORDER BY run_id, step;
 SELECT run_id FROM runs WHERE success = 'no' ORDER BY run_id;
+SELECT run_id, step FROM iterations WHERE step BETWEEN '2' AND '3' ORDER BY run_id, step;
+SELECT run_id, step FROM iterations WHERE step BETWEEN 'two' AND '3';
+SELECT id FROM tool_calls WHERE ok IS NOT DISTINCT FROM 'false' ORDER BY id;

@@ -100,7 +100,7 @@ _BPCHAR_KEEPING = (exp.Coalesce, exp.Case, exp.If, exp.Nullif, exp.Greatest, exp
 
 
 def _bpchar_cast(self: SQLiteGenerator, e: exp.Cast) -> str:
-    """``value::char(n)`` (n is 1 when not given): PostgreSQL's bpchar, cut or padded with
+    """``value::char(n)`` (n is 1 when not given; ``::bpchar`` neither cuts nor pads): PostgreSQL's bpchar, cut or padded with
     spaces to n characters. The padding shows only in a result column (and octet_length): everywhere else
     (comparisons, ||, length, assignment to text) PostgreSQL ignores a bpchar's trailing
     spaces, so there it is the text without them."""
@@ -111,6 +111,8 @@ def _bpchar_cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     parent = e.parent
     octets = isinstance(parent, exp.Anonymous) and str(parent.this).lower() == "octet_length"
     if octets or _in_result_column(e):
+        if e.to.this == _T.BPCHAR:  # bpchar without a length: the text as it is
+            return f"CAST({self.sql(e.this)} AS TEXT)"
         return self.func("loom_bpchar", e.this, length)
     child: exp.Expr = e
     while isinstance(child.parent, (exp.Paren, exp.Alias)):
@@ -122,6 +124,8 @@ def _bpchar_cast(self: SQLiteGenerator, e: exp.Cast) -> str:
             f"a {e.to.sql().lower()} value inside {child.parent.key.upper()} is not supported by loomdb on SQLite"
             " (its trailing-space padding is kept only directly in a result column)"
         )
+    if e.to.this == _T.BPCHAR:
+        return f"RTRIM(CAST({self.sql(e.this)} AS TEXT), ' ')"
     return f"RTRIM({self.func('loom_varchar', e.this, length)}, ' ')"
 
 
@@ -130,7 +134,7 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     kind = e.to.this
     if kind == _T.UUID and isinstance(e.this, exp.Literal) and e.this.is_string:
         return self.sql(exp.Literal.string(parse_uuid(e.this.this)))  # checked once, here
-    if kind in (_T.CHAR, _T.NCHAR):
+    if kind in (_T.CHAR, _T.NCHAR, _T.BPCHAR):
         return _bpchar_cast(self, e)
     numeric = _numeric_cast(self, e)
     if numeric is not None:

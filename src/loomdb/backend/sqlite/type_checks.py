@@ -44,6 +44,7 @@ _NO_ARITHMETIC = {
     _T.CHAR: "character",
     _T.NCHAR: "character",
     _T.NVARCHAR: "character varying",
+    _T.BPCHAR: "bpchar",
     _T.JSON: "json",
     _T.JSONB: "jsonb",
     _T.UUID: "uuid",
@@ -73,9 +74,11 @@ _COMPARISON_OPS: dict[type[exp.Expr], str] = {
     exp.GTE: ">=",
     exp.LT: "<",
     exp.LTE: "<=",
+    exp.NullSafeEQ: "=",
+    exp.NullSafeNEQ: "<>",
 }
 _COMPARISONS = tuple(_COMPARISON_OPS)
-_STRINGS = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR}
+_STRINGS = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR, _T.BPCHAR}
 
 
 def _kind(node: exp.Expr) -> Any:
@@ -170,7 +173,7 @@ def _coerce(literal: exp.Expr, other: exp.Expr) -> exp.Expr:
     if kind == _T.UUID:
         assert isinstance(literal, exp.Literal)
         return exp.Literal.string(parse_uuid(str(literal.this)))  # uuids compare in canonical form
-    if kind in (_T.CHAR, _T.NCHAR):
+    if kind in (_T.CHAR, _T.NCHAR, _T.BPCHAR):
         assert isinstance(literal, exp.Literal)
         return exp.Literal.string(str(literal.this).rstrip(" "))  # bpchar ignores trailing spaces
     if kind in _INTEGERS or kind == _T.DECIMAL or kind == _T.BOOLEAN:
@@ -212,7 +215,9 @@ def check_types(tree: exp.Expr) -> exp.Expr:
     """``tree`` with unknown literals read as their operands' types, or the error
     PostgreSQL raises for an operator or aggregate over types it has none for."""
     for node in list(
-        tree.find_all(*_ARITHMETIC, exp.Neg, exp.Sum, exp.Avg, exp.Max, exp.Min, exp.In, *_COMPARISONS)
+        tree.find_all(
+            *_ARITHMETIC, exp.Neg, exp.Sum, exp.Avg, exp.Max, exp.Min, exp.In, exp.Between, *_COMPARISONS
+        )
     ):
         if isinstance(node, tuple(_ARITHMETIC)):
             assert isinstance(node, exp.Binary)
@@ -225,6 +230,9 @@ def check_types(tree: exp.Expr) -> exp.Expr:
             _check_aggregate(node, "sum" if isinstance(node, exp.Sum) else "avg", _NO_SUM)
         elif isinstance(node, (exp.Max, exp.Min)):
             _check_aggregate(node, "max" if isinstance(node, exp.Max) else "min", _NO_MAX)
+        elif isinstance(node, exp.Between):
+            for arg in ("low", "high"):
+                node.set(arg, _coerce(node.args[arg], node.this))
         elif isinstance(node, exp.In):
             node.set("expressions", [_coerce(item, node.this) for item in node.expressions])
         else:
