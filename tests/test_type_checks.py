@@ -76,3 +76,49 @@ def test_bad_unknown_literal_is_22p02(typed, sql):
     with pytest.raises(errors.DataError) as info:
         typed.execute(sql).fetchall()
     assert info.value.sqlstate == "22P02"
+
+
+@pytest.mark.parametrize(
+    ("sql", "sqlstate", "message"),
+    [
+        ("SELECT id LIKE '1%' FROM ty", "42883", "operator does not exist: integer ~~ unknown"),
+        ("SELECT upper(ok) FROM ty", "42883", "function upper(boolean) does not exist"),
+        ("SELECT abs(s) FROM ty", "42883", "function abs(text) does not exist"),
+        ("SELECT coalesce(s, 1) FROM ty", "42804", "COALESCE types text and integer cannot be matched"),
+        ("SELECT '10' / '2'", "42725", "operator is not unique: unknown / unknown"),
+        ("SELECT ts + 1 FROM tt", "42883", "timestamp with time zone + integer"),
+        ("SELECT ts = 1 FROM tt", "42883", "timestamp with time zone = integer"),
+    ],
+)
+def test_more_undefined_operators(typed, sql, sqlstate, message):
+    typed.execute("CREATE TABLE tt (id INT PRIMARY KEY, ts TIMESTAMPTZ)")
+    with pytest.raises(errors.ProgrammingError) as info:
+        typed.execute(sql).fetchall()
+    assert info.value.sqlstate == sqlstate
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT ok AND 'true' AS v FROM ty WHERE id = 1", True),
+        ("SELECT count(*) AS v FROM ty WHERE 't' AND ok", 1),
+        ("SELECT coalesce(ok, 'yes') AS v FROM ty WHERE id = 3", True),
+        ("SELECT nullif(id, '2') AS v FROM ty WHERE id = 2", None),
+        ("SELECT greatest(id, '7') AS v FROM ty WHERE id = 1", 7),
+        ("SELECT CASE WHEN ok THEN 1 ELSE '2' END AS v FROM ty WHERE id = 2", 2),
+        ("SELECT ok::text AS v FROM ty WHERE id = 2", "false"),
+        ("SELECT ok || '!' AS v FROM ty WHERE id = 1", "true!"),
+        ("SELECT (id > 1)::text AS v FROM ty WHERE id = 1", "false"),
+        ("SELECT concat(ok, '-', id) AS v FROM ty WHERE id = 1", "t-1"),
+    ],
+)
+def test_literals_and_booleans_as_postgres_reads_them(typed, sql, expected):
+    got = typed.execute(sql).fetchone()["v"]
+    assert got == expected and type(got) is type(expected)
+
+
+def test_case_branch_that_is_no_integer_is_22p02(typed):
+    with pytest.raises(errors.DataError) as info:
+        typed.execute("SELECT CASE WHEN ok THEN 1 ELSE 'a' END FROM ty").fetchall()
+    assert info.value.sqlstate == "22P02"

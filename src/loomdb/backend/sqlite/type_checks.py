@@ -1,15 +1,14 @@
 """PostgreSQL's type resolution where SQLite would silently coerce, from sqlglot's
 type annotations (the tree is typed by ``qualify_query`` before generation).
 
-* An operator or aggregate over types PostgreSQL has none for (arithmetic on booleans,
-  text or JSON; a comparison of a number, a boolean and text with one another) raises 42883
+* An operator, function or aggregate over types PostgreSQL has none for raises 42883
   (``operator does not exist: boolean + integer``, ``function sum(text) does not
-  exist``), as PostgreSQL does before running anything; SQLite would add, sum and
-  compare whatever it is given.
-* A string literal is PostgreSQL's *unknown* literal: meeting an integer, numeric
-  or boolean operand it is read as that type (``'2' + 1`` is 3, ``ok = 'yes'`` is
-  ``ok = true``), and a literal that is no such value raises 22P02 as
-  PostgreSQL's input function does.
+  exist``, ``integer ~~ unknown`` for LIKE over a number, ``timestamp with time zone
+  = integer``), as PostgreSQL does before running anything; SQLite would add, sum,
+  match and compare whatever it is given.
+* Unknown literals take the type of what they meet (:mod:`.literal_types`).
+* A boolean turned into text (``::text``, ``||``) is ``true``/``false``, and ``t``/``f``
+  in ``concat()``, as PostgreSQL writes it; SQLite would write 1 and 0.
 
 >>> from loomdb.sql.rules.context import Context, tree_of
 >>> from loomdb.sql.rules.qualify_query import qualify_query
@@ -24,18 +23,28 @@ loomdb.errors.ProgrammingError: function sum(text) does not exist
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlglot import exp
 
 from ... import errors
-from ...pg_input import parse_uuid
+from .literal_types import (
+    NUMBERS,
+    STRINGS,
+    as_condition,
+    certain_kind,
+    coerce,
+    coerce_branches,
+    is_unknown_literal,
+    kind_of,
+)
 
 _T = exp.DataType.Type
-_INTEGERS = {_T.SMALLINT: "smallint", _T.INT: "integer", _T.BIGINT: "bigint", _T.TINYINT: "smallint"}
-_NUMBERS = {**_INTEGERS, _T.DECIMAL: "numeric", _T.FLOAT: "real", _T.DOUBLE: "double precision"}
+_TIMES = {
+    _T.DATE: "date",
+    _T.TIMESTAMP: "timestamp without time zone",
+    _T.TIMESTAMPTZ: "timestamp with time zone",
+}
 #: Types that have no arithmetic operator (and no sum/avg) in PostgreSQL, by their PostgreSQL name.
 _NO_ARITHMETIC = {
     _T.BOOLEAN: "boolean",
@@ -50,23 +59,17 @@ _NO_ARITHMETIC = {
     _T.UUID: "uuid",
 }
 #: Types sum() and avg() do not take besides those (time values).
-_NO_SUM = {
-    **_NO_ARITHMETIC,
-    _T.DATE: "date",
-    _T.TIMESTAMP: "timestamp without time zone",
-    _T.TIMESTAMPTZ: "timestamp with time zone",
-}
+_NO_SUM = {**_NO_ARITHMETIC, **_TIMES}
 #: Types max() and min() do not take.
 _NO_MAX = {_T.BOOLEAN: "boolean", _T.JSON: "json", _T.JSONB: "jsonb", _T.UUID: "uuid"}
-_OTHER_NAMES = {
-    **_NO_SUM,
-    **_NUMBERS,
-    _T.INTERVAL: "interval",
-    _T.VECTOR: "vector",
+_NAMES = {**_NO_SUM, **NUMBERS, _T.INTERVAL: "interval", _T.VECTOR: "vector"}
+_ARITHMETIC: dict[type[exp.Expr], str] = {
+    exp.Add: "+",
+    exp.Sub: "-",
+    exp.Mul: "*",
+    exp.Div: "/",
+    exp.Mod: "%",
 }
-_ARITHMETIC = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%"}
-#: PostgreSQL's integer input: a sign, digits and single underscores between them.
-_INTEGER_INPUT = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*")
 _COMPARISON_OPS: dict[type[exp.Expr], str] = {
     exp.EQ: "=",
     exp.NEQ: "<>",
@@ -77,39 +80,42 @@ _COMPARISON_OPS: dict[type[exp.Expr], str] = {
     exp.NullSafeEQ: "=",
     exp.NullSafeNEQ: "<>",
 }
-_COMPARISONS = tuple(_COMPARISON_OPS)
-_STRINGS = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR, _T.BPCHAR}
-
-
-def _kind(node: exp.Expr) -> Any:
-    """The annotated type of ``node`` (None when unknown)."""
-    dtype = node.type if isinstance(node, exp.Expression) else None
-    if dtype is None or dtype.this in (_T.UNKNOWN, _T.NULL):
-        return None
-    if isinstance(node, exp.Literal) and node.is_number:
-        return _number_literal_kind(node.this)
-    return dtype.this
-
-
-def _number_literal_kind(text: str) -> Any:
-    """PostgreSQL's type of a number literal: integer, bigint, else numeric."""
-    if text.isdigit():
-        value = int(text)
-        return _T.INT if value < 2**31 else _T.BIGINT if value < 2**63 else _T.DECIMAL
-    return _T.DECIMAL
-
-
-def _is_unknown_literal(node: exp.Expr) -> bool:
-    """Whether ``node`` is a string literal: PostgreSQL's literal of unknown type."""
-    return isinstance(node, exp.Literal) and node.is_string
+#: The functions over text only and over numbers only, whose argument must be such a type.
+_TEXT_FUNCTIONS = (exp.Upper, exp.Lower, exp.Length, exp.Initcap, exp.Reverse)
+_NUMBER_FUNCTIONS = (exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Sqrt, exp.Ln, exp.Exp, exp.Sign)
+_CONDITIONALS = (exp.Case, exp.Coalesce, exp.Nullif, exp.Greatest, exp.Least)
+_NODES = (
+    *_ARITHMETIC,
+    *_COMPARISON_OPS,
+    *_TEXT_FUNCTIONS,
+    *_NUMBER_FUNCTIONS,
+    *_CONDITIONALS,
+    exp.Neg,
+    exp.Sum,
+    exp.Avg,
+    exp.Max,
+    exp.Min,
+    exp.In,
+    exp.Between,
+    exp.Like,
+    exp.ILike,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.Where,
+    exp.DPipe,
+    exp.Cast,
+    exp.Concat,
+    exp.ConcatWs,
+)
 
 
 def _name(node: exp.Expr) -> str:
     """PostgreSQL's name of ``node``'s type in an error message."""
-    kind = _kind(node)
-    if kind is None or _is_unknown_literal(node):
+    kind = kind_of(node)
+    if kind is None or is_unknown_literal(node):
         return "unknown"
-    return _OTHER_NAMES.get(kind, kind.value.lower())
+    return _NAMES.get(kind, kind.value.lower())
 
 
 def _undefined_operator(op: str, left: exp.Expr | None, right: exp.Expr) -> errors.Error:
@@ -118,87 +124,36 @@ def _undefined_operator(op: str, left: exp.Expr | None, right: exp.Expr) -> erro
     return errors.ProgrammingError(f"operator does not exist: {operands}", sqlstate="42883")
 
 
-def _invalid_input(type_name: str, text: str) -> errors.Error:
-    """PostgreSQL's 22P02 for a literal that is no value of the type."""
-    return errors.DataError(f'invalid input syntax for type {type_name}: "{text}"', sqlstate="22P02")
+def _undefined_function(name: str, args: list[exp.Expr]) -> errors.Error:
+    """PostgreSQL's 42883 for a function no argument types have."""
+    shown = ", ".join(_name(a) for a in args)
+    return errors.ProgrammingError(f"function {name}({shown}) does not exist", sqlstate="42883")
 
 
-def _parse_bool(low: str) -> bool | None:
-    """PostgreSQL's boolean input (``parse_bool``): a prefix of true/false/yes/no,
-    on, off, 1 or 0; None for anything else."""
-    if low in ("1", "on") or (low and any(w.startswith(low) for w in ("true", "yes"))):
-        return True
-    if low in ("0", "off") or (low and any(w.startswith(low) for w in ("false", "no"))):
-        return False
-    return None
-
-
-def _typed_literal(literal: exp.Literal, kind: Any) -> exp.Expr:
-    """The unknown ``literal`` read as a value of ``kind`` (an integer, numeric or
-    boolean type), or DataError 22P02 as PostgreSQL's input function raises."""
-    text = str(literal.this)
-    stripped = text.strip()
-    if kind == _T.BOOLEAN:
-        value = _parse_bool(stripped.lower())
-        if value is None:
-            raise _invalid_input("boolean", text)
-        return exp.Boolean(this=value)
-    if kind in _INTEGERS:
-        if not _INTEGER_INPUT.fullmatch(stripped):
-            raise _invalid_input(_INTEGERS[kind], text)
-        number = int(stripped.replace("_", ""))
-        bits = {_T.SMALLINT: 16, _T.TINYINT: 16, _T.INT: 32}.get(kind, 64)
-        if not -(2 ** (bits - 1)) <= number < 2 ** (bits - 1):
-            raise errors.DataError(
-                f'value "{text}" is out of range for type {_INTEGERS[kind]}', sqlstate="22003"
-            )
-        return exp.Literal.number(number)
-    try:
-        decimal = Decimal(stripped.replace("_", "")) if "__" not in stripped else None
-    except InvalidOperation:
-        decimal = None
-    if decimal is None:
-        raise _invalid_input("numeric", text)
-    if not decimal.is_finite():
-        return literal  # NaN/Infinity: left to the engine's numeric functions
-    return exp.Literal.number(str(decimal))
-
-
-def _coerce(literal: exp.Expr, other: exp.Expr) -> exp.Expr:
-    """``literal`` as the type of ``other`` when it is an unknown literal meeting an
-    integer, numeric, boolean, uuid or char(n) operand; else as it is."""
-    if not _is_unknown_literal(literal) or _is_unknown_literal(other):
-        return literal
-    kind = _kind(other)
-    if kind == _T.UUID:
-        assert isinstance(literal, exp.Literal)
-        return exp.Literal.string(parse_uuid(str(literal.this)))  # uuids compare in canonical form
-    if kind in (_T.CHAR, _T.NCHAR, _T.BPCHAR):
-        assert isinstance(literal, exp.Literal)
-        return exp.Literal.string(str(literal.this).rstrip(" "))  # bpchar ignores trailing spaces
-    if kind in _INTEGERS or kind == _T.DECIMAL or kind == _T.BOOLEAN:
-        assert isinstance(literal, exp.Literal) and kind is not None
-        return _typed_literal(literal, kind)
-    return literal
-
-
-def _check_arithmetic(node: exp.Binary, op: str) -> None:
-    """42883 for ``left op right`` with an operand type PostgreSQL has no such operator for;
-    an unknown literal meeting a number is read as that number's type."""
+def _check_arithmetic(node: exp.Expr, op: str) -> None:
+    """42883 for ``left op right`` with an operand type PostgreSQL has no such operator
+    for; an unknown literal meeting a typed operand is read as that type; 42725 for two
+    unknown literals."""
     left, right = node.this, node.expression
-    if isinstance(node, exp.Sub) and _kind(left) in (_T.JSON, _T.JSONB):
+    if isinstance(node, exp.Sub) and kind_of(left) in (_T.JSON, _T.JSONB):
         return  # jsonb's deletion of a key or an element
-    node.set("this", _coerce(left, right))
-    node.set("expression", _coerce(right, left))
+    if is_unknown_literal(left) and is_unknown_literal(right):
+        raise errors.ProgrammingError(f"operator is not unique: unknown {op} unknown", sqlstate="42725")
+    node.set("this", coerce(left, right))
+    node.set("expression", coerce(right, left))
     left, right = node.this, node.expression
-    kinds = (_kind(left), _kind(right))
+    kinds = (kind_of(left), kind_of(right))
     if _T.VECTOR in kinds:
         return
     for side, kind in ((left, kinds[0]), (right, kinds[1])):
-        if kind in _NO_ARITHMETIC and not _is_unknown_literal(side):
-            other_known = all(k is not None for k in kinds)
-            if kind == _T.BOOLEAN or other_known:
-                raise _undefined_operator(op, left, right)
+        bad = kind in _NO_ARITHMETIC and not is_unknown_literal(side)
+        if bad and (kind == _T.BOOLEAN or None not in kinds):
+            raise _undefined_operator(op, left, right)
+    certain = (certain_kind(left), certain_kind(right))
+    # date ± integer is date arithmetic; a timestamp with a number, or * / % of a date, is none
+    date_arithmetic = isinstance(node, (exp.Add, exp.Sub)) and _T.DATE in certain
+    if any(k in _TIMES for k in certain) and any(k in NUMBERS for k in certain) and not date_arithmetic:
+        raise _undefined_operator(op, left, right)
 
 
 def _check_aggregate(node: exp.Expr, name: str, refused: dict[Any, str]) -> None:
@@ -206,25 +161,85 @@ def _check_aggregate(node: exp.Expr, name: str, refused: dict[Any, str]) -> None
     arg = node.this
     if isinstance(arg, exp.Distinct) and arg.expressions:
         arg = arg.expressions[0]
-    kind = _kind(arg)
-    if kind in refused and not _is_unknown_literal(arg):
-        raise errors.ProgrammingError(f"function {name}({refused[kind]}) does not exist", sqlstate="42883")
+    kind = kind_of(arg)
+    if kind in refused and not is_unknown_literal(arg):
+        raise _undefined_function(name, [arg])
+
+
+def _category(node: exp.Expr) -> str | None:
+    """Which of PostgreSQL's type categories that never compare with each other ``node``
+    is in (number, boolean, string, time, jsonb, uuid); None when not certain."""
+    kind = certain_kind(node)
+    if kind in NUMBERS:
+        return "number"
+    if kind in STRINGS:
+        return "string"
+    if kind in _TIMES:
+        return "time"
+    if kind in (_T.BOOLEAN, _T.JSONB, _T.UUID):
+        return str(kind)
+    return None
+
+
+def _check_comparison(node: exp.Expr, op: str) -> None:
+    """Unknown literals read as the other side's type; 42883 for a comparison across
+    categories (a number with a boolean, text with a timestamp...)."""
+    left, right = node.this, node.expression
+    node.set("this", coerce(left, right))
+    node.set("expression", coerce(right, left))
+    left, right = node.this, node.expression
+    categories = (_category(left), _category(right))
+    if None not in categories and categories[0] != categories[1]:
+        raise _undefined_operator(op, left, right)
+
+
+def _check_like(node: exp.Expr) -> None:
+    """42883 for LIKE / ILIKE over a value that is not text (PostgreSQL's ~~ and ~~*)."""
+    if _category(node.this) not in (None, "string"):
+        op = ("!" if node.args.get("negate") else "") + ("~~*" if isinstance(node, exp.ILike) else "~~")
+        raise _undefined_operator(op, node.this, node.expression)
+
+
+def _check_function(node: exp.Expr) -> None:
+    """42883 for a text function over a non-text value, or a number function over a non-number."""
+    args = [a for a in node.iter_expressions()]
+    category = _category(node.this)
+    wanted = "string" if isinstance(node, _TEXT_FUNCTIONS) else "number"
+    if category is not None and category != wanted:
+        name = (
+            node.meta.get("loom_name")
+            or (node.sql_name() if isinstance(node, exp.Func) else node.key).lower()
+        )
+        raise _undefined_function(name, args)
+
+
+def _as_text(node: exp.Expr, true: str, false: str) -> exp.Expr:
+    """A boolean value as PostgreSQL's text of it (NULL stays NULL)."""
+    inner = node
+    while isinstance(inner, exp.Paren):
+        inner = inner.this
+    predicate = isinstance(inner, (exp.Predicate, exp.Connector, exp.Not))
+    if not predicate and certain_kind(node) != _T.BOOLEAN:
+        return node
+    whens = [
+        exp.If(this=node.copy(), true=exp.Literal.string(true)),
+        exp.If(this=exp.Not(this=exp.Paren(this=node.copy())), true=exp.Literal.string(false)),
+    ]
+    return exp.Paren(this=exp.Case(ifs=whens))
 
 
 def check_types(tree: exp.Expr) -> exp.Expr:
-    """``tree`` with unknown literals read as their operands' types, or the error
-    PostgreSQL raises for an operator or aggregate over types it has none for."""
-    for node in list(
-        tree.find_all(
-            *_ARITHMETIC, exp.Neg, exp.Sum, exp.Avg, exp.Max, exp.Min, exp.In, exp.Between, *_COMPARISONS
-        )
-    ):
+    """``tree`` with unknown literals read as the types they meet and booleans turned into
+    text as PostgreSQL writes them, or the error PostgreSQL raises for an operator,
+    function or aggregate over types it has none for."""
+    node: exp.Expr
+    for node in list(tree.find_all(*_NODES)):
         if isinstance(node, tuple(_ARITHMETIC)):
-            assert isinstance(node, exp.Binary)
             _check_arithmetic(node, _ARITHMETIC[type(node)])
+        elif isinstance(node, tuple(_COMPARISON_OPS)):
+            _check_comparison(node, _COMPARISON_OPS[type(node)])
         elif isinstance(node, exp.Neg):
-            kind = _kind(node.this)
-            if kind in _NO_ARITHMETIC and not _is_unknown_literal(node.this):
+            if kind_of(node.this) in _NO_ARITHMETIC and not is_unknown_literal(node.this):
                 raise _undefined_operator("-", None, node.this)
         elif isinstance(node, (exp.Sum, exp.Avg)):
             _check_aggregate(node, "sum" if isinstance(node, exp.Sum) else "avg", _NO_SUM)
@@ -232,40 +247,25 @@ def check_types(tree: exp.Expr) -> exp.Expr:
             _check_aggregate(node, "max" if isinstance(node, exp.Max) else "min", _NO_MAX)
         elif isinstance(node, exp.Between):
             for arg in ("low", "high"):
-                node.set(arg, _coerce(node.args[arg], node.this))
+                node.set(arg, coerce(node.args[arg], node.this))
         elif isinstance(node, exp.In):
-            node.set("expressions", [_coerce(item, node.this) for item in node.expressions])
-        else:
-            left, right = node.this, node.expression
-            node.set("this", _coerce(left, right))
-            node.set("expression", _coerce(right, left))
-            _check_comparison(node)
+            node.set("expressions", [coerce(item, node.this) for item in node.expressions])
+        elif isinstance(node, (exp.Like, exp.ILike)):
+            _check_like(node)
+        elif isinstance(node, _TEXT_FUNCTIONS + _NUMBER_FUNCTIONS):
+            _check_function(node)
+        elif isinstance(node, _CONDITIONALS):
+            coerce_branches(node)
+        elif isinstance(node, (exp.And, exp.Or)):
+            node.set("this", as_condition(node.this))
+            node.set("expression", as_condition(node.expression))
+        elif isinstance(node, (exp.Not, exp.Where)):
+            node.set("this", as_condition(node.this))
+        elif isinstance(node, exp.DPipe):
+            node.set("this", _as_text(node.this, "true", "false"))
+            node.set("expression", _as_text(node.expression, "true", "false"))
+        elif isinstance(node, (exp.Concat, exp.ConcatWs)):
+            node.set("expressions", [_as_text(a, "t", "f") for a in node.expressions])
+        elif isinstance(node, exp.Cast) and node.to.this in STRINGS:
+            node.set("this", _as_text(node.this, "true", "false"))
     return tree
-
-
-def _category(node: exp.Expr) -> str | None:
-    """Which of PostgreSQL's type categories that never compare with each other
-    ``node`` is in (number, boolean, string), None for others and unknown literals."""
-    while isinstance(node, (exp.Paren, exp.Neg)):
-        node = node.this
-    # Only operands whose annotated type is certain: not ANY/ALL (typed as booleans) nor calls.
-    if not isinstance(node, (exp.Column, exp.Cast, exp.Boolean, exp.Literal)):
-        return None
-    kind = _kind(node)
-    if kind is None or _is_unknown_literal(node):
-        return None
-    if kind in _NUMBERS:
-        return "number"
-    if kind == _T.BOOLEAN:
-        return "boolean"
-    if kind in _STRINGS:
-        return "string"
-    return None
-
-
-def _check_comparison(node: exp.Expr) -> None:
-    """42883 for a comparison of a number, a boolean and a string with one another."""
-    left, right = node.this, node.expression
-    categories = (_category(left), _category(right))
-    if None not in categories and categories[0] != categories[1]:
-        raise _undefined_operator(_COMPARISON_OPS[type(node)], left, right)
