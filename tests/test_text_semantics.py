@@ -53,6 +53,8 @@ def row(db, sql: str, *params):
             ("ff", "ffffffff", "12a05f200", None),
         ),
         ("SELECT 'b' < 'B' COLLATE \"C\", 'B' < 'a' COLLATE \"POSIX\"", (False, True)),
+        ("SELECT substr('hello', '2'), substring('hello' for 2)", ("ello", "he")),
+        ("SELECT 'abc'::char(5) LIKE 'abc', 'abc'::char(5) LIKE 'abc  '", (False, True)),
     ],
 )
 def test_text_semantics(fresh_db, sql, expected):
@@ -69,6 +71,7 @@ def test_like_pattern_parameter_escapes_with_backslash(fresh_db):
         ("SELECT substr('abc', 1, -1)", "22011", errors.DataError),
         ("SELECT 'a0eebc99'::uuid", "22P02", errors.DataError),
         ("SELECT to_hex(1.5)", "42883", errors.ProgrammingError),
+        ("SELECT to_hex(1::smallint)", "42725", errors.ProgrammingError),
         ("SELECT true = 1", "42883", errors.ProgrammingError),
         ("SELECT 'a'::text = 1", "42883", errors.ProgrammingError),
     ],

@@ -111,6 +111,7 @@ def test_more_undefined_operators(typed, sql, sqlstate, message):
         ("SELECT ok || '!' AS v FROM ty WHERE id = 1", "true!"),
         ("SELECT (id > 1)::text AS v FROM ty WHERE id = 1", "false"),
         ("SELECT concat(ok, '-', id) AS v FROM ty WHERE id = 1", "t-1"),
+        ("SELECT CASE ok WHEN 'yes' THEN 1 ELSE 0 END AS v FROM ty WHERE id = 1", 1),
     ],
 )
 def test_literals_and_booleans_as_postgres_reads_them(typed, sql, expected):

@@ -149,6 +149,17 @@ class LoomPostgresParser(PostgresParser):
     }
 
 
+_PG_SUBSTRING = PostgresGenerator.TRANSFORMS[exp.Substring]
+
+
+def _substring_sql(self: PostgresGenerator, e: exp.Substring) -> str:
+    """``substr(s, start[, n])`` as written: sqlglot would write SUBSTRING(s FROM start),
+    which PostgreSQL reads as a regular expression match when ``start`` is a string."""
+    if e.meta.get(WRITTEN_NAME) == "substr":
+        return self.func("substr", e.this, e.args.get("start"), e.args.get("length"))
+    return _PG_SUBSTRING(self, e)
+
+
 class LoomPostgresGenerator(PostgresGenerator):
     """PostgreSQL's generator, writing pgvector's operators back as operators."""
 
@@ -158,6 +169,7 @@ class LoomPostgresGenerator(PostgresGenerator):
         NegativeInnerProduct: lambda self, e: self.binary(e, "<#>"),
         # sqlglot reads to_hex() as its Hex node and would write hex(), which PostgreSQL lacks.
         exp.Hex: lambda self, e: self.func("to_hex", e.this),
+        exp.Substring: _substring_sql,
     }
 
     def function_name(self, expression: exp.Func) -> str:

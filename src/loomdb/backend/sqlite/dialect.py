@@ -101,7 +101,8 @@ _BPCHAR_KEEPING = (exp.Coalesce, exp.Case, exp.If, exp.Nullif, exp.Greatest, exp
 
 def _bpchar_cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """``value::char(n)`` (n is 1 when not given; ``::bpchar`` neither cuts nor pads): PostgreSQL's bpchar, cut or padded with
-    spaces to n characters. The padding shows only in a result column (and octet_length): everywhere else
+    spaces to n characters. The padding shows only in a result column, octet_length and pattern
+    matching: everywhere else
     (comparisons, ||, length, assignment to text) PostgreSQL ignores a bpchar's trailing
     spaces, so there it is the text without them."""
     params = e.to.expressions
@@ -110,7 +111,9 @@ def _bpchar_cast(self: SQLiteGenerator, e: exp.Cast) -> str:
         raise NotSupportedError(f"CAST(... AS {e.to.sql()}) is not supported by loomdb on SQLite")
     parent = e.parent
     octets = isinstance(parent, exp.Anonymous) and str(parent.this).lower() == "octet_length"
-    if octets or _in_result_column(e):
+    # LIKE, SIMILAR TO and regular expressions match a bpchar with its padding
+    matched = isinstance(parent, (exp.Like, exp.ILike, exp.SimilarTo, exp.RegexpLike, exp.RegexpILike))
+    if octets or matched or _in_result_column(e):
         if e.to.this == _T.BPCHAR:  # bpchar without a length: the text as it is
             return f"CAST({self.sql(e.this)} AS TEXT)"
         return self.func("loom_bpchar", e.this, length)

@@ -147,8 +147,13 @@ def coerce(literal: exp.Expr, other: exp.Expr) -> exp.Expr:
 
 def coerce_branches(node: exp.Expr) -> None:
     """The unknown literals among the values of CASE, COALESCE, NULLIF, GREATEST and
-    LEAST read as the type of the first typed value (PostgreSQL's common type); 42804
+    LEAST read as the type of the first typed value (PostgreSQL's common type), and
+    those of ``CASE x WHEN v`` as the type of ``x``; 42804
     when typed values of different kinds meet, as PostgreSQL raises."""
+    operand = node.this if isinstance(node, exp.Case) else None
+    if operand is not None:  # CASE x WHEN v ...: each v is compared with x
+        for when in node.args.get("ifs") or []:
+            when.set("this", coerce(when.this, operand))
     values = _branch_values(node)
     typed = [v for v in values if certain_kind(v) is not None]
     if not typed:

@@ -273,6 +273,8 @@ def _to_hex(self: SQLiteGenerator, e: exp.Expr) -> str:
     """``to_hex(n)``: a negative integer as its 32-bit (64-bit for bigint) two's complement;
     ProgrammingError 42883 for a type PostgreSQL has no to_hex for."""
     kind = e.this.type.this if isinstance(e.this, exp.Expression) and e.this.type else None
+    if kind == _T.SMALLINT:
+        raise errors.ProgrammingError("function to_hex(smallint) is not unique", sqlstate="42725")
     literal = e.this if isinstance(e.this, exp.Literal) and e.this.is_int else None
     bits = 64 if kind == _T.BIGINT or (literal is not None and abs(int(literal.this)) >= 2**31) else 32
     if kind not in (_T.INT, _T.SMALLINT, _T.TINYINT, _T.BIGINT, _T.UNKNOWN, _T.NULL, None) or (
