@@ -115,6 +115,11 @@ def test_uuid_and_bytea_text_input(fresh_db):
     ]
     got = fresh_db.execute("SELECT id FROM ub WHERE u = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'").fetchall()
     assert [r[0] for r in got] == [1]
+    got = fresh_db.execute(
+        r"SELECT id FROM ub WHERE b = '\x00FF' OR b = 'a\001\\'::bytea ORDER BY id"
+    ).fetchall()
+    assert [r[0] for r in got] == [1, 2]
+    assert row(fresh_db, r"SELECT '\x01ff'::bytea, 'abc'::bytea") == (b"\x01\xff", b"abc")
     with pytest.raises(errors.DataError) as info:
         fresh_db.execute("INSERT INTO ub VALUES (3, 'a0eebc99', NULL)")
     assert info.value.sqlstate == "22P02"

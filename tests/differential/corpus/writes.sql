@@ -161,3 +161,8 @@ CREATE TABLE notes7 (id INT PRIMARY KEY, u UUID);
 + INSERT INTO notes7 VALUES (1, 'a0eebc99');
 CREATE TABLE notes8 (id INT PRIMARY KEY, b BYTEA);
 + INSERT INTO notes8 VALUES (1, '\xzz');
+CREATE TABLE notes9 (id INT PRIMARY KEY, b BYTEA);
++ INSERT INTO notes9 VALUES (1, '\x01ff'), (2, 'ab\000'), (3, NULL);
++ SELECT id, b, length(b), b = '\x01ff', octet_length(b) FROM notes9 ORDER BY id;
++ SELECT id FROM notes9 WHERE b = '\x01FF'::bytea OR b IN ('ab\000');
++ SELECT '\x01ff'::bytea, 'a\001'::bytea, 'abc'::bytea;

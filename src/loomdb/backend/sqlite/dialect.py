@@ -21,7 +21,7 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
 from ...errors import NotSupportedError
-from ...pg_input import parse_uuid
+from ...pg_input import parse_bytea, parse_uuid
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from ...types import ColumnType, to_storage
@@ -132,6 +132,20 @@ def _bpchar_cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     return f"RTRIM({self.func('loom_varchar', e.this, length)}, ' ')"
 
 
+_BYTEA_TYPES = {_T.VARBINARY, _T.BINARY, _T.BLOB}
+
+
+def _bytea_cast(self: SQLiteGenerator, e: exp.Cast) -> str:
+    """``value::bytea``: a string read by PostgreSQL's bytea input (``\\x0102`` or the
+    escape format), a literal once here, other text by ``loom_bytea``; bytes as they are."""
+    if isinstance(e.this, exp.Literal) and e.this.is_string:
+        return f"X'{parse_bytea(e.this.this).hex()}'"
+    source = e.this.type.this if isinstance(e.this, exp.Expression) and e.this.type else None
+    if source in _BYTEA_TYPES:
+        return self.sql(e.this)
+    return self.func("loom_bytea", e.this)
+
+
 def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
     kind = e.to.this
@@ -139,6 +153,8 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
         return self.sql(exp.Literal.string(parse_uuid(e.this.this)))  # checked once, here
     if kind in (_T.CHAR, _T.NCHAR, _T.BPCHAR):
         return _bpchar_cast(self, e)
+    if kind in _BYTEA_TYPES:
+        return _bytea_cast(self, e)
     numeric = _numeric_cast(self, e)
     if numeric is not None:
         return numeric

@@ -35,6 +35,8 @@ NUMBERS = {**INTEGERS, T.DECIMAL: "numeric", T.FLOAT: "real", T.DOUBLE: "double 
 #: The character types.
 STRINGS = {T.TEXT, T.VARCHAR, T.CHAR, T.NCHAR, T.NVARCHAR, T.BPCHAR}
 _BPCHARS = {T.CHAR, T.NCHAR, T.BPCHAR}
+#: The types sqlglot reads bytea as.
+BYTEA = {T.VARBINARY, T.BINARY, T.BLOB}
 #: PostgreSQL's integer input: a sign, digits and single underscores between them.
 _INTEGER_INPUT = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*")
 _FLOAT_WORDS = {"nan", "infinity", "+infinity", "-infinity", "inf", "+inf", "-inf"}
@@ -127,6 +129,8 @@ def typed_literal(literal: exp.Literal, kind: Any) -> exp.Expr:
         return exp.Literal.string(parse_uuid(text))  # uuids compare in canonical form
     if kind in _BPCHARS:
         return exp.Literal.string(text.rstrip(" "))  # bpchar ignores trailing spaces
+    if kind in BYTEA:
+        return exp.Cast(this=literal, to=exp.DataType.build("bytea", dialect="postgres"))  # bytea input, once
     if kind in (T.JSON, T.JSONB):
         try:
             json.loads(text)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ... import errors
-from ...pg_input import parse_uuid
+from ...pg_input import parse_bytea, parse_uuid
 
 if TYPE_CHECKING:
     from apsw import SQLiteValue
@@ -418,6 +418,11 @@ def _quote_literal(value: Any) -> str:
     return "E" + quoted if "\\" in text else quoted
 
 
+def _bytea(value: Any) -> bytes:
+    """``value::bytea``: text by PostgreSQL's bytea input, bytes as they are."""
+    return bytes(value) if isinstance(value, bytes) else parse_bytea(_text(value))
+
+
 def _bpchar(value: Any, length: int) -> str:
     """``value::char(n)``: the text cut or padded with spaces to ``length`` characters."""
     text = value.decode() if isinstance(value, bytes) else str(value)
@@ -448,6 +453,7 @@ STRING_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_bpchar", _strict(_bpchar), 2),
     ("loom_quote_literal", _strict(_quote_literal), 1),
     ("loom_uuid", _strict(parse_uuid), 1),
+    ("loom_bytea", _strict(_bytea), 1),
 )
 
 #: PostgreSQL's boolean aggregates: (SQL name, apsw aggregate factory).

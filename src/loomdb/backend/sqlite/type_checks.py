@@ -29,6 +29,7 @@ from sqlglot import exp
 
 from ... import errors
 from .literal_types import (
+    BYTEA,
     NUMBERS,
     STRINGS,
     as_condition,
@@ -262,6 +263,8 @@ def check_types(tree: exp.Expr) -> exp.Expr:
         elif isinstance(node, (exp.Not, exp.Where)):
             node.set("this", as_condition(node.this))
         elif isinstance(node, exp.DPipe):
+            if certain_kind(node.this) in BYTEA or certain_kind(node.expression) in BYTEA:
+                raise errors.NotSupportedError("bytea || bytea is not supported by loomdb on SQLite")
             node.set("this", _as_text(node.this, "true", "false"))
             node.set("expression", _as_text(node.expression, "true", "false"))
         elif isinstance(node, (exp.Concat, exp.ConcatWs)):
