@@ -124,6 +124,8 @@ def typed_literal(literal: exp.Literal, kind: Any) -> exp.Expr:
             ok = False
         if not ok:
             raise invalid_input(NUMBERS[kind], text)
+        if stripped.lower() == "nan":
+            return literal  # SQLite has no NaN value (it would be NULL): left as text
         return exp.Cast(this=literal, to=exp.DataType.build(kind))  # the engine's float input
     if kind == T.UUID:
         return exp.Literal.string(parse_uuid(text))  # uuids compare in canonical form
