@@ -37,6 +37,7 @@ import orjson
 from .errors import DataError, NotSupportedError
 from .jsonb_text import dump_jsonb, load_jsonb
 from .number_input import FLOAT_NAN, int_bits, int_input
+from .pg_input import parse_bytea, parse_uuid
 
 UTC = dt.UTC
 
@@ -387,9 +388,11 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
         if kind == "bytes":
             if isinstance(value, (bytes, bytearray, memoryview)):
                 return bytes(value)
+            if isinstance(value, str):
+                return parse_bytea(value)
             raise DataError(f"column {column!r} is BYTEA: expected bytes, got {type(value).__name__}")
         if kind == "uuid":
-            return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+            return str(value) if isinstance(value, uuid.UUID) else parse_uuid(str(value))
         if kind == "vector":
             return _vector_bytes(value, ctype, column)
     except DataError:

@@ -20,6 +20,7 @@ from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.generators.postgres import PostgresGenerator
+from sqlglot.helper import seq_get
 from sqlglot.parser import binary_range_parser
 from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokens import TokenType
@@ -71,6 +72,31 @@ def _recording_name(name: str, parser):  # type: ignore[no-untyped-def]
     return parse_named
 
 
+def _unicode_escapes(text: str, escape: exp.Expression | None) -> str:
+    """The value of PostgreSQL's ``U&'...'`` string: ``\\XXXX`` and ``\\+XXXXXX``
+    (or the UESCAPE character's) code points; ProgrammingError (42601) for an invalid one."""
+    mark = str(escape.this) if isinstance(escape, exp.Literal) else "\\"
+    out, i = [], 0
+    while i < len(text):
+        char = text[i]
+        if char != mark:
+            out.append(char)
+            i += 1
+            continue
+        if text[i + 1 : i + 2] == mark:
+            out.append(mark)
+            i += 2
+            continue
+        width = 6 if text[i + 1 : i + 2] == "+" else 4
+        start = i + (2 if width == 6 else 1)
+        digits = text[start : start + width]
+        if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
+            raise ProgrammingError("invalid Unicode escape in U&'...' string", sqlstate="42601")
+        out.append(chr(int(digits, 16)))
+        i = start + width
+    return "".join(out)
+
+
 def _delete_path(self: PostgresParser, this: exp.Expr | None) -> exp.Expr | None:
     """jsonb's ``a #- b``; PostgreSQL's ``#-`` and ``||`` share a precedence, left
     to right, so ``a #- b || c`` is ``(a #- b) || c`` (sqlglot reads ``a #- (b || c)``)."""
@@ -100,6 +126,31 @@ class LoomPostgresParser(PostgresParser):
 
     RANGE_PARSERS = {**PostgresParser.RANGE_PARSERS, TokenType.HASH_DASH: _delete_path}
 
+    # every() is the SQL standard's bool_and(), named after the name written.
+    FUNCTIONS = {
+        **PostgresParser.FUNCTIONS,
+        "EVERY": lambda args: exp.LogicalAnd(this=seq_get(args, 0)),
+    }
+
+    # E'...' (escape strings, unescaped by the tokenizer) and U&'...' are text
+    # literals: sqlglot reads them as byte and unicode strings.
+    PRIMARY_PARSERS = {
+        **PostgresParser.PRIMARY_PARSERS,
+        TokenType.UNICODE_STRING: lambda self, token: self.expression(
+            exp.Literal.string(
+                _unicode_escapes(
+                    token.text, self._parse_string() if self._match_text_seq("UESCAPE") else None
+                )
+            ),
+            token,
+        ),
+    }
+    NUMERIC_PARSERS = {
+        **PostgresParser.NUMERIC_PARSERS,
+        TokenType.BYTE_STRING: lambda self, token: self.expression(exp.Literal.string(token.text), token),
+    }
+    PRIMARY_PARSERS[TokenType.BYTE_STRING] = NUMERIC_PARSERS[TokenType.BYTE_STRING]
+
     # pgvector's operators bind like PostgreSQL's "any other operator":
     # looser than + and -, tighter than comparisons.
     EQUALITY = {k: v for k, v in PostgresParser.EQUALITY.items() if k != _COSINE_TOKEN}
@@ -113,6 +164,17 @@ class LoomPostgresParser(PostgresParser):
     }
 
 
+_PG_SUBSTRING = PostgresGenerator.TRANSFORMS[exp.Substring]
+
+
+def _substring_sql(self: PostgresGenerator, e: exp.Substring) -> str:
+    """``substr(s, start[, n])`` as written: sqlglot would write SUBSTRING(s FROM start),
+    which PostgreSQL reads as a regular expression match when ``start`` is a string."""
+    if e.meta.get(WRITTEN_NAME) == "substr":
+        return self.func("substr", e.this, e.args.get("start"), e.args.get("length"))
+    return _PG_SUBSTRING(self, e)
+
+
 class LoomPostgresGenerator(PostgresGenerator):
     """PostgreSQL's generator, writing pgvector's operators back as operators."""
 
@@ -121,6 +183,9 @@ class LoomPostgresGenerator(PostgresGenerator):
         CosineDistance: lambda self, e: self.binary(e, "<=>"),
         NegativeInnerProduct: lambda self, e: self.binary(e, "<#>"),
         L1Distance: lambda self, e: self.binary(e, "<+>"),
+        # sqlglot reads to_hex() as its Hex node and would write hex(), which PostgreSQL lacks.
+        exp.Hex: lambda self, e: self.func("to_hex", e.this),
+        exp.Substring: _substring_sql,
     }
 
     def function_name(self, expression: exp.Func) -> str:

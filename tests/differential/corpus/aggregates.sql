@@ -180,3 +180,8 @@ SELECT sum(DISTINCT 9223372036854775807 - id) FROM memories;
 SELECT sum(id * 4611686018427387904) FROM memories;
 SELECT count(*) FROM memories HAVING sum(id) > 3;
 SELECT sum(id) FILTER (WHERE id > 2) FROM memories;
+
+-- every() is bool_and() (expr)
+SELECT run_id, every(ok), bool_and(ok), bool_or(ok) FROM tool_calls GROUP BY run_id ORDER BY run_id;
+SELECT every(ok) FROM tool_calls WHERE ok IS NULL;
+SELECT every(success), bool_or(success) FROM runs;

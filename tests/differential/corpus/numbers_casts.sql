@@ -442,3 +442,11 @@ SELECT (latency_ms * 2)::int, (cost * 2)::int FROM tool_calls ORDER BY id;
 SELECT 1 << 31, 1 << 32, 1::smallint << 15, 1::bigint << 63, 5 # 3, ~5, -8 >> 1;
 SELECT tokens_used << 20, tokens_used >> 2, tokens_used # 255, tokens_used & 7, tokens_used | 1 FROM iterations ORDER BY run_id, step;
 SELECT id << 62, id # id FROM memories ORDER BY id;
+
+-- :: binds tighter than unary minus; unknown literals in arithmetic (expr)
+SELECT -7::int, -(7::text);
+SELECT - 2::bigint, -'7'::int;
+SELECT '2' + 1, '10' * 3, 7 - '2';
+SELECT step + '10' FROM iterations ORDER BY run_id, step;
+SELECT tokens_used * '2' FROM iterations ORDER BY run_id, step;
+SELECT -run_id::text FROM runs;

@@ -123,3 +123,37 @@ SELECT run_id, budget <> ALL (SELECT budget FROM runs WHERE budget IS NOT NULL) 
 SELECT run_id FROM runs WHERE run_id = ANY (SELECT run_id FROM iterations) ORDER BY run_id;
 SELECT id FROM tool_calls WHERE step <= ALL (SELECT step FROM iterations WHERE iterations.run_id = tool_calls.run_id) ORDER BY id;
 SELECT run_id, step FROM iterations WHERE step <> ANY('{1,2}');
+
+-- an unknown literal compared with a boolean, integer or uuid column takes its type (expr)
+SELECT id FROM tool_calls WHERE ok = 'f' ORDER BY id;
+SELECT id FROM tool_calls WHERE ok <> 'yes' ORDER BY id;
+SELECT id FROM tool_calls WHERE ok IN ('t', 'off') ORDER BY id;
+SELECT id FROM tool_calls WHERE ok = ' TRUE ' ORDER BY id;
+SELECT run_id, step FROM iterations WHERE step = '3' ORDER BY run_id;
+SELECT run_id, step FROM iterations WHERE step IN ('1', ' 2 ') ORDER BY run_id, step;
+SELECT run_id FROM runs WHERE success = 'no' ORDER BY run_id;
+SELECT run_id, step FROM iterations WHERE step BETWEEN '2' AND '3' ORDER BY run_id, step;
+SELECT run_id, step FROM iterations WHERE step BETWEEN 'two' AND '3';
+SELECT id FROM tool_calls WHERE ok IS NOT DISTINCT FROM 'false' ORDER BY id;
+
+-- typed values meeting literals and each other where PostgreSQL accepts them (expr)
+SELECT created_at > '2024-01-01', expires_on <= '2024-06-01' FROM memories ORDER BY id;
+SELECT coalesce(created_at, '2024-01-01') FROM memories ORDER BY id;
+SELECT coalesce(args, '{}') FROM tool_calls ORDER BY id;
+SELECT coalesce(args, 'nope') FROM tool_calls;
+SELECT coalesce(importance, 0), coalesce(cost, 0) FROM memories, tool_calls WHERE memories.id = tool_calls.id ORDER BY memories.id;
+SELECT CASE WHEN ok THEN latency_ms ELSE 0 END FROM tool_calls ORDER BY id;
+SELECT CASE WHEN ok THEN 'y' ELSE NULL END FROM tool_calls ORDER BY id;
+SELECT nullif(tool, '') FROM tool_calls ORDER BY id;
+SELECT greatest(latency_ms, 100), least(step, 2) FROM tool_calls ORDER BY id;
+SELECT latency_ms > '100', cost < '0.5' FROM tool_calls ORDER BY id;
+SELECT importance > '0.5' FROM memories ORDER BY id;
+SELECT args = '{"q": "x"}' FROM tool_calls ORDER BY id;
+SELECT length(tool) + step, upper(tool) || step FROM tool_calls ORDER BY id;
+SELECT round(cost, 2), abs(latency_ms), floor(importance) FROM memories, tool_calls WHERE memories.id = tool_calls.id ORDER BY memories.id;
+SELECT count(*) FILTER (WHERE ok = 'f') FROM tool_calls;
+SELECT run_id FROM tool_calls GROUP BY run_id HAVING bool_or(ok) = 'true' ORDER BY run_id;
+SELECT step::text || ':' || ok FROM tool_calls ORDER BY id;
+SELECT (latency_ms > 100)::text, (ok AND step > 1)::varchar FROM tool_calls ORDER BY id;
+SELECT id FROM tool_calls WHERE NOT ok ORDER BY id;
+SELECT id FROM memories WHERE pinned = 'yes' AND kind = 'fact' ORDER BY id;

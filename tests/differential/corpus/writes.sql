@@ -229,3 +229,16 @@ INSERT INTO iterations (run_id, step, tokens_used) SELECT 'run-99', 0, 7 RETURNI
 INSERT INTO iterations (run_id, step, tokens_used) SELECT 'run-99', 0, 2.5 RETURNING step, tokens_used;
 INSERT INTO iterations (run_id, step, tokens_used) SELECT 'run-99', step, tokens_used * 1.5 FROM iterations WHERE run_id = 'run-01' RETURNING step, tokens_used;
 INSERT INTO iterations (run_id, step, tokens_used) SELECT DISTINCT 'run-99', step + 100, 1 FROM iterations ORDER BY step + 100 RETURNING step;
+CREATE TABLE notes6 (id INT PRIMARY KEY, u UUID, b BYTEA);
++ INSERT INTO notes6 VALUES (1, '{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}', '\x00ff'), (2, 'a0eebc999c0b4ef8bb6d6bb9bd380a12', 'a\001\\'), (3, NULL, '');
++ SELECT id, u, b FROM notes6 WHERE u = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11' OR u IS NULL ORDER BY id;
++ SELECT id, u::text, b FROM notes6 WHERE u IS NOT NULL ORDER BY u DESC, id;
+CREATE TABLE notes7 (id INT PRIMARY KEY, u UUID);
++ INSERT INTO notes7 VALUES (1, 'a0eebc99');
+CREATE TABLE notes8 (id INT PRIMARY KEY, b BYTEA);
++ INSERT INTO notes8 VALUES (1, '\xzz');
+CREATE TABLE notes9 (id INT PRIMARY KEY, b BYTEA);
++ INSERT INTO notes9 VALUES (1, '\x01ff'), (2, 'ab\000'), (3, NULL);
++ SELECT id, b, length(b), b = '\x01ff', octet_length(b) FROM notes9 ORDER BY id;
++ SELECT id FROM notes9 WHERE b = '\x01FF'::bytea OR b IN ('ab\000');
++ SELECT '\x01ff'::bytea, 'a\001'::bytea, 'abc'::bytea;

@@ -11,6 +11,7 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
 from ...errors import NotSupportedError
+from ...sql.dialect import WRITTEN_NAME
 from .functions import sqlite_function_names
 from .pg_functions import PG_FUNCTIONS
 
@@ -111,7 +112,7 @@ def _bool_agg(name: str) -> _Transform:
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
         """``name(value)``."""
-        _not_over_window(name.removeprefix("loom_"), e)
+        _not_over_window(e.meta.get(WRITTEN_NAME) or name.removeprefix("loom_"), e)
         return self.func(name, e.this)
 
     return generate
@@ -199,11 +200,156 @@ def _float_aggregate(pg_name: str, name: str) -> _Transform:
     return generate
 
 
+# -- LIKE, ILIKE, SIMILAR TO, substr, to_hex, COLLATE
+
+_BACKSLASH = "\\"
+_TEXT = {_T.TEXT, _T.VARCHAR}
+
+
+def _like_body(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``a [NOT] LIKE b`` (ILIKE as LIKE of both sides lower-cased: the C locale's
+    ASCII case folding, as SQLite's LOWER), without the ESCAPE clause."""
+    left, right = self.sql(e.this), self.sql(e.expression)
+    if isinstance(e, exp.ILike):
+        left, right = f"LOWER({left})", f"LOWER({right})"
+    op = "NOT LIKE" if e.args.get("negate") else "LIKE"
+    return f"{left} {op} {right}"
+
+
+def _like(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """LIKE / ILIKE with PostgreSQL's default escape character, the backslash
+    (SQLite has none by default); LIKE ANY/ALL refused."""
+    if isinstance(e.expression, (exp.Any, exp.All)):
+        raise NotSupportedError("LIKE ANY/ALL (...) is not supported by loomdb on SQLite")
+    body = _like_body(self, e)
+    if isinstance(e.parent, exp.Escape) and e.parent.this is e:
+        return body
+    pattern = e.expression
+    if isinstance(pattern, exp.Literal) and pattern.is_string and _BACKSLASH not in pattern.this:
+        return body  # nothing to escape: no ESCAPE clause, which keeps SQLite's LIKE optimisation
+    return f"{body} ESCAPE '{_BACKSLASH}'"
+
+
+def _escape(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``... LIKE b ESCAPE c`` (an empty ``c``: no escape character, as in
+    PostgreSQL) and ``... SIMILAR TO b ESCAPE c``."""
+    inner = e.this
+    if isinstance(inner, exp.SimilarTo):
+        return _similar_sql(self, inner, e.expression)
+    if not isinstance(inner, (exp.Like, exp.ILike)):
+        return f"{self.sql(inner)} ESCAPE {self.sql(e.expression)}"
+    if isinstance(inner.expression, (exp.Any, exp.All)):
+        raise NotSupportedError("LIKE ANY/ALL (...) is not supported by loomdb on SQLite")
+    escape = e.expression
+    if isinstance(escape, exp.Literal) and escape.is_string and escape.this == "":
+        return _like_body(self, inner)
+    return f"{_like_body(self, inner)} ESCAPE {self.sql(escape)}"
+
+
+def _similar_sql(self: SQLiteGenerator, e: exp.Expr, escape: exp.Expr | None) -> str:
+    """``s [NOT] SIMILAR TO pattern`` as loomdb's translation to a regular expression."""
+    call = self.func("loom_similar", e.this, e.expression, escape or exp.Literal.string(_BACKSLASH))
+    return f"NOT {call}" if e.args.get("negate") else call
+
+
+def _substring(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``substr``/``substring(s FROM start FOR length)`` with PostgreSQL's start before
+    the first character and its error for a negative length (SQLite's SUBSTR counts a
+    negative start from the end): SQLite's own for a positive start and a length that
+    is a literal not below zero; ``substring(s FROM pattern)`` as a regular expression."""
+    start, length = e.args.get("start"), e.args.get("length")
+    textual = (isinstance(start, exp.Literal) and start.is_string) or (
+        isinstance(start, exp.Expression) and start.type is not None and start.type.this in _TEXT
+    )
+    if textual and length is None and e.meta.get(WRITTEN_NAME) == "substring":
+        return self.func("loom_substring_regex", e.this, start)
+    positive = isinstance(start, exp.Literal) and start.is_int and int(start.this) >= 1
+    if positive and (length is None or (isinstance(length, exp.Literal) and length.is_int)):
+        return self.func("SUBSTR", e.this, start, length)
+    return self.func("loom_substr", e.this, start, length)
+
+
+def _to_hex(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``to_hex(n)``: a negative integer as its 32-bit (64-bit for bigint) two's complement;
+    ProgrammingError 42883 for a type PostgreSQL has no to_hex for."""
+    kind = e.this.type.this if isinstance(e.this, exp.Expression) and e.this.type else None
+    if kind == _T.SMALLINT:
+        raise errors.ProgrammingError("function to_hex(smallint) is not unique", sqlstate="42725")
+    literal = e.this if isinstance(e.this, exp.Literal) and e.this.is_int else None
+    bits = 64 if kind == _T.BIGINT or (literal is not None and abs(int(literal.this)) >= 2**31) else 32
+    if kind not in (_T.INT, _T.SMALLINT, _T.TINYINT, _T.BIGINT, _T.UNKNOWN, _T.NULL, None) or (
+        isinstance(e.this, exp.Literal) and not e.this.is_int
+    ):
+        shown = (
+            "numeric"
+            if kind == _T.DOUBLE or kind == _T.DECIMAL
+            else str(kind.value).lower()
+            if kind
+            else "unknown"
+        )
+        raise errors.ProgrammingError(f"function to_hex({shown}) does not exist", sqlstate="42883")
+    return self.func("loom_to_hex", e.this, exp.Literal.number(bits))
+
+
+#: PostgreSQL's collations SQLite has, by exact name: "C", "POSIX" and ucs_basic are byte
+#: (code point) order, SQLite's BINARY; "default" is the database's, which SQLite uses.
+_COLLATIONS = {"C": "BINARY", "POSIX": "BINARY", "ucs_basic": "BINARY", "default": None}
+
+
+def _collation_name(e: exp.Expr) -> str:
+    """The collation a COLLATE clause names (PostgreSQL folds an unquoted name to lower case)."""
+    name = e.expression
+    text = name.name if isinstance(name, exp.Expression) else str(name)
+    return text if isinstance(name, exp.Identifier) and name.quoted else text.lower()
+
+
+def _collate(self: SQLiteGenerator, e: exp.Expr) -> str:
+    """``x COLLATE "C"`` (or "POSIX", ucs_basic) as SQLite's BINARY; another collation
+    refused; two different explicit collations meeting in one operator raise 42P21."""
+    text = _collation_name(e)
+    parent = e.parent
+    if isinstance(parent, exp.Binary):
+        other = parent.expression if parent.this is e else parent.this
+        while isinstance(other, exp.Paren):
+            other = other.this
+        if isinstance(other, exp.Collate) and _collation_name(other) != text:
+            first, second = (
+                (text, _collation_name(other)) if parent.this is e else (_collation_name(other), text)
+            )
+            raise errors.ProgrammingError(
+                f'collation mismatch between explicit collations "{first}" and "{second}"', sqlstate="42P21"
+            )
+    if text not in _COLLATIONS:
+        raise NotSupportedError(
+            f'COLLATE "{text}" is not supported by loomdb on SQLite (only "C", "POSIX" and ucs_basic, byte order)'
+        )
+    collation = _COLLATIONS[text]
+    return self.sql(e.this) if collation is None else f"{self.sql(e.this)} COLLATE {collation}"
+
+
 #: Anonymous calls (functions sqlglot does not know) of PostgreSQL's that loomdb implements.
+def _quote(nullable: bool) -> _Transform:
+    """``quote_literal(value)`` / ``quote_nullable(value)`` (``NULL`` for NULL) over text
+    and integers; other types refused (their text form differs on SQLite)."""
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """``loom_quote_literal(value)``, or NotSupportedError."""
+        name = "quote_nullable" if nullable else "quote_literal"
+        args = e.expressions
+        kind = args[0].type.this if len(args) == 1 and args[0].type is not None else None
+        if len(args) != 1 or kind not in (*_TEXT, _T.INT, _T.BIGINT, _T.SMALLINT, _T.UNKNOWN, _T.NULL):
+            raise NotSupportedError(
+                f"{name}() is not supported by loomdb on SQLite (over text and integers only)"
+            )
+        call = self.func("loom_quote_literal", args[0])
+        return f"COALESCE({call}, 'NULL')" if nullable else call
+
+    return generate
+
+
 STRING_CALLS: dict[str, _Transform] = {
-    # every() is bool_and(), but sqlglot does not know it, so nothing types its
-    # result as boolean: SQLite's 0/1 would come back as int.
-    "EVERY": _refuse("every"),
+    "QUOTE_LITERAL": _quote(nullable=False),
+    "QUOTE_NULLABLE": _quote(nullable=True),
 }
 
 #: sqlglot's expressions for PostgreSQL's string functions.
@@ -224,7 +370,13 @@ STRING_TRANSFORMS: dict[type[exp.Expr], _Transform] = {
     exp.Chr: lambda self, e: (
         self.func("loom_chr", *e.expressions) if len(e.expressions) == 1 else _refuse("chr")(self, e)
     ),
-    exp.Hex: _refuse("to_hex"),
+    exp.Hex: _to_hex,
+    exp.Like: _like,
+    exp.ILike: _like,
+    exp.Escape: _escape,
+    exp.SimilarTo: lambda self, e: _similar_sql(self, e, None),
+    exp.Substring: _substring,
+    exp.Collate: _collate,
     exp.RegexpLike: _regexp_like(insensitive=False),
     exp.RegexpILike: _regexp_like(insensitive=True),
     exp.RegexpReplace: _regexp_replace,

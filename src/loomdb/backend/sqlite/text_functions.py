@@ -3,6 +3,7 @@ aggregates on SQLite, registered by :mod:`.functions` (``loom_<name>``)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ... import errors
+from ...pg_input import parse_bytea, parse_uuid
 
 if TYPE_CHECKING:
     from apsw import SQLiteValue
@@ -322,6 +324,111 @@ def _float_variance(sample: bool, root: bool) -> Callable[[], tuple[Any, Any, An
     return factory
 
 
+def _substr(s: Any, start: Any, length: Any = None) -> str:
+    """``substr(s, start [, length])``: the characters from position ``start``
+    (1-based; positions before the first count but hold nothing) for ``length``
+    characters; DataError 22011 for a negative length, as PostgreSQL raises."""
+    text, first = _text(s), _count(start)
+    if length is None:
+        return text[max(first, 1) - 1 :]
+    count = _count(length)
+    if count < 0:
+        raise errors.DataError("negative substring length not allowed", sqlstate="22011")
+    return text[max(first, 1) - 1 : max(first + count - 1, 0)]
+
+
+def _substring_regex(s: Any, pattern: Any) -> str | None:
+    """``substring(s from pattern)``: the first match of the POSIX regular expression,
+    or of its first parenthesised subexpression when it has one; NULL for no match."""
+    match = _regex(_text(pattern), 0).search(_text(s))
+    if match is None:
+        return None
+    return match.group(1) if match.re.groups else match.group(0)
+
+
+@functools.lru_cache(maxsize=256)
+def similar_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
+    """PostgreSQL's SIMILAR TO ``pattern`` as an anchored Python regular expression,
+    translated as PostgreSQL's ``similar_to_escape`` does: ``%`` any text, ``_`` any
+    character, ``escape`` (default backslash; none when empty) quoting the next
+    character, ``.``, ``^`` and ``$`` literal, bracket expressions and ``| * + ? {m,n} ( )``
+    as in regular expressions. DataError 22025 for a pattern ending with the escape."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if escape and char == escape:
+            if i + 1 >= n:
+                raise errors.DataError("invalid escape string", sqlstate="22025")
+            nxt = pattern[i + 1]
+            if nxt == '"':
+                raise errors.NotSupportedError(
+                    'SIMILAR TO with escape-" markers is not supported by loomdb on SQLite'
+                )
+            out.append(re.escape(nxt))
+            i += 2
+            continue
+        if char == "[":
+            end = i + 1
+            if end < n and pattern[end] == "^":
+                end += 1
+            if end < n and pattern[end] == "]":
+                end += 1
+            while end < n and pattern[end] != "]":
+                end += 1
+            out.append(pattern[i : end + 1].replace("\\", "\\\\") if escape != "\\" else pattern[i : end + 1])
+            i = end + 1
+            continue
+        if char == "%":
+            out.append(".*")
+        elif char == "_":
+            out.append(".")
+        elif char == "(":
+            out.append("(?:")
+        elif char in "|*+?{},)" or char.isdigit():
+            out.append(char)
+        else:
+            out.append(re.escape(char))
+        i += 1
+    try:
+        return re.compile("(?:" + "".join(out) + r")\Z", re.DOTALL)
+    except re.error as exc:
+        raise errors.DataError(f"invalid regular expression: {exc}", sqlstate="2201B") from None
+
+
+def _similar(s: Any, pattern: Any, escape: Any) -> int:
+    """``s SIMILAR TO pattern [ESCAPE escape]`` as 1 or 0."""
+    escape_char = _text(escape)
+    if len(escape_char) > 1:
+        raise errors.DataError("invalid escape string", sqlstate="22025")
+    return int(similar_regex(_text(pattern), escape_char or None).match(_text(s)) is not None)
+
+
+def _to_hex(n: Any, bits: int) -> str:
+    """``to_hex(n)``: n in hexadecimal, a negative one as its two's complement in
+    ``bits`` bits (32 for integer, 64 for bigint), as PostgreSQL writes it."""
+    value = _count(n)
+    return format(value & ((1 << bits) - 1) if value < 0 else value, "x")
+
+
+def _quote_literal(value: Any) -> str:
+    """``quote_literal(s)``: ``s`` in single quotes, quotes doubled; with a backslash,
+    backslashes doubled too and the E'' form, as PostgreSQL writes it."""
+    text = str(value)
+    quoted = "'" + text.replace("'", "''").replace("\\", "\\\\") + "'"
+    return "E" + quoted if "\\" in text else quoted
+
+
+def _bytea(value: Any) -> bytes:
+    """``value::bytea``: text by PostgreSQL's bytea input, bytes as they are."""
+    return bytes(value) if isinstance(value, bytes) else parse_bytea(_text(value))
+
+
+def _bpchar(value: Any, length: int) -> str:
+    """``value::char(n)``: the text cut or padded with spaces to ``length`` characters."""
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text[:length].ljust(length)
+
+
 #: PostgreSQL's string functions: (SQL name, function, number of arguments; -1 any).
 STRING_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_left", _strict(_left), 2),
@@ -339,6 +446,14 @@ STRING_FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_chr", _strict(_chr), 1),
     ("loom_regexp_match", _strict(_regexp_match), 3),
     ("loom_regexp_replace", _strict(_regexp_replace), -1),
+    ("loom_substr", _strict(_substr), -1),
+    ("loom_substring_regex", _strict(_substring_regex), 2),
+    ("loom_to_hex", _strict(_to_hex), 2),
+    ("loom_similar", _strict(_similar), 3),
+    ("loom_bpchar", _strict(_bpchar), 2),
+    ("loom_quote_literal", _strict(_quote_literal), 1),
+    ("loom_uuid", _strict(parse_uuid), 1),
+    ("loom_bytea", _strict(_bytea), 1),
 )
 
 #: PostgreSQL's boolean aggregates: (SQL name, apsw aggregate factory).
