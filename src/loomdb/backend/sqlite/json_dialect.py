@@ -24,6 +24,7 @@ from ...errors import NotSupportedError
 from ...jsonb_text import jsonb_number_text
 from ...sql.rules.name_table_functions import TABLE_FUNCTION, TABLE_FUNCTIONS
 from ...sql.tree import is_json, is_untyped
+from .text_dialect import LOOMDB_COLLATION
 
 _Transform = Callable[[SQLiteGenerator, Any], str]
 _T = exp.DataType.Type
@@ -429,7 +430,9 @@ _ORDERINGS = (exp.GT, exp.GTE, exp.LT, exp.LTE)
 
 
 def _collated(node: exp.Expr) -> exp.Expr:
-    return exp.Collate(this=node, expression=exp.Var(this="loom_jsonb"))
+    collate = exp.Collate(this=node, expression=exp.Var(this="loom_jsonb"))
+    collate.meta[LOOMDB_COLLATION] = True  # loomdb's own, not one the query named
+    return collate
 
 
 def jsonb_order(tree: exp.Expr) -> exp.Expr:

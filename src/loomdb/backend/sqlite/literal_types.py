@@ -88,6 +88,13 @@ def parse_bool(low: str) -> bool | None:
     return None
 
 
+def _typed(node: exp.Expr, kind: Any) -> exp.Expr:
+    """``node`` annotated as ``kind``: it replaces a literal after type annotation, and
+    the generator reads types (a numeric literal is written as exact numeric text)."""
+    node.type = exp.DataType.build(kind)
+    return node
+
+
 def typed_literal(literal: exp.Literal, kind: Any) -> exp.Expr:
     """The unknown ``literal`` read as a value of ``kind`` (a number or boolean type,
     uuid, char(n), jsonb), or DataError 22P02 as PostgreSQL's input function raises;
@@ -108,7 +115,7 @@ def typed_literal(literal: exp.Literal, kind: Any) -> exp.Expr:
             raise errors.DataError(
                 f'value "{text}" is out of range for type {INTEGERS[kind]}', sqlstate="22003"
             )
-        return exp.Literal.number(number)
+        return _typed(exp.Literal.number(number), kind)
     if kind == T.DECIMAL:
         try:
             decimal = Decimal(stripped.replace("_", "")) if "__" not in stripped else None
@@ -116,7 +123,7 @@ def typed_literal(literal: exp.Literal, kind: Any) -> exp.Expr:
             decimal = None
         if decimal is None:
             raise invalid_input("numeric", text)
-        return exp.Literal.number(str(decimal)) if decimal.is_finite() else literal
+        return _typed(exp.Literal.number(str(decimal)), kind) if decimal.is_finite() else literal
     if kind in (T.FLOAT, T.DOUBLE):
         try:
             ok = stripped.lower() in _FLOAT_WORDS or math.isfinite(float(stripped)) and "_" not in stripped

@@ -291,6 +291,8 @@ def _to_hex(self: SQLiteGenerator, e: exp.Expr) -> str:
     return self.func("loom_to_hex", e.this, exp.Literal.number(bits))
 
 
+#: The meta key marking a COLLATE loomdb added (jsonb's order), which is passed through.
+LOOMDB_COLLATION = "loom_collation"
 #: PostgreSQL's collations SQLite has, by exact name: "C", "POSIX" and ucs_basic are byte
 #: (code point) order, SQLite's BINARY; "default" is the database's, which SQLite uses.
 _COLLATIONS = {"C": "BINARY", "POSIX": "BINARY", "ucs_basic": "BINARY", "default": None}
@@ -306,6 +308,8 @@ def _collation_name(e: exp.Expr) -> str:
 def _collate(self: SQLiteGenerator, e: exp.Expr) -> str:
     """``x COLLATE "C"`` (or "POSIX", ucs_basic) as SQLite's BINARY; another collation
     refused; two different explicit collations meeting in one operator raise 42P21."""
+    if e.meta.get(LOOMDB_COLLATION):
+        return f"{self.sql(e.this)} COLLATE {e.expression.name}"
     text = _collation_name(e)
     parent = e.parent
     if isinstance(parent, exp.Binary):
