@@ -6,7 +6,8 @@ A value crosses three representations:
   ``numpy.ndarray``, ``Decimal``...);
 * the storage value loomdb's layers pass around and bind: JSON as compact
   text, VECTOR as little-endian float32 bytes (:class:`VectorBlob`),
-  TIMESTAMP as fixed-width UTC text that sorts chronologically, NUMERIC as
+  TIMESTAMP and TIMESTAMPTZ as fixed-width UTC text that sorts chronologically
+  (see :mod:`loomdb.time_values`), NUMERIC as
   exact decimal text, BOOLEAN as ``bool``. SQLite keeps exactly these; the
   PostgreSQL engine stores native types (jsonb, pgvector's vector,
   timestamptz, numeric, boolean) and hands results back in these forms;
@@ -25,6 +26,7 @@ import datetime as dt
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
@@ -33,6 +35,7 @@ import numpy as np
 import orjson
 
 from .errors import DataError, NotSupportedError
+from .time_values import format_timestamp, parse_date_input, parse_input, parse_timestamp
 
 UTC = dt.UTC
 
@@ -163,32 +166,23 @@ class ColumnType:
         return base == "FLOAT" and bool(self.modifiers) and self.modifiers[0] <= 24
 
     @property
+    def with_tz(self) -> bool:
+        """Whether a timestamp type is TIMESTAMPTZ (an aware UTC datetime) rather than
+        TIMESTAMP (a naive one, as PostgreSQL's timestamp without time zone).
+
+        >>> ColumnType.parse("TIMESTAMPTZ").with_tz, ColumnType.parse("TIMESTAMP").with_tz
+        (True, False)
+        """
+        return self.kind == "timestamp" and (
+            self.sql.startswith("TIMESTAMPTZ") or self.sql.startswith("TIMESTAMP WITH TIME ZONE")
+        )
+
+    @property
     def max_length(self) -> int | None:
         """The length limit of ``VARCHAR(n)`` / ``CHAR(n)`` (None when there is none)."""
         if self.kind != "text" or not self.modifiers:
             return None
         return self.modifiers[0]
-
-
-def format_timestamp(value: dt.datetime) -> str:
-    """Fixed-width UTC text that sorts chronologically (naive input counts as UTC)."""
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    # isoformat is implemented in C and, for an aware UTC value with
-    # timespec="microseconds", always yields "YYYY-MM-DD HH:MM:SS.ffffff+00:00".
-    return value.isoformat(sep=" ", timespec="microseconds")
-
-
-def parse_timestamp(text: str) -> dt.datetime:
-    """Inverse of :func:`format_timestamp`; also reads ISO text a user wrote."""
-    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def now_text() -> str:
-    """The current time in storage form, with microsecond precision."""
-    return format_timestamp(dt.datetime.now(UTC))
 
 
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -298,8 +292,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
-    """Convert a Python (or already stored) value into the column's storage form.
+def to_storage(
+    value: Any, ctype: ColumnType, column: str, now: Callable[[], dt.datetime] | None = None
+) -> Any:
+    """Convert a Python (or already stored) value into the column's storage form;
+    ``now`` answers the time inputs 'now', 'today'... (NotSupportedError for
+    them without it).
 
     Raises DataError naming the column when the value does not fit.
     """
@@ -356,12 +354,14 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
         if kind == "json":
             return _json_text(value, column)
         if kind == "timestamp":
+            # An aware datetime is its UTC instant (for a TIMESTAMP: its UTC wall
+            # time, as PostgreSQL converts under TimeZone UTC); a naive one is UTC.
             if isinstance(value, dt.datetime):
                 return format_timestamp(value)
             if isinstance(value, dt.date):
                 return format_timestamp(dt.datetime(value.year, value.month, value.day))
             if isinstance(value, str):
-                return format_timestamp(parse_timestamp(value))
+                return format_timestamp(parse_input(value, ctype.with_tz, now))
             raise DataError(f"column {column!r} is {ctype.sql}: {value!r} is not a timestamp")
         if kind == "date":
             if isinstance(value, dt.datetime):
@@ -369,7 +369,7 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
             if isinstance(value, dt.date):
                 return value.isoformat()
             if isinstance(value, str):
-                return dt.date.fromisoformat(value.strip()[:10]).isoformat()
+                return parse_date_input(value, now).isoformat()
             raise DataError(f"column {column!r} is DATE: {value!r} is not a date")
         if kind == "bytes":
             if isinstance(value, (bytes, bytearray, memoryview)):
@@ -488,10 +488,15 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
     if kind == "timestamp":
         if isinstance(value, str):
             try:
-                return parse_timestamp(value)
+                value = parse_timestamp(value)
             except ValueError:
                 return value
+        if isinstance(value, dt.datetime) and not ctype.with_tz:
+            return value.replace(tzinfo=None)  # a TIMESTAMP's wall time, as psycopg returns it
         return value
+    if kind == "interval":
+        # SQLite's difference of two timestamps: microseconds; psycopg's timedelta as it is.
+        return dt.timedelta(microseconds=value) if isinstance(value, int) else value
     if kind == "date":
         if isinstance(value, str):
             try:
@@ -591,4 +596,6 @@ def adapt_param(value: Any, ctype: ColumnType | None) -> Any:
 
 
 VECTOR_ANY = ColumnType("vector", "VECTOR")
+#: PostgreSQL's interval, a result type only (the difference of two timestamps).
+INTERVAL_ANY = ColumnType("interval", "INTERVAL")
 JSON_ANY = ColumnType("json", "JSONB")

@@ -32,7 +32,8 @@ from ...layout import (
     covering_columns,
     identity_index,
 )
-from ...types import ColumnType, now_text
+from ...time_values import now_text
+from ...types import ColumnType
 from ..protocol import Backend, Row, Statement
 from . import functions
 from .dialect import LoomSQLite
@@ -165,8 +166,10 @@ class SQLiteBackend:
         self._run(f"PRAGMA synchronous={sync}")
         self._run("PRAGMA case_sensitive_like=ON")
         # NOW() is the transaction's start inside a write; a query outside one
-        # asks the clock when (and only if) it calls NOW().
-        functions.register(self.conn, lambda: self._now or now_text())
+        # asks the clock when (and only if) it first calls NOW(), and keeps
+        # that answer for the rest of the statement (PostgreSQL's now() is one
+        # value per transaction, and a lone statement is one).
+        functions.register(self.conn, self._statement_now)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -345,8 +348,16 @@ class SQLiteBackend:
         return changed
 
     def set_statement_time(self, now: str | None) -> None:
-        """What ``loom_now()`` (SQL's NOW()) returns until the next call."""
+        """What ``loom_now()`` (SQL's NOW()) returns until the next call (None:
+        the clock's time when a statement first asks)."""
         self._now = now
+
+    def _statement_now(self) -> str:
+        """``loom_now()``: the time set by :meth:`set_statement_time`, else the
+        clock's, read once and kept until the next call of that method."""
+        if self._now is None:
+            self._now = now_text()
+        return self._now
 
     # -- physical schema -----------------------------------------------------------------
 

@@ -19,13 +19,12 @@ from sqlglot.dialects.dialect import arrow_json_extract_sql
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.generators.sqlite import SQLiteGenerator
 
-from ... import errors
 from ...errors import NotSupportedError
 from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
-from ...types import ColumnType, to_storage
 from .functions import NUMERIC_COLLATION
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
+from .time_dialect import at_time_zone, time_cast, time_literals, time_minus, time_plus
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -58,9 +57,6 @@ _CAST_FUNCTIONS = {
     exp.DataType.Type.JSONB: "loom_jsonb",  # to jsonb's normal form, so equal values compare equal
     exp.DataType.Type.UUID: None,
     exp.DataType.Type.VECTOR: "vec_f32",
-    exp.DataType.Type.TIMESTAMP: "loom_timestamp",
-    exp.DataType.Type.TIMESTAMPTZ: "loom_timestamp",
-    exp.DataType.Type.DATE: "loom_date",
     exp.DataType.Type.BOOLEAN: "loom_bool",
     exp.DataType.Type.DECIMAL: "loom_numeric",
 }
@@ -96,6 +92,9 @@ def _int_cast_mode(value: exp.Expr) -> str:
 def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     """A cast to a type SQLite lacks as a loomdb function (or nothing); others as SQLite has them."""
     kind = e.to.this
+    timed = time_cast(self, e)
+    if timed is not None:
+        return timed
     numeric = _numeric_cast(self, e)
     if numeric is not None:
         return numeric
@@ -197,57 +196,17 @@ def _checked_divisor(op: str) -> Callable[[SQLiteGenerator, exp.Binary], str]:
 
 
 def _minus(self: SQLiteGenerator, e: exp.Sub) -> str:
-    """``-``: jsonb's deletion of a key or element when the left side is jsonb."""
+    """``-``: jsonb's deletion of a key or element when the left side is jsonb,
+    time arithmetic when a side is a date or timestamp (see :mod:`.time_dialect`)."""
     if is_json(e.this):
         return self.func("loom_jsonb_delete", e.this, e.expression)
-    return self.binary(e, "-")
+    timed = time_minus(self, e)
+    return self.binary(e, "-") if timed is None else timed
 
 
 def _object_agg(self: SQLiteGenerator, e: exp.Expr) -> str:
     """``json[b]_object_agg(key, value)`` as SQLite's ``json_group_object``."""
     return self.func("json_group_object", e.this, e.expression)
-
-
-_TIME_TYPES = {
-    _T.TIMESTAMP: "TIMESTAMP",
-    _T.TIMESTAMPTZ: "TIMESTAMP",
-    _T.DATETIME: "TIMESTAMP",
-    _T.DATE: "DATE",
-}
-_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
-
-
-def _stored_literal(literal: exp.Expr, like: exp.Expr) -> exp.Expr:
-    """A string ``literal`` compared with the timestamp or date ``like``, as the
-    text the engine stores for that type (compared as text, a literal in
-    another spelling would order wrongly); anything else as it is."""
-    dtype = like.type if isinstance(like, exp.Expression) else None
-    type_name = None if dtype is None else _TIME_TYPES.get(dtype.this)
-    if type_name is None or not (isinstance(literal, exp.Literal) and literal.is_string):
-        return literal
-    try:
-        stored = to_storage(literal.this, ColumnType.parse(type_name), "literal")
-    except (ValueError, errors.DataError):
-        raise errors.DataError(
-            f"invalid input syntax for type {type_name.lower()}: {literal.this!r}", sqlstate="22007"
-        ) from None
-    return exp.Literal.string(stored)
-
-
-def _time_literals(tree: exp.Expr) -> exp.Expr:
-    """Every string literal compared with a timestamp or date (=, <>, <, <=, >,
-    >=, BETWEEN, IN) replaced by its stored text."""
-    for node in list(tree.find_all(*_COMPARISONS, exp.Between, exp.In)):
-        if isinstance(node, exp.Between):
-            for arg in ("low", "high"):
-                node.set(arg, _stored_literal(node.args[arg], node.this))
-        elif isinstance(node, exp.In):
-            node.set("expressions", [_stored_literal(item, node.this) for item in node.expressions])
-        else:
-            left, right = node.this, node.expression
-            node.set("expression", _stored_literal(right, left))
-            node.set("this", _stored_literal(left, right))
-    return tree
 
 
 # -- PostgreSQL's numeric aggregates ------------------------------------------------------
@@ -358,7 +317,7 @@ class LoomSQLiteGenerator(SQLiteGenerator):
 
     def preprocess(self, expression: exp.Expr) -> exp.Expr:
         """SQLite's preprocessing, then timestamp and date literals in their stored form."""
-        return _time_literals(super().preprocess(expression))
+        return time_literals(super().preprocess(expression))
 
     TRANSFORMS = {
         **SQLiteGenerator.TRANSFORMS,
@@ -384,6 +343,8 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Div: _checked_divisor("/"),
         exp.Mod: _checked_divisor("%"),
         exp.Sub: _minus,
+        exp.Add: time_plus,
+        exp.AtTimeZone: at_time_zone,
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,
         **STRING_TRANSFORMS,

@@ -21,6 +21,7 @@ import sqlite_vec
 
 from ... import errors
 from ...types import dump_json, load_json
+from . import time_functions
 from .numeric_functions import NUMERIC_AGGREGATES, NUMERIC_FUNCTIONS, cast_to
 from .text_functions import INTEGER_TEXT, STRING_AGGREGATES, STRING_FUNCTIONS
 
@@ -228,6 +229,7 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     _scalar(conn, "gen_random_uuid", lambda: str(uuid.uuid4()), 0, deterministic=False)
     for name, function, nargs in FUNCTIONS:
         _scalar(conn, name, function, nargs, deterministic=True)
+    time_functions.register(conn, now)
     for name, factory in STRING_AGGREGATES:
         conn.create_aggregate_function(name, factory)
     for name, window, nargs in NUMERIC_AGGREGATES:
@@ -250,8 +252,6 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_jsonb_concat", _jsonb_concat, 2),
     ("loom_jsonb_delete", _jsonb_delete, 2),
     # Casts to types SQLite lacks (see the dialect's cast rules).
-    ("loom_timestamp", cast_to("TIMESTAMP"), 1),
-    ("loom_date", cast_to("DATE"), 1),
     ("loom_bool", cast_to("BOOLEAN"), 1),
     ("loom_numeric", cast_to("NUMERIC"), 1),
     *NUMERIC_FUNCTIONS,
@@ -265,7 +265,7 @@ def sqlite_function_names() -> frozenset[str]:
     SQLite's own, sqlite-vec's and loomdb's (read once from a scratch connection)."""
     conn = apsw.Connection(":memory:")
     try:
-        register(conn, lambda: "")
+        register(conn, lambda: "2000-01-01 00:00:00.000000+00:00")
         return frozenset(row[0].lower() for row in conn.execute("SELECT name FROM pragma_function_list"))
     finally:
         conn.close()
@@ -278,6 +278,7 @@ REGISTERED = frozenset(
         "gen_random_uuid",
         NUMERIC_COLLATION,
         *(f[0] for f in FUNCTIONS),
+        *time_functions.NAMES,
         *(a[0] for a in STRING_AGGREGATES),
         *(a[0] for a in NUMERIC_AGGREGATES),
     }

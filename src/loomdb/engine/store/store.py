@@ -32,7 +32,7 @@ from ...backend.protocol import (
 )
 from ...catalog import TableSchema
 from ...layout import CATALOG_DDL, EPOCH_SQL, FORMAT_VERSION, MAIN_BID
-from ...types import format_timestamp, now_text, parse_timestamp
+from ...time_values import format_timestamp, now_text, parse_timestamp
 from ...versioning.lineage import Lineage, build_lineage
 from .. import views
 from ..plans import PlanCache

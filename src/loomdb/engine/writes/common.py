@@ -12,6 +12,7 @@ from sqlglot import exp
 from ... import errors
 from ...catalog import Column, TableSchema
 from ...sql.compile import Compiled, table_key
+from ...time_values import parse_input
 from ...types import to_storage
 from ..transaction import Txn
 
@@ -79,15 +80,15 @@ def ident(node: exp.Expression) -> str:
 
 
 # Casts the column's own conversion already performs, so ``%s::jsonb`` into a
-# JSONB column binds the parameter directly.
+# JSONB column binds the parameter directly. Not the timestamp casts: text cast
+# to timestamptz keeps its offset, to timestamp drops it, whatever the column.
 _PASSTHROUGH_CASTS = {
     exp.DataType.Type.JSON,
     exp.DataType.Type.JSONB,
     exp.DataType.Type.VECTOR,
-    exp.DataType.Type.TIMESTAMP,
-    exp.DataType.Type.TIMESTAMPTZ,
     exp.DataType.Type.UUID,
 }
+_STAMP_CASTS = {exp.DataType.Type.TIMESTAMP: False, exp.DataType.Type.TIMESTAMPTZ: True}
 
 
 def unwrap(node: exp.Expression) -> exp.Expression:
@@ -102,7 +103,16 @@ def unwrap(node: exp.Expression) -> exp.Expression:
 
 
 def simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any]:
-    """Evaluate a VALUES item in Python when it is a parameter or a literal."""
+    """Evaluate a VALUES item in Python when it is a parameter or a literal (or a
+    literal cast to a timestamp type, read as that type reads it)."""
+    if (
+        isinstance(node, exp.Cast)
+        and node.to.this in _STAMP_CASTS
+        and isinstance(node.this, exp.Literal)
+        and node.this.is_string
+        and node.this.this.strip().lower() not in ("now", "today", "yesterday", "tomorrow")
+    ):
+        return True, parse_input(node.this.this, _STAMP_CASTS[node.to.this])
     node = unwrap(node)
     if isinstance(node, exp.Parameter):
         return True, params[int(node.this.name) - 1]

@@ -1,0 +1,168 @@
+"""PostgreSQL's time semantics in the SQLite dialect: time literals compared with
+timestamps and dates in their stored form, the casts to and from the time types,
+``date +/- integer``, ``date - date``, ``timestamp - timestamp`` and ``AT TIME ZONE``
+(see :mod:`.time_functions` for the functions they call).
+
+>>> from loomdb.sql.dialect import parse
+>>> from .dialect import LoomSQLite
+>>> parse("SELECT CAST('2024-03-01 12:00+02' AS TIMESTAMP)").sql(dialect=LoomSQLite)
+"SELECT loom_timestamp('2024-03-01 12:00+02')"
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.generators.sqlite import SQLiteGenerator
+
+from ... import errors
+from ...errors import NotSupportedError
+from ...sql.rules.time_types import STAMPS, kind_of
+from ...types import ColumnType, to_storage
+from .time_functions import zone_exists
+
+_T = exp.DataType.Type
+_ZONED = {_T.TIMESTAMPTZ, _T.TIMESTAMPLTZ}
+_INTEGERS = {_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT}
+_TEXT_TYPES = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR}
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+#: Inputs whose value is the statement's time: cast at run time, never folded into a plan.
+_RELATIVE = ("now", "today", "yesterday", "tomorrow")
+
+#: The loomdb function of each cast to a time type.
+TIME_CASTS = {
+    _T.TIMESTAMP: "loom_timestamp",
+    _T.DATETIME: "loom_timestamp",
+    _T.TIMESTAMPTZ: "loom_timestamptz",
+    _T.TIMESTAMPLTZ: "loom_timestamptz",
+    _T.DATE: "loom_date",
+}
+
+
+def _type_name(kind: object) -> str | None:
+    """The loomdb time type of sqlglot type ``kind`` (None: no time type)."""
+    if kind in _ZONED:
+        return "TIMESTAMPTZ"
+    if kind in STAMPS:
+        return "TIMESTAMP"
+    return "DATE" if kind == _T.DATE else None
+
+
+def _stored_literal(literal: exp.Expr, like: exp.Expr) -> exp.Expr:
+    """A string ``literal`` compared with the timestamp or date ``like``, as the
+    text the engine stores for that type (compared as text, a literal in
+    another spelling would order wrongly); a relative input ('today') as a
+    cast evaluated at run time; anything else as it is."""
+    type_name = _type_name(kind_of(like))
+    if type_name is None or not (isinstance(literal, exp.Literal) and literal.is_string):
+        return literal
+    if literal.this.strip().lower() in _RELATIVE:
+        return exp.Cast(this=literal.copy(), to=exp.DataType.build(type_name))
+    try:
+        stored = to_storage(literal.this, ColumnType.parse(type_name), "literal")
+    except errors.DataError as exc:
+        raise errors.DataError(str(exc), sqlstate=exc.sqlstate) from None
+    return exp.Literal.string(stored)
+
+
+def _as_stamp(node: exp.Expr, other: exp.Expr) -> exp.Expr:
+    """A DATE operand compared with a timestamp as that timestamp's midnight
+    (PostgreSQL promotes the date), so the texts compare as the values."""
+    if kind_of(node) == _T.DATE and kind_of(other) in STAMPS and not isinstance(node, exp.Literal):
+        midnight = exp.DPipe(
+            this=exp.Paren(this=node.copy()), expression=exp.Literal.string(" 00:00:00.000000+00:00")
+        )
+        return exp.Paren(this=midnight)
+    return node
+
+
+def time_literals(tree: exp.Expr) -> exp.Expr:
+    """Every string literal compared with a timestamp or date (=, <>, <, <=, >,
+    >=, BETWEEN, IN) replaced by its stored text; a date compared with a
+    timestamp written as the timestamp of its midnight."""
+    for node in list(tree.find_all(*_COMPARISONS, exp.Between, exp.In)):
+        if isinstance(node, exp.Between):
+            for arg in ("low", "high"):
+                node.set(arg, _stored_literal(node.args[arg], node.this))
+        elif isinstance(node, exp.In):
+            node.set("expressions", [_stored_literal(item, node.this) for item in node.expressions])
+        else:
+            left, right = node.this, node.expression
+            node.set("expression", _as_stamp(_stored_literal(right, left), left))
+            node.set("this", _as_stamp(_stored_literal(left, right), right))
+    return tree
+
+
+def time_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
+    """A cast to a time type, or of a timestamp to text, as a loomdb function; None for others."""
+    target = e.to.this
+    if target in TIME_CASTS:
+        return self.func(TIME_CASTS[target], e.this)
+    source = kind_of(e.this)
+    if target in _TEXT_TYPES and not e.to.expressions and source in STAMPS:
+        zoned = exp.Literal.number(1 if source in _ZONED else 0)
+        return self.func("loom_timestamp_text", e.this, zoned)
+    return None
+
+
+def _in_result_column(node: exp.Expr) -> bool:
+    """Whether ``node`` is a result column of the outermost SELECT (under aliases and parentheses)."""
+    child, parent = node, node.parent
+    while isinstance(parent, (exp.Alias, exp.Paren)):
+        child, parent = parent, parent.parent
+    return (
+        isinstance(parent, exp.Select)
+        and parent.parent is None
+        and any(child is p for p in parent.expressions)
+    )
+
+
+def time_minus(self: SQLiteGenerator, e: exp.Sub) -> str | None:
+    """``date - date``, ``date - integer`` and ``timestamp - timestamp`` as PostgreSQL
+    computes them; None when ``e`` is no time arithmetic."""
+    left, right = kind_of(e.this), kind_of(e.expression)
+    if left == _T.DATE and right == _T.DATE:
+        return self.func("loom_date_diff", e.this, e.expression)
+    if left == _T.DATE and right in _INTEGERS:
+        return self.func("loom_date_add", e.this, exp.Neg(this=exp.Paren(this=e.expression.copy())))
+    if left in STAMPS | {_T.DATE} and right in STAMPS | {_T.DATE}:
+        if not _in_result_column(e):
+            raise NotSupportedError(
+                "timestamp - timestamp is supported by loomdb on SQLite only as a result column"
+                " (its value is an interval, which SQLite cannot compute with)"
+            )
+        return self.func("loom_stamp_diff", e.this, e.expression)
+    if left in STAMPS | {_T.DATE} or right in STAMPS | {_T.DATE}:
+        raise NotSupportedError(
+            f"{_type_name(left) or 'value'} - {_type_name(right) or 'value'} is not supported by loomdb on SQLite"
+        )
+    return None
+
+
+def time_plus(self: SQLiteGenerator, e: exp.Add) -> str:
+    """``date + integer`` (either order) as a date; other sums as SQLite adds."""
+    left, right = kind_of(e.this), kind_of(e.expression)
+    if left == _T.DATE and right in _INTEGERS:
+        return self.func("loom_date_add", e.this, e.expression)
+    if right == _T.DATE and left in _INTEGERS:
+        return self.func("loom_date_add", e.expression, e.this)
+    if left in STAMPS | {_T.DATE} or right in STAMPS | {_T.DATE}:
+        raise NotSupportedError(
+            f"{_type_name(left) or 'value'} + {_type_name(right) or 'value'} is not supported by loomdb on SQLite"
+        )
+    return self.binary(e, "+")
+
+
+def at_time_zone(self: SQLiteGenerator, e: exp.AtTimeZone) -> str:
+    """``AT TIME ZONE``: with 'UTC' the same stored text (under TimeZone UTC a
+    timestamptz's UTC wall time is its instant); a timestamptz at a named zone
+    ('Europe/Paris') is its wall time there. Other forms are refused."""
+    zone = e.args.get("zone")
+    name = zone.this.strip() if isinstance(zone, exp.Literal) and zone.is_string else None
+    if name is not None and name.upper() in ("UTC", "GMT", "ETC/UTC", "ZULU"):
+        return self.sql(e.this)
+    if name is not None and "/" in name and kind_of(e.this) in _ZONED and zone_exists(name):
+        return self.func("loom_zone_wall_time", e.this, zone)
+    raise NotSupportedError(
+        "AT TIME ZONE is supported by loomdb on SQLite only for 'UTC' and for a timestamptz at"
+        " a named zone such as 'Europe/Paris'"
+    )

@@ -1,0 +1,60 @@
+"""The types PostgreSQL gives time expressions where sqlglot's annotation differs:
+``now()`` is a timestamptz, the difference of two timestamps an interval, of two
+dates an integer, ``AT TIME ZONE`` flips between timestamp and timestamptz.
+Result types decide how values are decoded (see ``type_outputs``), so these
+make a ``now()`` aware, a ``localtimestamp`` naive and ``a - b`` a timedelta.
+
+>>> from loomdb.sql.rules.context import Context, tree_of
+>>> from loomdb.sql.rules.qualify_query import qualify_query
+>>> ctx = Context.example(t="a TIMESTAMPTZ, d DATE")
+>>> tree = qualify_query(tree_of("SELECT now(), a - a, d - d, d - 1, a AT TIME ZONE 'UTC' FROM t"), ctx)
+>>> [p.type.sql() for p in tree.selects]
+['TIMESTAMPTZ', 'INTERVAL', 'INT', 'DATE', 'TIMESTAMP']
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+_T = exp.DataType.Type
+STAMPS = {_T.TIMESTAMP, _T.TIMESTAMPTZ, _T.DATETIME, _T.TIMESTAMPLTZ}
+_ZONED = {_T.TIMESTAMPTZ, _T.TIMESTAMPLTZ}
+
+
+def kind_of(node: exp.Expr) -> exp.DataType.Type | None:
+    """The annotated type of ``node`` (None when it has none)."""
+    dtype = node.type if isinstance(node, exp.Expression) else None
+    return None if dtype is None else dtype.this
+
+
+def retype_time(tree: exp.Expression) -> exp.Expression:
+    """``tree`` with its time expressions typed as PostgreSQL types them (in place)."""
+    # Children first, so an outer expression sees its operands' corrected types.
+    for node in list(tree.walk(bfs=False))[::-1]:
+        new = _type_of(node)
+        if new is not None:
+            node.type = new
+    return tree
+
+
+def _type_of(node: exp.Expr) -> str | exp.DataType | None:
+    if isinstance(node, (exp.Alias, exp.Paren)) and isinstance(node.this, exp.Expression) and node.this.type:
+        return node.this.type  # as its operand, which may have been retyped
+    if isinstance(node, exp.CurrentTimestamp) or (
+        isinstance(node, exp.Anonymous)
+        and str(node.this).lower() in ("transaction_timestamp", "statement_timestamp", "clock_timestamp")
+    ):
+        return "TIMESTAMPTZ"
+    if isinstance(node, exp.UnixToTime):
+        return "TIMESTAMPTZ"  # to_timestamp(double precision)
+    if isinstance(node, exp.AtTimeZone):
+        return "TIMESTAMP" if kind_of(node.this) in _ZONED else "TIMESTAMPTZ"
+    if isinstance(node, exp.Sub):
+        left, right = kind_of(node.this), kind_of(node.expression)
+        if left == _T.DATE and right == _T.DATE:
+            return "INT"
+        if left in STAMPS | {_T.DATE} and right in STAMPS | {_T.DATE}:
+            return "INTERVAL"
+    if isinstance(node, (exp.Min, exp.Max)) and kind_of(node.this) in STAMPS | {_T.DATE}:
+        return node.this.type
+    return None
