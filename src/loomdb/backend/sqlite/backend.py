@@ -361,6 +361,10 @@ class SQLiteBackend:
 
     # -- physical schema -----------------------------------------------------------------
 
+    def upgrade_timestamp_columns(self, columns: Sequence[tuple[str, str]]) -> None:
+        """Nothing to rewrite: both formats store a TIMESTAMP as the text of its UTC
+        wall time (``YYYY-MM-DD HH:MM:SS.ffffff+00:00``, see :mod:`loomdb.time_values`)."""
+
     def create_physical_table(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> None:
         """The versioned table and its partial identity index (see :mod:`loomdb.layout`)."""
         version = ", ".join(f"{c} {_VERSION_TYPES[c]}" for c in VERSION_COLUMNS)
