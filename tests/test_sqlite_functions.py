@@ -196,7 +196,7 @@ def test_float_variance_aggregates(floats):
         ("SELECT to_hex(255) AS v", "to_hex"),
         ("SELECT quote_literal('a') AS v", "quote_literal"),
         ("SELECT jsonb_typeof('1'::jsonb) AS v", "jsonb_typeof"),
-        ("SELECT make_date(2024, 3, 1) AS v", "make_date"),
+        ("SELECT age(timestamp '2024-03-01', timestamp '2024-01-01') AS v", "age"),
         ("SELECT gcd(4, 6) AS v", "gcd"),
     ],
 )

@@ -273,3 +273,37 @@ def test_a_format_1_postgresql_store_is_upgraded_on_open(pg_url):
             assert fmt == (str(FORMAT_VERSION),)
         finally:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+# -- text, JSON and the time functions on SQLite (answers PostgreSQL gives) -------------------------
+
+
+def test_timestamps_become_text_and_json_as_postgresql_writes_them(events):
+    events.execute(
+        "INSERT INTO events VALUES (1, '2024-03-01 12:00:00.25', '2024-03-01 12:00:00+02', '2024-03-01')"
+    )
+    row = events.execute(
+        "SELECT 'at ' || at, seen || '', jsonb_build_object('at', at, 'seen', seen, 'day', day),"
+        " jsonb_agg(seen ORDER BY id) FROM events GROUP BY at, seen, day"
+    ).fetchone()
+    assert tuple(row) == (
+        "at 2024-03-01 12:00:00.25",
+        "2024-03-01 10:00:00+00",
+        {"at": "2024-03-01T12:00:00.25", "seen": "2024-03-01T10:00:00+00:00", "day": "2024-03-01"},
+        ["2024-03-01T10:00:00+00:00"],
+    )
+
+
+def test_time_constructors_are_postgresqls(fresh_db):
+    row = fresh_db.execute(
+        "SELECT make_date(2024, 2, 29), make_timestamp(2024, 3, 1, 12, 30, 15.5), to_timestamp(1709287200.5)"
+    ).fetchone()
+    assert tuple(row) == (
+        dt.date(2024, 2, 29),
+        dt.datetime(2024, 3, 1, 12, 30, 15, 500000),
+        dt.datetime(2024, 3, 1, 10, 0, 0, 500000, tzinfo=UTC),
+    )
+    for sql in ("SELECT make_date(2024, 2, 30)", "SELECT make_timestamp(2024, 3, 1, 25, 0, 0)"):
+        with pytest.raises(loomdb.DataError) as caught:
+            fresh_db.execute(sql).fetchall()
+        assert caught.value.sqlstate == "22008"

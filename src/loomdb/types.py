@@ -23,6 +23,7 @@ A value crosses three representations:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import uuid
@@ -35,7 +36,7 @@ import numpy as np
 import orjson
 
 from .errors import DataError, NotSupportedError
-from .time_values import format_timestamp, parse_date_input, parse_input, parse_timestamp
+from .time_values import format_timestamp, parse_date_input, parse_input
 
 UTC = dt.UTC
 
@@ -165,17 +166,14 @@ class ColumnType:
             return True
         return base == "FLOAT" and bool(self.modifiers) and self.modifiers[0] <= 24
 
-    @property
+    @functools.cached_property
     def with_tz(self) -> bool:
-        """Whether a timestamp type is TIMESTAMPTZ (an aware UTC datetime) rather than
-        TIMESTAMP (a naive one, as PostgreSQL's timestamp without time zone).
+        """Whether a timestamp type is TIMESTAMPTZ (aware UTC datetimes), not TIMESTAMP (naive ones).
 
         >>> ColumnType.parse("TIMESTAMPTZ").with_tz, ColumnType.parse("TIMESTAMP").with_tz
         (True, False)
         """
-        return self.kind == "timestamp" and (
-            self.sql.startswith("TIMESTAMPTZ") or self.sql.startswith("TIMESTAMP WITH TIME ZONE")
-        )
+        return self.kind == "timestamp" and self.sql.startswith(("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"))
 
     @property
     def max_length(self) -> int | None:
@@ -354,8 +352,7 @@ def to_storage(
         if kind == "json":
             return _json_text(value, column)
         if kind == "timestamp":
-            # An aware datetime is its UTC instant (for a TIMESTAMP: its UTC wall
-            # time, as PostgreSQL converts under TimeZone UTC); a naive one is UTC.
+            # An aware datetime converts to UTC (PostgreSQL with TimeZone UTC); a naive one is UTC.
             if isinstance(value, dt.datetime):
                 return format_timestamp(value)
             if isinstance(value, dt.date):
@@ -487,15 +484,15 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
         return value
     if kind == "timestamp":
         if isinstance(value, str):
-            try:
-                value = parse_timestamp(value)
-            except ValueError:
+            try:  # the storage form, or a literal PostgreSQL would have read as the type
+                stored = len(value) == 32 and value.endswith("+00:00")
+                value = dt.datetime.fromisoformat(value) if stored else parse_input(value, ctype.with_tz)
+            except (ValueError, DataError, NotSupportedError):
                 return value
         if isinstance(value, dt.datetime) and not ctype.with_tz:
             return value.replace(tzinfo=None)  # a TIMESTAMP's wall time, as psycopg returns it
         return value
-    if kind == "interval":
-        # SQLite's difference of two timestamps: microseconds; psycopg's timedelta as it is.
+    if kind == "interval":  # SQLite's timestamp difference: microseconds (psycopg's timedelta as is)
         return dt.timedelta(microseconds=value) if isinstance(value, int) else value
     if kind == "date":
         if isinstance(value, str):

@@ -24,7 +24,7 @@ from ...sql.dialect import CosineDistance, NegativeInnerProduct
 from ...sql.tree import is_json, is_jsonb_concat
 from .functions import NUMERIC_COLLATION
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
-from .time_dialect import at_time_zone, time_cast, time_literals, time_minus, time_plus
+from .time_dialect import TIME_CALLS, TIME_TRANSFORMS, time_cast, time_minus, time_rewrites
 
 _Transform = Callable[[SQLiteGenerator, exp.Expr], str]
 
@@ -128,6 +128,8 @@ def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     upper = str(e.this).upper()
     if upper in STRING_CALLS:
         return STRING_CALLS[upper](self, e)
+    if upper in TIME_CALLS:
+        return TIME_CALLS[upper](self, e)
     name = _RENAMED_FUNCTIONS.get(upper)
     if name is None:
         check_function(str(e.this))
@@ -317,7 +319,7 @@ class LoomSQLiteGenerator(SQLiteGenerator):
 
     def preprocess(self, expression: exp.Expr) -> exp.Expr:
         """SQLite's preprocessing, then timestamp and date literals in their stored form."""
-        return time_literals(super().preprocess(expression))
+        return time_rewrites(super().preprocess(expression))
 
     TRANSFORMS = {
         **SQLiteGenerator.TRANSFORMS,
@@ -343,8 +345,7 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Div: _checked_divisor("/"),
         exp.Mod: _checked_divisor("%"),
         exp.Sub: _minus,
-        exp.Add: time_plus,
-        exp.AtTimeZone: at_time_zone,
+        **TIME_TRANSFORMS,
         exp.JSONBObjectAgg: _object_agg,
         exp.JSONObjectAgg: _object_agg,
         **STRING_TRANSFORMS,

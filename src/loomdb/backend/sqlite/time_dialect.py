@@ -75,6 +75,62 @@ def _as_stamp(node: exp.Expr, other: exp.Expr) -> exp.Expr:
     return node
 
 
+#: PostgreSQL's functions that turn their arguments into JSON (lower case).
+_JSON_BUILDERS = frozenset(
+    {"jsonb_build_object", "json_build_object", "jsonb_build_array", "json_build_array", "jsonb_agg"}
+)
+
+
+def _stamp_as(node: exp.Expr, function: str) -> exp.Expr:
+    """A timestamp-typed ``node`` as ``function(node, with_tz)`` (its text or JSON
+    form); anything else as it is."""
+    kind = kind_of(node)
+    if kind not in STAMPS:
+        return node
+    zoned = exp.Literal.number(1 if kind in _ZONED else 0)
+    call = exp.Anonymous(this=function, expressions=[node.copy(), zoned])
+    call.type = exp.DataType.build("TEXT")
+    return call
+
+
+def _json_arguments(node: exp.Expr) -> None:
+    """The timestamp arguments of a JSON-building call in PostgreSQL's JSON form
+    ("2024-03-01T09:00:00+00:00"), an object's keys in their text form."""
+    name = str(node.this).lower() if isinstance(node, exp.Anonymous) else ""
+    if isinstance(node, exp.Anonymous) and name in _JSON_BUILDERS:
+        keys = name.endswith("build_object")
+        items: list[exp.Expr] = []
+        for i, arg in enumerate(node.expressions):
+            if isinstance(arg, exp.Order):
+                arg.set("this", _stamp_as(arg.this, "loom_timestamp_json"))
+                items.append(arg)
+            else:
+                items.append(
+                    _stamp_as(arg, "loom_timestamp_text" if keys and i % 2 == 0 else "loom_timestamp_json")
+                )
+        node.set("expressions", items)
+    elif isinstance(node, (exp.JSONArrayAgg, exp.JSONBObjectAgg, exp.JSONObjectAgg)):
+        value = "expression" if node.args.get("expression") is not None else "this"
+        target = node.args[value]
+        if isinstance(target, exp.Order):
+            target.set("this", _stamp_as(target.this, "loom_timestamp_json"))
+        else:
+            node.set(value, _stamp_as(target, "loom_timestamp_json"))
+        if value == "expression":
+            node.set("this", _stamp_as(node.this, "loom_timestamp_text"))
+
+
+def time_rewrites(tree: exp.Expr) -> exp.Expr:
+    """Time values written as PostgreSQL writes them where they become text or
+    JSON (``||``, the JSON builders), then :func:`time_literals`."""
+    for node in list(tree.find_all(exp.Anonymous, exp.JSONArrayAgg, exp.JSONBObjectAgg, exp.JSONObjectAgg)):
+        _json_arguments(node)
+    for concat in list(tree.find_all(exp.DPipe)):
+        concat.set("this", _stamp_as(concat.this, "loom_timestamp_text"))
+        concat.set("expression", _stamp_as(concat.expression, "loom_timestamp_text"))
+    return time_literals(tree)
+
+
 def time_literals(tree: exp.Expr) -> exp.Expr:
     """Every string literal compared with a timestamp or date (=, <>, <, <=, >,
     >=, BETWEEN, IN) replaced by its stored text; a date compared with a
@@ -166,3 +222,24 @@ def at_time_zone(self: SQLiteGenerator, e: exp.AtTimeZone) -> str:
         "AT TIME ZONE is supported by loomdb on SQLite only for 'UTC' and for a timestamptz at"
         " a named zone such as 'Europe/Paris'"
     )
+
+
+def _parts(self: SQLiteGenerator, name: str, e: exp.Expr, count: int, label: str) -> str:
+    """``name(args)`` for a call that must have ``count`` arguments (else refused)."""
+    args = [a for a in e.iter_expressions()]
+    if len(args) != count:
+        raise NotSupportedError(f"{label} with {len(args)} arguments is not supported by loomdb on SQLite")
+    return self.func(name, *args)
+
+
+#: PostgreSQL's time functions sqlglot parses as anonymous calls, by upper-case name.
+TIME_CALLS = {"MAKE_DATE": lambda self, e: _parts(self, "loom_make_date", e, 3, "make_date()")}
+
+TIME_TRANSFORMS = {
+    exp.TimestampFromParts: lambda self, e: _parts(self, "loom_make_timestamp", e, 6, "make_timestamp()"),
+    exp.UnixToTime: lambda self, e: _parts(self, "loom_to_timestamp", e, 1, "to_timestamp()"),
+    exp.CurrentDate: lambda self, e: "substr(loom_now(), 1, 10)",
+    exp.Localtimestamp: lambda self, e: "loom_now()",
+    exp.Add: time_plus,
+    exp.AtTimeZone: at_time_zone,
+}

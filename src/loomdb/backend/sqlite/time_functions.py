@@ -62,6 +62,87 @@ def _timestamp_text(value: Any, with_tz: int) -> str | None:
     return None if value is None else timestamp_text(str(value), bool(with_tz))
 
 
+def _timestamp_json(value: Any, with_tz: int) -> str | None:
+    """A stored timestamp as the JSON string PostgreSQL's JSON builders write:
+    ISO 8601 with a ``T``, the fraction only when not zero, ``+00:00`` for a timestamptz."""
+    if value is None:
+        return None
+    text = timestamp_text(str(value), False).replace(" ", "T", 1)
+    return text + "+00:00" if with_tz else text
+
+
+def _in_range(build: Callable[[], dt.datetime], shown: str) -> dt.datetime:
+    """``build()``, DataError 22008 when PostgreSQL's fields are out of range
+    (NotSupportedError beyond Python's years 1 to 9999)."""
+    try:
+        return build()
+    except (ValueError, OverflowError):
+        raise errors.DataError(f"date/time field value out of range: {shown}", sqlstate="22008") from None
+
+
+def _make_date(year: Any, month: Any, day: Any) -> str | None:
+    """PostgreSQL's ``make_date(year, month, day)``."""
+    if year is None or month is None or day is None:
+        return None
+    if isinstance(year, int) and year < 1:
+        raise errors.NotSupportedError("make_date() of a year before 1 AD is not supported by loomdb")
+    shown = f"{year}-{month:02}-{day:02}" if all(isinstance(v, int) for v in (year, month, day)) else "?"
+    value = _in_range(lambda: dt.datetime(_int(year), _int(month), _int(day)), shown)
+    return value.date().isoformat()
+
+
+def _int(value: Any) -> int:
+    """An integer argument (DataError for another type)."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise errors.DataError(f'invalid input syntax for type integer: "{value}"', sqlstate="22P02")
+
+
+def _make_timestamp(year: Any, month: Any, day: Any, hour: Any, minute: Any, sec: Any) -> str | None:
+    """PostgreSQL's ``make_timestamp(year, month, day, hour, min, sec)`` (sec a double)."""
+    if any(v is None for v in (year, month, day, hour, minute, sec)):
+        return None
+    seconds = float(sec)
+    if not 0 <= _int(hour) <= 23 or not 0 <= _int(minute) <= 59 or not 0 <= seconds <= 60:
+        raise errors.DataError(f"time field value out of range: {hour}:{minute}:{sec}", sqlstate="22008")
+    day_start = _in_range(lambda: dt.datetime(_int(year), _int(month), _int(day)), f"{year}-{month}-{day}")
+    time = dt.timedelta(hours=_int(hour), minutes=_int(minute), microseconds=round(seconds * 1_000_000))
+    return format_timestamp(day_start + time)
+
+
+#: PostgreSQL's epoch (2000-01-01) in Unix seconds.
+_PG_EPOCH = 946_684_800
+
+
+def _to_timestamp(seconds: Any) -> str | None:
+    """PostgreSQL's ``to_timestamp(double precision)``: Unix seconds as a timestamptz,
+    rounded to microseconds as PostgreSQL rounds (from its own epoch, half to even)."""
+    if seconds is None:
+        return None
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise errors.DataError(
+            f'invalid input syntax for type double precision: "{seconds}"', sqlstate="22P02"
+        ) from None
+    if value != value:
+        raise errors.DataError("timestamp cannot be NaN", sqlstate="22008")
+    if value in (float("inf"), float("-inf")):
+        raise errors.NotSupportedError(
+            "to_timestamp() of infinity is not supported by loomdb (no infinite datetime)"
+        )
+    micros = round((value - _PG_EPOCH) * 1_000_000)
+    start = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    try:
+        return format_timestamp(start + dt.timedelta(microseconds=micros))
+    except OverflowError:
+        raise errors.NotSupportedError(
+            "timestamps outside the years 1 to 9999 are not supported by loomdb (Python's datetime)"
+        ) from None
+
+
 def _date_add(day: Any, days: Any) -> str | None:
     """PostgreSQL's ``date + integer`` (and ``date - integer`` with ``-days``): a date."""
     if day is None or days is None:
@@ -136,6 +217,10 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_date_diff", _date_diff, 2),
     ("loom_stamp_diff", _stamp_diff, 2),
     ("loom_zone_wall_time", _zone_wall_time, 2),
+    ("loom_timestamp_json", _timestamp_json, 2),
+    ("loom_make_date", _make_date, 3),
+    ("loom_make_timestamp", _make_timestamp, 6),
+    ("loom_to_timestamp", _to_timestamp, 1),
 )
 
 #: Every SQL name :func:`register` defines.

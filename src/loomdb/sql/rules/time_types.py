@@ -47,6 +47,12 @@ def _type_of(node: exp.Expr) -> str | exp.DataType | None:
         return "TIMESTAMPTZ"
     if isinstance(node, exp.UnixToTime):
         return "TIMESTAMPTZ"  # to_timestamp(double precision)
+    if isinstance(node, (exp.Localtimestamp, exp.TimestampFromParts)):
+        return "TIMESTAMP"
+    if isinstance(node, exp.CurrentDate) or (
+        isinstance(node, exp.Anonymous) and str(node.this).lower() == "make_date"
+    ):
+        return "DATE"
     if isinstance(node, exp.AtTimeZone):
         return "TIMESTAMP" if kind_of(node.this) in _ZONED else "TIMESTAMPTZ"
     if isinstance(node, exp.Sub):
