@@ -153,3 +153,10 @@ SELECT run_id, step, json_agg(created_at ORDER BY step) AS v FROM iterations GRO
 SELECT jsonb_build_array(timestamp '2024-03-01 12:00:00.5', timestamptz '2024-03-01 12:00:00+02', date '2024-03-01');
 SELECT jsonb_object_agg(run_id, started_at) FROM runs WHERE started_at IS NOT NULL;
 SELECT 'a' || '2024-03-01 12:00:00'::timestamp || 'b';
+SELECT id, called_at + 1 AS v FROM tool_calls;
+SELECT run_id, step, created_at - 1 AS v FROM iterations;
+SELECT id, expires_on + 1.5 AS v FROM memories;
+SELECT id, expires_on + expires_on AS v FROM memories;
+SELECT run_id, step, created_at + created_at AS v FROM iterations;
+SELECT id, expires_on - '2024-01-01' AS v FROM memories;
+SELECT id, called_at - '2024-03-01 00:00:00' AS v FROM tool_calls;

@@ -172,6 +172,38 @@ def _in_result_column(node: exp.Expr) -> bool:
     )
 
 
+_TIMES = STAMPS | {_T.DATE}
+#: PostgreSQL's names of the types an operator error names.
+_PG_NAMES = {
+    _T.TIMESTAMP: "timestamp without time zone",
+    _T.DATETIME: "timestamp without time zone",
+    _T.TIMESTAMPTZ: "timestamp with time zone",
+    _T.TIMESTAMPLTZ: "timestamp with time zone",
+    _T.DATE: "date",
+    _T.SMALLINT: "smallint",
+    _T.INT: "integer",
+    _T.BIGINT: "bigint",
+    _T.DECIMAL: "numeric",
+    _T.FLOAT: "real",
+    _T.DOUBLE: "double precision",
+}
+
+
+def _no_operator(op: str, left: object, right: object) -> errors.Error:
+    """The error of ``left op right`` with a time operand that is no date arithmetic:
+    PostgreSQL's 42883 when both types are known and PostgreSQL has no such
+    operator (a timestamp plus a number, a date plus a date...), else
+    NotSupportedError (an untyped operand may be an interval in PostgreSQL)."""
+    if left in _PG_NAMES and right in _PG_NAMES:
+        return errors.ProgrammingError(
+            f"operator does not exist: {_PG_NAMES[left]} {op} {_PG_NAMES[right]}",
+            sqlstate="42883",
+        )
+    return NotSupportedError(
+        f"{_type_name(left) or 'value'} {op} {_type_name(right) or 'value'} is not supported by loomdb on SQLite"
+    )
+
+
 def time_minus(self: SQLiteGenerator, e: exp.Sub) -> str | None:
     """``date - date``, ``date - integer`` and ``timestamp - timestamp`` as PostgreSQL
     computes them; None when ``e`` is no time arithmetic."""
@@ -187,10 +219,8 @@ def time_minus(self: SQLiteGenerator, e: exp.Sub) -> str | None:
                 " (its value is an interval, which SQLite cannot compute with)"
             )
         return self.func("loom_stamp_diff", e.this, e.expression)
-    if left in STAMPS | {_T.DATE} or right in STAMPS | {_T.DATE}:
-        raise NotSupportedError(
-            f"{_type_name(left) or 'value'} - {_type_name(right) or 'value'} is not supported by loomdb on SQLite"
-        )
+    if left in _TIMES or right in _TIMES:
+        raise _no_operator("-", left, right)
     return None
 
 
@@ -201,10 +231,8 @@ def time_plus(self: SQLiteGenerator, e: exp.Add) -> str:
         return self.func("loom_date_add", e.this, e.expression)
     if right == _T.DATE and left in _INTEGERS:
         return self.func("loom_date_add", e.expression, e.this)
-    if left in STAMPS | {_T.DATE} or right in STAMPS | {_T.DATE}:
-        raise NotSupportedError(
-            f"{_type_name(left) or 'value'} + {_type_name(right) or 'value'} is not supported by loomdb on SQLite"
-        )
+    if left in _TIMES or right in _TIMES:
+        raise _no_operator("+", left, right)
     return self.binary(e, "+")
 
 

@@ -37,6 +37,19 @@ def retype_time(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
+def _type_unknown_operand(node: exp.Sub) -> None:
+    """A string literal subtracted from or from a date or timestamp cast to that type:
+    PostgreSQL takes an unknown operand as the other side's type when that type has
+    the operator (``d - '2024-01-01'`` is date - date)."""
+    for side, other in (("this", node.expression), ("expression", node.this)):
+        literal = node.args[side]
+        if isinstance(literal, exp.Literal) and literal.is_string and kind_of(other) in STAMPS | {_T.DATE}:
+            assert isinstance(other, exp.Expression) and other.type is not None
+            cast = exp.Cast(this=literal.copy(), to=other.type.copy())
+            cast.type = other.type.copy()
+            node.set(side, cast)
+
+
 def _type_of(node: exp.Expr) -> str | exp.DataType | None:
     if isinstance(node, (exp.Alias, exp.Paren)) and isinstance(node.this, exp.Expression) and node.this.type:
         return node.this.type  # as its operand, which may have been retyped
@@ -56,6 +69,7 @@ def _type_of(node: exp.Expr) -> str | exp.DataType | None:
     if isinstance(node, exp.AtTimeZone):
         return "TIMESTAMP" if kind_of(node.this) in _ZONED else "TIMESTAMPTZ"
     if isinstance(node, exp.Sub):
+        _type_unknown_operand(node)
         left, right = kind_of(node.this), kind_of(node.expression)
         if left == _T.DATE and right == _T.DATE:
             return "INT"
