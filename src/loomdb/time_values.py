@@ -88,6 +88,16 @@ def _special(word: str, type_name: str, now: NowFunction) -> dt.datetime | None:
     return dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def _plain_iso(text: str) -> bool:
+    """Whether ``text`` is shaped YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or YYYY-MM-DD HH:MM:SS.ffffff."""
+    size = len(text)
+    if size not in (10, 19, 26) or text[4] != "-" or text[7] != "-":
+        return False
+    if size == 10:
+        return True
+    return text[10] in " T" and text[13] == ":" and text[16] == ":" and (size == 19 or text[19] == ".")
+
+
 def parse_input(text: str, with_tz: bool, now: NowFunction = None) -> dt.datetime:
     """PostgreSQL's timestamp (``with_tz`` False: a naive datetime, any offset
     ignored) or timestamptz input (an aware UTC datetime, naive text taken as
@@ -97,6 +107,15 @@ def parse_input(text: str, with_tz: bool, now: NowFunction = None) -> dt.datetim
     range; NotSupportedError for 'infinity' and, without ``now``, for 'now' /
     'today' / 'yesterday' / 'tomorrow'.
     """
+    if _plain_iso(text):
+        # Plain ISO text (a date, a time to the second or microsecond, no zone): read
+        # by Python's own parser, which reads these exactly as PostgreSQL does.
+        try:
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            value = None
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC) if with_tz else value
     type_name = "timestamp with time zone" if with_tz else "timestamp without time zone"
     special = _special(text.strip().lower(), type_name, now)
     if special is not None:
@@ -109,14 +128,17 @@ def parse_input(text: str, with_tz: bool, now: NowFunction = None) -> dt.datetim
     if fraction:
         digits = (fraction + "000000")[:7]
         micro = (int(digits) + 5) // 10  # rounded to microseconds, as PostgreSQL does
-    try:
-        value = dt.datetime(int(year), int(month), int(day))
-    except ValueError:
-        raise _out_of_range(text) from None
     h, m, s = int(hour or 0), int(minute or 0), int(second or 0)
     if h > 24 or m > 59 or s > 60 or (h == 24 and (m or s or micro)):
         raise _out_of_range(text)
-    value += dt.timedelta(hours=h, minutes=m, seconds=s, microseconds=micro)
+    try:
+        if h < 24 and s < 60 and micro < 1_000_000:
+            value = dt.datetime(int(year), int(month), int(day), h, m, s, micro)
+        else:  # 24:00:00 is the next midnight, a 60th second the next minute, as in PostgreSQL
+            value = dt.datetime(int(year), int(month), int(day))
+            value += dt.timedelta(hours=h, minutes=m, seconds=s, microseconds=micro)
+    except (ValueError, OverflowError):
+        raise _out_of_range(text) from None
     if not with_tz:
         return value
     offset = _offset(zone) if zone else dt.timedelta(0)
@@ -133,6 +155,23 @@ def _offset(zone: str) -> dt.timedelta:
         digits = "0" + digits
     hours, minutes, seconds = int(digits[:2]), int(digits[2:4] or 0), int(digits[4:6] or 0)
     return sign * dt.timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def timestamp_storage(value: object, with_tz: bool, now: NowFunction = None) -> str | None:
+    """A value bound or written to a TIMESTAMP (``with_tz`` False) or TIMESTAMPTZ, in
+    storage form: an aware datetime converted to UTC (PostgreSQL with TimeZone
+    UTC), a naive one taken as UTC, a date as its midnight, text read as
+    :func:`parse_input` reads it; None for a value of another type."""
+    if isinstance(value, dt.datetime):
+        return format_timestamp(value)
+    if isinstance(value, dt.date):
+        return format_timestamp(dt.datetime(value.year, value.month, value.day))
+    if isinstance(value, str):
+        if len(value) == 32 and value[10] == " " and value.endswith("+00:00"):
+            dt.datetime.fromisoformat(value)  # checked: already the storage form
+            return value
+        return format_timestamp(parse_input(value, with_tz, now))
+    return None
 
 
 def parse_date_input(text: str, now: NowFunction = None) -> dt.date:

@@ -36,7 +36,7 @@ import numpy as np
 import orjson
 
 from .errors import DataError, NotSupportedError
-from .time_values import format_timestamp, parse_date_input, parse_input
+from .time_values import format_timestamp, parse_date_input, parse_input, timestamp_storage
 
 UTC = dt.UTC
 
@@ -352,13 +352,9 @@ def to_storage(
         if kind == "json":
             return _json_text(value, column)
         if kind == "timestamp":
-            # An aware datetime converts to UTC (PostgreSQL with TimeZone UTC); a naive one is UTC.
-            if isinstance(value, dt.datetime):
-                return format_timestamp(value)
-            if isinstance(value, dt.date):
-                return format_timestamp(dt.datetime(value.year, value.month, value.day))
-            if isinstance(value, str):
-                return format_timestamp(parse_input(value, ctype.with_tz, now))
+            stored = timestamp_storage(value, ctype.with_tz, now)
+            if stored is not None:
+                return stored
             raise DataError(f"column {column!r} is {ctype.sql}: {value!r} is not a timestamp")
         if kind == "date":
             if isinstance(value, dt.datetime):
