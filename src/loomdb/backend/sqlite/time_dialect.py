@@ -238,17 +238,19 @@ def time_plus(self: SQLiteGenerator, e: exp.Add) -> str:
 
 def at_time_zone(self: SQLiteGenerator, e: exp.AtTimeZone) -> str:
     """``AT TIME ZONE``: with 'UTC' the same stored text (under TimeZone UTC a
-    timestamptz's UTC wall time is its instant); a timestamptz at a named zone
-    ('Europe/Paris') is its wall time there. Other forms are refused."""
+    timestamptz's UTC wall time is its instant); at a named zone ('Europe/Paris')
+    a timestamptz is its wall time there, a timestamp the instant of
+    that wall time there. Other forms are refused."""
     zone = e.args.get("zone")
     name = zone.this.strip() if isinstance(zone, exp.Literal) and zone.is_string else None
     if name is not None and name.upper() in ("UTC", "GMT", "ETC/UTC", "ZULU"):
         return self.sql(e.this)
-    if name is not None and "/" in name and kind_of(e.this) in _ZONED and zone_exists(name):
-        return self.func("loom_zone_wall_time", e.this, zone)
+    if name is not None and "/" in name and kind_of(e.this) in STAMPS and zone_exists(name):
+        function = "loom_zone_wall_time" if kind_of(e.this) in _ZONED else "loom_zone_instant"
+        return self.func(function, e.this, zone)
     raise NotSupportedError(
-        "AT TIME ZONE is supported by loomdb on SQLite only for 'UTC' and for a timestamptz at"
-        " a named zone such as 'Europe/Paris'"
+        "AT TIME ZONE is supported by loomdb on SQLite only for 'UTC' and for a named zone"
+        " such as 'Europe/Paris' (not for POSIX offsets, abbreviations or a zone computed per row)"
     )
 
 

@@ -191,6 +191,18 @@ def _zone_wall_time(value: Any, zone: str) -> str | None:
     return format_timestamp(wall)
 
 
+def _zone_instant(value: Any, zone: str) -> str | None:
+    """``timestamp AT TIME ZONE zone``: the instant of that wall time there. A wall
+    time a transition skips or repeats takes the smaller of its two offsets: the
+    one before a spring-forward gap, the one after a fall-back (PostgreSQL's choice)."""
+    if value is None or zone is None:
+        return None
+    wall = _stamp(str(value)).replace(tzinfo=None)
+    where = zoneinfo.ZoneInfo(zone)
+    offsets = [wall.replace(tzinfo=where, fold=fold).utcoffset() or dt.timedelta(0) for fold in (0, 1)]
+    return format_timestamp((wall - min(offsets)).replace(tzinfo=dt.UTC))
+
+
 def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     """Register the time functions on ``conn``; ``now`` answers the statement's
     time in storage form (for 'now', 'today', 'yesterday' and 'tomorrow')."""
@@ -217,6 +229,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_date_diff", _date_diff, 2),
     ("loom_stamp_diff", _stamp_diff, 2),
     ("loom_zone_wall_time", _zone_wall_time, 2),
+    ("loom_zone_instant", _zone_instant, 2),
     ("loom_timestamp_json", _timestamp_json, 2),
     ("loom_make_date", _make_date, 3),
     ("loom_make_timestamp", _make_timestamp, 6),

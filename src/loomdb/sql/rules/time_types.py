@@ -67,7 +67,8 @@ def _type_of(node: exp.Expr) -> str | exp.DataType | None:
     ):
         return "DATE"
     if isinstance(node, exp.AtTimeZone):
-        return "TIMESTAMP" if kind_of(node.this) in _ZONED else "TIMESTAMPTZ"
+        # a date is taken as a timestamptz (the preferred type it converts to)
+        return "TIMESTAMP" if kind_of(node.this) in _ZONED | {_T.DATE} else "TIMESTAMPTZ"
     if isinstance(node, exp.Sub):
         _type_unknown_operand(node)
         left, right = kind_of(node.this), kind_of(node.expression)
