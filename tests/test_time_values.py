@@ -307,3 +307,17 @@ def test_time_constructors_are_postgresqls(fresh_db):
         with pytest.raises(loomdb.DataError) as caught:
             fresh_db.execute(sql).fetchall()
         assert caught.value.sqlstate == "22008"
+
+
+def test_a_cast_parameter_into_a_timestamp_column_of_another_kind_converts_as_the_cast_says(events):
+    # %s::timestamptz into a TIMESTAMP column: the offset converts (the column's own
+    # conversion would drop it); into a TIMESTAMPTZ column the cast changes nothing.
+    events.executemany(
+        "INSERT INTO events (id, at, seen) VALUES (%s, %s::timestamptz, %s::timestamptz)",
+        [(1, "2024-03-01 12:00+02", "2024-03-01 12:00+02"), (2, None, None)],
+    )
+    rows = events.execute("SELECT at, seen FROM events ORDER BY id").fetchall()
+    assert [tuple(r) for r in rows] == [
+        (dt.datetime(2024, 3, 1, 10, 0), dt.datetime(2024, 3, 1, 10, 0, tzinfo=UTC)),
+        (None, None),
+    ]

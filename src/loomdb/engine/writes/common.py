@@ -13,7 +13,7 @@ from ... import errors
 from ...catalog import Column, TableSchema
 from ...sql.compile import Compiled, table_key
 from ...time_values import parse_input
-from ...types import to_storage
+from ...types import ColumnType, to_storage
 from ..transaction import Txn
 
 if TYPE_CHECKING:
@@ -91,13 +91,16 @@ _PASSTHROUGH_CASTS = {
 _STAMP_CASTS = {exp.DataType.Type.TIMESTAMP: False, exp.DataType.Type.TIMESTAMPTZ: True}
 
 
-def unwrap(node: exp.Expression) -> exp.Expression:
-    """``node`` without a cast the column's own conversion performs anyway (of a parameter, literal or NULL)."""
-    if (
-        isinstance(node, exp.Cast)
-        and node.to.this in _PASSTHROUGH_CASTS
-        and isinstance(node.this, (exp.Parameter, exp.Literal, exp.Null))
-    ):
+def unwrap(node: exp.Expression, ctype: ColumnType | None = None) -> exp.Expression:
+    """``node`` without a cast the column's own conversion performs anyway (of a parameter,
+    literal or NULL); a cast to timestamp or timestamptz only into a column of that type
+    (``ctype``)."""
+    if not isinstance(node, exp.Cast) or not isinstance(node.this, (exp.Parameter, exp.Literal, exp.Null)):
+        return node
+    if node.to.this in _PASSTHROUGH_CASTS:
+        return node.this
+    zoned = _STAMP_CASTS.get(node.to.this)
+    if zoned is not None and ctype is not None and ctype.kind == "timestamp" and ctype.with_tz == zoned:
         return node.this
     return node
 

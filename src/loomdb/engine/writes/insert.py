@@ -73,8 +73,8 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
                     "INSERT has more target columns than expressions", sqlstate="42601"
                 )
             sources: list[tuple[Any, ...]] = []
-            for item in items:
-                inner = unwrap(item)
+            for item, column in zip(items, columns, strict=False):
+                inner = unwrap(item, column.type)
                 if is_default(item):
                     sources.append(("d",))
                 elif isinstance(inner, exp.Parameter):
