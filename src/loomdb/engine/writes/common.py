@@ -105,6 +105,14 @@ def unwrap(node: exp.Expression, ctype: ColumnType | None = None) -> exp.Express
     return node
 
 
+def stamp_cast_type(node: exp.Expr) -> ColumnType | None:
+    """The timestamp type a cast to timestamp or timestamptz gives (a parameter under
+    it is read as that type, not as the column's); None for any other node."""
+    if isinstance(node, exp.Cast) and node.to.this in _STAMP_CASTS:
+        return ColumnType.parse("TIMESTAMPTZ" if _STAMP_CASTS[node.to.this] else "TIMESTAMP")
+    return None
+
+
 def simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any]:
     """Evaluate a VALUES item in Python when it is a parameter or a literal (or a
     literal cast to a timestamp type, read as that type reads it)."""

@@ -19,6 +19,7 @@ from .common import (
     ident,
     is_default,
     simple_value,
+    stamp_cast_type,
     target_schema,
     unwrap,
 )
@@ -133,7 +134,7 @@ def raw_rows(session: Session, plan: InsertPlan, params: list[Any], key: str) ->
                 item = sources[i][1]
                 for p in item.find_all(exp.Parameter):
                     if p.parent is item or (isinstance(p.parent, exp.Cast) and p.parent.parent is item):
-                        hints[int(p.this.name)] = plan.columns[i].type
+                        hints[int(p.this.name)] = stamp_cast_type(p.parent) or plan.columns[i].type
             computed = session.evaluate(
                 [sources[i][1] for i in pending], params, key=(key, position), hints=hints
             )
