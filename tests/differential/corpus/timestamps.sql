@@ -166,3 +166,5 @@ SELECT timestamp '2024-07-01 12:00' AT TIME ZONE 'Australia/Lord_Howe';
 SELECT timestamptz '2018-11-04 06:30+00' AT TIME ZONE 'America/New_York';
 SELECT date '2024-03-01' AT TIME ZONE 'UTC';
 SELECT run_id, started_at AT TIME ZONE 'Asia/Tokyo' AS v FROM runs;
+SELECT id, called_at::varchar(25) AS v FROM tool_calls;
+SELECT run_id, started_at::varchar(30) AS v FROM runs;

@@ -57,11 +57,7 @@ def _stored_literal(literal: exp.Expr, like: exp.Expr) -> exp.Expr:
         return literal
     if literal.this.strip().lower() in _RELATIVE:
         return exp.Cast(this=literal.copy(), to=exp.DataType.build(type_name))
-    try:
-        stored = to_storage(literal.this, ColumnType.parse(type_name), "literal")
-    except errors.DataError as exc:
-        raise errors.DataError(str(exc), sqlstate=exc.sqlstate) from None
-    return exp.Literal.string(stored)
+    return exp.Literal.string(to_storage(literal.this, ColumnType.parse(type_name), "literal"))
 
 
 def _as_stamp(node: exp.Expr, other: exp.Expr) -> exp.Expr:
@@ -153,10 +149,10 @@ def time_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
     target = e.to.this
     if target in TIME_CASTS:
         return self.func(TIME_CASTS[target], e.this)
-    source = kind_of(e.this)
-    if target in _TEXT_TYPES and not e.to.expressions and source in STAMPS:
-        zoned = exp.Literal.number(1 if source in _ZONED else 0)
-        return self.func("loom_timestamp_text", e.this, zoned)
+    if target in _TEXT_TYPES and kind_of(e.this) in STAMPS:
+        text = _stamp_as(e.this, "loom_timestamp_text")
+        # varchar(n) / char(n): PostgreSQL's text, then cut as that type cuts it
+        return self.sql(exp.Cast(this=text, to=e.to.copy()) if e.to.expressions else text)
     return None
 
 
