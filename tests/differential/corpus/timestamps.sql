@@ -168,3 +168,5 @@ SELECT date '2024-03-01' AT TIME ZONE 'UTC';
 SELECT run_id, started_at AT TIME ZONE 'Asia/Tokyo' AS v FROM runs;
 SELECT id, called_at::varchar(25) AS v FROM tool_calls;
 SELECT run_id, started_at::varchar(30) AS v FROM runs;
+SELECT id, concat('at ', called_at) AS v, concat_ws('|', id, called_at) AS w FROM tool_calls;
+SELECT run_id, format('%s started %s', run_id, started_at) AS v FROM runs;

@@ -118,12 +118,15 @@ def _json_arguments(node: exp.Expr) -> None:
 
 def time_rewrites(tree: exp.Expr) -> exp.Expr:
     """Time values written as PostgreSQL writes them where they become text or
-    JSON (``||``, the JSON builders), then :func:`time_literals`."""
+    JSON (``||``, concat, concat_ws, format, the JSON builders), then
+    :func:`time_literals`."""
     for node in list(tree.find_all(exp.Anonymous, exp.JSONArrayAgg, exp.JSONBObjectAgg, exp.JSONObjectAgg)):
         _json_arguments(node)
     for concat in list(tree.find_all(exp.DPipe)):
         concat.set("this", _stamp_as(concat.this, "loom_timestamp_text"))
         concat.set("expression", _stamp_as(concat.expression, "loom_timestamp_text"))
+    for call in list(tree.find_all(exp.Concat, exp.ConcatWs, exp.Format)):  # their arguments' text output
+        call.set("expressions", [_stamp_as(arg, "loom_timestamp_text") for arg in call.expressions])
     return time_literals(tree)
 
 
