@@ -31,6 +31,9 @@ def retype_time(tree: exp.Expression) -> exp.Expression:
     """``tree`` with its time expressions typed as PostgreSQL types them (in place)."""
     # Children first, so an outer expression sees its operands' corrected types.
     for node in list(tree.walk(bfs=False))[::-1]:
+        if isinstance(node, exp.SetOperation):
+            _set_operation(node)
+            continue
         new = _type_of(node)
         if new is not None:
             node.type = new
@@ -48,6 +51,23 @@ def _type_unknown_operand(node: exp.Sub) -> None:
             cast = exp.Cast(this=literal.copy(), to=other.type.copy())
             cast.type = other.type.copy()
             node.set(side, cast)
+
+
+def _set_operation(node: exp.SetOperation) -> None:
+    """A UNION / INTERSECT / EXCEPT column mixing time types takes the type PostgreSQL
+    resolves: timestamptz when a branch has one, else timestamp over a date (the
+    result columns' types are read off the first branch)."""
+    left, right = node.left, node.right
+    if not isinstance(left, exp.Query) or not isinstance(right, exp.Query):
+        return
+    for first, other in zip(left.selects, right.selects, strict=False):
+        kinds = {kind_of(first), kind_of(other)}
+        if len(kinds) < 2 or not kinds <= STAMPS | {_T.DATE, _T.NULL, _T.UNKNOWN, None}:
+            continue
+        if kinds & _ZONED:
+            first.type = "TIMESTAMPTZ"
+        elif kinds & STAMPS and _T.DATE in kinds:
+            first.type = "TIMESTAMP"
 
 
 def _type_of(node: exp.Expr) -> str | exp.DataType | None:
