@@ -21,7 +21,7 @@ STAMPS = {_T.TIMESTAMP, _T.TIMESTAMPTZ, _T.DATETIME, _T.TIMESTAMPLTZ}
 _ZONED = {_T.TIMESTAMPTZ, _T.TIMESTAMPLTZ}
 
 
-def kind_of(node: exp.Expr) -> exp.DataType.Type | None:
+def kind_of(node: exp.Expr) -> object:
     """The annotated type of ``node`` (None when it has none)."""
     dtype = node.type if isinstance(node, exp.Expression) else None
     return None if dtype is None else dtype.this
