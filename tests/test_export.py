@@ -31,7 +31,7 @@ COLUMNS = [
     ("price", "NUMERIC(10,2)"),
     ("ok", "BOOLEAN"),
     ("meta", "JSONB"),
-    ("ts", "TIMESTAMP"),
+    ("ts", "TIMESTAMPTZ"),
     ("d", "DATE"),
     ("blob", "BYTEA"),
     ("u", "UUID"),
@@ -483,3 +483,17 @@ def test_torch_dataset_on_cuda(db):
     items = list(loomdb.torch.dataset(db, SELECT_ALL, device="cuda"))
     for item, row in zip(items, rows, strict=True):
         assert_same_as_row(item, row, device="cuda")
+
+
+def test_a_timestamp_without_time_zone_exports_naive(fresh_db):
+    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("pandas")
+    fresh_db.execute("CREATE TABLE s (id INT PRIMARY KEY, at TIMESTAMP)")
+    fresh_db.execute("INSERT INTO s VALUES (1, '2024-03-01 12:00:00.5'), (2, NULL)")
+    sql = "SELECT at FROM s ORDER BY id"
+    table = fresh_db.execute(sql).arrow()
+    assert table.schema.field("at").type == pa.timestamp("us")
+    assert table.to_pydict()["at"] == [dt.datetime(2024, 3, 1, 12, 0, 0, 500000), None]
+    frame = fresh_db.execute(sql).df()
+    assert frame["at"].dtype == np.dtype("datetime64[us]")
+    assert frame["at"][0].to_pydatetime() == dt.datetime(2024, 3, 1, 12, 0, 0, 500000)

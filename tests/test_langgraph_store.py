@@ -429,11 +429,17 @@ def test_reads_refresh_the_ttl_unless_told_not_to(db, store):
     store.get(("docs",), "a")
     store.get(("docs",), "b", refresh_ttl=False)
     store.search(("docs",), filter={"v": 2})  # matches nothing, refreshes nothing
-    expiry = {r["key"]: r["expires_at"] for r in db.execute("SELECT key, expires_at FROM langgraph_store")}
+    # expires_at is a TIMESTAMP: naive, its UTC wall time
+    expiry = {
+        r["key"]: r["expires_at"].replace(tzinfo=dt.UTC)
+        for r in db.execute("SELECT key, expires_at FROM langgraph_store")
+    }
     assert expiry["a"] >= before + dt.timedelta(minutes=30)
     assert expiry["b"] == soon
     store.search(("docs",), refresh_ttl=True)
-    assert db.execute("SELECT expires_at FROM langgraph_store WHERE key = 'b'").fetchone()[0] > soon
+    assert db.execute("SELECT expires_at FROM langgraph_store WHERE key = 'b'").fetchone()[0] > soon.replace(
+        tzinfo=None
+    )
 
 
 def test_items_without_a_ttl_are_never_rewritten_by_reads(db, store):

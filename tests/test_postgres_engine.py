@@ -88,7 +88,7 @@ def test_columns_are_native_postgresql_types(pg_url, schemas):
     with loomdb.connect(pg_url, schema=name) as db:
         db.execute(
             "CREATE TABLE iterations (run_id TEXT, step INT, big BIGINT, embedding VECTOR(3), state JSONB,"
-            " at TIMESTAMP, cost NUMERIC, ok BOOLEAN, id UUID, raw BYTEA, score REAL)"
+            " at TIMESTAMP, seen TIMESTAMPTZ, cost NUMERIC, ok BOOLEAN, id UUID, raw BYTEA, score REAL)"
         )
     with _admin(pg_url) as conn:
         types = dict(
@@ -103,7 +103,7 @@ def test_columns_are_native_postgresql_types(pg_url, schemas):
     assert types["step"] == "integer" and types["big"] == "bigint"
     assert types["embedding"] == "vector(3)"
     assert types["state"] == "jsonb"
-    assert types["at"] == "timestamp with time zone"
+    assert types["at"] == "timestamp without time zone" and types["seen"] == "timestamp with time zone"
     assert types["cost"] == "numeric" and types["ok"] == "boolean" and types["id"] == "uuid"
     assert types["raw"] == "bytea" and types["score"] == "real"
 

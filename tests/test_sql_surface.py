@@ -96,8 +96,9 @@ def test_default_values_fill_omitted_columns_including_now(fresh_db):
     after = dt.datetime.now(UTC)
     r = fresh_db.execute("SELECT status, score, at FROM notes").fetchone()
     assert r["status"] == "new" and r["score"] == 0
-    assert r["at"].utcoffset() == dt.timedelta(0)
-    assert before - dt.timedelta(milliseconds=1) <= r["at"] <= after
+    # a TIMESTAMP is naive, as in PostgreSQL: NOW()'s wall time in UTC (TimeZone UTC)
+    assert r["at"].tzinfo is None
+    assert before - dt.timedelta(milliseconds=1) <= r["at"].replace(tzinfo=UTC) <= after
     # an explicit value wins over the default
     fresh_db.execute("INSERT INTO notes (id, body, status) VALUES (2, 'y', 'done')")
     assert scalar(fresh_db, "SELECT status FROM notes WHERE id = 2") == "done"
@@ -611,7 +612,7 @@ ROUND_TRIP = [
     ("BOOLEAN", False, bool),
     ("JSONB", {"a": [1, 2.5, None, True, "ü"], "b": {"c": "d"}, "n": 0}, dict),
     ("JSONB", [1, "two", {"three": 3}, []], list),
-    ("TIMESTAMP", dt.datetime(2024, 3, 4, 5, 6, 7, 891011, tzinfo=UTC), dt.datetime),
+    ("TIMESTAMP", dt.datetime(2024, 3, 4, 5, 6, 7, 891011), dt.datetime),
     ("TIMESTAMPTZ", dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), dt.datetime),
     ("DATE", dt.date(1999, 12, 31), dt.date),
     ("BYTEA", bytes(range(256)) + b"\x00end", bytes),
@@ -632,8 +633,8 @@ def test_value_round_trips_with_python_type(fresh_db, sqltype, value, pytype):
     x = got[0][0]
     assert type(x) is pytype, (type(x), pytype)
     assert x == value
-    if pytype is dt.datetime:
-        assert x.utcoffset() == dt.timedelta(0)
+    if pytype is dt.datetime:  # TIMESTAMPTZ: aware UTC; TIMESTAMP: naive, as psycopg returns them
+        assert x.utcoffset() == (dt.timedelta(0) if sqltype == "TIMESTAMPTZ" else None)
     if sqltype == "JSONB" and isinstance(value, dict):
         assert type(x["n"]) is int and type(x["a"][1]) is float and x["a"][3] is True
     if sqltype != "JSONB":
@@ -642,7 +643,7 @@ def test_value_round_trips_with_python_type(fresh_db, sqltype, value, pytype):
 
 
 def test_timestamp_naive_input_counts_as_utc_and_offsets_convert(fresh_db):
-    fresh_db.execute("CREATE TABLE t (id INT, ts TIMESTAMP)")
+    fresh_db.execute("CREATE TABLE t (id INT, ts TIMESTAMPTZ)")
     naive = dt.datetime(2024, 5, 6, 7, 8, 9, 123456)
     plus2 = dt.datetime(2024, 5, 6, 12, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     fresh_db.execute("INSERT INTO t VALUES (1, %s), (2, %s)", [naive, plus2])
@@ -650,6 +651,18 @@ def test_timestamp_naive_input_counts_as_utc_and_offsets_convert(fresh_db):
     assert a == naive.replace(tzinfo=UTC) and a.utcoffset() == dt.timedelta(0)
     assert b == plus2 and b.utcoffset() == dt.timedelta(0)
     assert (b.hour, b.minute) == (10, 0)
+
+
+def test_timestamp_without_time_zone_is_naive_and_takes_the_utc_wall_time(fresh_db):
+    fresh_db.execute("CREATE TABLE t (id INT, ts TIMESTAMP)")
+    naive = dt.datetime(2024, 5, 6, 7, 8, 9, 123456)
+    plus2 = dt.datetime(2024, 5, 6, 12, 0, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    fresh_db.execute("INSERT INTO t VALUES (1, %s), (2, %s), (3, '2024-05-06 12:00:00+02')", [naive, plus2])
+    assert [r[0] for r in q(fresh_db, "SELECT ts FROM t ORDER BY id")] == [
+        naive,
+        dt.datetime(2024, 5, 6, 10, 0),  # an aware value converts to UTC wall time
+        dt.datetime(2024, 5, 6, 12, 0),  # an offset in text is ignored, as PostgreSQL does
+    ]
 
 
 def test_timestamp_comparison_with_parameter_uses_instants(fresh_db):

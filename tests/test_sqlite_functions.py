@@ -190,7 +190,7 @@ def test_float_variance_aggregates(floats):
         ("SELECT stddev(x) OVER () AS v FROM (SELECT 1::float8 AS x) s", "stddev"),
         ("SELECT bool_or(x) OVER () AS v FROM (SELECT true AS x) s", "bool_or"),
         ("SELECT jsonb_path_exists('1'::jsonb, '$') AS v", "jsonb_path_exists"),
-        ("SELECT make_date(2024, 3, 1) AS v", "make_date"),
+        ("SELECT age(timestamp '2024-03-01', timestamp '2024-01-01') AS v", "age"),
         ("SELECT gcd(4, 6) AS v", "gcd"),
     ],
 )

@@ -170,7 +170,8 @@ class Cursor:
           round it).
         * REAL/DOUBLE PRECISION: float64 (NaN for NULL).
         * BOOLEAN: bool; with NULLs, object holding True/False/None.
-        * TIMESTAMP: datetime64[us] in UTC (NumPy has no time zones; NaT for NULL).
+        * TIMESTAMP / TIMESTAMPTZ: datetime64[us], a TIMESTAMPTZ in UTC (NumPy has
+          no time zones; NaT for NULL).
         * everything else (TEXT, JSON, NUMERIC, DATE, BYTEA, UUID): a 1-D object
           array of the values ``fetchone`` would return (dict, Decimal, date...).
         * columns of unknown type (most expressions, and columns the query
@@ -188,7 +189,7 @@ class Cursor:
         VECTOR(n) -> ``fixed_size_list<float32>[n]`` (built from one float32
         buffer), INT -> int64, REAL -> float64, BOOLEAN -> bool, TEXT ->
         string, JSON/JSONB -> string holding compact JSON text, TIMESTAMP ->
-        ``timestamp[us, tz=UTC]``, DATE -> date32, NUMERIC(p, s) ->
+        ``timestamp[us]``, TIMESTAMPTZ -> ``timestamp[us, tz=UTC]``, DATE -> date32, NUMERIC(p, s) ->
         decimal128(p, s) (values with more digits than declared widen the
         decimal type; NUMERIC without a known precision -> string of the exact
         decimal), BYTEA -> binary, UUID -> string. Columns of unknown type are
@@ -206,7 +207,7 @@ class Cursor:
         column of 1-D float32 arrays (None for NULL); INT -> int64 (pandas'
         nullable ``Int64`` when NULLs are present); REAL -> float64 (NaN for
         NULL); BOOLEAN -> bool (nullable ``boolean`` with NULLs); TIMESTAMP ->
-        ``datetime64[us, UTC]`` (NaT for NULL); everything else -> an object
+        ``datetime64[us]``, TIMESTAMPTZ -> ``datetime64[us, UTC]`` (NaT for NULL); everything else -> an object
         column of the fetched Python values (JSON as dict/list, NUMERIC as
         Decimal, DATE as date, ...). Columns of unknown type are typed from
         their values as in :meth:`numpy` (integers with NULLs as ``Int64``).
@@ -448,8 +449,9 @@ class _Column:
             if kind == "timestamp":
                 stamps = self.datetimes()
                 if stamps is not None:
+                    zone = "UTC" if self.ctype is not None and self.ctype.with_tz else None
                     return pa.array(
-                        stamps.view(np.int64), type=pa.timestamp("us", tz="UTC"), mask=np.isnat(stamps)
+                        stamps.view(np.int64), type=pa.timestamp("us", tz=zone), mask=np.isnat(stamps)
                     )
             if kind == "date":
                 return pa.array(self.values, type=pa.date32())
@@ -524,7 +526,12 @@ class _Column:
             elif kind == "timestamp":
                 stamps = self.datetimes()
                 if stamps is not None:
-                    return pd.Series(stamps).dt.tz_localize("UTC")
+                    series = pd.Series(stamps)
+                    return (
+                        series.dt.tz_localize("UTC")
+                        if self.ctype is not None and self.ctype.with_tz
+                        else series
+                    )
         except (TypeError, ValueError, OverflowError):
             pass
         return pd.Series(_objects(self.values), dtype=object)

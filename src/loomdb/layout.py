@@ -46,8 +46,10 @@ IDENTITY_INDEX_WHERE = f"_bid > {MAIN_BID} OR _vid <> _rid"
 #: The schema epoch: bumped by every DDL, read to know whether caches are stale.
 EPOCH_SQL = "SELECT value FROM loom_meta WHERE key = 'epoch'"
 
-#: The store format this code writes; a store of a newer format is refused.
-FORMAT_VERSION = 1
+#: The store format this code writes; a store of a newer format is refused, an
+#: older one upgraded when opened. 2: a TIMESTAMP column is PostgreSQL's
+#: timestamp without time zone (format 1 made it a timestamptz on PostgreSQL).
+FORMAT_VERSION = 2
 
 #: The catalog, in SQLite's types (a backend translates them, see
 #: ``Backend.catalog_sql``).

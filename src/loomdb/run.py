@@ -462,10 +462,18 @@ def _step(row: Any) -> Step:
         values["state_snapshot"],
         values["embedding"],
         values["tokens_used"],
-        values.get("created_at"),
+        _utc(values.get("created_at")),
         extra,
         None if distance is None else float(distance),
     )
+
+
+def _utc(value: Any) -> Any:
+    """``created_at`` as an aware UTC datetime: a TIMESTAMP column's value is naive
+    (as in PostgreSQL) and holds the UTC wall time of NOW()."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
 
 
 def _stored(step: Step, column: str) -> Any:
@@ -491,8 +499,9 @@ def _same(stored: Any, given: Any) -> bool:
             return bool(_json_value(given) == stored)
         except (TypeError, ValueError):
             return False
-    if isinstance(stored, dt.datetime) and isinstance(given, dt.datetime) and given.tzinfo is None:
-        given = given.replace(tzinfo=dt.UTC)
+    if isinstance(stored, dt.datetime) and isinstance(given, dt.datetime):
+        # A TIMESTAMP comes back naive (its UTC wall time), a TIMESTAMPTZ aware: compare as UTC instants.
+        stored, given = (v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v for v in (stored, given))
     if isinstance(stored, uuid.UUID) and isinstance(given, str):
         return str(stored) == given.lower()
     if isinstance(stored, Decimal) and isinstance(given, (str, float)):

@@ -6,7 +6,8 @@ A value crosses three representations:
   ``numpy.ndarray``, ``Decimal``...);
 * the storage value loomdb's layers pass around and bind: JSON as compact
   text, VECTOR as little-endian float32 bytes (:class:`VectorBlob`),
-  TIMESTAMP as fixed-width UTC text that sorts chronologically, NUMERIC as
+  TIMESTAMP and TIMESTAMPTZ as fixed-width UTC text that sorts chronologically
+  (see :mod:`loomdb.time_values`), NUMERIC as
   exact decimal text, BOOLEAN as ``bool``. SQLite keeps exactly these; the
   PostgreSQL engine stores native types (jsonb, pgvector's vector,
   timestamptz, numeric, boolean) and hands results back in these forms;
@@ -27,6 +28,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
@@ -38,6 +40,7 @@ from .errors import DataError, NotSupportedError
 from .jsonb_text import dump_jsonb, load_jsonb
 from .number_input import FLOAT_NAN, int_bits, int_input
 from .pg_input import parse_bytea, parse_uuid
+from .time_values import format_timestamp, parse_date_input, parse_input, timestamp_storage
 
 UTC = dt.UTC
 
@@ -173,33 +176,20 @@ class ColumnType:
         bits = int_bits(self.sql)
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
+    def with_tz(self) -> bool:
+        """Whether a timestamp type is TIMESTAMPTZ (aware UTC datetimes), not TIMESTAMP (naive ones).
+
+        >>> ColumnType.parse("TIMESTAMPTZ").with_tz, ColumnType.parse("TIMESTAMP").with_tz
+        (True, False)
+        """
+        return self.kind == "timestamp" and self.sql.startswith(("TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"))
+
     @property
     def max_length(self) -> int | None:
         """The length limit of ``VARCHAR(n)`` / ``CHAR(n)`` (None when there is none)."""
         if self.kind != "text" or not self.modifiers:
             return None
         return self.modifiers[0]
-
-
-def format_timestamp(value: dt.datetime) -> str:
-    """Fixed-width UTC text that sorts chronologically (naive input counts as UTC)."""
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    # isoformat is implemented in C and, for an aware UTC value with
-    # timespec="microseconds", always yields "YYYY-MM-DD HH:MM:SS.ffffff+00:00".
-    return value.isoformat(sep=" ", timespec="microseconds")
-
-
-def parse_timestamp(text: str) -> dt.datetime:
-    """Inverse of :func:`format_timestamp`; also reads ISO text a user wrote."""
-    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def now_text() -> str:
-    """The current time in storage form, with microsecond precision."""
-    return format_timestamp(dt.datetime.now(UTC))
 
 
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -315,8 +305,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
-    """Convert a Python (or already stored) value into the column's storage form.
+def to_storage(
+    value: Any, ctype: ColumnType, column: str, now: Callable[[], dt.datetime] | None = None
+) -> Any:
+    """Convert a Python (or already stored) value into the column's storage form;
+    ``now`` answers the time inputs 'now', 'today'... (NotSupportedError for
+    them without it).
 
     Raises DataError naming the column when the value does not fit.
     """
@@ -370,12 +364,9 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
         if kind == "json":
             return _json_text(value, column)
         if kind == "timestamp":
-            if isinstance(value, dt.datetime):
-                return format_timestamp(value)
-            if isinstance(value, dt.date):
-                return format_timestamp(dt.datetime(value.year, value.month, value.day))
-            if isinstance(value, str):
-                return format_timestamp(parse_timestamp(value))
+            stored = timestamp_storage(value, ctype.with_tz, now)
+            if stored is not None:
+                return stored
             raise DataError(f"column {column!r} is {ctype.sql}: {value!r} is not a timestamp")
         if kind == "date":
             if isinstance(value, dt.datetime):
@@ -383,7 +374,7 @@ def to_storage(value: Any, ctype: ColumnType, column: str) -> Any:
             if isinstance(value, dt.date):
                 return value.isoformat()
             if isinstance(value, str):
-                return dt.date.fromisoformat(value.strip()[:10]).isoformat()
+                return parse_date_input(value, now).isoformat()
             raise DataError(f"column {column!r} is DATE: {value!r} is not a date")
         if kind == "bytes":
             if isinstance(value, (bytes, bytearray, memoryview)):
@@ -503,11 +494,16 @@ def from_storage(value: Any, ctype: ColumnType | None) -> Any:
         return value
     if kind == "timestamp":
         if isinstance(value, str):
-            try:
-                return parse_timestamp(value)
-            except ValueError:
+            try:  # the storage form, or a literal PostgreSQL would have read as the type
+                stored = len(value) == 32 and value.endswith("+00:00")
+                value = dt.datetime.fromisoformat(value) if stored else parse_input(value, ctype.with_tz)
+            except (ValueError, DataError, NotSupportedError):
                 return value
+        if isinstance(value, dt.datetime) and not ctype.with_tz:
+            return value.replace(tzinfo=None)  # a TIMESTAMP's wall time, as psycopg returns it
         return value
+    if kind == "interval":  # SQLite's timestamp difference: microseconds (psycopg's timedelta as is)
+        return dt.timedelta(microseconds=value) if isinstance(value, int) else value
     if kind == "date":
         if isinstance(value, str):
             try:
@@ -608,4 +604,6 @@ def adapt_param(value: Any, ctype: ColumnType | None) -> Any:
 
 
 VECTOR_ANY = ColumnType("vector", "VECTOR")
+#: PostgreSQL's interval, a result type only (the difference of two timestamps).
+INTERVAL_ANY = ColumnType("interval", "INTERVAL")
 JSON_ANY = ColumnType("json", "JSONB")

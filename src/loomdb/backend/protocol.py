@@ -211,6 +211,12 @@ class Backend(Protocol):
         """Add user column ``column`` of type ``ctype`` to ``table`` (NULL in existing rows)."""
         ...
 
+    def upgrade_timestamp_columns(self, columns: Sequence[tuple[str, str]]) -> None:
+        """Turn the ``(table, column)`` pairs, the TIMESTAMP columns of a format-1 store,
+        into the type format 2 gives TIMESTAMP, keeping each value's UTC wall time;
+        runs inside the caller's write transaction."""
+        ...
+
     def create_physical_index(
         self,
         table: str,

@@ -41,7 +41,7 @@ from .. import errors
 from ..catalog import TableSchema
 from ..cursor import Cursor, Row
 from ..layout import INF_SEQ, version_insert_sql
-from ..types import now_text
+from ..time_values import now_text
 from .plans import InsertPlan
 from .transaction import Txn
 from .writes.common import Defaults, check_row, default_kind

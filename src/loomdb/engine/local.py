@@ -17,7 +17,7 @@ from .. import errors
 from ..connection import ConflictPolicy, Connection, Params, Snapshot
 from ..cursor import Cursor
 from ..results import Branch, Change, Commit, DiffStat, MergeResult
-from ..types import parse_timestamp
+from ..time_values import parse_timestamp
 from . import statements as stmts
 from .history import diff as history_diff
 from .history import revert_reset, row_merge

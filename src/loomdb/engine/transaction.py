@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, Protocol
 
 from .. import errors
 from ..backend.protocol import Backend, BatchOutcome, PipelinedWrites, Statement
-from ..types import now_text
+from ..time_values import now_text
 
 
 class KeyProbe(NamedTuple):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from ..types import JSON_ANY, VECTOR_ANY, ColumnType
+from ..types import INTERVAL_ANY, JSON_ANY, VECTOR_ANY, ColumnType
 from .dialect import WRITTEN_NAME
 
 _T = exp.DataType.Type
@@ -227,14 +227,16 @@ def column_type_of(dtype: exp.DataType | None) -> ColumnType | None:
     ColumnType(kind='vector', sql='VECTOR(3)', dim=3)
     >>> column_type_of(exp.DataType.build("NUMERIC(10, 2)", dialect="postgres")).sql
     'NUMERIC(10, 2)'
-    >>> column_type_of(exp.DataType.build("INTERVAL", dialect="postgres")) is None
-    True
+    >>> column_type_of(exp.DataType.build("INTERVAL", dialect="postgres")).kind
+    'interval'
     """
     if dtype is None:
         return None
     kind = dtype.this
     if kind in (_T.JSON, _T.JSONB):
         return JSON_ANY
+    if kind == _T.INTERVAL:
+        return INTERVAL_ANY
     if kind == _T.VECTOR:
         try:
             return ColumnType.parse(dtype.sql(dialect="postgres")) if dtype.expressions else VECTOR_ANY

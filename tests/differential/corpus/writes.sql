@@ -43,7 +43,7 @@ INSERT INTO runs (run_id) VALUES ('run-x');
 INSERT INTO runs (run_id, agent, config) VALUES ('run-x', 'a', '{"b": 1, "a": [1, 2.0, null]}') RETURNING config;
 + SELECT * FROM runs ORDER BY run_id;
 INSERT INTO runs (run_id, agent, started_at) VALUES ('run-x', 'a', now()) RETURNING started_at IS NOT NULL;
-+ SELECT * FROM runs ORDER BY run_id;
++ SELECT run_id, agent, started_at IS NOT NULL AS started, started_at > '2024-01-01' AS recent FROM runs ORDER BY run_id;
 INSERT INTO tool_calls (id, run_id, called_at) VALUES (100, 'run-00', '2024-05-01 10:00:00') RETURNING called_at;
 + SELECT * FROM tool_calls ORDER BY id;
 INSERT INTO tool_calls (id, run_id, called_at) VALUES (100, 'run-00', '2024-05-01 10:00:00+05') RETURNING called_at;
@@ -242,3 +242,16 @@ CREATE TABLE notes9 (id INT PRIMARY KEY, b BYTEA);
 + SELECT id, b, length(b), b = '\x01ff', octet_length(b) FROM notes9 ORDER BY id;
 + SELECT id FROM notes9 WHERE b = '\x01FF'::bytea OR b IN ('ab\000');
 + SELECT '\x01ff'::bytea, 'a\001'::bytea, 'abc'::bytea;
+-- now() is the transaction's time: every call of one statement gives one value.
+INSERT INTO runs (run_id, agent, started_at) VALUES ('run-n1', 'a', now()), ('run-n2', 'b', now());
++ SELECT count(DISTINCT started_at) AS n FROM runs WHERE run_id LIKE 'run-n%';
+-- an offset written into a TIMESTAMP is dropped, into a TIMESTAMPTZ it converts.
+INSERT INTO tool_calls (id, run_id, called_at) VALUES (101, 'run-00', '2024-05-01 10:00:00+02') RETURNING called_at, called_at::text;
+INSERT INTO tool_calls (id, run_id, called_at) VALUES (102, 'run-00', '2024-05-01 10:00:00+02'::timestamptz) RETURNING called_at;
+INSERT INTO tool_calls (id, run_id, called_at) VALUES (103, 'run-00', '2024-05-01T10:00:00.250Z'::timestamp) RETURNING called_at;
+INSERT INTO runs (run_id, agent, started_at) VALUES ('run-y', 'a', '2024-05-01 10:00:00+05:30') RETURNING started_at, started_at::text;
+INSERT INTO runs (run_id, agent, started_at) VALUES ('run-y', 'a', '2024-05-01 10:00'::timestamp) RETURNING started_at;
+INSERT INTO memories (id, run_id, expires_on) VALUES (900, 'run-00', '2024-05-01 23:30:00') RETURNING expires_on, expires_on + 1, expires_on - 1;
+UPDATE memories SET expires_on = expires_on - 7 WHERE id = 1 RETURNING expires_on;
+UPDATE tool_calls SET called_at = '2024-06-01 08:00:00-03' WHERE id = 1 RETURNING called_at;
+UPDATE runs SET started_at = '2024-06-01 08:00:00-03' WHERE run_id = 'run-00' RETURNING started_at::text;

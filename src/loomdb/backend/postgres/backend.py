@@ -513,6 +513,11 @@ class PostgresBackend:
                 f"SELECT setval({sequence}, (SELECT COALESCE(max({column}), 0) + 1 FROM {table}), false)"
             )
 
+    def upgrade_timestamp_columns(self, columns: Sequence[tuple[str, str]]) -> None:
+        """ALTER each timestamptz column into a timestamp holding its UTC wall time."""
+        for table, column in columns:
+            self._run(ddl.timestamp_upgrade(table, column))
+
     def add_physical_column(self, table: str, column: str, ctype: ColumnType) -> None:
         """ALTER TABLE ... ADD COLUMN (and the sequence of a SERIAL column)."""
         for statement in ddl.added_column(table, column, ctype, self.has_vector):

@@ -89,3 +89,15 @@ def allocating_insert(table: str, columns: Sequence[tuple[str, ColumnType]], has
         f" CAST(?4 AS bigint), CAST(?5 AS smallint){values}"
         f" FROM (SELECT nextval('\"{table}__vid\"') AS v) AS n RETURNING _vid"
     )
+
+
+def timestamp_upgrade(table: str, column: str) -> str:
+    """The ALTER that turns a format-1 TIMESTAMP column (a timestamptz) into
+    PostgreSQL's timestamp holding each value's UTC wall time.
+
+    >>> timestamp_upgrade("loom_t1", "c2")
+    'ALTER TABLE "loom_t1" ALTER COLUMN "c2" TYPE timestamp USING "c2" AT TIME ZONE \'UTC\''
+    """
+    return (
+        f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE timestamp USING "{column}" AT TIME ZONE \'UTC\''
+    )

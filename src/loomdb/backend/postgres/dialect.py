@@ -2,9 +2,7 @@
 
 Almost PostgreSQL's own: parameters stay ``?n`` (the backend turns them into
 ``$n``, see ``translate_sql``), ``doc ? key`` becomes ``jsonb_exists(doc,
-key)`` so that no bare ``?`` is left for the placeholder scan to misread, a
-cast to TIMESTAMP is a cast to timestamptz (loomdb's TIMESTAMP columns are
-UTC instants).
+key)`` so that no bare ``?`` is left for the placeholder scan to misread.
 
 >>> from loomdb.sql.dialect import parse
 >>> parse("SELECT doc ? 'k' FROM t WHERE x = $1 ORDER BY y").sql(dialect=LoomPostgresOut)
@@ -19,16 +17,6 @@ from sqlglot import exp
 
 from ...sql.dialect import LoomPostgres, LoomPostgresGenerator
 from ...sql.tree import is_json
-
-
-def _cast(self: LoomPostgresGenerator, e: exp.Cast) -> str:
-    """A cast as PostgreSQL has it, TIMESTAMP meaning timestamptz."""
-    # loomdb's TIMESTAMP columns are timestamptz (UTC), so a cast to TIMESTAMP
-    # means the same instant type; other casts are PostgreSQL's own.
-    if e.to.this == exp.DataType.Type.TIMESTAMP:
-        e = e.copy()
-        e.set("to", exp.DataType.build("TIMESTAMPTZ"))
-    return self.cast_sql(e)
 
 
 def _is_parameter(node: exp.Expr) -> bool:
@@ -84,7 +72,6 @@ class LoomPostgresOutGenerator(LoomPostgresGenerator):
         **LoomPostgresGenerator.TRANSFORMS,
         exp.Parameter: lambda self, e: f"?{e.this.name}",
         exp.JSONBContainsTopKey: lambda self, e: self.func("jsonb_exists", e.this, e.expression),
-        exp.Cast: _cast,
         exp.JSONBExtract: _path_operator("#>"),
         exp.JSONBExtractScalar: _path_operator("#>>"),
         exp.JSONBDeleteAtPath: _path_operator("#-"),

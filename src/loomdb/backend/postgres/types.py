@@ -1,6 +1,6 @@
 """loomdb's column types as PostgreSQL's, and values across the boundary.
 
-Columns are PostgreSQL's native types (jsonb, timestamptz, numeric,
+Columns are PostgreSQL's native types (jsonb, timestamp, timestamptz, numeric,
 boolean, uuid, pgvector's ``vector(n)``), so the store can be queried,
 indexed and backed up with PostgreSQL's own tools. Values cross the boundary
 in loomdb's storage forms (see :mod:`loomdb.types`): the adapters registered
@@ -19,11 +19,12 @@ import psycopg
 from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
-from psycopg.types.datetime import TimestamptzBinaryLoader
+from psycopg.types.datetime import TimestampBinaryLoader, TimestamptzBinaryLoader
 
 from ... import errors
 from ...number_input import FloatNaN
-from ...types import ColumnType, VectorBlob, format_timestamp
+from ...time_values import format_timestamp
+from ...types import ColumnType, VectorBlob
 
 # Native column types by loomdb kind. Text compares bytewise (COLLATE "C"),
 # as on SQLite, so ORDER BY and comparisons agree across engines.
@@ -69,6 +70,8 @@ def native_type(ctype: ColumnType, has_vector: bool) -> str:
         # INT column is a bigint, of a BIGINT column a numeric.
         base = ctype.sql.split("(")[0].strip().lower()
         return _SIZED.get(base, _NATIVE[ctype.kind])
+    if ctype.kind == "timestamp" and not ctype.with_tz:
+        return "timestamp"  # PostgreSQL's timestamp without time zone, as declared
     if ctype.is_float4:
         return "real"  # PostgreSQL's float4: its sums, casts and text are float4's
     return _NATIVE[ctype.kind]
@@ -132,6 +135,14 @@ class _TimestampLoader(TimestamptzBinaryLoader):
         return format_timestamp(super().load(data))
 
 
+class _NaiveTimestampLoader(TimestampBinaryLoader):
+    """timestamp -> loomdb's fixed-width text of its wall time (as the SQLite engine stores it)."""
+
+    def load(self, data: Any) -> Any:
+        """psycopg's naive datetime, formatted as loomdb stores timestamps."""
+        return format_timestamp(super().load(data))
+
+
 class _BoolDumper(Dumper):
     """Python bool as PostgreSQL boolean (psycopg's default; kept explicit)."""
 
@@ -162,6 +173,7 @@ def register_adapters(conn: psycopg.Connection[Any], has_vector: bool) -> None:
         ("jsonb", _JsonbLoader),
         ("json", _JsonLoader),
         ("timestamptz", _TimestampLoader),
+        ("timestamp", _NaiveTimestampLoader),
     ):
         info = TypeInfo.fetch(conn, name)
         assert info is not None  # built-in types

@@ -33,7 +33,8 @@ from ...layout import (
     identity_index,
 )
 from ...number_input import FloatNaN
-from ...types import ColumnType, now_text
+from ...time_values import now_text
+from ...types import ColumnType
 from ..protocol import Backend, Row, Statement
 from . import functions
 from .dialect import LoomSQLite
@@ -180,8 +181,10 @@ class SQLiteBackend:
         self._run(f"PRAGMA synchronous={sync}")
         self._run("PRAGMA case_sensitive_like=ON")
         # NOW() is the transaction's start inside a write; a query outside one
-        # asks the clock when (and only if) it calls NOW().
-        functions.register(self.conn, lambda: self._now or now_text())
+        # asks the clock when (and only if) it first calls NOW(), and keeps
+        # that answer for the rest of the statement (PostgreSQL's now() is one
+        # value per transaction, and a lone statement is one).
+        functions.register(self.conn, self._statement_now)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -360,10 +363,22 @@ class SQLiteBackend:
         return changed
 
     def set_statement_time(self, now: str | None) -> None:
-        """What ``loom_now()`` (SQL's NOW()) returns until the next call."""
+        """What ``loom_now()`` (SQL's NOW()) returns until the next call (None:
+        the clock's time when a statement first asks)."""
         self._now = now
 
+    def _statement_now(self) -> str:
+        """``loom_now()``: the time set by :meth:`set_statement_time`, else the
+        clock's, read once and kept until the next call of that method."""
+        if self._now is None:
+            self._now = now_text()
+        return self._now
+
     # -- physical schema -----------------------------------------------------------------
+
+    def upgrade_timestamp_columns(self, columns: Sequence[tuple[str, str]]) -> None:
+        """Nothing to rewrite: both formats store a TIMESTAMP as the text of its UTC
+        wall time (``YYYY-MM-DD HH:MM:SS.ffffff+00:00``, see :mod:`loomdb.time_values`)."""
 
     def create_physical_table(self, table: str, columns: Sequence[tuple[str, ColumnType]]) -> None:
         """The versioned table and its partial identity index (see :mod:`loomdb.layout`)."""

@@ -18,11 +18,9 @@ from sqlglot import exp
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.generators.sqlite import SQLiteGenerator
 
-from ... import errors
 from ...errors import NotSupportedError
 from ...pg_input import parse_bytea, parse_uuid
 from ...sql.tree import is_json, is_jsonb_concat
-from ...types import ColumnType, to_storage
 from .float_dialect import (
     checked,
     float8_math,
@@ -45,6 +43,7 @@ from .numeric_dialect import (
 )
 from .query_dialect import rewrite_queries
 from .text_dialect import FLOAT_TYPES, STRING_CALLS, STRING_TRANSFORMS, check_function
+from .time_dialect import TIME_CALLS, TIME_TRANSFORMS, time_cast, time_minus, time_rewrites
 from .type_checks import check_types
 from .vector_dialect import (
     VECTOR_TRANSFORMS,
@@ -73,9 +72,6 @@ _CAST_FUNCTIONS = {
     exp.DataType.Type.JSON: None,  # stored as JSON text already: the cast is a no-op
     exp.DataType.Type.JSONB: "loom_jsonb",  # to jsonb's normal form, so equal values compare equal
     exp.DataType.Type.UUID: "loom_uuid",  # checked and in canonical form, as PostgreSQL's uuid input
-    exp.DataType.Type.TIMESTAMP: "loom_timestamp",
-    exp.DataType.Type.TIMESTAMPTZ: "loom_timestamp",
-    exp.DataType.Type.DATE: "loom_date",
     exp.DataType.Type.BOOLEAN: "loom_bool",
     exp.DataType.Type.DECIMAL: "loom_numeric",
 }
@@ -187,6 +183,9 @@ def _cast(self: SQLiteGenerator, e: exp.Cast) -> str:
     vector = vector_cast(self, e)
     if vector is not None:
         return vector
+    timed = time_cast(self, e)
+    if timed is not None:
+        return timed
     text = text_cast(self, e)  # floats, booleans and number literals as PostgreSQL's text
     if text is not None:
         return text
@@ -219,6 +218,8 @@ def _anonymous(self: SQLiteGenerator, e: exp.Anonymous) -> str:
         return JSON_CALLS[upper](self, e)
     if upper in NUMERIC_CALLS:
         return NUMERIC_CALLS[upper](self, e)
+    if upper in TIME_CALLS:
+        return TIME_CALLS[upper](self, e)
     name = vector_call(upper)
     if name is None:
         check_function(str(e.this))
@@ -260,49 +261,8 @@ def _minus(self: SQLiteGenerator, e: exp.Sub) -> str:
         # A parameter may be a Python list, bound as a JSON array: jsonb - text[].
         parameter = isinstance(e.expression, (exp.Parameter, exp.Placeholder))
         return self.func("loom_jsonb_delete_keys" if parameter else "loom_jsonb_delete", e.this, e.expression)
-    return self.binary(e, "-")
-
-
-_TIME_TYPES = {
-    _T.TIMESTAMP: "TIMESTAMP",
-    _T.TIMESTAMPTZ: "TIMESTAMP",
-    _T.DATETIME: "TIMESTAMP",
-    _T.DATE: "DATE",
-}
-_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
-
-
-def _stored_literal(literal: exp.Expr, like: exp.Expr) -> exp.Expr:
-    """A string ``literal`` compared with the timestamp or date ``like``, as the
-    text the engine stores for that type (compared as text, a literal in
-    another spelling would order wrongly); anything else as it is."""
-    dtype = like.type if isinstance(like, exp.Expression) else None
-    type_name = None if dtype is None else _TIME_TYPES.get(dtype.this)
-    if type_name is None or not (isinstance(literal, exp.Literal) and literal.is_string):
-        return literal
-    try:
-        stored = to_storage(literal.this, ColumnType.parse(type_name), "literal")
-    except (ValueError, errors.DataError):
-        raise errors.DataError(
-            f"invalid input syntax for type {type_name.lower()}: {literal.this!r}", sqlstate="22007"
-        ) from None
-    return exp.Literal.string(stored)
-
-
-def _time_literals(tree: exp.Expr) -> exp.Expr:
-    """Every string literal compared with a timestamp or date (=, <>, <, <=, >,
-    >=, BETWEEN, IN) replaced by its stored text."""
-    for node in list(tree.find_all(*_COMPARISONS, exp.Between, exp.In)):
-        if isinstance(node, exp.Between):
-            for arg in ("low", "high"):
-                node.set(arg, _stored_literal(node.args[arg], node.this))
-        elif isinstance(node, exp.In):
-            node.set("expressions", [_stored_literal(item, node.this) for item in node.expressions])
-        else:
-            left, right = node.this, node.expression
-            node.set("expression", _stored_literal(right, left))
-            node.set("this", _stored_literal(left, right))
-    return tree
+    timed = time_minus(self, e)
+    return self.binary(e, "-") if timed is None else timed
 
 
 # -- PostgreSQL's numeric aggregates ------------------------------------------------------
@@ -382,16 +342,28 @@ def _vector_else(node: type[exp.Expr], other: _Transform) -> _Transform:
     return generate
 
 
+def _json_else(node: type[exp.Expr], other: _Transform) -> _Transform:
+    """``node``'s jsonb transform when one of its operands is jsonb, else ``other``."""
+    json = JSON_TRANSFORMS[node]
+
+    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
+        """The jsonb or the other rewrite."""
+        operands = [e.this, e.args.get("expression"), *e.expressions]
+        return (json if any(is_json(o) for o in operands if o is not None) else other)(self, e)
+
+    return generate
+
+
 class LoomSQLiteGenerator(SQLiteGenerator):
     """SQLite's generator with loomdb's rewrites (see the module docstring)."""
 
     def preprocess(self, expression: exp.Expr) -> exp.Expr:
         """SQLite's preprocessing, PostgreSQL's type checks and unknown literals read as
-        their operands' types (:mod:`.type_checks`), then timestamp and date literals
-        in their stored form, set operations' integer columns cast where numerics meet
+        their operands' types (:mod:`.type_checks`), then the time rewrites of
+        :mod:`.time_dialect`, set operations' integer columns cast where numerics meet
         them, jsonb's ordering, set-returning JSON functions of the select list and the
         query shapes of :mod:`.query_dialect`."""
-        tree = numeric_set_operations(_time_literals(check_types(super().preprocess(expression))))
+        tree = numeric_set_operations(time_rewrites(check_types(super().preprocess(expression))))
         return rewrite_queries(select_list_functions(jsonb_order(tree)))
 
     TRANSFORMS = {
@@ -416,6 +388,7 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         exp.Log: null_checked("loom_log_null", lambda self, e: self.log_sql(e)),
         exp.Exp: float8_math("exp", lambda self, e: self.function_fallback_sql(e)),
         exp.Pow: float8_math("power", lambda self, e: self.func("POWER", e.this, e.expression)),
+        **TIME_TRANSFORMS,
         **STRING_TRANSFORMS,
         **JSON_TRANSFORMS,
         **VECTOR_TRANSFORMS,
@@ -425,7 +398,7 @@ class LoomSQLiteGenerator(SQLiteGenerator):
             for node in VECTOR_TRANSFORMS.keys() & JSON_TRANSFORMS.keys()
         },
         # Integer and float results range-checked (22003), whichever rewrite made them.
-        exp.Add: checked(_vector_else(exp.Add, JSON_TRANSFORMS[exp.Add])),
+        exp.Add: checked(_vector_else(exp.Add, _json_else(exp.Add, TIME_TRANSFORMS[exp.Add]))),
         exp.Mul: checked(VECTOR_TRANSFORMS[exp.Mul]),
         exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
         exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),

@@ -19,6 +19,7 @@ import apsw
 import sqlite_vec
 
 from ... import errors
+from . import time_functions
 from .float_functions import FLOAT_CHECKS, FLOAT_FUNCTIONS
 from .integer_functions import INTEGER_FUNCTIONS
 from .json_functions import JSON_FUNCTIONS, jsonb_collation
@@ -160,6 +161,7 @@ def register(conn: apsw.Connection, now: Callable[[], str]) -> None:
     _scalar(conn, "loom_cardinality_violation", _cardinality_violation, 0, deterministic=False)
     for name, function, nargs in FUNCTIONS:
         _scalar(conn, name, function, nargs, deterministic=True)
+    time_functions.register(conn, now)
     for name, function, nargs in INTEGER_FUNCTIONS + FLOAT_CHECKS:
         _scalar(conn, name, function, nargs, deterministic=False)
     for name, factory in (*STRING_AGGREGATES, *ORDERED_SET_AGGREGATES, *VECTOR_AGGREGATES):
@@ -179,8 +181,6 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
     ("loom_limit", _limit, 1),
     ("loom_offset", _offset, 1),
     # Casts to types SQLite lacks (see the dialect's cast rules).
-    ("loom_timestamp", cast_to("TIMESTAMP"), 1),
-    ("loom_date", cast_to("DATE"), 1),
     ("loom_bool", cast_to("BOOLEAN"), 1),
     ("loom_numeric", cast_to("NUMERIC"), 1),
     *NUMERIC_FUNCTIONS,
@@ -198,7 +198,7 @@ def sqlite_function_names() -> frozenset[str]:
     SQLite's own, sqlite-vec's and loomdb's (read once from a scratch connection)."""
     conn = apsw.Connection(":memory:")
     try:
-        register(conn, lambda: "")
+        register(conn, lambda: "2000-01-01 00:00:00.000000+00:00")
         return frozenset(row[0].lower() for row in conn.execute("SELECT name FROM pragma_function_list"))
     finally:
         conn.close()
@@ -214,6 +214,7 @@ REGISTERED = frozenset(
         JSONB_COLLATION,
         *(f[0] for f in FUNCTIONS),
         *(f[0] for f in INTEGER_FUNCTIONS + FLOAT_CHECKS),
+        *time_functions.NAMES,
         *(a[0] for a in STRING_AGGREGATES),
         *(a[0] for a in ORDERED_SET_AGGREGATES),
         *(a[0] for a in VECTOR_AGGREGATES),

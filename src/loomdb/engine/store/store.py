@@ -32,12 +32,13 @@ from ...backend.protocol import (
 )
 from ...catalog import TableSchema
 from ...layout import CATALOG_DDL, EPOCH_SQL, FORMAT_VERSION, MAIN_BID
-from ...types import format_timestamp, now_text, parse_timestamp
+from ...time_values import format_timestamp, now_text, parse_timestamp
 from ...versioning.lineage import Lineage, build_lineage
 from .. import views
 from ..plans import PlanCache
 from ..transaction import KeyProbe, Txn, WriteTransactions
 from .serials import SerialCounters
+from .upgrade import upgrade_format
 
 # The newest commit of branch ?1: main's commits stay out of the branch index,
 # so main reads the commit table backwards instead.
@@ -116,6 +117,8 @@ class Store:
                     f"{backend.describe()} uses store format {fmt}, newer than this loomdb supports"
                     f" ({FORMAT_VERSION}); upgrade loomdb to open it"
                 )
+            if int(fmt) < FORMAT_VERSION:
+                upgrade_format(backend)
         except errors.Error:
             backend.close()
             raise

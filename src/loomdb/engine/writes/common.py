@@ -13,6 +13,7 @@ from ... import errors
 from ...catalog import Column, TableSchema
 from ...number_input import NumberText, int_bits
 from ...sql.compile import Compiled, table_key
+from ...time_values import parse_input
 from ...types import ColumnType, to_storage
 from ..transaction import Txn
 
@@ -80,24 +81,27 @@ def ident(node: exp.Expression) -> str:
 
 
 # Casts the column's own conversion already performs, so ``%s::jsonb`` into a
-# JSONB column binds the parameter directly.
+# JSONB column binds the parameter directly. Not the timestamp casts: text cast
+# to timestamptz keeps its offset, to timestamp drops it, whatever the column.
 _PASSTHROUGH_CASTS = {
     exp.DataType.Type.JSON,
     exp.DataType.Type.JSONB,
     exp.DataType.Type.VECTOR,
-    exp.DataType.Type.TIMESTAMP,
-    exp.DataType.Type.TIMESTAMPTZ,
     exp.DataType.Type.UUID,
 }
+_STAMP_CASTS = {exp.DataType.Type.TIMESTAMP: False, exp.DataType.Type.TIMESTAMPTZ: True}
 
 
-def unwrap(node: exp.Expression) -> exp.Expression:
-    """``node`` without a cast the column's own conversion performs anyway (of a parameter, literal or NULL)."""
-    if (
-        isinstance(node, exp.Cast)
-        and node.to.this in _PASSTHROUGH_CASTS
-        and isinstance(node.this, (exp.Parameter, exp.Literal, exp.Null))
-    ):
+def unwrap(node: exp.Expression, ctype: ColumnType | None = None) -> exp.Expression:
+    """``node`` without a cast the column's own conversion performs anyway (of a parameter,
+    literal or NULL); a cast to timestamp or timestamptz only into a column of that type
+    (``ctype``)."""
+    if not isinstance(node, exp.Cast) or not isinstance(node.this, (exp.Parameter, exp.Literal, exp.Null)):
+        return node
+    if node.to.this in _PASSTHROUGH_CASTS:
+        return node.this
+    zoned = _STAMP_CASTS.get(node.to.this)
+    if zoned is not None and ctype is not None and ctype.kind == "timestamp" and ctype.with_tz == zoned:
         return node.this
     return node
 
@@ -119,8 +123,25 @@ def assigned(value: exp.Expression, ctype: ColumnType) -> exp.Expression:
     return exp.Cast(this=value, to=exp.DataType.build(_INT_TYPES[int_bits(ctype.sql)]))
 
 
+def stamp_cast_type(node: exp.Expr) -> ColumnType | None:
+    """The timestamp type a cast to timestamp or timestamptz gives (a parameter under
+    it is read as that type, not as the column's); None for any other node."""
+    if isinstance(node, exp.Cast) and node.to.this in _STAMP_CASTS:
+        return ColumnType.parse("TIMESTAMPTZ" if _STAMP_CASTS[node.to.this] else "TIMESTAMP")
+    return None
+
+
 def simple_value(node: exp.Expression, params: Sequence[Any]) -> tuple[bool, Any]:
-    """Evaluate a VALUES item in Python when it is a parameter or a literal."""
+    """Evaluate a VALUES item in Python when it is a parameter or a literal (or a
+    literal cast to a timestamp type, read as that type reads it)."""
+    if (
+        isinstance(node, exp.Cast)
+        and node.to.this in _STAMP_CASTS
+        and isinstance(node.this, exp.Literal)
+        and node.this.is_string
+        and node.this.this.strip().lower() not in ("now", "today", "yesterday", "tomorrow")
+    ):
+        return True, parse_input(node.this.this, _STAMP_CASTS[node.to.this])
     node = unwrap(node)
     while isinstance(node, exp.Paren):
         node = node.this

@@ -22,6 +22,7 @@ from .common import (
     identity_always,
     is_default,
     simple_value,
+    stamp_cast_type,
     target_schema,
     unwrap,
 )
@@ -76,8 +77,8 @@ def insert_plan(session: Session, stmt: exp.Insert, key: str) -> InsertPlan:
                     "INSERT has more target columns than expressions", sqlstate="42601"
                 )
             sources: list[tuple[Any, ...]] = []
-            for item in items:
-                inner = unwrap(item)
+            for item, column in zip(items, columns, strict=False):
+                inner = unwrap(item, column.type)
                 if is_default(item):
                     sources.append(("d",))
                 elif isinstance(inner, exp.Parameter):
@@ -153,7 +154,7 @@ def raw_rows(session: Session, plan: InsertPlan, params: list[Any], key: str) ->
                 item = sources[i][1]
                 for p in item.find_all(exp.Parameter):
                     if p.parent is item or (isinstance(p.parent, exp.Cast) and p.parent.parent is item):
-                        hints[int(p.this.name)] = plan.columns[i].type
+                        hints[int(p.this.name)] = stamp_cast_type(p.parent) or plan.columns[i].type
             computed = session.evaluate(
                 [assigned(sources[i][1], plan.columns[i].type) for i in pending],
                 params,

@@ -284,7 +284,8 @@ class LoomSaver(SaverWrites, SaverThreads, SaverAsync):
         checkpoint = dict(row["checkpoint"])
         checkpoint["id"] = row["checkpoint_id"]
         if "ts" not in checkpoint and row["ts"] is not None:
-            checkpoint["ts"] = row["ts"].astimezone(dt.UTC).isoformat()
+            ts = row["ts"]  # a TIMESTAMP: naive, its UTC wall time
+            checkpoint["ts"] = (ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts).isoformat()
         values = {}
         for ch in checkpoint["channel_versions"]:
             if ch in stored.inline:

@@ -159,7 +159,7 @@ class SaverWrites(SaverState):
             run_id if isinstance(run_id, str) else None,
             step if type(step) is int else None,
             source if isinstance(source, str) else None,
-            checkpoint.get("ts") or None,
+            _ts_value(checkpoint.get("ts") or None),
             body,
             dict(meta),
             stored.inline_json(),
@@ -393,6 +393,17 @@ class SaverWrites(SaverState):
             pending, self._pending = self._pending, {}
         for thread_id, batches in pending.items():
             self._commit_writes(thread_id, batches)
+
+
+def _ts_value(ts: Any) -> Any:
+    """A checkpoint ``ts`` for the TIMESTAMP column: ISO text as an aware datetime, so
+    that its offset converts it to UTC (text bound to a TIMESTAMP would drop the offset)."""
+    if type(ts) is str:
+        try:
+            return dt.datetime.fromisoformat(ts)
+        except ValueError:
+            return ts
+    return ts
 
 
 def _ts_in_column(ts: Any) -> bool:

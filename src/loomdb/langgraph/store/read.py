@@ -121,14 +121,19 @@ def padded(values: list[Any]) -> list[Any]:
     return values + values[-1:] * (size - len(values))
 
 
+def _utc(value: dt.datetime) -> dt.datetime:
+    """A TIMESTAMP column's value (naive, UTC wall time) as the aware UTC datetime langgraph gives."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
 def _search_found(row: Any, distance: float | None) -> Found:
     score = None if distance is None else 1.0 - float(distance)
     item = SearchItem(
         namespace=from_prefix(row["prefix"]),
         key=row["key"],
         value=row["value"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]),
         score=score,
     )
     return Found(item, row["ttl_minutes"])
@@ -139,8 +144,8 @@ def _item(row: Any, namespace: tuple[str, ...]) -> Item:
         namespace=namespace,
         key=row["key"],
         value=row["value"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]),
     )
 
 

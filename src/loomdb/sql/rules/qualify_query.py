@@ -25,6 +25,7 @@ from sqlglot.optimizer.qualify import qualify
 from ...errors import ProgrammingError
 from ..dialect import LoomPostgres
 from .context import Context
+from .time_types import retype_time
 
 
 def qualify_query(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -41,7 +42,7 @@ def qualify_query(tree: exp.Expression, ctx: Context) -> exp.Expression:
             quote_identifiers=True,
             identify=False,
         )
-        tree = annotate_types(tree, schema=mapping, dialect=LoomPostgres)
+        tree = retype_time(annotate_types(tree, schema=mapping, dialect=LoomPostgres))
     except OptimizeError as err:
         message = str(err)
         if message.startswith("Column '") or "could not be resolved" in message:
