@@ -176,6 +176,7 @@ class ColumnType:
         bits = int_bits(self.sql)
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
+    @functools.cached_property
     def with_tz(self) -> bool:
         """Whether a timestamp type is TIMESTAMPTZ (aware UTC datetimes), not TIMESTAMP (naive ones).
 
