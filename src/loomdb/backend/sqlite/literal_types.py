@@ -202,6 +202,8 @@ def _category(node: exp.Expr) -> str:
         return "number"
     if kind in STRINGS:
         return "string"
+    if kind in (T.DATE, T.TIMESTAMP, T.TIMESTAMPTZ, T.DATETIME):
+        return "datetime"  # PostgreSQL's category: a date meets a timestamp as one
     return str(kind)
 
 

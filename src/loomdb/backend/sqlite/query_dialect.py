@@ -229,6 +229,11 @@ def _unwrap(node: exp.Expr) -> exp.Expr:
     return node.this if isinstance(node, exp.Alias) else node
 
 
+#: Families whose values SQLite stores alike: timestamp (its UTC wall time) and
+#: timestamptz resolve to timestamptz with no conversion under TimeZone UTC.
+_SAME_STORAGE = {"timestamp", "timestamp with time zone"}
+
+
 def _resolve_types(setop: exp.SetOperation) -> None:
     """Give both branches' columns one type as PostgreSQL does: a string
     literal takes the other side's type (so ``1 UNION 'a'`` raises 22P02);
@@ -239,7 +244,7 @@ def _resolve_types(setop: exp.SetOperation) -> None:
     for a, b in zip(left.expressions, right.expressions, strict=True):
         x, y = _unwrap(a), _unwrap(b)
         fx, fy = family(x), family(y)
-        if fx == fy or fx is None or fy is None:
+        if fx == fy or fx is None or fy is None or {fx, fy} == _SAME_STORAGE:
             continue
         for literal, other, kind in ((x, y, fx), (y, x, fy)):
             if isinstance(literal, exp.Literal) and literal.is_string and kind == "text" and other.type:

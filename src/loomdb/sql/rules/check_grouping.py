@@ -73,14 +73,63 @@ def _own_children(node: exp.Expr) -> list[exp.Expr]:
     return [c for c in node.iter_expressions() if not isinstance(c, (exp.Query, exp.Subquery))]
 
 
+#: PostgreSQL's aggregates that sqlglot parses as plain (anonymous) calls.
+_ANONYMOUS_AGGREGATES = frozenset(
+    [
+        "jsonb_agg",
+        "json_agg",
+        "jsonb_object_agg",
+        "json_object_agg",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "bit_and",
+        "bit_or",
+        "bit_xor",
+        "stddev",
+        "stddev_pop",
+        "stddev_samp",
+        "variance",
+        "var_pop",
+        "var_samp",
+        "corr",
+        "covar_pop",
+        "covar_samp",
+        "regr_avgx",
+        "regr_avgy",
+        "regr_count",
+        "regr_intercept",
+        "regr_r2",
+        "regr_slope",
+        "regr_sxx",
+        "regr_sxy",
+        "regr_syy",
+        "percentile_cont",
+        "percentile_disc",
+        "mode",
+        "any_value",
+        "range_agg",
+        "range_intersect_agg",
+        "xmlagg",
+    ]
+)
+
+
+def _is_aggregate_call(node: exp.Expr) -> bool:
+    """Whether ``node`` calls an aggregate function (known to sqlglot or by name)."""
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).lower() in _ANONYMOUS_AGGREGATES
+    return isinstance(node, exp.AggFunc)
+
+
 def _is_grouping_aggregate(node: exp.Expr) -> bool:
     """An aggregate call that groups rows (not a window function's call), with
     its FILTER or WITHIN GROUP clause."""
     if isinstance(node, (exp.Filter, exp.WithinGroup)):
-        return isinstance(node.this, exp.AggFunc) and not isinstance(node.parent, exp.Window)
-    return isinstance(node, exp.AggFunc) and not isinstance(
-        node.parent, (exp.Window, exp.Filter, exp.WithinGroup)
-    )
+        return _is_aggregate_call(node.this) and not isinstance(node.parent, exp.Window)
+    return _is_aggregate_call(node) and not isinstance(node.parent, (exp.Window, exp.Filter, exp.WithinGroup))
 
 
 def _has_aggregate(node: exp.Expr) -> bool:
@@ -146,7 +195,7 @@ def _check_outer_references(query: exp.Expr, grouped: set[str], sources: dict[st
         if any(alias in _aliases(s) for s in _enclosing_selects(column, query)):
             continue  # the subquery's own table of that name
         around = _ancestors(column, query)
-        if any(isinstance(a, exp.AggFunc) for a in around):
+        if any(_is_aggregate_call(a) for a in around):
             continue  # an aggregate over the outer query's rows is the outer query's
         if _key(column) in grouped or any(_key(a) in grouped for a in around):
             continue
