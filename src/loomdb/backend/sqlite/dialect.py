@@ -7,7 +7,7 @@ or of SQLite's JSON functions; parameters stay ``?n``.
 
 >>> from loomdb.sql.dialect import parse
 >>> parse("SELECT id FROM t ORDER BY e <=> $1 LIMIT 5").sql(dialect=LoomSQLite)
-'SELECT id FROM t ORDER BY LOOM_COSINE_RANK(e, ?1) LIMIT 5'
+'SELECT id FROM t ORDER BY LOOM_COSINE_RANK(e, ?1) NULLS LAST LIMIT 5'
 """
 
 from __future__ import annotations
