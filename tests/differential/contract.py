@@ -216,7 +216,7 @@ def _refusals(listed: list[Listed], sql_of: dict[str, str]) -> dict[str, tuple[s
         if line.outcome != "refused":
             continue
         message = line.detail.split("NotSupportedError: ", 1)[-1].strip()
-        construct = re.split(r" is not supported\b", message, maxsplit=1)[0].strip() or message
+        construct = re.split(r" (?:is|are) not supported\b", message, maxsplit=1)[0].strip() or message
         engines, example = out.setdefault(construct, (set(), sql_of.get(line.key, "")))
         engines.add(line.engine)
         if len(sql_of.get(line.key, example)) < len(example):
