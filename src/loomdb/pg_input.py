@@ -28,17 +28,19 @@ def parse_uuid(text: str) -> str:
 def parse_bytea(text: str) -> bytes:
     r"""PostgreSQL's bytea input: ``\x`` and hex digit pairs, or the escape format
     (``\ooo`` octal, ``\\`` a backslash, other characters as their UTF-8 bytes).
-    DataError 22P02 otherwise.
+    DataError 22023 for bad hex digits (as PostgreSQL), 22P02 for a bad escape.
 
     >>> parse_bytea(r"\x0102"), parse_bytea(r"a\001\\")
     (b'\x01\x02', b'a\x01\\')
     """
     if text.startswith("\\x"):
         digits = "".join(text[2:].split())
-        try:
-            return bytes.fromhex(digits)
-        except ValueError:
-            raise DataError(f'invalid input syntax for type bytea: "{text}"', sqlstate="22P02") from None
+        bad = re.search(r"[^0-9a-fA-F]", digits)
+        if bad:  # PostgreSQL's hex_decode: invalid_parameter_value
+            raise DataError(f'invalid hexadecimal digit: "{bad.group(0)}"', sqlstate="22023")
+        if len(digits) % 2:
+            raise DataError("invalid hexadecimal data: odd number of digits", sqlstate="22023")
+        return bytes.fromhex(digits)
     out, i = bytearray(), 0
     while i < len(text):
         if text[i] != "\\":

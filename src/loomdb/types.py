@@ -434,7 +434,7 @@ def numeric_text(dec: Decimal, modifiers: tuple[int, ...] = ()) -> str:
         precision = modifiers[0]
         scale = modifiers[1] if len(modifiers) > 1 else 0
         with localcontext() as ctx:
-            ctx.prec = max(len(dec.as_tuple().digits) + abs(scale) + 2, 28)
+            ctx.prec = max(len(dec.as_tuple().digits), dec.adjusted() + 1) + abs(scale) + 2
             dec = dec.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
         digits = dec.adjusted() + 1 if dec != 0 else 0
         if digits > precision - scale:

@@ -28,6 +28,8 @@ from sqlglot import exp
 import loomdb
 
 OUTCOMES = ("same", "error-same", "refused", "different", "crash")
+# A failure where PostgreSQL failed too but with another SQLSTATE (or loomdb's
+# class is not the one psycopg gives that SQLSTATE) is "different".
 # The outcomes the ratchet file lists (the others are passes).
 LISTED = ("refused", "different", "crash")
 
@@ -327,7 +329,7 @@ def classify(entry: Entry, engine: str, pg: list[Result], lo: list[Result]) -> O
         if q.failed and not isinstance(q.error, loomdb.Error):
             return Outcome(entry, engine, "crash", where + _err(q.error), "crash " + type(q.error).__name__)
         if p.failed and q.failed:
-            return Outcome(entry, engine, "error-same", where + f"{_err(p.error)} / {_err(q.error)}")
+            return _both_failed(entry, engine, where, p.error, q.error)
         if p.failed:
             return Outcome(
                 entry,
@@ -350,6 +352,20 @@ def classify(entry: Entry, engine: str, pg: list[Result], lo: list[Result]) -> O
         if diff:
             return Outcome(entry, engine, "different", where + diff[1], diff[0])
     return Outcome(entry, engine, "same")
+
+
+def _both_failed(entry: Entry, engine: str, where: str, pg_error: Any, loom_error: Any) -> Outcome:
+    """Both sides raised: the same error when loomdb's SQLSTATE is PostgreSQL's and its class
+    the one psycopg gives that SQLSTATE; an honest refusal when loomdb raised NotSupportedError;
+    else a difference (another error than PostgreSQL's)."""
+    detail = where + f"{_err(pg_error)} / {_err(loom_error)}"
+    want = getattr(pg_error, "sqlstate", None)
+    got = getattr(loom_error, "sqlstate", None)
+    if isinstance(loom_error, loomdb.NotSupportedError) and want != "0A000":
+        return Outcome(entry, engine, "refused", detail, "refused")
+    if got != want or not isinstance(loom_error, loomdb.errors.class_for_sqlstate(want)):
+        return Outcome(entry, engine, "different", detail, f"error {want} -> {got} {type(loom_error).__name__}")
+    return Outcome(entry, engine, "error-same", detail)
 
 
 def _err(e: BaseException | None) -> str:

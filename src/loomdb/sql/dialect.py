@@ -44,10 +44,16 @@ class L1Distance(exp.Expression, exp.Binary):
     """pgvector's ``a <+> b``: the L1 (taxicab) distance."""
 
 
+class BitDistance(exp.Expression, exp.Binary):
+    """pgvector's ``a <~> b`` (Hamming) or ``a <%> b`` (Jaccard) over bit vectors,
+    which loomdb does not have: parsed only to be refused by name."""
+
+
 # Token types sqlglot does not use for PostgreSQL; they carry pgvector's operators.
 _COSINE_TOKEN = TokenType.NULLSAFE_EQ
 _INNER_TOKEN = TokenType.DOTCARET
 _L1_TOKEN = TokenType.COLON_GT
+_BIT_TOKEN = TokenType.NCOLON_GT
 
 VECTOR_OPERATORS = (exp.Distance, CosineDistance, NegativeInnerProduct, L1Distance)
 
@@ -161,6 +167,7 @@ class LoomPostgresParser(PostgresParser):
         _COSINE_TOKEN: CosineDistance,
         _INNER_TOKEN: NegativeInnerProduct,
         _L1_TOKEN: L1Distance,
+        _BIT_TOKEN: BitDistance,
     }
 
 
@@ -383,13 +390,16 @@ class LoomPostgres(Postgres):
     }
 
     class Tokenizer(Postgres.Tokenizer):
-        """PostgreSQL's tokens plus pgvector's ``<=>``, ``<#>`` and ``<+>``."""
+        """PostgreSQL's tokens plus pgvector's ``<=>``, ``<#>``, ``<+>`` (and the
+        bit-vector ``<~>`` and ``<%>``, refused)."""
 
         KEYWORDS = {
             **Postgres.Tokenizer.KEYWORDS,
             "<=>": _COSINE_TOKEN,
             "<#>": _INNER_TOKEN,
             "<+>": _L1_TOKEN,
+            "<~>": _BIT_TOKEN,
+            "<%>": _BIT_TOKEN,
         }
 
     Parser = LoomPostgresParser

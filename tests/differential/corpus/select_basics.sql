@@ -22,7 +22,6 @@ SELECT id, tool FROM tool_calls WHERE NOT ok;
 SELECT iterations.step, iterations.action FROM iterations WHERE iterations.run_id = 'run-02';
 SELECT i.step, i.action FROM iterations AS i WHERE i.run_id = 'run-02';
 SELECT i.* FROM iterations i WHERE i.step = 0;
-SELECT public.runs.run_id FROM public.runs;
 SELECT run_id, budget, temperature, score, success FROM runs;
 SELECT id, expires_on FROM memories;
 SELECT id, called_at FROM tool_calls;

@@ -68,6 +68,8 @@ _SQL_SQLSTATES = (
     ("ambiguous column name", "42702"),  # ambiguous_column
     ("misuse of aggregate", "42803"),  # grouping_error
     ("syntax error", "42601"),  # syntax_error
+    ("do not have the same number of result columns", "42601"),  # each UNION query must have...
+    ("sub-select returns", "42601"),  # subquery must return only one column
     ("incomplete input", "42601"),
     ("unrecognized token", "42601"),
 )

@@ -114,6 +114,18 @@ def _json_key(self: SQLiteGenerator, node: Any) -> str:
     return f"CAST({sql} AS TEXT)"
 
 
+def _checked_key(self: SQLiteGenerator, node: Any, position: int) -> str:
+    """An object key of a JSON builder (argument ``position``): a NULL one raises
+    22023 as in PostgreSQL (at once for a NULL literal, else when it runs)."""
+    inner = node.this if isinstance(node, exp.Cast) else node
+    if isinstance(inner, exp.Null):
+        raise errors.DataError(f"argument {position}: key must not be null", sqlstate="22023")
+    key = _json_key(self, node)
+    if isinstance(node, (exp.Literal, exp.Boolean)):
+        return key
+    return f"loom_json_key({key}, {position})"
+
+
 def _to_jsonb(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     """``to_jsonb(x)``/``to_json(x)`` for text, numbers, booleans and JSON;
     NotSupportedError for other types (their JSON text differs on SQLite)."""
@@ -154,7 +166,7 @@ def _builder(name: str, pairs: bool) -> _Transform:
         out = []
         for i, arg in enumerate(args):
             if pairs and i % 2 == 0:
-                out.append(_json_key(self, arg))
+                out.append(_checked_key(self, arg, i + 1))
             else:
                 out.append(json_value(self, arg))
         return f"{name}({', '.join(out)})"

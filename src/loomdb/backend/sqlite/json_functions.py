@@ -553,8 +553,16 @@ def _each_source(kind: str) -> Callable[[Any], Any]:
 
 
 #: The functions the SQLite dialect's jsonb rewrites call: (SQL name, function, number of arguments; -1 any).
+def _object_key(key: Any, position: int) -> Any:
+    """A computed key of json[b]_build_object: PostgreSQL raises 22023 for a NULL one."""
+    if key is None:
+        raise errors.DataError(f"argument {position}: key must not be null", sqlstate="22023")
+    return key
+
+
 JSON_FUNCTIONS: tuple[tuple[str, Callable[..., Any], int], ...] = (
     ("loom_jsonb", _jsonb, 1),
+    ("loom_json_key", _object_key, 2),
     ("loom_jsonb_text", _text, 1),
     ("loom_jsonb_eq", _eq, 2),
     ("loom_jsonb_contains", _contains, 2),

@@ -258,7 +258,7 @@ def numeric_pow(base: Decimal, exponent: Decimal) -> Decimal:
         rscale = _int_power_scale(base, n, _scale(exponent))
         if base.is_zero():
             if n < 0:
-                raise _division_by_zero()
+                raise errors.DataError("zero raised to a negative power is undefined", sqlstate="2201F")
             return _rounded(Decimal(1 if n == 0 else 0), rscale)
         if abs(n) * max(1, abs(base.adjusted()) + 1) > 200_000:
             raise errors.NotSupportedError(

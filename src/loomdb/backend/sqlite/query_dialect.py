@@ -24,6 +24,7 @@ rewritten on the compiled tree before the SQLite generator writes it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlglot import exp
@@ -155,6 +156,15 @@ def _check_bound(node: exp.Limit | exp.Offset, word: str, sqlstate: str, functio
         return
     if isinstance(value, exp.Null):
         node.set("expression", exp.Literal.number(-1 if word == "LIMIT" else 0))
+        return
+    if isinstance(value, exp.Literal) and value.is_string:  # an unknown literal, read as bigint
+        text = value.this.strip()
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise errors.DataError(f'invalid input syntax for type bigint: "{value.this}"', sqlstate="22P02")
+        value = exp.Literal.number(int(text))
+        node.set("expression", value)
+        if int(text) < 0:
+            raise errors.DataError(f"{word} must not be negative", sqlstate=sqlstate)
         return
     node.set("expression", exp.Anonymous(this=function, expressions=[value]))
 

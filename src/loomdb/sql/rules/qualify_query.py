@@ -17,6 +17,8 @@ loomdb.errors.ProgrammingError: column does not exist: Column 'nope' could not b
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
@@ -26,6 +28,23 @@ from ...errors import ProgrammingError
 from ..dialect import LoomPostgres
 from .context import Context
 from .time_types import retype_time
+
+
+def _tables_having(tree: exp.Expression, ctx: Context, column: str) -> int:
+    """How many of the tables the query reads have a column ``column`` (an
+    unresolvable unqualified name several of them have is ambiguous)."""
+    ctes = {cte.alias: cte.this for cte in tree.find_all(exp.CTE)}
+    count = 0
+    for table in tree.find_all(exp.Table):
+        if table.name in ctes:
+            query = ctes[table.name]
+            count += isinstance(query, exp.Query) and column in query.named_selects
+        elif table.name in ctx.schemas:
+            count += any(c.name == column for c in ctx.schemas[table.name].columns)
+    for sub in tree.find_all(exp.Subquery):  # derived tables: FROM (SELECT ...) AS s
+        if sub.alias and isinstance(sub.this, exp.Query) and column in sub.this.named_selects:
+            count += 1
+    return count
 
 
 def qualify_query(tree: exp.Expression, ctx: Context) -> exp.Expression:
@@ -45,7 +64,17 @@ def qualify_query(tree: exp.Expression, ctx: Context) -> exp.Expression:
         tree = retype_time(annotate_types(tree, schema=mapping, dialect=LoomPostgres))
     except OptimizeError as err:
         message = str(err)
+        position = re.match(r"Unknown output column: (\d+)", message)
+        if position:
+            raise ProgrammingError(
+                f"ORDER BY position {position.group(1)} is not in select list", sqlstate="42P10"
+            ) from None
         if message.startswith("Column '") or "could not be resolved" in message:
+            name = re.match(r"Column '([^']+)'", message)
+            if name and _tables_having(tree, ctx, name.group(1)) > 1:
+                raise ProgrammingError(
+                    f'column reference "{name.group(1)}" is ambiguous', sqlstate="42702"
+                ) from None
             raise ProgrammingError(f"column does not exist: {message}", sqlstate="42703") from None
         raise ProgrammingError(message) from None
     except SqlglotError as err:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from ...errors import NotSupportedError
+from ..dialect import BitDistance
 from .context import Context
 
 # Constructs with no faithful translation yet, and the words users know them by.
@@ -53,6 +54,10 @@ def _refuse_pgvector_other(node: exp.Expression) -> None:
         name = kind.name.lower() if isinstance(kind, exp.Identifier) else ""
         if name in PGVECTOR_OTHER_TYPES:
             raise NotSupportedError(f"pgvector's {name} type is not supported by loomdb (vector only)")
+    if isinstance(node, BitDistance):
+        raise NotSupportedError(
+            "pgvector's bit-vector operators <~> and <%> are not supported by loomdb (vector only)"
+        )
     if isinstance(node, exp.Anonymous) and str(node.this).lower() in PGVECTOR_OTHER_FUNCTIONS:
         raise NotSupportedError(
             f"{str(node.this).lower()}() is not supported by loomdb (pgvector's bit vectors)"

@@ -3,8 +3,8 @@ the schema a name may carry (a store has one schema, ``public`` or ``main``).
 
 >>> from loomdb.sql.rules.context import Context, tree_of
 >>> ctx = Context.example(t="id INT")
->>> resolve_tables(tree_of("WITH r AS (SELECT 1) SELECT id FROM public.t, r"), ctx).sql()
-'WITH r AS (SELECT 1) SELECT id FROM t, r'
+>>> resolve_tables(tree_of("WITH r AS (SELECT 1) SELECT public.t.id FROM public.t, r"), ctx).sql()
+'WITH r AS (SELECT 1) SELECT t.id FROM t, r'
 >>> resolve_tables(tree_of("SELECT id FROM u"), ctx)
 Traceback (most recent call last):
 ...
@@ -40,4 +40,9 @@ def resolve_tables(tree: exp.Expression, ctx: Context) -> exp.Expression:
             table.set("catalog", None)
         if table_key(table) not in ctx.schemas:
             raise ProgrammingError(f'relation "{table_key(table)}" does not exist', sqlstate="42P01")
+    for column in tree.find_all(exp.Column):  # public.t.col: the column of t
+        db = column.args.get("db")
+        if db is not None and db.name.lower() in ("public", "main"):
+            column.set("db", None)
+            column.set("catalog", None)
     return tree
