@@ -364,7 +364,9 @@ def _both_failed(entry: Entry, engine: str, where: str, pg_error: Any, loom_erro
     if isinstance(loom_error, loomdb.NotSupportedError) and want != "0A000":
         return Outcome(entry, engine, "refused", detail, "refused")
     if got != want or not isinstance(loom_error, loomdb.errors.class_for_sqlstate(want)):
-        return Outcome(entry, engine, "different", detail, f"error {want} -> {got} {type(loom_error).__name__}")
+        return Outcome(
+            entry, engine, "different", detail, f"error {want} -> {got} {type(loom_error).__name__}"
+        )
     return Outcome(entry, engine, "error-same", detail)
 
 
