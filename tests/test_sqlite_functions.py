@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pytest
 
+import loomdb
 from loomdb import errors
 
 
@@ -207,3 +208,40 @@ def test_sqlite_refuses_regex_it_would_read_otherwise(fresh_db, pattern):
     with pytest.raises(errors.NotSupportedError) as caught:
         value(fresh_db, f"SELECT 'a b' ~ '{pattern}' AS v")
     assert caught.value.sqlstate == "0A000"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT left('abc', 2) AS v",  # a scalar function
+        "SELECT string_agg(x, ',') AS v FROM (SELECT 'a' AS x) s",  # an aggregate
+        "SELECT sum(1.5) OVER () AS v",  # an exact window aggregate
+        "SELECT now() IS NOT NULL AS v",  # the statement clock
+    ],
+)
+def test_loomdb_functions_are_there_for_the_first_statement_of_a_connection(tmp_path, sql):
+    """The SQLite engine registers its functions when a statement first names them:
+    a fresh connection answers a statement using one at once."""
+    path = str(tmp_path / "lazy.loom")
+    loomdb.connect(path).close()
+    db = loomdb.connect(path)
+    try:
+        assert db.execute(sql).fetchall()[0][0] is not None
+    finally:
+        db.close()
+
+
+def test_a_plain_read_runs_on_a_connection_without_loomdb_functions(tmp_path):
+    """Reads that call no function leave the connection without loomdb's functions
+    (SQLite steps statements more slowly the more functions a connection has)."""
+    from loomdb.backend.sqlite.backend import SQLiteBackend
+
+    backend = SQLiteBackend(str(tmp_path / "plain.db"))
+    try:
+        names = {r[0] for r in backend.execute("SELECT name FROM pragma_function_list")}
+        assert not any(n.startswith("loom_") for n in names)
+        list(backend.execute("SELECT loom_divisor(2, 0)"))
+        names = {r[0] for r in backend.execute("SELECT name FROM pragma_function_list")}
+        assert "loom_divisor" in names
+    finally:
+        backend.conn.close()

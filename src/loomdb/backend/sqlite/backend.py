@@ -179,14 +179,14 @@ class SQLiteBackend:
         self._data_version = -1
         self._busy_since = 0.0
         self.conn.set_busy_handler(self._busy)
-        sync = "FULL" if durability == "full" else "NORMAL"
-        self._run(f"PRAGMA synchronous={sync}")
-        self._run("PRAGMA case_sensitive_like=ON")
         # NOW() is the transaction's start inside a write; a query outside one
         # asks the clock when (and only if) it first calls NOW(), and keeps
         # that answer for the rest of the statement (PostgreSQL's now() is one
         # value per transaction, and a lone statement is one).
-        functions.register(self.conn, self._statement_now)
+        self._functions = functions.FunctionRegistry(self.conn, self._statement_now)
+        sync = "FULL" if durability == "full" else "NORMAL"
+        self._run(f"PRAGMA synchronous={sync}")
+        self._run("PRAGMA case_sensitive_like=ON")
 
     # -- opening -------------------------------------------------------------------------
 
@@ -276,6 +276,7 @@ class SQLiteBackend:
         """Run ``sql``; its rows are stepped as they are iterated (errors while
         stepping are apsw's: see :meth:`translate`)."""
         try:
+            self._functions.ensure(sql)
             return self.conn.execute(sql, params)
         except apsw.Error as exc:
             raise translate(exc) from None
@@ -297,6 +298,7 @@ class SQLiteBackend:
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run ``sql`` once per row of ``rows``."""
         try:
+            self._functions.ensure(sql)
             for _ in self.conn.executemany(sql, rows):
                 pass
         except apsw.Error as exc:
