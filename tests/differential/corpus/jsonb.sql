@@ -252,3 +252,6 @@ SELECT m.id, jsonb_array_elements_text(m.tags) AS t FROM memories m WHERE m.id <
 SELECT run_id, jsonb_object_keys(config) FROM runs ORDER BY 1, 2;
 SELECT jsonb_array_elements('[1, [2], {"a": 3}]'::jsonb);
 SELECT id, upper(jsonb_array_elements_text(tags)) FROM memories WHERE id < 1010;
+-- The issue's examples: ? under ->.
+SELECT run_id, step, state_snapshot -> 'plan' ? 'edit' AS v FROM iterations;
+SELECT run_id, step, state_snapshot -> 'plan' ? 'step-a' AS v FROM iterations;

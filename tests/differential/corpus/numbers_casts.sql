@@ -450,3 +450,7 @@ SELECT '2' + 1, '10' * 3, 7 - '2';
 SELECT step + '10' FROM iterations ORDER BY run_id, step;
 SELECT tokens_used * '2' FROM iterations ORDER BY run_id, step;
 SELECT -run_id::text FROM runs;
+-- The issue's examples: rounding to negative and positive places.
+SELECT round(123.456, -1), round(123.456, -2), round(-123.456, -1);
+SELECT trunc(2.789, 1), trunc(-2.789, 1), trunc(123.456, -1);
+SELECT round(1.005, 2), round(2.675, 2), round(-0.5);

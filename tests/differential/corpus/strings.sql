@@ -298,3 +298,6 @@ SELECT sum(ok::int), avg(ok::int) FROM tool_calls;
 SELECT -ok::int FROM tool_calls ORDER BY id;
 SELECT success AND NULL, success OR 'f' FROM runs ORDER BY run_id;
 SELECT quote_ident('a b'), quote_ident('abc');
+-- The issue's examples: LIKE's escape of an underscore.
+SELECT run_id, step FROM iterations WHERE action LIKE 'edit\_%' ORDER BY run_id, step;
+SELECT run_id, step FROM iterations WHERE action NOT LIKE '%\_%' ORDER BY run_id, step;

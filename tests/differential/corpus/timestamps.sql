@@ -176,3 +176,9 @@ SELECT m.id, coalesce(m.expires_on, t.called_at) AS v FROM memories m JOIN tool_
 SELECT id, CASE WHEN id > 3 THEN called_at ELSE NULL END AS v FROM tool_calls;
 SELECT id, greatest(expires_on, created_at) AS v FROM memories;
 SELECT id, nullif(expires_on, '2024-01-01') AS v FROM memories;
+-- The issue's examples: comparisons with literals in several spellings.
+SELECT run_id, step FROM iterations WHERE created_at > '2024-03-01 10:05:00' ORDER BY run_id, step;
+SELECT run_id, step FROM iterations WHERE created_at >= '2024-03-01T10:05:00Z' ORDER BY run_id, step;
+SELECT run_id, step FROM iterations WHERE created_at < '2024-03-02 12:00:00+02' ORDER BY run_id, step;
+SELECT id FROM tool_calls WHERE called_at > '2024-03-01 10:05:00' ORDER BY id;
+SELECT count(*) FROM iterations WHERE created_at BETWEEN '2024-03-01' AND '2024-03-02 00:00:00+00';
