@@ -117,7 +117,9 @@ def summary(engine: str, outcomes: list[Outcome]) -> str:
     if kinds:
         lines.append("  commonest differences:")
         lines += [f"    {n:4d}  {k}" for k, n in kinds.most_common(12)]
-    refused = Counter(o.detail.split(": ", 1)[-1][:90] for o in outcomes if o.outcome == "refused")
+    refused = Counter(
+        o.detail.split("NotSupportedError: ", 1)[-1][:90] for o in outcomes if o.outcome == "refused"
+    )
     if refused:
         lines.append("  refused (the worklist):")
         lines += [f"    {n:4d}  {k}" for k, n in refused.most_common()]
