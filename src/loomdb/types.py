@@ -30,7 +30,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ import orjson
 
 from .errors import DataError, NotSupportedError
 from .jsonb_text import dump_jsonb, load_jsonb
-from .number_input import FLOAT_NAN, int_bits, int_input
+from .number_input import FLOAT_NAN, float4_value, int_bits, int_input, numeric_text, to_float4
 from .pg_input import parse_bytea, parse_uuid
 from .time_values import format_timestamp, parse_date_input, parse_input, timestamp_storage
 
@@ -395,62 +395,6 @@ def to_storage(
             sqlstate=_input_sqlstate(kind, exc),
         ) from exc
     raise NotSupportedError(f"column type {ctype.sql} is not supported")  # pragma: no cover
-
-
-def to_float4(number: float, value: Any = None) -> float:
-    """``number`` rounded to PostgreSQL's ``real`` (float32), as a Python float;
-    DataError 22003 when a finite value overflows or underflows float32.
-
-    >>> to_float4(0.7)
-    0.699999988079071
-    """
-    with np.errstate(over="ignore", under="ignore"):
-        single = np.float32(number)
-    if (np.isinf(single) and math.isfinite(number)) or (single == 0 and number != 0):
-        shown = value if value is not None else number
-        raise DataError(f'"{shown}" is out of range for type real', sqlstate="22003")
-    return float(single)
-
-
-def float4_value(value: float) -> float:
-    """A float32 value as psycopg returns a ``real``: parsed from its shortest text.
-
-    >>> float4_value(0.699999988079071)
-    0.7
-    """
-    return float(str(np.float32(value)))
-
-
-def numeric_text(dec: Decimal, modifiers: tuple[int, ...] = ()) -> str:
-    """``dec`` as PostgreSQL's numeric text (never an exponent), rounded half away
-    from zero to the scale of ``NUMERIC(precision, scale)`` when ``modifiers`` give
-    one; DataError 22003 "numeric field overflow" when it then needs more digits
-    before the point than the precision allows.
-
-    >>> numeric_text(Decimal("12.345"), (10, 2)), numeric_text(Decimal("1E+3"))
-    ('12.35', '1000')
-    """
-    if modifiers:
-        precision = modifiers[0]
-        scale = modifiers[1] if len(modifiers) > 1 else 0
-        with localcontext() as ctx:
-            ctx.prec = max(len(dec.as_tuple().digits), dec.adjusted() + 1) + abs(scale) + 2
-            dec = dec.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
-        digits = dec.adjusted() + 1 if dec != 0 else 0
-        if digits > precision - scale:
-            raise DataError(
-                "numeric field overflow: a field with precision "
-                f"{precision}, scale {scale} must round to an absolute value less than "
-                f"{'10^' + str(precision - scale) if precision > scale else '1'}",
-                sqlstate="22003",
-            )
-    elif dec.as_tuple().exponent > 0:  # type: ignore[operator]
-        with localcontext() as ctx:
-            ctx.prec = dec.adjusted() + 2
-            dec = dec.quantize(Decimal(1))
-    if dec.is_zero():
-        dec = dec.copy_abs()
-    return format(dec, "f")
 
 
 def _fit_length(text: str, ctype: ColumnType) -> str:
