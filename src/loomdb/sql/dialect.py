@@ -427,7 +427,23 @@ def _parse_cached(sql: str) -> tuple[exp.Expression, ...]:
         ) from None
     except TokenError as err:
         raise ProgrammingError(f"syntax error: {err}", sqlstate="42601") from None
-    return tuple(s for s in statements if s is not None)
+    out = tuple(s for s in statements if s is not None)
+    for statement in out:
+        _reject_other_grammars(statement)
+    return out
+
+
+def _reject_other_grammars(statement: exp.Expression) -> None:
+    """ProgrammingError 42601, as PostgreSQL's parser raises, for what sqlglot
+    accepts from other SQL dialects: SQLite's ``INSERT OR REPLACE`` / ``OR
+    IGNORE`` and an empty ``IN ()``."""
+    if isinstance(statement, exp.Insert) and statement.args.get("alternative"):
+        raise ProgrammingError('syntax error at or near "OR"', sqlstate="42601")
+    for node in statement.find_all(exp.In):
+        if not node.expressions and not any(
+            node.args.get(k) is not None for k in ("query", "unnest", "field")
+        ):
+            raise ProgrammingError('syntax error at or near ")": IN () needs a value', sqlstate="42601")
 
 
 def parse(sql: str) -> exp.Expression:

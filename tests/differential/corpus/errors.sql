@@ -168,3 +168,10 @@ SELECT '10' / '2';
 SELECT '3' = 3, 3 <> '4', '2.0' = 2.0;
 SELECT concat(ok, '-', step) FROM tool_calls ORDER BY id;
 SELECT ok || '', ok::varchar, (id > 3)::text FROM tool_calls ORDER BY id;
+-- SQLite-only syntax gets PostgreSQL's syntax error on both engines; triggers are refused.
+INSERT OR REPLACE INTO runs (run_id) VALUES ('run-00');
+INSERT OR IGNORE INTO runs (run_id) VALUES ('run-00');
+REPLACE INTO runs (run_id) VALUES ('run-00');
+SELECT run_id FROM runs WHERE run_id IN ();
+SELECT run_id FROM runs WHERE run_id NOT IN () ORDER BY run_id;
+CREATE TRIGGER tr AFTER INSERT ON runs FOR EACH ROW EXECUTE FUNCTION nosuch();

@@ -45,3 +45,7 @@ SELECT run_id FROM runs ORDER BY run_id LIMIT 2 OFFSET NULL;
 SELECT run_id FROM runs ORDER BY run_id LIMIT (SELECT -1);
 SELECT run_id FROM runs ORDER BY run_id LIMIT 1 + 1;
 SELECT run_id FROM runs ORDER BY run_id LIMIT 0 OFFSET -2;
+-- Positional ORDER BY / GROUP BY over an unaliased scalar subquery.
+SELECT (SELECT max(step) FROM iterations), run_id FROM runs ORDER BY 1, 2;
+SELECT (SELECT count(*) FROM tool_calls) FROM runs GROUP BY 1 ORDER BY 1;
+SELECT run_id, (SELECT max(i.step) FROM iterations i WHERE i.run_id = r.run_id) FROM runs r ORDER BY 2 DESC NULLS LAST, 1;

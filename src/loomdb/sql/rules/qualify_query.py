@@ -47,11 +47,24 @@ def _tables_having(tree: exp.Expression, ctx: Context, column: str) -> int:
     return count
 
 
+def _alias_subquery_outputs(tree: exp.Expression) -> None:
+    """Give each unaliased scalar subquery in a select list an alias node of its
+    own: sqlglot names it through the subquery's alias instead, and then fails an
+    assertion when ``ORDER BY 1`` or ``GROUP BY 1`` refers to it."""
+    for select in list(tree.find_all(exp.Select)):
+        for i, projection in enumerate(list(select.expressions)):
+            if isinstance(projection, exp.Subquery) and not projection.alias:
+                alias = exp.Alias(this=projection.copy(), alias=exp.to_identifier(f"_col_{i}"))
+                alias.meta.update(projection.meta)
+                projection.replace(alias)
+
+
 def qualify_query(tree: exp.Expression, ctx: Context) -> exp.Expression:
     """Return ``tree`` qualified and typed; raise ProgrammingError for what
     sqlglot cannot resolve.
     """
     mapping = {name: {c.name: c.type.sql for c in s.columns} for name, s in ctx.schemas.items()}
+    _alias_subquery_outputs(tree)
     try:
         tree = qualify(
             tree,
