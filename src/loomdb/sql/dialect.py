@@ -274,6 +274,20 @@ def _annotate_arithmetic(self: Any, e: exp.Binary) -> exp.Binary:
     return e
 
 
+def _annotate_extract(self: Any, e: exp.Extract) -> exp.Extract:
+    """EXTRACT is numeric (PostgreSQL 14+); ``date_part``, which sqlglot reads as the
+    same node, is double precision."""
+    self._set_type(e, _D.DOUBLE if e.meta.get(WRITTEN_NAME) == "date_part" else _D.DECIMAL)
+    return e
+
+
+def _annotate_date_trunc(self: Any, e: exp.TimestampTrunc) -> exp.TimestampTrunc:
+    """date_trunc keeps a timestamp's type; a date is truncated as a timestamptz."""
+    kind = e.this.type.this if isinstance(e.this, exp.Expression) and e.this.type else None
+    self._set_type(e, kind if kind in (_D.TIMESTAMP, _D.TIMESTAMPTZ) else _D.TIMESTAMPTZ)
+    return e
+
+
 def _annotate_round(self: Any, e: exp.Round) -> exp.Round:
     """round(numeric[, n]) is numeric."""
     if e.this.type is not None and e.this.type.this == _D.DECIMAL:
@@ -371,6 +385,8 @@ class LoomPostgres(Postgres):
         exp.Avg: {"annotator": _annotate_avg},
         exp.Sum: {"annotator": _annotate_sum},
         exp.Round: {"annotator": _annotate_round},
+        exp.Extract: {"annotator": _annotate_extract},
+        exp.TimestampTrunc: {"annotator": _annotate_date_trunc},
         **{op: {"annotator": _annotate_distance} for op in (*VECTOR_OPERATORS, exp.CosineDistance)},
         **{
             node: {"annotator": _annotate_variance}

@@ -175,3 +175,5 @@ REPLACE INTO runs (run_id) VALUES ('run-00');
 SELECT run_id FROM runs WHERE run_id IN ();
 SELECT run_id FROM runs WHERE run_id NOT IN () ORDER BY run_id;
 CREATE TRIGGER tr AFTER INSERT ON runs FOR EACH ROW EXECUTE FUNCTION nosuch();
+-- An unknown date_trunc unit.
+SELECT date_trunc('fortnight', '2024-03-01'::timestamp);

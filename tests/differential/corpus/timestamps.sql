@@ -182,3 +182,15 @@ SELECT run_id, step FROM iterations WHERE created_at >= '2024-03-01T10:05:00Z' O
 SELECT run_id, step FROM iterations WHERE created_at < '2024-03-02 12:00:00+02' ORDER BY run_id, step;
 SELECT id FROM tool_calls WHERE called_at > '2024-03-01 10:05:00' ORDER BY id;
 SELECT count(*) FROM iterations WHERE created_at BETWEEN '2024-03-01' AND '2024-03-02 00:00:00+00';
+-- date_trunc, EXTRACT and date_part over every unit, on timestamptz, timestamp and date.
+SELECT id, date_trunc('minute', called_at), date_trunc('week', called_at), date_trunc('quarter', called_at) FROM tool_calls ORDER BY id;
+SELECT run_id, step, date_trunc('month', created_at), date_trunc('year', created_at), date_trunc('second', created_at) FROM iterations ORDER BY run_id, step;
+SELECT id, date_trunc('day', expires_on), date_trunc('decade', expires_on), date_trunc('century', expires_on) FROM memories ORDER BY id;
+SELECT date_trunc('millennium', '2024-03-01 12:00'::timestamp), date_trunc('milliseconds', '2024-03-01 12:00:00.123456'::timestamp);
+SELECT run_id, step, extract(second FROM created_at), extract(milliseconds FROM created_at), extract(microseconds FROM created_at) FROM iterations ORDER BY run_id, step;
+SELECT id, extract(epoch FROM called_at), extract(quarter FROM called_at), extract(week FROM called_at), extract(isodow FROM called_at), extract(doy FROM called_at) FROM tool_calls ORDER BY id;
+SELECT extract(century FROM '2024-03-01'::timestamp), extract(decade FROM '2024-03-01'::timestamp), extract(millennium FROM '2000-03-01'::timestamptz), extract(isoyear FROM '2021-01-01'::timestamp);
+SELECT run_id, date_part('hour', started_at), date_part('epoch', started_at), date_part('dow', started_at) FROM runs ORDER BY run_id;
+SELECT extract(hour FROM created_at) AS h, count(*) FROM iterations GROUP BY 1 ORDER BY 1;
+SELECT run_id, step FROM iterations WHERE extract(minute FROM created_at) > 10 ORDER BY run_id, step;
+SELECT run_id, step FROM iterations WHERE date_trunc('day', created_at) = '2024-03-01' ORDER BY run_id, step;

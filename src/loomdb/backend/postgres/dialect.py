@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
-from ...sql.dialect import LoomPostgres, LoomPostgresGenerator
+from ...sql.dialect import WRITTEN_NAME, LoomPostgres, LoomPostgresGenerator
 from ...sql.tree import is_json
 
 
@@ -80,6 +80,12 @@ class LoomPostgresOutGenerator(LoomPostgresGenerator):
         # As written: sqlglot would cast a float to numeric, where PostgreSQL has no
         # round(double precision, integer) and raises 42883.
         exp.Round: lambda self, e: self.func("ROUND", e.this, e.args.get("decimals")),
+        # date_part is double precision where EXTRACT is numeric: written as it was written.
+        exp.Extract: lambda self, e: (
+            self.func("DATE_PART", exp.Literal.string(e.this.name.lower()), e.expression)
+            if e.meta.get(WRITTEN_NAME) == "date_part"
+            else self.extract_sql(e)
+        ),
     }
 
 

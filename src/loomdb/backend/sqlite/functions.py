@@ -20,7 +20,7 @@ import apsw
 import sqlite_vec
 
 from ... import errors
-from . import time_functions
+from . import time_fields, time_functions
 from .float_functions import FLOAT_CHECKS, FLOAT_FUNCTIONS
 from .integer_functions import INTEGER_FUNCTIONS
 from .json_functions import JSON_FUNCTIONS, jsonb_collation
@@ -191,6 +191,7 @@ FUNCTIONS: tuple[tuple[str, Callable[..., SQLiteValue], int], ...] = (
 )
 FUNCTIONS += STRING_FUNCTIONS  # PostgreSQL's string functions (see their section)
 FUNCTIONS += VECTOR_FUNCTIONS  # pgvector's (see vector_functions)
+FUNCTIONS += time_fields.FUNCTIONS  # date_trunc, EXTRACT, date_part
 
 
 _CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")

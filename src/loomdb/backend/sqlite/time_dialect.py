@@ -16,8 +16,10 @@ from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
 from ...errors import NotSupportedError
+from ...sql.dialect import WRITTEN_NAME
 from ...sql.rules.time_types import STAMPS, kind_of
 from ...types import ColumnType, to_storage
+from .numeric_dialect import wrap_numeric
 from .time_functions import zone_exists
 
 _T = exp.DataType.Type
@@ -264,7 +266,37 @@ def _parts(self: SQLiteGenerator, name: str, e: exp.Expr, count: int, label: str
 #: PostgreSQL's time functions sqlglot parses as anonymous calls, by upper-case name.
 TIME_CALLS = {"MAKE_DATE": lambda self, e: _parts(self, "loom_make_date", e, 3, "make_date()")}
 
+
+def _date_trunc(self: SQLiteGenerator, e: exp.TimestampTrunc) -> str:
+    """``date_trunc(unit, value)`` by :mod:`.time_fields` (in storage form)."""
+    unit = e.args.get("unit")
+    if not isinstance(unit, (exp.Var, exp.Literal)):
+        raise NotSupportedError("date_trunc with a computed unit is not supported by loomdb on SQLite")
+    return self.func("loom_date_trunc", exp.Literal.string(unit.name.lower()), e.this)
+
+
+def _extract(self: SQLiteGenerator, e: exp.Extract) -> str:
+    """``EXTRACT(field FROM value)`` (numeric text) or ``date_part`` (a float) of a timestamp."""
+    field = e.this
+    if not isinstance(field, (exp.Var, exp.Literal)):
+        raise NotSupportedError("EXTRACT of a computed field is not supported by loomdb on SQLite")
+    if kind_of(e.expression) not in STAMPS:
+        raise NotSupportedError(
+            "EXTRACT / date_part of a value other than a timestamp is not supported by loomdb on SQLite"
+        )
+    as_float = e.meta.get(WRITTEN_NAME) == "date_part"
+    sql = self.func(
+        "loom_extract",
+        exp.Literal.string(field.name.lower()),
+        e.expression,
+        exp.Literal.number(int(as_float)),
+    )
+    return sql if as_float else wrap_numeric(self, e, sql)
+
+
 TIME_TRANSFORMS = {
+    exp.TimestampTrunc: _date_trunc,
+    exp.Extract: _extract,
     exp.TimestampFromParts: lambda self, e: _parts(self, "loom_make_timestamp", e, 6, "make_timestamp()"),
     exp.UnixToTime: lambda self, e: _parts(self, "loom_to_timestamp", e, 1, "to_timestamp()"),
     exp.CurrentDate: lambda self, e: "substr(loom_now(), 1, 10)",

@@ -5,10 +5,10 @@ users know them by.
 >>> ctx = Context.example(t="id INT, at TIMESTAMPTZ")
 >>> refuse_unsupported(tree_of("SELECT id FROM t WHERE id > 1"), ctx).sql()
 'SELECT id FROM t WHERE id > 1'
->>> refuse_unsupported(tree_of("SELECT extract(year FROM at) FROM t"), ctx)
+>>> refuse_unsupported(tree_of("SELECT id FROM t, LATERAL (SELECT 1) s"), ctx)
 Traceback (most recent call last):
 ...
-loomdb.errors.NotSupportedError: EXTRACT is not supported by loomdb
+loomdb.errors.NotSupportedError: LATERAL is not supported by loomdb
 >>> refuse_unsupported(tree_of("SELECT DISTINCT ON (id) id FROM t"), ctx)
 Traceback (most recent call last):
 ...
@@ -36,8 +36,6 @@ UNSUPPORTED: dict[type, str] = {
     exp.Lateral: "LATERAL",
     exp.Pivot: "PIVOT",
     exp.Lock: "FOR UPDATE / FOR SHARE",
-    exp.TimestampTrunc: "date_trunc",
-    exp.Extract: "EXTRACT",
     exp.Into: "SELECT INTO",
 }
 
