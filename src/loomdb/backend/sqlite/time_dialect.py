@@ -11,6 +11,8 @@ timestamps and dates in their stored form, the casts to and from the time types,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
@@ -294,7 +296,7 @@ def _extract(self: SQLiteGenerator, e: exp.Extract) -> str:
     return sql if as_float else wrap_numeric(self, e, sql)
 
 
-TIME_TRANSFORMS = {
+TIME_TRANSFORMS: dict[type[exp.Expr], Callable[..., str]] = {
     exp.TimestampTrunc: _date_trunc,
     exp.Extract: _extract,
     exp.TimestampFromParts: lambda self, e: _parts(self, "loom_make_timestamp", e, 6, "make_timestamp()"),
