@@ -11,6 +11,8 @@ it names, the names and loomdb types of its result columns.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlglot import exp
 
 from ..types import INTERVAL_ANY, JSON_ANY, VECTOR_ANY, ColumnType
@@ -37,6 +39,28 @@ _PLAIN_TYPES = {
     _T.DOUBLE: "DOUBLE PRECISION",
     _T.FLOAT: "REAL",
 }
+
+
+def kind_of(node: exp.Expr) -> Any:
+    """The annotated type of ``node`` (None when it has none)."""
+    dtype = node.type if isinstance(node, exp.Expression) else None
+    return None if dtype is None else dtype.this
+
+
+def numeric_literal_text(node: exp.Expr) -> str | None:
+    """The text of a number literal (under parentheses and signs), else None.
+
+    >>> numeric_literal_text(exp.Paren(this=exp.Neg(this=exp.Literal.number("2.50"))))
+    '-2.50'
+    """
+    sign = ""
+    while isinstance(node, (exp.Paren, exp.Neg)):
+        if isinstance(node, exp.Neg):
+            sign = "" if sign else "-"
+        node = node.this
+    if isinstance(node, exp.Literal) and node.is_number:
+        return sign + str(node.this)
+    return None
 
 
 def user_tables(tree: exp.Expression) -> list[exp.Table]:

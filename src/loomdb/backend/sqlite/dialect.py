@@ -13,6 +13,7 @@ or of SQLite's JSON functions; parameters stay ``?n``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.sqlite import SQLite
@@ -330,26 +331,13 @@ def _numeric_aggregate(name: str, native: str) -> _Transform:
     return generate
 
 
-def _vector_else(node: type[exp.Expr], other: _Transform) -> _Transform:
-    """``node``'s vector transform when one of its operands is a vector, else ``other``."""
-    vector = VECTOR_TRANSFORMS[node]
+def _by_operands(is_kind: Callable[[Any], bool], special: _Transform, other: _Transform) -> _Transform:
+    """``special`` when one of a node's operands ``is_kind`` (a vector, jsonb), else ``other``."""
 
     def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """The vector or the other rewrite."""
+        """The special or the other rewrite."""
         operands = [e.this, e.args.get("expression"), *e.expressions]
-        return (vector if any(is_vector(o) for o in operands) else other)(self, e)
-
-    return generate
-
-
-def _json_else(node: type[exp.Expr], other: _Transform) -> _Transform:
-    """``node``'s jsonb transform when one of its operands is jsonb, else ``other``."""
-    json = JSON_TRANSFORMS[node]
-
-    def generate(self: SQLiteGenerator, e: exp.Expr) -> str:
-        """The jsonb or the other rewrite."""
-        operands = [e.this, e.args.get("expression"), *e.expressions]
-        return (json if any(is_json(o) for o in operands if o is not None) else other)(self, e)
+        return (special if any(o is not None and is_kind(o) for o in operands) else other)(self, e)
 
     return generate
 
@@ -394,11 +382,17 @@ class LoomSQLiteGenerator(SQLiteGenerator):
         **VECTOR_TRANSFORMS,
         # Nodes both rewrite: pgvector's meaning when a side is a vector, else jsonb's (or SQLite's).
         **{
-            node: _vector_else(node, JSON_TRANSFORMS[node])
+            node: _by_operands(is_vector, VECTOR_TRANSFORMS[node], JSON_TRANSFORMS[node])
             for node in VECTOR_TRANSFORMS.keys() & JSON_TRANSFORMS.keys()
         },
         # Integer and float results range-checked (22003), whichever rewrite made them.
-        exp.Add: checked(_vector_else(exp.Add, _json_else(exp.Add, TIME_TRANSFORMS[exp.Add]))),
+        exp.Add: checked(
+            _by_operands(
+                is_vector,
+                VECTOR_TRANSFORMS[exp.Add],
+                _by_operands(is_json, JSON_TRANSFORMS[exp.Add], TIME_TRANSFORMS[exp.Add]),
+            )
+        ),
         exp.Mul: checked(VECTOR_TRANSFORMS[exp.Mul]),
         exp.Sum: _numeric_aggregate("loom_numeric_sum", "SUM"),
         exp.Avg: _numeric_aggregate("loom_numeric_avg", "AVG"),

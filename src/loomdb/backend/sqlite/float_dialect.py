@@ -20,7 +20,7 @@ from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ... import errors
-from ...sql.tree import is_jsonb_concat
+from ...sql.tree import is_jsonb_concat, kind_of, numeric_literal_text
 from ...types import numeric_text
 from .integer_dialect import int_bits, integer_checked, param_checked
 from .text_dialect import _is_float8
@@ -34,16 +34,10 @@ _OPERATORS: dict[type[exp.Expr], str] = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*
 _MAX = "1.7976931348623157e308"
 
 
-def _kind(node: exp.Expr) -> Any:
-    """sqlglot's type of ``node`` (None when untyped)."""
-    dtype = node.type if isinstance(node, exp.Expression) else None
-    return None if dtype is None else dtype.this
-
-
 def float_bits(node: exp.Expr) -> int | None:
     """64 when ``node`` is double precision in PostgreSQL, 32 for real, else None
     (a number literal such as 1.5 is numeric there, though sqlglot says float)."""
-    kind = _kind(node)
+    kind = kind_of(node)
     if kind == _T.FLOAT:
         return 32
     if kind == _T.DOUBLE and _is_float8(node):
@@ -53,15 +47,11 @@ def float_bits(node: exp.Expr) -> int | None:
 
 def _literal_text(node: exp.Expr) -> str | None:
     """A number literal (under parentheses and signs) as PostgreSQL's numeric text, else None."""
-    sign = ""
-    while isinstance(node, (exp.Paren, exp.Neg)):
-        if isinstance(node, exp.Neg):
-            sign = "" if sign else "-"
-        node = node.this
-    if not (isinstance(node, exp.Literal) and node.is_number):
+    text = numeric_literal_text(node)
+    if text is None:
         return None
     try:
-        return numeric_text(Decimal(sign + str(node.this)))
+        return numeric_text(Decimal(text))
     except InvalidOperation:
         return None
 
@@ -79,7 +69,7 @@ def text_cast(self: SQLiteGenerator, e: exp.Cast) -> str | None:
         text = self.sql(exp.Literal.string(literal))
     elif bits is not None:
         text = self.func("loom_float_text", value, exp.Literal.number(bits))
-    elif _kind(value) == _T.BOOLEAN:
+    elif kind_of(value) == _T.BOOLEAN:
         text = f"(CASE {self.sql(value)} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
     else:
         return None
@@ -163,7 +153,7 @@ def text_concat(base: _Base) -> _Base:
                 if side is not None and (
                     _literal_text(side) is not None
                     or float_bits(side) is not None
-                    or _kind(side) == _T.BOOLEAN
+                    or kind_of(side) == _T.BOOLEAN
                 ):
                     e.set(arg, exp.Cast(this=side, to=exp.DataType.build("TEXT")))
         return base(self, e)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
+from ...sql.tree import numeric_literal_text
 from .integer_functions import int_range
 
 _T = exp.DataType.Type
@@ -39,14 +40,8 @@ def integer_literal(node: exp.Expr) -> int | None:
     >>> integer_literal(exp.Neg(this=exp.Literal.number(5))), integer_literal(exp.Literal.number("2.5"))
     (-5, None)
     """
-    sign = 1
-    while isinstance(node, (exp.Paren, exp.Neg)):
-        if isinstance(node, exp.Neg):
-            sign = -sign
-        node = node.this
-    if isinstance(node, exp.Literal) and node.is_number and str(node.this).isdigit():
-        return sign * int(node.this)
-    return None
+    text = numeric_literal_text(node)
+    return int(text) if text is not None and text.lstrip("-").isdigit() else None
 
 
 def int_bits(node: exp.Expr) -> int | None:

@@ -23,7 +23,7 @@ from ... import errors
 from ...errors import NotSupportedError
 from ...jsonb_text import jsonb_number_text
 from ...sql.rules.name_table_functions import TABLE_FUNCTION, TABLE_FUNCTIONS
-from ...sql.tree import is_json, is_untyped
+from ...sql.tree import is_json, is_untyped, kind_of, numeric_literal_text
 from .text_dialect import LOOMDB_COLLATION
 
 _Transform = Callable[[SQLiteGenerator, Any], str]
@@ -56,30 +56,13 @@ _PG_TYPE_NAMES = {
 }
 
 
-def _kind(node: Any) -> Any:
-    dtype = node.type if isinstance(node, exp.Expression) else None
-    return None if dtype is None else dtype.this
-
-
-def _number_literal(node: exp.Expr) -> str | None:
-    """The text of a number literal (under parentheses and a minus), else None."""
-    sign = ""
-    while isinstance(node, (exp.Paren, exp.Neg)):
-        if isinstance(node, exp.Neg):
-            sign = "" if sign else "-"
-        node = node.this
-    if isinstance(node, exp.Literal) and node.is_number:
-        return sign + str(node.this)
-    return None
-
-
 def json_value(self: SQLiteGenerator, node: Any) -> str:
     """``node`` as an argument of SQLite's JSON builders, so that it lands as
     PostgreSQL puts it in JSON: jsonb nested, booleans as true/false, numeric
     literals and NUMERIC values as numbers with their digits, others as they are."""
     sql = self.sql(node)
-    kind = _kind(node)
-    literal = _number_literal(node)
+    kind = kind_of(node)
+    literal = numeric_literal_text(node)
     if literal is not None:
         return f"json({self.sql(exp.Literal.string(jsonb_number_text(Decimal(literal))))})"
     if is_json(node):
@@ -101,8 +84,8 @@ def json_value(self: SQLiteGenerator, node: Any) -> str:
 def _json_key(self: SQLiteGenerator, node: Any) -> str:
     """``node`` as an object key: its text as PostgreSQL writes it (true/false, a numeric's digits)."""
     sql = self.sql(node)
-    kind = _kind(node)
-    literal = _number_literal(node)
+    kind = kind_of(node)
+    literal = numeric_literal_text(node)
     if literal is not None:
         return self.sql(exp.Literal.string(jsonb_number_text(Decimal(literal))))
     if kind in _TEXTS or is_untyped(node):
@@ -133,9 +116,9 @@ def _to_jsonb(self: SQLiteGenerator, e: exp.Anonymous) -> str:
     if len(e.expressions) != 1:
         raise errors.ProgrammingError(f"function {name}() takes one argument", sqlstate="42883")
     arg = e.expressions[0]
-    kind = _kind(arg)
+    kind = kind_of(arg)
     if (
-        _number_literal(arg) is not None
+        numeric_literal_text(arg) is not None
         or is_json(arg)
         or kind in (_T.BOOLEAN, _T.DECIMAL, _T.DATE)
         or kind in _FLOATS
@@ -420,9 +403,9 @@ def _type_name(node: Any) -> str:
         return "jsonb"
     if is_untyped(node):
         return "unknown"
-    if _number_literal(node) is not None:
-        return "numeric" if "." in (_number_literal(node) or "") else "integer"
-    kind = _kind(node)
+    if numeric_literal_text(node) is not None:
+        return "numeric" if "." in (numeric_literal_text(node) or "") else "integer"
+    kind = kind_of(node)
     return _PG_TYPE_NAMES.get(kind, "unknown") if kind is not None else "unknown"
 
 

@@ -29,7 +29,7 @@ from sqlglot import exp
 from sqlglot.generators.sqlite import SQLiteGenerator
 
 from ...errors import NotSupportedError
-from ...sql.tree import set_operation_branches
+from ...sql.tree import numeric_literal_text, set_operation_branches
 from ...types import numeric_text
 from .functions import NUMERIC_COLLATION
 from .numeric_ops import to_decimal
@@ -69,22 +69,6 @@ _TEXT_TYPES = {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NCHAR, _T.NVARCHAR}
 def is_numeric(node: exp.Expr | None) -> bool:
     """Whether sqlglot typed ``node`` numeric (DECIMAL)."""
     return isinstance(node, exp.Expression) and node.type is not None and node.type.this == _T.DECIMAL
-
-
-def numeric_literal_text(node: exp.Expr) -> str | None:
-    """The text of a number literal (under parentheses and signs), else None.
-
-    >>> numeric_literal_text(exp.Paren(this=exp.Neg(this=exp.Literal.number("2.50"))))
-    '-2.50'
-    """
-    sign = ""
-    while isinstance(node, (exp.Paren, exp.Neg)):
-        if isinstance(node, exp.Neg):
-            sign = "" if sign else "-"
-        node = node.this
-    if isinstance(node, exp.Literal) and node.is_number:
-        return sign + str(node.this)
-    return None
 
 
 def _outer(node: exp.Expr) -> tuple[exp.Expr, exp.Expr | None]:

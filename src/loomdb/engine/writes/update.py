@@ -11,6 +11,7 @@ from sqlglot import exp
 from ... import errors
 from ...catalog import TableSchema
 from ...number_input import NumberText
+from ...sql.tree import numeric_literal_text
 from ...types import ColumnType, to_storage
 from ..session import numeric_values
 from .common import WriteResult, assigned, check_row, column_of, ident, is_default, target_schema
@@ -80,14 +81,8 @@ def select_targets(
 
 def _number_literal(node: exp.Expression) -> NumberText | None:
     """The text of a (signed) number literal, else None."""
-    sign = ""
-    while isinstance(node, (exp.Paren, exp.Neg)):
-        if isinstance(node, exp.Neg):
-            sign = "" if sign else "-"
-        node = node.this
-    if isinstance(node, exp.Literal) and node.is_number:
-        return NumberText(sign + str(node.this))
-    return None
+    text = numeric_literal_text(node)
+    return None if text is None else NumberText(text)
 
 
 def apply_updates(

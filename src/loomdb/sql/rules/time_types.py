@@ -16,15 +16,11 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from ..tree import kind_of
+
 _T = exp.DataType.Type
 STAMPS = {_T.TIMESTAMP, _T.TIMESTAMPTZ, _T.DATETIME, _T.TIMESTAMPLTZ}
 _ZONED = {_T.TIMESTAMPTZ, _T.TIMESTAMPLTZ}
-
-
-def kind_of(node: exp.Expr) -> object:
-    """The annotated type of ``node`` (None when it has none)."""
-    dtype = node.type if isinstance(node, exp.Expression) else None
-    return None if dtype is None else dtype.this
 
 
 def retype_time(tree: exp.Expression) -> exp.Expression:
