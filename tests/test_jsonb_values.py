@@ -9,6 +9,7 @@ values equal in PostgreSQL (keys in another order) are equal.
 from __future__ import annotations
 
 import pytest
+from value_checks import one
 
 import loomdb
 
@@ -21,10 +22,6 @@ def docs(fresh_db):
         [(1, {"plan": ["read", "edit"], "n": 1}), (2, {"plan": [], "goal": "fix"}), (3, [1, "a", "b"])],
     )
     return fresh_db
-
-
-def one(db, sql, params=None):
-    return db.execute(sql, params).fetchone()[0]
 
 
 @pytest.mark.parametrize(

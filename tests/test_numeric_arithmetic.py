@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 from sqlglot.optimizer.annotate_types import annotate_types
+from value_checks import one, same
 
 import loomdb
 from loomdb.backend.sqlite.dialect import LoomSQLite
@@ -31,18 +32,8 @@ def db(fresh_db):
     return fresh_db
 
 
-def one(db, sql):
-    return db.execute(sql).fetchone()[0]
-
-
 def column(db, sql):
     return [r[0] for r in db.execute(sql).fetchall()]
-
-
-def same(got, expected):
-    """Equal with the same type, and for Decimal the same digits (scale)."""
-    assert type(got) is type(expected), (got, expected)
-    assert str(got) == str(expected), (got, expected)
 
 
 @pytest.mark.parametrize(

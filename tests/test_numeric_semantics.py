@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from value_checks import one, same
 
 import loomdb
 
@@ -32,16 +33,6 @@ def db(fresh_db):
         ],
     )
     return fresh_db
-
-
-def one(db, sql, params=None):
-    return db.execute(sql, params).fetchone()[0]
-
-
-def same(got, expected):
-    """Equal with the same type, and for Decimal the same digits (scale)."""
-    assert type(got) is type(expected), (got, expected)
-    assert str(got) == str(expected), (got, expected)
 
 
 @pytest.mark.parametrize(
