@@ -32,6 +32,7 @@ from sqlglot import exp
 from ... import errors
 from ...errors import NotSupportedError
 from ...sql.rules.resolve_set_types import CATEGORIES, family
+from ...sql.tree import numeric_literal_text
 
 _COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 #: Where a subquery is not a scalar subquery (a table, a set, a test).
@@ -133,14 +134,8 @@ def _ordered_set(node: exp.WithinGroup) -> exp.Expr:
 
 def _literal_number(node: Any) -> float | None:
     """The value of a number literal (under parentheses and signs), else None."""
-    sign = 1.0
-    while isinstance(node, (exp.Paren, exp.Neg)):
-        if isinstance(node, exp.Neg):
-            sign = -sign
-        node = node.this
-    if isinstance(node, exp.Literal) and node.is_number:
-        return sign * float(node.this)
-    return None
+    text = numeric_literal_text(node)
+    return None if text is None else float(text)
 
 
 def _check_bound(node: exp.Limit | exp.Offset, word: str, sqlstate: str, function: str) -> None:
